@@ -1,0 +1,1 @@
+"""Backends: the model clients a session actor owns (Claude Code, OpenAI-compatible)."""

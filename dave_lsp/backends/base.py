@@ -1,0 +1,77 @@
+"""The seam between a session actor and the model client it owns.
+
+A `BackendSession` is owned by exactly one `SessionActor` task: `open`, `query` and
+`close` are only ever called from that task. `interrupt` may be called from another
+task while `query` runs, and must make `query` finish soon (raising TurnCancelled).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Protocol
+
+import attrs
+
+from dave_lsp.events import Event
+
+
+@attrs.frozen
+class PermissionAnswer:
+    """The user's (or a rule's) answer to a permission request."""
+
+    allow: bool
+    reason: str = ""
+    updated_input: dict[str, Any] | None = None
+    interrupt: bool = False
+
+
+# Called by a backend when the model wants to run a tool: (tool_use_id, tool_name,
+# input, suggestions) -> the answer. The session layer emits the permission events.
+PermissionAsker = Callable[[str, str, dict[str, Any], list[Any]], Awaitable[PermissionAnswer]]
+
+
+@attrs.frozen
+class SessionConfig:
+    """What a backend session needs to start; fixed for the session's life."""
+
+    session_id: str
+    cwd: str
+    model: str | None
+    permission_mode: str
+    env: dict[str, str]
+    cli_path: str | None = None
+    openai_base_url: str | None = None
+    openai_api_key_env: str = "OPENAI_API_KEY"
+    openai_system_prompt: str | None = None
+    request_timeout_seconds: float | None = None
+
+
+class BackendSession(Protocol):
+    """One conversation with one model client."""
+
+    @property
+    def has_conversation(self) -> bool:
+        """True once the backend holds the conversation itself (only the prompt is sent)."""
+        ...
+
+    async def open(self) -> None:
+        """Connect; raise BackendError with an actionable message on failure."""
+        ...
+
+    def query(self, message: str) -> AsyncIterator[Event]:
+        """Send one user message and yield the turn's events, ending with Done.
+
+        Raises BackendError on failure and TurnCancelled after `interrupt`.
+        """
+        ...
+
+    async def interrupt(self) -> None:
+        """Ask the running turn to stop; safe to call when nothing runs."""
+        ...
+
+    async def close(self) -> None:
+        """Release everything the session holds (processes, history)."""
+        ...
+
+
+BackendFactory = Callable[[SessionConfig, PermissionAsker], BackendSession]

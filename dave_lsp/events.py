@@ -1,0 +1,102 @@
+"""The events a backend session yields while it runs one turn.
+
+Backends speak only these types; server.py turns them into `$/progress` reports and
+the query's result. Keeping them backend-neutral is what lets the OpenAI backend plug
+in without the server knowing which backend runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+
+@attrs.frozen
+class Token:
+    """A piece of assistant text, in order."""
+
+    text: str
+
+
+@attrs.frozen
+class Thinking:
+    """A piece of the model's thinking, in order."""
+
+    text: str
+
+
+@attrs.frozen
+class ToolUse:
+    """The model asked to run a tool."""
+
+    tool_use_id: str
+    tool_name: str
+    input: dict[str, Any]
+
+
+@attrs.frozen
+class ToolResult:
+    """A tool finished; `summary` follows the protocol's summary rules."""
+
+    tool_use_id: str
+    tool_name: str
+    summary: str
+    is_error: bool
+
+
+@attrs.frozen
+class PermissionRequested:
+    """The backend waits on the user's answer to `request_id`."""
+
+    request_id: str
+    tool_use_id: str
+    tool_name: str
+    input: dict[str, Any]
+    message: str
+
+
+@attrs.frozen
+class PermissionResolved:
+    """How a permission request ended; `by` is user, rule, mode or cancel."""
+
+    request_id: str
+    decision: str
+    by: str
+
+
+@attrs.frozen
+class Status:
+    """A change of state for the status bar: connecting, working, compacting."""
+
+    state: str
+    message: str | None = None
+
+
+@attrs.frozen
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+@attrs.frozen
+class Done:
+    """The turn ended normally. Always the last event of a successful turn."""
+
+    text: str
+    stop_reason: str
+    usage: Usage
+    cost_usd: float
+    duration_ms: int
+    backend_session_id: str
+
+
+Event = Token | Thinking | ToolUse | ToolResult | PermissionRequested | PermissionResolved | Status | Done
+
+
+class BackendError(Exception):
+    """A turn failed; the message is one line a person can act on."""
+
+
+class TurnCancelled(Exception):
+    """The turn was interrupted on the user's request."""
