@@ -7,12 +7,20 @@ task while `query` runs, and must make `query` finish soon (raising TurnCancelle
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import attrs
 
 from dave_lsp.events import Event
+
+
+@attrs.frozen
+class ChatMessage:
+    """One turn of the editor's transcript (`messages` in dave/query)."""
+
+    role: str  # "user" | "assistant"
+    content: str
 
 
 @attrs.frozen
@@ -58,9 +66,11 @@ class BackendSession(Protocol):
         """Connect; raise BackendError with an actionable message on failure."""
         ...
 
-    def query(self, message: str) -> AsyncIterator[Event]:
-        """Send one user message and yield the turn's events, ending with Done.
+    def query(self, prompt: str, transcript: Sequence[ChatMessage]) -> AsyncIterator[Event]:
+        """Send the prompt and yield the turn's events, ending with Done.
 
+        `transcript` is the editor's earlier conversation, oldest first; a backend uses it
+        only while it holds no conversation of its own (the protocol's first-query rule).
         Raises BackendError on failure and TurnCancelled after `interrupt`.
         """
         ...

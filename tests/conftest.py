@@ -1,0 +1,62 @@
+"""Shared fixtures: one fake model server per test session, and a backend environment
+that points the real Claude Code CLI at it with a throwaway HOME."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dave_lsp.testing import FakeModelServer
+
+REPO = Path(__file__).resolve().parent.parent
+# The server under test, started the way an editor starts it.
+SERVER_CMD = [sys.executable, "-m", "dave_lsp"]
+
+
+@pytest.fixture(scope="session")
+def fake_model() -> Iterator[FakeModelServer]:
+    server = FakeModelServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def backend_env_for(url: str, home: Path) -> dict[str, str]:
+    """The environment a test passes as `initializationOptions.env`."""
+    home.mkdir(parents=True, exist_ok=True)
+    return {
+        "ANTHROPIC_BASE_URL": url,
+        "ANTHROPIC_API_KEY": "sk-ant-fake-test-key-0123456789",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "0",
+        "HOME": str(home),
+    }
+
+
+@pytest.fixture(scope="session")
+def backend_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="session")
+def backend_env(fake_model: FakeModelServer, backend_home: Path) -> dict[str, str]:
+    return backend_env_for(fake_model.url, backend_home)
+
+
+def cli_processes() -> list[int]:
+    """PIDs of live Claude Code CLI processes (the bundled binary), from /proc."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"claude_agent_sdk/_bundled/claude" in cmdline:
+            pids.append(int(entry))
+    return pids
