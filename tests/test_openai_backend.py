@@ -16,7 +16,12 @@ from typing import Any
 
 import pytest
 
-from dave_lsp.backends.base import ChatMessage, PermissionAnswer, SessionConfig
+from dave_lsp.backends.base import (
+    BackendFactory,
+    ChatMessage,
+    PermissionAnswer,
+    SessionConfig,
+)
 from dave_lsp.backends.openai_compat import INTERRUPTED_MARKER, OpenAISession
 from dave_lsp.events import (
     BackendError,
@@ -30,6 +35,9 @@ from dave_lsp.events import (
 from dave_lsp.testing import FakeModelServer
 
 KEY = "sk-test-0123456789abcdefSECRET"
+
+# Checked by mypy: the class is a factory of the seam's BackendSession protocol.
+FACTORY: BackendFactory = OpenAISession
 
 
 async def deny(_id: str, _name: str, _input: dict[str, Any], _sugg: list[Any]) -> PermissionAnswer:

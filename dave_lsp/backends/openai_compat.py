@@ -126,6 +126,13 @@ class OpenAISession:
         return self._seeded
 
     @property
+    def alive(self) -> bool:
+        """Always True: there is no process or connection that can die between turns (a
+        failed request fails only its turn). False would make the actor close and reopen
+        this session, and closing drops the history."""
+        return True
+
+    @property
     def backend_session_id(self) -> str:
         """Names this conversation in results; a new one after `close()`."""
         return self._backend_session_id
