@@ -1,0 +1,135 @@
+--- Options of the plugin: defaults, validation, and the server command they resolve to.
+local M = {}
+
+---@class dave.Config
+M.defaults = {
+  --- Command that starts the server; nil: `dave-lsp` when it is on PATH, else `python3 -m dave_lsp`.
+  ---@type string[]?
+  cmd = nil,
+  --- Extra environment of the server process.
+  ---@type table<string, string>?
+  cmd_env = nil,
+  --- Sent as `initializationOptions`: backend, model, permissionMode, cwd, env,
+  --- claude = { cliPath }, openai = { baseUrl }. Unknown keys are passed through.
+  init_options = {},
+  --- The chat window: "right", "left", "above" or "below"; size in columns/lines, or a
+  --- fraction of the editor when below 1.
+  window = { position = "right", size = 0.4 },
+  --- Keys in the chat buffer; set one to false to leave it unmapped.
+  keymaps = { ask = { "i", "a", "<CR>" }, cancel = "<C-c>", close = "q" },
+  --- How long to wait for the server to answer `initialize`, in milliseconds.
+  start_timeout = 30000,
+}
+
+---@type dave.Config
+M.options = vim.deepcopy(M.defaults)
+
+local PERMISSION_MODES = { "default", "acceptEdits", "plan", "bypassPermissions" }
+local BACKENDS = { "claude", "openai" }
+local POSITIONS = { "right", "left", "above", "below" }
+
+local has_011 = vim.fn.has("nvim-0.11") == 1
+
+--- vim.validate in the form this Neovim prefers (the table form is deprecated from 0.11).
+local function check(name, value, expected, optional)
+  if has_011 then
+    vim.validate(name, value, expected, optional)
+  else
+    vim.validate({ [name] = { value, expected, optional } })
+  end
+end
+
+local function one_of(name, value, allowed)
+  if value ~= nil and not vim.tbl_contains(allowed, value) then
+    error(("%s: expected one of %s, got %s"):format(name, table.concat(allowed, ", "), vim.inspect(value)), 0)
+  end
+end
+
+local function check_string_map(name, map)
+  check(name, map, "table", true)
+  for k, v in pairs(map or {}) do
+    check(name .. "." .. tostring(k), v, "string")
+  end
+end
+
+local function validate(o)
+  check("cmd", o.cmd, "table", true)
+  if o.cmd then
+    check("cmd[1]", o.cmd[1], "string")
+  end
+  check_string_map("cmd_env", o.cmd_env)
+  check("init_options", o.init_options, "table")
+  local init = o.init_options
+  check("init_options.backend", init.backend, "string", true)
+  one_of("init_options.backend", init.backend, BACKENDS)
+  check("init_options.model", init.model, "string", true)
+  check("init_options.permissionMode", init.permissionMode, "string", true)
+  one_of("init_options.permissionMode", init.permissionMode, PERMISSION_MODES)
+  check("init_options.cwd", init.cwd, "string", true)
+  check_string_map("init_options.env", init.env)
+  check("init_options.claude", init.claude, "table", true)
+  check("init_options.openai", init.openai, "table", true)
+  check("window.position", o.window.position, "string")
+  one_of("window.position", o.window.position, POSITIONS)
+  check("window.size", o.window.size, "number")
+  check("keymaps", o.keymaps, "table")
+  check("start_timeout", o.start_timeout, "number")
+end
+
+--- Merges user options over the defaults; raises a one-line error naming a wrong option.
+---@param opts table?
+function M.setup(opts)
+  local merged = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts or {})
+  -- A list replaces the default list rather than merging into it by index.
+  if opts and opts.cmd then
+    merged.cmd = opts.cmd
+  end
+  local ok, err = pcall(validate, merged)
+  if not ok then
+    error(tostring(err):gsub("^.-:%d+: ", ""), 0)
+  end
+  M.options = merged
+end
+
+--- The server command, or nil and a message that says how to fix it.
+---@return string[]?, string?
+function M.server_cmd()
+  local cmd = M.options.cmd
+  if cmd == nil then
+    if vim.fn.executable("dave-lsp") == 1 then
+      return { "dave-lsp" }
+    end
+    if vim.fn.executable("python3") == 1 then
+      return { "python3", "-m", "dave_lsp" }
+    end
+    return nil,
+      "dave: no server found: install it with `pip install dave-lsp` or set `cmd` in require('dave').setup()"
+  end
+  if vim.fn.executable(cmd[1]) ~= 1 then
+    return nil,
+      ("dave: the server command %q is not an executable (cmd = %s). Install dave-lsp (`pip install dave-lsp`) or fix `cmd` in require('dave').setup(); see :checkhealth dave"):format(
+        cmd[1],
+        table.concat(cmd, " ")
+      )
+  end
+  return cmd
+end
+
+--- A table that encodes as a JSON object even when empty.
+function M.object(t)
+  if t == nil or next(t) == nil then
+    return vim.empty_dict()
+  end
+  return t
+end
+
+--- `initializationOptions` as sent on the wire.
+function M.init_options()
+  local init = vim.deepcopy(M.options.init_options)
+  if init.env then
+    init.env = M.object(init.env)
+  end
+  return M.object(init)
+end
+
+return M

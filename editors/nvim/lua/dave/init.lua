@@ -1,0 +1,160 @@
+--- dave.nvim: chat with dave-lsp (Claude Code and other models) from Neovim.
+--- `require("dave").setup(opts)` sets the options; the functions here back `:Dave`.
+local config = require("dave.config")
+local sessions = require("dave.sessions")
+
+local M = {}
+
+local function notify(message, level)
+  vim.notify(message, level or vim.log.levels.INFO, { title = "dave" })
+end
+
+--- Sets the options (see `:help dave-config`). Wrong options are reported, not raised.
+---@param opts table?
+function M.setup(opts)
+  local ok, err = pcall(config.setup, opts)
+  if not ok then
+    notify("dave: invalid setup option: " .. tostring(err), vim.log.levels.ERROR)
+  end
+end
+
+--- Shows the current chat, or hides it when it is shown.
+function M.toggle()
+  sessions.current().chat:toggle()
+end
+
+--- Sends text in the current chat; with a range, the selected lines of the current buffer
+--- go along as context.
+---@param text string
+---@param range {buf: integer, line1: integer, line2: integer}?
+function M.ask(text, range)
+  text = vim.trim(text or "")
+  if range then
+    local lines = vim.api.nvim_buf_get_lines(range.buf, range.line1 - 1, range.line2, false)
+    local name = vim.fn.fnamemodify(vim.api.nvim_buf_get_name(range.buf), ":~:.")
+    local context = ("%s, lines %d-%d:\n```%s\n%s\n```"):format(
+      name ~= "" and name or "[No Name]",
+      range.line1,
+      range.line2,
+      vim.bo[range.buf].filetype,
+      table.concat(lines, "\n")
+    )
+    text = text == "" and context or (text .. "\n\n" .. context)
+  end
+  if text == "" then
+    return M.prompt()
+  end
+  local session = sessions.current()
+  session.chat:open(false)
+  sessions.ask(session, text)
+end
+
+--- Asks for a prompt with vim.ui.input and sends it.
+function M.prompt()
+  vim.ui.input({ prompt = "Ask Dave: " }, function(text)
+    if text and vim.trim(text) ~= "" then
+      M.ask(text)
+    end
+  end)
+end
+
+function M.cancel()
+  if not sessions.cancel(sessions.current()) then
+    notify("dave: nothing to cancel in this chat")
+  end
+end
+
+--- Starts a new chat (a new session) and shows it.
+function M.new()
+  local previous = sessions.peek()
+  local wins = previous and previous.chat:windows() or {}
+  local session = sessions.new()
+  if wins[1] then
+    vim.api.nvim_win_set_buf(wins[1], session.chat.buf)
+  end
+  session.chat:open(true)
+end
+
+--- Deletes the current chat's session on the server (ending its backend process) and the chat.
+function M.delete()
+  local session = sessions.current()
+  sessions.delete(session, function(deleted, err)
+    if err then
+      notify(err, vim.log.levels.WARN)
+    else
+      notify(("dave: deleted %s%s"):format(session.chat.title, deleted and "" or " (the server did not know it)"))
+    end
+  end)
+end
+
+local function switch_to(session)
+  local previous = sessions.peek()
+  local wins = previous and previous.chat:windows() or {}
+  sessions.select(session)
+  if wins[1] then
+    vim.api.nvim_win_set_buf(wins[1], session.chat.buf)
+  end
+  session.chat:open(true)
+end
+
+--- Picks a chat with vim.ui.select: this Neovim's chats and the server's sessions (resumed
+--- ones included).
+function M.sessions()
+  require("dave.client").request("dave/listSessions", vim.empty_dict(), function(err, result)
+    local items = {}
+    for _, session in ipairs(sessions.list()) do
+      table.insert(items, { id = session.id, title = session.chat.title, state = "open" })
+    end
+    if err then
+      notify("dave: the server did not list its sessions: " .. tostring(err.message), vim.log.levels.WARN)
+    end
+    for _, s in ipairs(not err and result and result.sessions or {}) do
+      if not sessions.get(s.sessionId) then
+        local title = (s.title and s.title ~= vim.NIL and s.title ~= "") and s.title or s.sessionId
+        table.insert(items, { id = s.sessionId, title = title, state = s.state, turns = s.turns })
+      end
+    end
+    if #items == 0 then
+      return notify("dave: no sessions yet")
+    end
+    vim.ui.select(items, {
+      prompt = "Dave sessions",
+      kind = "dave.session",
+      format_item = function(item)
+        local turns = type(item.turns) == "number" and (", %d turns"):format(item.turns) or ""
+        return ("%s (%s%s)"):format(item.title, tostring(item.state), turns)
+      end,
+    }, function(item)
+      if item then
+        switch_to(sessions.get(item.id) or sessions.new(item.id, item.title))
+      end
+    end)
+  end)
+end
+
+--- Stops the server; the next query starts it again and resends each chat's transcript.
+function M.restart()
+  require("dave.client").stop("dave: the server was restarted")
+  notify("dave: server stopped; the next query starts it again")
+end
+
+--- Keys in a chat buffer act on that chat.
+local function in_chat(fn)
+  return function(chat)
+    local session = sessions.get(chat.session_id)
+    if session then
+      sessions.select(session)
+      fn()
+    end
+  end
+end
+
+sessions.set_actions({
+  ask = in_chat(M.prompt),
+  cancel = in_chat(M.cancel),
+  close = function(chat)
+    chat:close()
+  end,
+})
+
+return M

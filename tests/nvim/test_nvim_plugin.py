@@ -1,0 +1,215 @@
+"""The Neovim plugin in a real headless Neovim, with the real server, the real Claude Code
+CLI and the shipped fake model (tests/conftest.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from nvim_harness import SERVER_CMD, Editor, editor, wait_until
+
+
+def _shared_conftest() -> ModuleType:
+    """tests/conftest.py, loaded by path: `import conftest` may find another conftest."""
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
+    spec = importlib.util.spec_from_file_location("dave_shared_conftest", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cli_processes = _shared_conftest().cli_processes
+
+
+def cli_pids() -> set[int]:
+    """Live Claude Code CLI processes, as tests/conftest.py counts them."""
+    return set(cli_processes())
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    work = tmp_path / "work"
+    work.mkdir()
+    return work
+
+
+@pytest.fixture
+def nvim_env(tmp_path: Path) -> dict[str, str]:
+    """Keeps nvim's and the server's state files out of the real home."""
+    return {
+        f"XDG_{name}_HOME": str(tmp_path / "xdg" / name.lower())
+        for name in ("CONFIG", "DATA", "STATE", "CACHE")
+    }
+
+
+@pytest.fixture
+def ed(nvim_env: dict[str, str], backend_env: dict[str, str], workdir: Path) -> Iterator[Editor]:
+    with editor(nvim_env) as e:
+        e.setup(cmd=SERVER_CMD, init_options={"env": backend_env, "cwd": str(workdir)})
+        yield e
+
+
+def answer(e: Editor) -> str:
+    """The text under the last `## Dave` header."""
+    return e.text().rsplit("## Dave", 1)[-1].strip()
+
+
+def test_ask_streams_the_answer_into_the_chat_buffer(ed: Editor) -> None:
+    # Count in-place edits of the chat buffer while the answer streams.
+    ed.command("Dave ask hello")
+    ed.lua(
+        """
+        local buf = T.session().chat.buf
+        T.edits = 0
+        vim.api.nvim_buf_attach(buf, false, { on_bytes = function() T.edits = T.edits + 1 end })
+        """
+    )
+    ed.wait_text("You said: hello")
+    ed.wait_idle()
+    assert answer(ed) == "You said: hello"
+    assert ed.lua("return T.edits") >= 2, "the answer arrived in one piece, not streamed"
+    buf = ed.lua("return T.session().chat.buf")
+    assert ed.lua(f"return vim.bo[{buf}].filetype") == "dave"
+    assert ed.lua(f"return vim.bo[{buf}].modifiable") is False
+    win = ed.lua(f"return vim.fn.win_findbuf({buf})[1]")
+    assert "ready" in ed.lua(f"return vim.wo[{win}].winbar")
+    assert not [n for n in ed.notes() if n["level"] >= 3]
+
+
+def test_allowed_write_writes_the_file_and_shows_its_summary(ed: Editor, workdir: Path) -> None:
+    ed.lua("T.answer_with({ 'Allow' })")
+    ed.command("Dave ask write notes.txt hello")
+    ed.wait_text("Write notes.txt (5 bytes)")
+    ed.wait_idle()
+    assert (workdir / "notes.txt").read_text() == "hello"
+    prompts = ed.lua("return vim.tbl_map(function(p) return p.prompt end, T.prompts)")
+    assert len(prompts) == 1 and "Write" in prompts[0]
+    assert "Tool said:" in answer(ed)
+
+
+def test_denied_write_leaves_no_file(ed: Editor, workdir: Path) -> None:
+    ed.lua("T.answer_with({ 'Deny' }, 'not today')")
+    ed.command("Dave ask write secret.txt nope")
+    ed.wait_text("Write denied")
+    ed.wait_idle()
+    assert not (workdir / "secret.txt").exists()
+    assert "Write secret.txt" not in ed.text()
+
+
+def test_cancel_stops_a_slow_stream_and_the_chat_goes_on(ed: Editor) -> None:
+    ed.command("Dave ask slow 200 50")
+    ed.wait_text("s3 ")
+    ed.command("Dave cancel")
+    ed.wait_text("(cancelled)", timeout=5)
+    assert not ed.running()
+    partial = answer(ed)
+    assert "s199" not in partial
+    ed.command("Dave ask hello")
+    ed.wait_text("You said: hello")
+    ed.wait_idle()
+    assert answer(ed) == "You said: hello"
+
+
+def test_cancel_closes_a_pending_permission_prompt(ed: Editor, workdir: Path) -> None:
+    ed.lua("T.answer_with({})")  # the prompt stays open
+    ed.command("Dave ask write late.txt late")
+    ed.wait(lambda: ed.lua("return #T.prompts") == 1, what="the permission prompt")
+    ed.command("Dave cancel")
+    ed.wait_idle(timeout=6)
+    assert ed.lua("return require('dave.permissions').pending()") == 0
+    ed.lua("T.prompts[1].on_choice('Allow')")  # a late answer is dropped
+    ed.command("Dave ask hello")
+    ed.wait_text("You said: hello")
+    assert not (workdir / "late.txt").exists()
+
+
+def test_delete_ends_the_chats_cli_process(ed: Editor) -> None:
+    ed.command("Dave ask hello")
+    ed.wait_text("You said: hello")
+    ed.wait_idle()
+    ours = cli_pids() & set(ed.processes())
+    assert ours, "no Claude Code CLI process under this nvim"
+    before = len(cli_pids())
+    ed.command("Dave delete")
+    wait_until(lambda: not (cli_pids() & ours), 6, "the chat's CLI process to end")
+    assert len(cli_pids()) < before
+    assert ed.lua("return T.session()") is None
+    assert any("deleted" in n["msg"] for n in ed.notes())
+
+
+def test_transcript_is_resent_after_a_server_restart(ed: Editor, fake_model) -> None:
+    marker = uuid.uuid4().hex
+    ed.command(f"Dave ask remember {marker}")
+    ed.wait_text(f"You said: remember {marker}")
+    ed.wait_idle()
+    ed.command("Dave ask follow up")
+    ed.wait_text("You said: follow up")
+    ed.wait_idle()
+    ed.command("Dave restart")
+    ed.command("Dave ask after restart")
+    ed.wait_text("You said: after restart")
+    ed.wait_idle()
+    queries = ed.lua("return T.queries")
+    assert [len(q["messages"]) for q in queries] == [0, 0, 4]
+    assert queries[2]["messages"][0] == {"role": "user", "content": f"remember {marker}"}
+    assert queries[2]["messages"][1]["content"] == f"You said: remember {marker}"
+    # The model saw the earlier turns in the first request after the restart.
+    seen = [r for r in fake_model.requests_containing(marker) if "after restart" in str(r.body)]
+    assert seen
+
+
+def test_checkhealth_reports_no_error(ed: Editor) -> None:
+    ed.command("checkhealth dave")
+    report = "\n".join(ed.nvim.current.buffer[:])
+    assert "OK" in report and "protocol version 1" in report, report
+    assert "ERROR" not in report, report
+    assert "sk-ant-fake" not in report  # keys are never printed
+
+
+@pytest.mark.parametrize(
+    ("cmd", "expected"),
+    [
+        (["/nonexistent/dave-lsp"], "is not an executable"),
+        ([sys.executable, "-c", "import sys; sys.exit(3)"], "exited (code 3) before it answered"),
+    ],
+    ids=["missing", "exits"],
+)
+def test_a_bad_cmd_gives_a_clear_error(
+    nvim_env: dict[str, str], cmd: list[str], expected: str
+) -> None:
+    with editor(nvim_env) as e:
+        e.setup(cmd=cmd)
+        e.command("Dave ask hello")
+        e.wait_idle(timeout=10)
+        error = e.text().rsplit("**Error:**", 1)[-1]
+        assert expected in error
+        assert "checkhealth" in error
+        assert "traceback" not in e.text().lower()
+        assert not e.nvim.vvars["errmsg"]
+        # It stays usable: a later ask fails the same clear way, no stack trace.
+        e.command("Dave ask again")
+        e.wait_idle(timeout=10)
+        assert e.text().count(expected) == 2
+
+
+def test_invalid_option_is_reported_not_raised(nvim_env: dict[str, str]) -> None:
+    with editor(nvim_env) as e:
+        e.setup(window={"position": "middle"})
+        note = e.notes()[-1]
+        assert note["level"] == 4
+        assert note["msg"].startswith("dave: invalid setup option: window.position: expected one of")
+        assert "traceback" not in note["msg"]
+
+
+def test_subcommands_complete(nvim_env: dict[str, str]) -> None:
+    with editor(nvim_env) as e:
+        names = e.nvim.call("getcompletion", "Dave ", "cmdline")
+        assert {"ask", "cancel", "new", "delete", "sessions"} <= set(names)
+        assert e.nvim.call("getcompletion", "Dave de", "cmdline") == ["delete"]
