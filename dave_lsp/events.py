@@ -91,7 +91,16 @@ class Done:
     backend_session_id: str
 
 
-Event = Token | Thinking | ToolUse | ToolResult | PermissionRequested | PermissionResolved | Status | Done
+Event = (
+    Token
+    | Thinking
+    | ToolUse
+    | ToolResult
+    | PermissionRequested
+    | PermissionResolved
+    | Status
+    | Done
+)
 
 
 class BackendError(Exception):
@@ -99,4 +108,7 @@ class BackendError(Exception):
 
 
 class TurnCancelled(Exception):
-    """The turn was interrupted on the user's request."""
+    """The turn was interrupted on the user's request (or its session was deleted)."""
+
+    def __init__(self, message: str = "query cancelled; the session keeps its history") -> None:
+        super().__init__(message)

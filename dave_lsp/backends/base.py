@@ -52,6 +52,8 @@ class SessionConfig:
     openai_api_key_env: str = "OPENAI_API_KEY"
     openai_system_prompt: str | None = None
     request_timeout_seconds: float | None = None
+    # The backend's own conversation id to continue (Claude: `resume`).
+    resume: str | None = None
 
 
 class BackendSession(Protocol):
@@ -60,6 +62,12 @@ class BackendSession(Protocol):
     @property
     def has_conversation(self) -> bool:
         """True once the backend holds the conversation itself (only the prompt is sent)."""
+        ...
+
+    @property
+    def alive(self) -> bool:
+        """False once the backend can no longer serve queries (its process died);
+        the actor then closes it and opens it again for the next query."""
         ...
 
     async def open(self) -> None:

@@ -1,0 +1,434 @@
+"""The Claude backend: one persistent `ClaudeSDKClient` (one Claude Code CLI process)
+per session, connected once and reused for every query.
+
+One reader task drains the client into an inbox for as long as it is connected (the
+SDK's buffer is bounded, and a permission callback waiting while nobody reads could
+deadlock). Permission callbacks are queued into the same inbox, so the session sees a
+tool's `toolUse` before its permission request, in the order the CLI sent them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import attrs
+from claude_agent_sdk import (
+    AssistantMessage,
+    ClaudeAgentOptions,
+    ClaudeSDKClient,
+    CLIConnectionError,
+    CLINotFoundError,
+    PermissionResultAllow,
+    PermissionResultDeny,
+    ResultMessage,
+    ToolPermissionContext,
+    ToolResultBlock,
+    ToolUseBlock,
+    UserMessage,
+)
+from claude_agent_sdk.types import StreamEvent
+
+from dave_lsp import events as ev
+from dave_lsp.backends.base import (
+    ChatMessage,
+    PermissionAnswer,
+    PermissionAsker,
+    SessionConfig,
+)
+from dave_lsp.summaries import format_tool_summary, result_text
+from dave_lsp.transcript import first_message
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 60.0
+CLOSE_TIMEOUT = 4.0
+
+# PIDs of every CLI process this server started and has not yet seen end, so the
+# last way out (atexit, signals) can still end them.
+LIVE_PIDS: set[int] = set()
+
+
+@attrs.define
+class _Ask:
+    """A permission callback waiting for the turn's reader to handle it."""
+
+    tool_use_id: str
+    tool_name: str
+    tool_input: dict[str, Any]
+    suggestions: list[Any]
+    reply: asyncio.Future[PermissionAnswer]
+
+
+@attrs.define
+class _Closed:
+    """The client's message stream ended: the CLI process is gone."""
+
+    error: str | None
+
+
+def one_line(text: str, limit: int = 400) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def kill_pid(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+    LIVE_PIDS.discard(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers signal 0; it has ended all the same.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class ClaudeSession:
+    """A `BackendSession` backed by a persistent Claude Code CLI process."""
+
+    def __init__(self, config: SessionConfig, ask: PermissionAsker) -> None:
+        self._config = config
+        self._ask = ask
+        self._client: ClaudeSDKClient | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._backend_session_id = config.resume or ""
+        self._has_conversation = False
+        self._dead = False
+        self._running = False
+        self._interrupted = False
+        self._cost_so_far = 0.0
+        self._stderr: deque[str] = deque(maxlen=20)
+        self.pid: int | None = None
+
+    @property
+    def has_conversation(self) -> bool:
+        return self._has_conversation
+
+    @property
+    def alive(self) -> bool:
+        return self._client is not None and not self._dead
+
+    @property
+    def backend_session_id(self) -> str:
+        return self._backend_session_id
+
+    def _options(self, resume: str | None) -> ClaudeAgentOptions:
+        config = self._config
+        return ClaudeAgentOptions(
+            system_prompt={"type": "preset", "preset": "claude_code"},
+            include_partial_messages=True,
+            permission_mode=config.permission_mode,  # type: ignore[arg-type]
+            cwd=config.cwd,
+            model=config.model,
+            cli_path=config.cli_path,
+            env=dict(config.env),
+            can_use_tool=self._can_use_tool,
+            stderr=self._stderr.append,
+            resume=resume,
+        )
+
+    def _preflight(self) -> None:
+        config = self._config
+        if (
+            config.permission_mode == "bypassPermissions"
+            and hasattr(os, "geteuid")
+            and os.geteuid() == 0
+            and config.env.get("IS_SANDBOX", os.environ.get("IS_SANDBOX")) != "1"
+        ):
+            raise ev.BackendError(
+                "Claude Code refuses permissionMode bypassPermissions when run as root; "
+                "set IS_SANDBOX=1 in initializationOptions.env if this machine is a sandbox, "
+                "or use another permission mode"
+            )
+        if not os.path.isdir(config.cwd):
+            raise ev.BackendError(
+                f"the session's cwd {config.cwd} is not a directory; pass an existing folder "
+                "as cwd in dave/query or initializationOptions"
+            )
+
+    async def open(self) -> None:
+        self._preflight()
+        resume = self._backend_session_id if self._backend_session_id else None
+        try:
+            await self._connect(resume)
+        except ev.BackendError:
+            if resume is None:
+                raise
+            # The stored conversation could not be resumed (its file is gone, say):
+            # start a new one; the session layer resends the transcript.
+            log.warning("could not resume conversation %s; starting a new one", resume)
+            self._backend_session_id = ""
+            await self._connect(None)
+        self._has_conversation = resume is not None and self._backend_session_id == resume
+
+    async def _connect(self, resume: str | None) -> None:
+        self._stderr.clear()
+        client = ClaudeSDKClient(self._options(resume))
+        try:
+            await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT)
+        except CLINotFoundError:
+            raise ev.BackendError(self._not_found()) from None
+        except TimeoutError:
+            await self._disconnect(client)
+            raise ev.BackendError(
+                f"Claude Code did not start within {CONNECT_TIMEOUT:.0f} s; "
+                "check claude.cliPath and the server's log"
+            ) from None
+        except Exception as exc:
+            detail = one_line(" ".join(self._stderr) or str(exc))
+            raise ev.BackendError(f"Claude Code failed to start: {detail}") from None
+        self._client = client
+        self._dead = False
+        self._inbox = asyncio.Queue()
+        self.pid = _client_pid(client)
+        if self.pid is not None:
+            LIVE_PIDS.add(self.pid)
+        self._reader = asyncio.create_task(self._read(client), name="claude reader")
+
+    def _not_found(self) -> str:
+        path = self._config.cli_path
+        where = f"at {path}" if path else "(the bundled binary is missing)"
+        return (
+            f"Claude Code CLI not found {where}; set initializationOptions.claude.cliPath "
+            "to the `claude` executable, or leave it unset to use the one bundled with "
+            "claude-agent-sdk"
+        )
+
+    async def _read(self, client: ClaudeSDKClient) -> None:
+        try:
+            async for message in client.receive_messages():
+                self._inbox.put_nowait(message)
+        except Exception as exc:
+            self._inbox.put_nowait(_Closed(one_line(str(exc))))
+        else:
+            self._inbox.put_nowait(_Closed(None))
+
+    async def _can_use_tool(
+        self, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
+    ) -> PermissionResultAllow | PermissionResultDeny:
+        reply: asyncio.Future[PermissionAnswer] = asyncio.get_running_loop().create_future()
+        self._inbox.put_nowait(
+            _Ask(context.tool_use_id or "", tool_name, tool_input, list(context.suggestions), reply)
+        )
+        answer = await reply
+        if answer.allow:
+            return PermissionResultAllow(updated_input=answer.updated_input or tool_input)
+        return PermissionResultDeny(
+            message=answer.reason or "The user denied this tool use.",
+            interrupt=answer.interrupt,
+        )
+
+    def _drain_stale(self) -> None:
+        """Drop what an earlier turn left behind, noting whether the process ended."""
+        while not self._inbox.empty():
+            item = self._inbox.get_nowait()
+            if isinstance(item, _Closed):
+                self._dead = True
+            elif isinstance(item, _Ask) and not item.reply.done():
+                item.reply.set_result(PermissionAnswer(allow=False, interrupt=True))
+
+    async def query(
+        self, prompt: str, transcript: Sequence[ChatMessage]
+    ) -> AsyncIterator[ev.Event]:
+        self._drain_stale()
+        client = self._client
+        if client is None or self._dead:
+            self._dead = True
+            raise ev.BackendError(
+                "the Claude Code process is not running; send the query again to restart it"
+            )
+        message = prompt if self._has_conversation else first_message(transcript, prompt)
+        self._interrupted = False
+        self._running = True
+        started = time.monotonic()
+        try:
+            try:
+                await client.query(message)
+            except Exception as exc:
+                self._dead = True
+                raise ev.BackendError(
+                    f"could not send the prompt to Claude Code: {one_line(str(exc))}"
+                ) from None
+            self._has_conversation = True
+            yield ev.Status("working")
+            async for event in self._turn(started):
+                yield event
+        finally:
+            self._running = False
+
+    async def _turn(self, started: float) -> AsyncIterator[ev.Event]:
+        tools: dict[str, ToolUseBlock] = {}
+        asked: set[str] = set()
+        while True:
+            item = await self._inbox.get()
+            if isinstance(item, _Closed):
+                self._dead = True
+                if self._interrupted:
+                    raise ev.TurnCancelled()
+                detail = one_line(" ".join(self._stderr) or item.error or "")
+                raise ev.BackendError(
+                    "the Claude Code process ended unexpectedly"
+                    + (f" ({detail})" if detail else "")
+                    + "; the next query starts a new one and resumes the conversation"
+                )
+            if isinstance(item, _Ask):
+                asked.add(item.tool_use_id)
+                answer = PermissionAnswer(allow=False, reason="abandoned", interrupt=True)
+                try:
+                    answer = await self._ask(
+                        item.tool_use_id, item.tool_name, item.tool_input, item.suggestions
+                    )
+                finally:
+                    if not item.reply.done():
+                        item.reply.set_result(answer)
+                continue
+            if isinstance(item, StreamEvent):
+                if item.parent_tool_use_id is None:
+                    event = _delta_event(item.event)
+                    if event is not None:
+                        yield event
+            elif isinstance(item, AssistantMessage):
+                if item.parent_tool_use_id is not None:
+                    continue
+                for block in item.content:
+                    if isinstance(block, ToolUseBlock):
+                        tools[block.id] = block
+                        yield ev.ToolUse(block.id, block.name, dict(block.input))
+            elif isinstance(item, UserMessage):
+                if item.parent_tool_use_id is not None or isinstance(item.content, str):
+                    continue
+                for block in item.content:
+                    if isinstance(block, ToolResultBlock):
+                        for event in self._tool_result(block, item, tools, asked):
+                            yield event
+            elif isinstance(item, ResultMessage):
+                yield self._finish(item, started)
+                return
+
+    def _tool_result(
+        self,
+        block: ToolResultBlock,
+        message: UserMessage,
+        tools: dict[str, ToolUseBlock],
+        asked: set[str],
+    ) -> list[ev.Event]:
+        tool = tools.pop(block.tool_use_id, None)
+        name = tool.name if tool else ""
+        tool_input = dict(tool.input) if tool else {}
+        is_error = bool(block.is_error)
+        out: list[ev.Event] = []
+        if block.tool_use_id not in asked and not is_error:
+            # The CLI ran it without asking: the permission mode (or a read-only tool's
+            # default) allowed it. Say so, as the protocol asks.
+            out.append(ev.PermissionResolved(f"auto-{block.tool_use_id}", "allow", "mode"))
+        summary = format_tool_summary(
+            name, tool_input, result_text(block.content), message.tool_use_result, self._config.cwd
+        )
+        out.append(ev.ToolResult(block.tool_use_id, name, summary, is_error))
+        return out
+
+    def _finish(self, result: ResultMessage, started: float) -> ev.Done:
+        self._backend_session_id = result.session_id or self._backend_session_id
+        total = result.total_cost_usd or 0.0
+        cost = max(total - self._cost_so_far, 0.0)
+        self._cost_so_far = max(total, self._cost_so_far)
+        if self._interrupted:
+            raise ev.TurnCancelled()
+        if result.is_error:
+            raise ev.BackendError(self._error_text(result))
+        usage = result.usage or {}
+        return ev.Done(
+            text=result.result or "",
+            stop_reason=result.stop_reason or "end_turn",
+            usage=ev.Usage(
+                input_tokens=int(usage.get("input_tokens") or 0),
+                output_tokens=int(usage.get("output_tokens") or 0),
+            ),
+            cost_usd=cost,
+            duration_ms=int((time.monotonic() - started) * 1000),
+            backend_session_id=self._backend_session_id,
+        )
+
+    def _error_text(self, result: ResultMessage) -> str:
+        detail = result.result or "; ".join(result.errors or []) or result.subtype
+        text = one_line(f"Claude Code: {detail}")
+        lowered = text.lower()
+        if result.api_error_status == 401 or "api key" in lowered or "/login" in lowered:
+            text += (
+                " (set ANTHROPIC_API_KEY in the server's environment or initializationOptions.env)"
+            )
+        elif result.api_error_status == 429:
+            text += " (rate limited: wait and send again)"
+        return text
+
+    async def interrupt(self) -> None:
+        client = self._client
+        if client is None or not self._running or self._dead:
+            return
+        self._interrupted = True
+        try:
+            await asyncio.wait_for(client.interrupt(), CLOSE_TIMEOUT)
+        except Exception as exc:
+            log.warning("interrupt failed: %s", one_line(str(exc)))
+
+    async def close(self) -> None:
+        client, self._client = self._client, None
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+            self._reader = None
+        self._drain_stale()
+        if client is not None:
+            await self._disconnect(client)
+        if self.pid is not None:
+            if pid_alive(self.pid):
+                kill_pid(self.pid)
+            LIVE_PIDS.discard(self.pid)
+            self.pid = None
+
+    async def _disconnect(self, client: ClaudeSDKClient) -> None:
+        try:
+            await asyncio.wait_for(client.disconnect(), CLOSE_TIMEOUT)
+        except Exception as exc:  # the process is killed below all the same
+            log.debug("disconnect: %s", one_line(str(exc)))
+
+
+def _delta_event(event: dict[str, Any]) -> ev.Event | None:
+    if event.get("type") != "content_block_delta":
+        return None
+    delta = event.get("delta") or {}
+    if delta.get("type") == "text_delta":
+        return ev.Token(str(delta.get("text", "")))
+    if delta.get("type") == "thinking_delta":
+        return ev.Thinking(str(delta.get("thinking", "")))
+    return None
+
+
+def _client_pid(client: ClaudeSDKClient) -> int | None:
+    # The SDK does not expose the CLI's PID; its subprocess transport holds it. Used
+    # only to make sure the process is gone after close, so a miss is not fatal.
+    process = getattr(getattr(client, "_transport", None), "_process", None)
+    pid = getattr(process, "pid", None)
+    return pid if isinstance(pid, int) else None
+
+
+__all__ = ["LIVE_PIDS", "CLIConnectionError", "ClaudeSession", "kill_pid"]

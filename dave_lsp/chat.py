@@ -1,0 +1,378 @@
+"""`dave-lsp chat`: a headless client for terminals, scripts and tests.
+
+It starts the server over stdio like an editor does, sends prompts to one session
+and streams the answer: the answer's text to stdout, everything else (tool results,
+permission prompts, status, errors) to stderr, so `dave-lsp chat "..." > answer.txt`
+keeps just the answer. It exits non-zero when a query fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException
+from pygls.io_ import run_async
+from pygls.lsp.client import LanguageClient
+
+from dave_lsp import PROTOCOL_VERSION, __version__
+from dave_lsp.protocol import PERMISSION, QUERY, REQUEST_CANCELLED, rpc_converter
+
+DEMO_NOTE = (
+    "demo: answers come from dave-lsp's scripted offline model, not a real model. "
+    "Try: hello | write notes.txt Hello | recall | slow 40 | error 500"
+)
+
+
+def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "prompt", nargs="*", help="the prompt; without one, prompts are read from stdin, one a line"
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="run against the shipped scripted model on 127.0.0.1 (no API key)",
+    )
+    parser.add_argument("--session", default=None, help="session id (default: a new one)")
+    parser.add_argument("--cwd", default=None, help="the session's working folder")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--backend", choices=["claude", "openai"], default=None)
+    parser.add_argument(
+        "--permission-mode",
+        default=None,
+        choices=["default", "acceptEdits", "plan", "bypassPermissions"],
+    )
+    parser.add_argument("--openai-base-url", default=None)
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the backend process (repeatable)",
+    )
+    parser.add_argument(
+        "--yes", action="store_true", help="allow every permission request without asking"
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print each query's result as one JSON line instead of the text",
+    )
+    parser.add_argument(
+        "--server", default=None, help="the server command (default: this Python's `-m dave_lsp`)"
+    )
+
+
+class ChatError(Exception):
+    """A failure to report as one line and exit 1."""
+
+
+class Terminal:
+    """Where the chat writes, and how it asks the user."""
+
+    def __init__(self, args: argparse.Namespace, out: TextIO, err: TextIO) -> None:
+        self.args = args
+        self.out = out
+        self.err = err
+        self.interactive = sys.stdin.isatty() and not args.yes
+        self.at_line_start = True
+
+    def text(self, text: str) -> None:
+        if self.args.json or not text:
+            return
+        self.out.write(text)
+        self.out.flush()
+        self.at_line_start = text.endswith("\n")
+
+    def note(self, line: str) -> None:
+        if not self.at_line_start:
+            self.out.write("\n")
+            self.out.flush()
+            self.at_line_start = True
+        self.err.write(line + "\n")
+        self.err.flush()
+
+    async def ask(self, message: str) -> tuple[str, str]:
+        """The user's answer to a permission request: (decision, reason)."""
+        if self.args.yes:
+            self.note(f"  allowed (--yes): {message}")
+            return "allow", ""
+        if not self.interactive:
+            self.note(f"  denied (not interactive; pass --yes to allow): {message}")
+            return "deny", "dave-lsp chat runs non-interactively; rerun with --yes to allow tools"
+        self.note(f"  {message} [y]es / [a]lways / [n]o")
+        line = (await asyncio.to_thread(sys.stdin.readline)).strip().lower()
+        if line in ("y", "yes"):
+            return "allow", ""
+        if line in ("a", "always"):
+            return "allowAlways", ""
+        return "deny", "The user said no."
+
+
+def _server_command(args: argparse.Namespace) -> list[str]:
+    if args.server:
+        import shlex
+
+        return shlex.split(args.server)
+    return [sys.executable, "-m", "dave_lsp"]
+
+
+@contextlib.contextmanager
+def _demo(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
+    """Start the scripted model and the options that point the backend at it."""
+    if not args.demo:
+        yield {}
+        return
+    from dave_lsp.testing import FakeModelServer
+
+    fake = FakeModelServer()
+    fake.start()
+    with tempfile.TemporaryDirectory(prefix="dave-demo-") as home:
+        env = {
+            "ANTHROPIC_BASE_URL": fake.url,
+            "ANTHROPIC_API_KEY": "sk-ant-demo-not-a-real-key",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "CLAUDE_CODE_MAX_RETRIES": "0",
+            "OPENAI_API_KEY": "sk-demo-not-a-real-key",
+            "HOME": home,
+        }
+        try:
+            yield {"env": env, "openai": {"baseUrl": fake.url + "/v1"}}
+        finally:
+            fake.stop()
+
+
+def _init_options(args: argparse.Namespace, demo: dict[str, Any]) -> dict[str, Any]:
+    options: dict[str, Any] = dict(demo)
+    env = dict(options.get("env", {}))
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ChatError(f"--env takes KEY=VALUE, got {item!r}")
+        env[key] = value
+    if env:
+        options["env"] = env
+    for key, value in (
+        ("model", args.model),
+        ("backend", args.backend),
+        ("permissionMode", args.permission_mode),
+        ("cwd", args.cwd),
+    ):
+        if value is not None:
+            options[key] = value
+    if args.openai_base_url:
+        options["openai"] = {"baseUrl": args.openai_base_url}
+    return options
+
+
+def _prompts(args: argparse.Namespace, term: Terminal) -> Iterator[str]:
+    if args.prompt:
+        yield " ".join(args.prompt)
+        return
+    while True:
+        if term.interactive:
+            term.err.write("> ")
+            term.err.flush()
+        line = sys.stdin.readline()
+        if not line:
+            return
+        if line.strip():
+            yield line.rstrip("\n")
+
+
+def _root_uri(options: dict[str, Any]) -> str:
+    return Path(os.path.abspath(options.get("cwd") or os.getcwd())).as_uri()
+
+
+class ChatClient:
+    """One server process and one session."""
+
+    def __init__(self, args: argparse.Namespace, term: Terminal) -> None:
+        self.args = args
+        self.term = term
+        self.session_id = args.session or f"chat-{uuid.uuid4()}"
+        self.client = LanguageClient("dave-lsp-chat", __version__, converter_factory=rpc_converter)
+        self.process: asyncio.subprocess.Process | None = None
+        self.stderr_file = tempfile.TemporaryFile()
+        self.reports: dict[str | int, asyncio.Queue[dict[str, Any]]] = {}
+        self.answering: set[asyncio.Task[None]] = set()
+
+        @self.client.feature(lsp.PROGRESS)
+        def on_progress(params: lsp.ProgressParams) -> None:
+            queue = self.reports.get(params.token)
+            if queue is not None and isinstance(params.value, dict):
+                queue.put_nowait(params.value)
+
+    async def start(self, options: dict[str, Any]) -> None:
+        command = _server_command(self.args)
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=self.stderr_file,
+            )
+        except OSError as exc:
+            raise ChatError(f"cannot start the server {command[0]!r}: {exc.strerror}") from None
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.client.protocol.set_writer(self.process.stdin)  # type: ignore[arg-type]
+        self.reader = asyncio.create_task(
+            run_async(
+                stop_event=self.client._stop_event,
+                reader=self.process.stdout,
+                protocol=self.client.protocol,
+            )
+        )
+        try:
+            result = await asyncio.wait_for(
+                self.client.initialize_async(
+                    lsp.InitializeParams(
+                        capabilities=lsp.ClientCapabilities(),
+                        process_id=os.getpid(),
+                        root_uri=_root_uri(options),
+                        initialization_options=options,
+                        client_info=lsp.ClientInfo(name="dave-lsp chat", version=__version__),
+                    )
+                ),
+                30,
+            )
+        except JsonRpcException as exc:
+            raise ChatError(f"the server refused to start: {exc.message}") from None
+        except (TimeoutError, ConnectionError, BrokenPipeError):
+            raise ChatError(f"the server did not answer initialize{self._stderr_tail()}") from None
+        dave = (result.capabilities.experimental or {}).get("dave", {})
+        if dave.get("version") != PROTOCOL_VERSION:
+            raise ChatError(
+                f"the server speaks dave protocol {dave.get('version')!r}, "
+                f"this client {PROTOCOL_VERSION}; update one of them"
+            )
+        self.client.initialized(lsp.InitializedParams())
+
+    def _stderr_tail(self) -> str:
+        self.stderr_file.seek(0)
+        lines = self.stderr_file.read().decode(errors="replace").strip().splitlines()
+        return f": {lines[-1]}" if lines else ""
+
+    async def query(self, prompt: str) -> dict[str, Any]:
+        token = f"chat-{uuid.uuid4()}"
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.reports[token] = queue
+        request = asyncio.ensure_future(
+            self.client.protocol.send_request_async(
+                QUERY,
+                {
+                    "sessionId": self.session_id,
+                    "prompt": prompt,
+                    "workDoneToken": token,
+                },
+            )
+        )
+        pump = asyncio.create_task(self._show(queue))
+        try:
+            result = await request
+        except JsonRpcException as exc:
+            self.term.note("")
+            if exc.code == REQUEST_CANCELLED:
+                raise ChatError(f"cancelled: {exc.message}") from None
+            raise ChatError(exc.message) from None
+        finally:
+            await asyncio.sleep(0)  # let reports that came before the answer be shown
+            pump.cancel()
+            self.reports.pop(token, None)
+            while not queue.empty():
+                self._show_one(queue.get_nowait())
+        self.term.text("" if self.term.at_line_start else "\n")
+        return result if isinstance(result, dict) else {}
+
+    async def _show(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        while True:
+            value = await queue.get()
+            if value.get("type") == "permissionRequest":
+                answering = asyncio.create_task(self._answer(value))
+                self.answering.add(answering)
+                answering.add_done_callback(self.answering.discard)
+            self._show_one(value)
+
+    def _show_one(self, value: dict[str, Any]) -> None:
+        kind = value.get("type")
+        if kind == "token":
+            self.term.text(value.get("text", ""))
+        elif kind == "toolResult":
+            mark = "✗" if value.get("isError") else "✓"
+            self.term.note(f"  {mark} {value.get('toolName')} {value.get('summary', '')}".rstrip())
+        elif kind == "permissionResolved" and value.get("by") in ("rule", "cancel"):
+            self.term.note(f"  permission {value.get('decision')} by {value.get('by')}")
+        elif kind == "error":
+            self.term.note(f"  error: {value.get('message')}")
+
+    async def _answer(self, value: dict[str, Any]) -> None:
+        decision, reason = await self.term.ask(value.get("message") or value.get("toolName", "?"))
+        try:
+            await self.client.protocol.send_request_async(
+                PERMISSION,
+                {
+                    "requestId": value["requestId"],
+                    "decision": decision,
+                    "reason": reason,
+                },
+            )
+        except JsonRpcException as exc:  # answered too late: the query already ended
+            self.term.note(f"  {exc.message}")
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.client.shutdown_async(None), 10)
+            self.client.exit(None)
+        if self.process is not None:
+            if self.process.stdin is not None:
+                self.process.stdin.close()
+            try:
+                await asyncio.wait_for(self.process.wait(), 10)
+            except TimeoutError:
+                self.process.kill()
+        self.client._stop_event.set()
+
+
+async def _chat(args: argparse.Namespace, term: Terminal) -> int:
+    failures = 0
+    with _demo(args) as demo:
+        if args.demo:
+            term.note(DEMO_NOTE)
+        chat = ChatClient(args, term)
+        try:
+            await chat.start(_init_options(args, demo))
+            for prompt in _prompts(args, term):
+                try:
+                    result = await chat.query(prompt)
+                except ChatError as exc:
+                    failures += 1
+                    term.note(f"error: {exc}")
+                    continue
+                if args.json:
+                    term.out.write(json.dumps(result) + "\n")
+                    term.out.flush()
+        finally:
+            await chat.stop()
+    return 1 if failures else 0
+
+
+def run_chat(args: argparse.Namespace) -> int:
+    term = Terminal(args, sys.stdout, sys.stderr)
+    try:
+        return asyncio.run(_chat(args, term))
+    except ChatError as exc:
+        term.note(f"error: {exc}")
+        return 1
+    except KeyboardInterrupt:
+        term.note("interrupted")
+        return 130

@@ -1,0 +1,142 @@
+"""A query's `$/progress` stream: events become reports, tokens coalesced.
+
+The first token of a turn goes out at once (time to first token is what a user
+feels); later tokens are merged for at most FLUSH_SECONDS or FLUSH_CHARS, and always
+flushed before any other report, so order and content stay exact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from dave_lsp import events as ev
+
+FLUSH_SECONDS = 0.016
+FLUSH_CHARS = 4096
+
+Send = Callable[[dict[str, Any]], None]
+
+
+def report_for(event: ev.Event, session_id: str) -> dict[str, Any] | None:
+    """The protocol's report value for an event (token and thinking are merged elsewhere)."""
+    match event:
+        case ev.ToolUse(tool_use_id, tool_name, tool_input):
+            return {
+                "kind": "report",
+                "type": "toolUse",
+                "toolUseId": tool_use_id,
+                "toolName": tool_name,
+                "input": tool_input,
+                "message": f"{tool_name}…",
+            }
+        case ev.ToolResult(tool_use_id, tool_name, summary, is_error):
+            return {
+                "kind": "report",
+                "type": "toolResult",
+                "toolUseId": tool_use_id,
+                "toolName": tool_name,
+                "summary": summary,
+                "isError": is_error,
+            }
+        case ev.PermissionRequested(request_id, tool_use_id, tool_name, tool_input, message):
+            return {
+                "kind": "report",
+                "type": "permissionRequest",
+                "requestId": request_id,
+                "sessionId": session_id,
+                "toolUseId": tool_use_id,
+                "toolName": tool_name,
+                "input": tool_input,
+                "message": message,
+            }
+        case ev.PermissionResolved(request_id, decision, by):
+            return {
+                "kind": "report",
+                "type": "permissionResolved",
+                "requestId": request_id,
+                "decision": decision,
+                "by": by,
+            }
+        case ev.Status(state, message):
+            report = {"kind": "report", "type": "status", "state": state}
+            if message:
+                report["message"] = message
+            return report
+    return None
+
+
+class ProgressSink:
+    """Sends one query's reports on its work-done token; a no-op without one."""
+
+    def __init__(self, send: Send | None, session_id: str) -> None:
+        self._send = send
+        self._session_id = session_id
+        self._kind = ""  # "token" or "thinking": what the buffer holds
+        self._buffer: list[str] = []
+        self._buffered = 0
+        self._sent_text = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    @property
+    def can_ask(self) -> bool:
+        """Whether permission requests can reach the user through this query."""
+        return self._send is not None and not self._closed
+
+    def begin(self) -> None:
+        self._post({"kind": "begin", "title": "Dave", "cancellable": True})
+
+    def emit(self, event: ev.Event) -> None:
+        if self._closed:
+            return
+        if isinstance(event, ev.Token | ev.Thinking):
+            self._text("token" if isinstance(event, ev.Token) else "thinking", event.text)
+            return
+        report = report_for(event, self._session_id)
+        if report is not None:
+            self.flush()
+            self._post(report)
+
+    def error(self, message: str) -> None:
+        self.flush()
+        self._post({"kind": "report", "type": "error", "message": message})
+
+    def end(self) -> None:
+        if self._closed:
+            return
+        self.flush()
+        self._post({"kind": "end"})
+        self._closed = True
+
+    def _text(self, kind: str, text: str) -> None:
+        if not text:
+            return
+        if kind != self._kind:
+            self.flush()
+            self._kind = kind
+        if not self._sent_text:
+            self._sent_text = True
+            self._post({"kind": "report", "type": kind, "text": text})
+            return
+        self._buffer.append(text)
+        self._buffered += len(text)
+        if self._buffered >= FLUSH_CHARS:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._buffer:
+            text = "".join(self._buffer)
+            self._buffer.clear()
+            self._buffered = 0
+            self._post({"kind": "report", "type": self._kind, "text": text})
+
+    def _post(self, value: dict[str, Any]) -> None:
+        if self._send is not None and not self._closed:
+            self._send(value)

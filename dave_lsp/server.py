@@ -1,0 +1,220 @@
+"""The pygls server: thin handlers that structure params, call the session manager,
+and turn its events and outcomes into `$/progress` reports, results and errors.
+
+No backend logic lives here; see sessions.py and backends/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from typing import Any
+
+from lsprotocol import types as lsp
+from pygls.exceptions import JsonRpcException
+from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol, lsp_method
+
+from dave_lsp import PROTOCOL_VERSION, __version__
+from dave_lsp import events as ev
+from dave_lsp import protocol as proto
+from dave_lsp.backends.registry import BACKENDS, factory_for
+from dave_lsp.logs import attach_client_log, redact_values
+from dave_lsp.options import InitOptions, parse_options
+from dave_lsp.permissions import PermissionBroker, UnknownRequest
+from dave_lsp.progress import ProgressSink
+from dave_lsp.sessions import SessionManager
+
+log = logging.getLogger(__name__)
+
+
+def rpc_error(code: int, message: str, data: Any = None) -> JsonRpcException:
+    return JsonRpcException(code=code, message=message, data=data)
+
+
+class DaveProtocol(LanguageServerProtocol):
+    """Adds `capabilities.experimental.dave`, which pygls has no option for."""
+
+    @lsp_method(lsp.INITIALIZE)
+    def lsp_initialize(self, params: lsp.InitializeParams) -> Any:
+        result = yield from super().lsp_initialize(params)
+        result.capabilities.experimental = {
+            "dave": {
+                "version": PROTOCOL_VERSION,
+                "backends": list(BACKENDS),
+                "methods": proto.METHODS,
+            }
+        }
+        return result
+
+
+class DaveServer(LanguageServer):
+    """The server object handlers receive; holds the sessions once initialized."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "dave-lsp",
+            __version__,
+            protocol_cls=DaveProtocol,
+            converter_factory=proto.rpc_converter,
+            text_document_sync_kind=lsp.TextDocumentSyncKind.None_,
+        )
+        self.options = InitOptions()
+        self.broker = PermissionBroker()
+        self._manager: SessionManager | None = None
+        # Query tasks by work-done token, for window/workDoneProgress/cancel.
+        self.token_tasks: dict[str | int, asyncio.Task[Any]] = {}
+
+    @property
+    def manager(self) -> SessionManager:
+        if self._manager is None:
+            raise rpc_error(
+                proto.SERVER_NOT_INITIALIZED,
+                "the server is not initialized; send initialize first",
+            )
+        return self._manager
+
+    def setup(self, params: lsp.InitializeParams) -> None:
+        try:
+            options, unknown = parse_options(params.initialization_options)
+        except proto.ParamsError as exc:
+            raise rpc_error(proto.INVALID_PARAMS, str(exc)) from None
+        self.options = options
+        redact_values(options.env)
+        if unknown:
+            log.warning("ignoring unknown initializationOptions: %s", ", ".join(unknown))
+        folders = params.workspace_folders or []
+        default_cwd = (
+            options.cwd
+            or (_uri_path(folders[0].uri) if folders else None)
+            or (_uri_path(params.root_uri) if params.root_uri else None)
+            or os.getcwd()
+        )
+        self._manager = SessionManager(options, factory_for(options), self.broker, default_cwd)
+
+    def client_supports_progress(self) -> bool:
+        window = self.client_capabilities.window
+        return bool(window and window.work_done_progress)
+
+    async def close_sessions(self) -> None:
+        if self._manager is not None:
+            await self._manager.close_all()
+
+
+def _uri_path(uri: str) -> str | None:
+    from pygls.uris import to_fs_path
+
+    return to_fs_path(uri)
+
+
+server = DaveServer()
+
+
+@server.feature(lsp.INITIALIZE)
+def initialize(ls: DaveServer, params: lsp.InitializeParams) -> None:
+    ls.setup(params)
+    level = ls.options.log_level
+    attach_client_log(ls, level)
+
+
+@server.feature(lsp.SHUTDOWN)
+async def shutdown(ls: DaveServer, *_: Any) -> None:
+    await ls.close_sessions()
+
+
+@server.feature(lsp.EXIT)
+async def exit_(ls: DaveServer, *_: Any) -> None:
+    # pygls calls sys.exit() right after this; end every backend process first.
+    await ls.close_sessions()
+
+
+@server.feature(lsp.WINDOW_WORK_DONE_PROGRESS_CANCEL)
+def cancel_progress(ls: DaveServer, params: lsp.WorkDoneProgressCancelParams) -> None:
+    task = ls.token_tasks.get(params.token)
+    if task is not None:
+        task.cancel()
+
+
+async def _progress_sender(ls: DaveServer, token: str | int | None) -> Any:
+    """A function that sends one `$/progress` value, or None when the client has no way
+    to receive them (no token given and no window.workDoneProgress)."""
+    if token is None:
+        if not ls.client_supports_progress():
+            return None, None
+        token = f"dave-{uuid.uuid4()}"
+        try:
+            await ls.work_done_progress.create_async(token)
+        except Exception as exc:
+            log.warning("the client refused a progress token: %s", exc)
+            return None, None
+
+    def send(value: dict[str, Any]) -> None:
+        ls.protocol.notify(lsp.PROGRESS, lsp.ProgressParams(token=token, value=value))
+
+    return send, token
+
+
+@server.feature(proto.QUERY)
+async def query(ls: DaveServer, raw: Any) -> Any:
+    manager = ls.manager
+    params = _structure(proto.QUERY, raw, proto.QueryParams)
+    send, token = await _progress_sender(ls, params.work_done_token)
+    sink = ProgressSink(send, params.session_id)
+    sink.begin()
+    try:
+        job = manager.submit(params, sink)
+    except ev.BackendError as exc:
+        sink.error(str(exc))
+        sink.end()
+        raise rpc_error(
+            proto.REQUEST_FAILED,
+            str(exc),
+            {"sessionId": params.session_id, "partialText": "", "toolResults": []},
+        ) from None
+    task = asyncio.current_task()
+    if token is not None and task is not None:
+        ls.token_tasks[token] = task
+    try:
+        result = await asyncio.shield(job.future)
+        return proto.unstructure(result)
+    except asyncio.CancelledError:
+        await manager.cancel(job)
+        raise rpc_error(
+            proto.REQUEST_CANCELLED, "query cancelled; the session keeps its history", job.partial()
+        ) from None
+    except ev.TurnCancelled as exc:
+        raise rpc_error(proto.REQUEST_CANCELLED, str(exc), job.partial()) from None
+    except ev.BackendError as exc:
+        sink.error(str(exc))
+        raise rpc_error(proto.REQUEST_FAILED, str(exc), job.partial()) from None
+    finally:
+        sink.end()
+        if token is not None:
+            ls.token_tasks.pop(token, None)
+
+
+@server.feature(proto.PERMISSION)
+def permission(ls: DaveServer, raw: Any) -> Any:
+    ls.manager  # noqa: B018 - raises if not initialized
+    params = _structure(proto.PERMISSION, raw, proto.PermissionParams)
+    try:
+        ls.broker.answer(params.request_id, params.decision, params.reason, params.updated_input)
+    except UnknownRequest as exc:
+        raise rpc_error(proto.INVALID_PARAMS, f"dave/permission: {exc}") from None
+    return {"ok": True}
+
+
+@server.feature(proto.DELETE_SESSION)
+async def delete_session(ls: DaveServer, raw: Any) -> Any:
+    manager = ls.manager
+    params = _structure(proto.DELETE_SESSION, raw, proto.DeleteSessionParams)
+    return {"deleted": await manager.delete(params.session_id)}
+
+
+def _structure(method: str, raw: Any, cls: type[proto.T]) -> proto.T:
+    try:
+        return proto.structure(method, raw, cls)
+    except proto.ParamsError as exc:
+        raise rpc_error(proto.INVALID_PARAMS, str(exc)) from None

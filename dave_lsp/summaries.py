@@ -1,0 +1,91 @@
+"""Short, human summaries of tool results, by the protocol's rules.
+
+Read `file (N lines)`; Write `file (N bytes)`; Edit `file`; Bash the command plus the
+size of its output; Grep and Glob `'pattern'`; any other tool an empty string.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+
+def display_path(path: str, cwd: str) -> str:
+    """`path` relative to `cwd` when it lies inside it, else as given."""
+    if not path:
+        return path
+    absolute = os.path.normpath(os.path.join(cwd, path))
+    root = os.path.normpath(cwd)
+    if absolute == root or absolute.startswith(root.rstrip(os.sep) + os.sep):
+        return os.path.relpath(absolute, root)
+    return path
+
+
+def result_text(content: Any) -> str:
+    """The text of a tool result's content: a string or a list of content blocks."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(str(block.get("text", "")) for block in content if isinstance(block, dict))
+    return str(content)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def format_tool_summary(
+    tool_name: str,
+    tool_input: dict[str, Any],
+    output: str,
+    structured: dict[str, Any] | None,
+    cwd: str,
+) -> str:
+    """The summary line for one finished tool use."""
+    structured = structured if isinstance(structured, dict) else {}
+    path = display_path(str(tool_input.get("file_path") or tool_input.get("path") or ""), cwd)
+    if tool_name == "Read":
+        file_info = structured.get("file")
+        if isinstance(file_info, dict) and isinstance(file_info.get("numLines"), int):
+            lines = file_info["numLines"]
+        else:
+            lines = len(output.splitlines())
+        return f"{path} ({plural(lines, 'line')})"
+    if tool_name == "Write":
+        size = len(str(tool_input.get("content", "")).encode("utf-8"))
+        return f"{path} ({plural(size, 'byte')})"
+    if tool_name in ("Edit", "MultiEdit", "NotebookEdit"):
+        return display_path(
+            str(tool_input.get("file_path") or tool_input.get("notebook_path") or ""), cwd
+        )
+    if tool_name == "Bash":
+        if "stdout" in structured or "stderr" in structured:
+            output = str(structured.get("stdout") or "") + str(structured.get("stderr") or "")
+        size = len(output.encode("utf-8"))
+        return f"{tool_input.get('command', '')} ({plural(size, 'byte')} of output)"
+    if tool_name in ("Grep", "Glob"):
+        return f"'{tool_input.get('pattern', '')}'"
+    return ""
+
+
+def describe_tool_use(tool_name: str, tool_input: dict[str, Any], cwd: str) -> str:
+    """`Write notes.txt`, `Bash ls -la`: the tool and its main argument, for a prompt."""
+    target = (
+        tool_input.get("file_path") or tool_input.get("notebook_path") or tool_input.get("path")
+    )
+    if target:
+        detail = display_path(str(target), cwd)
+    elif "command" in tool_input:
+        detail = str(tool_input["command"])
+    elif "pattern" in tool_input:
+        detail = f"'{tool_input['pattern']}'"
+    elif "url" in tool_input:
+        detail = str(tool_input["url"])
+    else:
+        detail = ""
+    detail = " ".join(detail.split())
+    if len(detail) > 120:
+        detail = detail[:119] + "…"
+    return f"{tool_name} {detail}".strip()

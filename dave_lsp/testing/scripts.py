@@ -1,0 +1,222 @@
+"""Scripted behaviour of the fake model, shared by its Anthropic and OpenAI faces.
+
+A request's messages become a `Plan` (thinking, text pieces, an optional tool call,
+how the stream ends); each API module renders the same plan in its own wire format,
+so both APIs answer every command identically. The command is the last non-empty
+line of the newest user prompt; see `plan_for` and the command table at the bottom.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+# The CLI wraps injected context in these tags; a fake model must not mistake it for the prompt.
+_REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.DOTALL)
+# Markers the CLI adds after an interrupted turn; they are not prompts.
+_INTERRUPTED = re.compile(r"^\[Request interrupted by user[^\]]*\]$")
+# The dave-lsp server labels transcript turns ("User: ...") before a session's first prompt.
+_LABEL = re.compile(r"^\s*(?:\[(?:user|human)\]|\**(?:user|human)\**\s*:\**)\s*", re.IGNORECASE)
+MAX_TOKENS = 1_000_000
+
+
+@dataclass
+class ToolCall:
+    name: str
+    input: dict[str, Any]
+
+    @property
+    def pieces(self) -> list[str]:
+        """The input as JSON text, split so clients see partial JSON arrive in pieces."""
+        return split(json.dumps(self.input), 16)
+
+
+@dataclass
+class Plan:
+    """What to answer: rendered by fake_anthropic / fake_openai."""
+
+    prompt: str
+    text: list[str] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)
+    tool: ToolCall | None = None
+    delay: float = 0.0  # seconds between text pieces
+    ending: Literal["stop", "drop", "hang"] = "stop"
+    error: tuple[int, str] | None = None  # HTTP status and message, instead of a reply
+
+    @property
+    def output_tokens(self) -> int:
+        return len(self.text) + len(self.thinking) + (len(self.tool.pieces) if self.tool else 0)
+
+
+def templated(render: Callable[[str], bytes]) -> Callable[[str], bytes]:
+    """`render` for many pieces, JSON-encoding only the piece each time.
+
+    Encoding a whole event per token made `long 100000` take most of a second; this
+    renders the event once around a placeholder and splices each piece in.
+    """
+    prefix, suffix = render("\0").split(b'"\\u0000"')
+    return lambda piece: prefix + json.dumps(piece).encode() + suffix
+
+
+def split(text: str, scale: int = 1) -> list[str]:
+    """Cut text into pieces of 3 to 6 characters (times scale), cycling, deterministically."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        n = (3 + len(out) % 4) * scale
+        out.append(text[i : i + n])
+        i += n
+    return out
+
+
+def content_text(content: Any) -> str:
+    """The text of a content that is a string or a list of parts, reminders removed."""
+    if isinstance(content, list):
+        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        content = "\n".join(p for p in parts if isinstance(p, str))
+    return _REMINDER.sub("", content).strip() if isinstance(content, str) else ""
+
+
+def _user_items(message: dict[str, Any]) -> list[tuple[str, str, bool]]:
+    """(kind, text, is_error) items of a user-side message: "text" prompts and "tool" results."""
+    role, content = message.get("role"), message.get("content")
+    if role == "tool":  # OpenAI: one message per tool result
+        return [("tool", content_text(content), False)]
+    if role != "user":
+        return []
+    blocks = content if isinstance(content, list) else [{"type": "text", "text": content}]
+    items: list[tuple[str, str, bool]] = []
+    for block in blocks:
+        if not isinstance(block, dict):
+            continue
+        if block.get("type") == "tool_result":
+            items.append(("tool", content_text(block.get("content")), bool(block.get("is_error"))))
+        elif (
+            block.get("type") == "text"
+            and (text := content_text([block]))
+            and not _INTERRUPTED.match(text)
+        ):
+            items.append(("text", text, False))
+    return items
+
+
+def plan_for(messages: list[Any]) -> Plan:
+    """Turn a request's messages (Anthropic or OpenAI shape) into a plan."""
+    texts: list[str] = []  # every user prompt, oldest first
+    trailing: list[tuple[str, str, bool]] = []  # items of the user-side messages at the end
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "assistant":
+            trailing = []
+            continue
+        # Other roles are transparent: the CLI puts a role "system" message (its
+        # environment notes) among the messages, even after the newest prompt.
+        items = _user_items(message)
+        trailing += items
+        texts += [text for kind, text, _ in items if kind == "text"]
+    prompt = texts[-1] if texts else ""
+    # Tool results with no newer prompt after them: the model is being asked to go on
+    # after its tool call. A prompt after them (the CLI merges a new prompt into the
+    # results' message after an interrupted tool turn) is a new command instead.
+    results: list[str] = []
+    for kind, text, is_error in reversed(trailing):
+        if kind == "text":
+            break
+        results.insert(0, ("(error) " if is_error else "") + text)
+    if results:
+        return Plan(prompt, text=split("Tool said: " + "\n".join(results)))
+    lines = [line for line in prompt.splitlines() if line.strip()]
+    line = _LABEL.sub("", lines[-1], count=1).strip() if lines else ""
+    word, _, rest = line.partition(" ")
+    command = _COMMANDS.get(word)
+    if command is not None:
+        try:
+            return command(Plan(prompt), rest.strip(), texts[:-1])
+        except (ValueError, IndexError):
+            pass  # malformed arguments: echo the line, so the test sees what arrived
+    return Plan(prompt, text=split(f"You said: {line}"))
+
+
+def _count(arg: str) -> int:
+    n = int(arg)
+    if not 0 <= n <= MAX_TOKENS:
+        raise ValueError(arg)
+    return n
+
+
+def _long(plan: Plan, rest: str, _seen: list[str]) -> Plan:
+    plan.text = [f"w{i} " for i in range(_count(rest.split()[0]))]
+    return plan
+
+
+def _slow(plan: Plan, rest: str, _seen: list[str]) -> Plan:
+    args = rest.split()
+    plan.text = [f"s{i} " for i in range(_count(args[0]))]
+    plan.delay = (_count(args[1]) if len(args) > 1 else 50) / 1000
+    return plan
+
+
+def _think(plan: Plan, rest: str, _seen: list[str]) -> Plan:
+    plan.thinking = split(f"Thinking about {rest}")
+    plan.text = split(f"Thought: {rest}")
+    return plan
+
+
+def _write(plan: Plan, rest: str, _seen: list[str]) -> Plan:
+    path, _, content = rest.partition(" ")
+    if not path:
+        raise ValueError("write needs a path")
+    plan.tool = ToolCall("Write", {"file_path": path, "content": content})
+    return plan
+
+
+def _tool(plan: Plan, rest: str, _seen: list[str]) -> Plan:
+    name, _, raw = rest.partition(" ")
+    tool_input = json.loads(raw) if raw.strip() else {}  # JSONDecodeError is a ValueError
+    if not name or not isinstance(tool_input, dict):
+        raise ValueError("tool needs a name and a JSON object")
+    plan.tool = ToolCall(name, tool_input)
+    return plan
+
+
+def _recall(plan: Plan, _rest: str, seen: list[str]) -> Plan:
+    folded = [" ".join(text.splitlines()) for text in seen]
+    plan.text = split("Seen: " + (" | ".join(folded) if folded else "(nothing)"))
+    return plan
+
+
+def _error(plan: Plan, rest: str, _seen: list[str]) -> Plan:
+    status_arg, _, message = rest.partition(" ")
+    status = int(status_arg)
+    if not 400 <= status <= 599:
+        raise ValueError(status_arg)
+    plan.error = (status, message.strip() or f"fake error {status}")
+    return plan
+
+
+def _drop(plan: Plan, rest: str, _seen: list[str]) -> Plan:
+    plan.text = [f"d{i} " for i in range(_count(rest.split()[0]) if rest else 3)]
+    plan.ending = "drop"
+    return plan
+
+
+def _hang(plan: Plan, _rest: str, _seen: list[str]) -> Plan:
+    plan.ending = "hang"
+    return plan
+
+
+_COMMANDS: dict[str, Callable[[Plan, str, list[str]], Plan]] = {
+    "long": _long,
+    "slow": _slow,
+    "think": _think,
+    "write": _write,
+    "tool": _tool,
+    "recall": _recall,
+    "error": _error,
+    "drop": _drop,
+    "hang": _hang,
+}
