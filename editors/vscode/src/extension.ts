@@ -1,0 +1,119 @@
+/**
+ * The extension's entry point: wires the server connection, the chat
+ * controller and the chat view together, and registers the commands.
+ */
+
+import * as vscode from 'vscode';
+
+import { ChatController } from './chat/chatController';
+import { ChatViewProvider, CHAT_VIEW_ID } from './chatView';
+import { ServerConnection } from './serverConnection';
+
+let controller: ChatController | undefined;
+let server: ServerConnection | undefined;
+
+export function activate(context: vscode.ExtensionContext): void {
+  const output = vscode.window.createOutputChannel('Dave', { log: true });
+  server = new ServerConnection(output);
+  const connection = server;
+  const view = new ChatViewProvider(context.extensionUri);
+
+  const chat = new ChatController({
+    getClient: () => connection.client(),
+    post: (message) => view.post(message),
+    store: context.workspaceState,
+    log: (message) => output.warn(message),
+    confirmDelete: async (title) => {
+      const answer = await vscode.window.showWarningMessage(
+        `Delete the Dave session "${title}"? Its transcript is removed here and on the server.`,
+        { modal: true },
+        'Delete',
+      );
+      return answer === 'Delete';
+    },
+    onBusyChanged: (busy) => void vscode.commands.executeCommand('setContext', 'dave.busy', busy),
+  });
+  controller = chat;
+  view.setHandler((message) => {
+    chat.handleMessage(message).catch((error: unknown) => output.error(`Chat view message failed: ${String(error)}`));
+  });
+
+  context.subscriptions.push(
+    output,
+    connection,
+    view,
+    vscode.window.registerWebviewViewProvider(CHAT_VIEW_ID, view, {
+      webviewOptions: { retainContextWhenHidden: true },
+    }),
+    connection.onDidStop(() => chat.serverStopped()),
+    vscode.commands.registerCommand('dave.openChat', () => view.reveal()),
+    vscode.commands.registerCommand('dave.newSession', async () => {
+      chat.newSession();
+      await view.reveal();
+    }),
+    vscode.commands.registerCommand('dave.cancel', () => {
+      if (!chat.stop()) void vscode.window.showInformationMessage('Dave is not answering right now.');
+    }),
+    vscode.commands.registerCommand('dave.deleteSession', async () => {
+      const id = chat.activeSessionId;
+      if (id === undefined) {
+        void vscode.window.showInformationMessage('There is no Dave session to delete.');
+        return;
+      }
+      await chat.deleteSession(id);
+    }),
+    vscode.commands.registerCommand('dave.restartServer', async () => {
+      try {
+        await connection.restart();
+        void vscode.window.setStatusBarMessage('Dave: server restarted', 3000);
+      } catch (error) {
+        void vscode.window.showErrorMessage(error instanceof Error ? error.message : String(error));
+      }
+    }),
+    vscode.commands.registerCommand('dave.askAboutSelection', () => askAboutSelection(chat, view)),
+    vscode.workspace.onDidChangeConfiguration(async (event) => {
+      if (!event.affectsConfiguration('dave') || !connection.isRunning) return;
+      const answer = await vscode.window.showInformationMessage(
+        'Dave settings changed. Restart the Dave server to apply them? Running answers are stopped.',
+        'Restart',
+        'Later',
+      );
+      if (answer === 'Restart') await vscode.commands.executeCommand('dave.restartServer');
+    }),
+  );
+}
+
+async function askAboutSelection(chat: ChatController, view: ChatViewProvider): Promise<void> {
+  const editor = vscode.window.activeTextEditor;
+  if (editor === undefined) {
+    void vscode.window.showInformationMessage('Open a file and select some code to ask Dave about.');
+    return;
+  }
+  const selection = editor.selection;
+  const document = editor.document;
+  const range = selection.isEmpty ? document.lineAt(selection.active.line).range : selection;
+  const code = document.getText(range);
+  const question = await vscode.window.showInputBox({
+    title: 'Ask Dave about the selection',
+    prompt: 'Your question (empty: explain it)',
+    placeHolder: 'Explain this code',
+  });
+  if (question === undefined) return;
+  const file = vscode.workspace.asRelativePath(document.uri, false);
+  const fence = code.includes('```') ? '````' : '```';
+  const prompt = [
+    question.trim() || 'Explain this code.',
+    '',
+    `File: ${file} (lines ${range.start.line + 1}-${range.end.line + 1}, language: ${document.languageId})`,
+    `${fence}${document.languageId}`,
+    code,
+    fence,
+  ].join('\n');
+  await view.reveal();
+  await chat.send(prompt);
+}
+
+export async function deactivate(): Promise<void> {
+  await controller?.flush();
+  await server?.stop();
+}

@@ -1,0 +1,200 @@
+/**
+ * The dave-lsp wire protocol, version 1, as TypeScript types.
+ *
+ * This file mirrors docs/protocol.md and nothing else: method names, params,
+ * results, `$/progress` values and error codes. No behaviour lives here.
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+export const Methods = {
+  query: 'dave/query',
+  permission: 'dave/permission',
+  deleteSession: 'dave/deleteSession',
+  /** Additive (issue 4); used only when the server advertises it. */
+  listSessions: 'dave/listSessions',
+} as const;
+
+export const ErrorCodes = {
+  InvalidParams: -32602,
+  MethodNotFound: -32601,
+  RequestCancelled: -32800,
+  RequestFailed: -32803,
+} as const;
+
+export type Backend = 'claude' | 'openai';
+export type PermissionMode = 'default' | 'acceptEdits' | 'plan' | 'bypassPermissions';
+
+export interface InitializationOptions {
+  backend?: Backend;
+  model?: string;
+  permissionMode?: PermissionMode;
+  cwd?: string;
+  claude?: { cliPath?: string };
+  openai?: { baseUrl?: string };
+  env?: Record<string, string>;
+}
+
+/** `capabilities.experimental.dave` in the `initialize` result. */
+export interface DaveCapabilities {
+  version: number;
+  backends?: string[];
+  methods?: string[];
+}
+
+export interface TranscriptMessage {
+  role: 'user' | 'assistant';
+  content: string;
+}
+
+export interface QueryParams {
+  sessionId: string;
+  prompt: string;
+  messages?: TranscriptMessage[];
+  workDoneToken?: string | number;
+  cwd?: string;
+  model?: string;
+}
+
+export interface ToolResultSummary {
+  toolUseId: string;
+  toolName: string;
+  summary: string;
+  isError: boolean;
+}
+
+export interface QueryResult {
+  sessionId: string;
+  text: string;
+  stopReason: string;
+  toolResults: ToolResultSummary[];
+  usage?: { inputTokens: number; outputTokens: number };
+  costUsd?: number;
+  durationMs?: number;
+  backendSessionId?: string;
+}
+
+/** `data` of a RequestFailed (-32803) error. */
+export interface QueryFailureData {
+  sessionId?: string;
+  partialText?: string;
+  toolResults?: ToolResultSummary[];
+}
+
+export type PermissionDecision = 'allow' | 'allowAlways' | 'deny';
+
+export interface PermissionParams {
+  requestId: string;
+  decision: PermissionDecision;
+  reason?: string;
+  updatedInput?: Record<string, unknown>;
+}
+
+export interface DeleteSessionParams {
+  sessionId: string;
+}
+
+export interface DeleteSessionResult {
+  deleted: boolean;
+}
+
+export interface ServerSessionInfo {
+  sessionId: string;
+  state?: 'idle' | 'working' | 'needsInput' | 'evicted' | string;
+  cwd?: string;
+  model?: string;
+  permissionMode?: string;
+  createdAt?: string | number;
+  lastActiveAt?: string | number;
+  turns?: number;
+  title?: string;
+  backendSessionId?: string;
+}
+
+export interface ListSessionsResult {
+  sessions: ServerSessionInfo[];
+}
+
+// ---- `$/progress` values -------------------------------------------------
+
+interface ReportBase {
+  kind: 'report';
+  /** A short line for a status bar; may appear on any report. */
+  message?: string;
+}
+
+export interface BeginProgress {
+  kind: 'begin';
+  title?: string;
+  cancellable?: boolean;
+  message?: string;
+}
+
+export interface EndProgress {
+  kind: 'end';
+  message?: string;
+}
+
+export interface TokenReport extends ReportBase {
+  type: 'token';
+  text: string;
+}
+
+export interface ThinkingReport extends ReportBase {
+  type: 'thinking';
+  text: string;
+}
+
+export interface ToolUseReport extends ReportBase {
+  type: 'toolUse';
+  toolUseId: string;
+  toolName: string;
+  input: Record<string, unknown>;
+}
+
+export interface PermissionRequestReport extends ReportBase {
+  type: 'permissionRequest';
+  requestId: string;
+  sessionId: string;
+  toolUseId: string;
+  toolName: string;
+  input: Record<string, unknown>;
+  message?: string;
+}
+
+export interface PermissionResolvedReport extends ReportBase {
+  type: 'permissionResolved';
+  requestId: string;
+  decision: 'allow' | 'deny';
+  by: 'user' | 'rule' | 'mode' | 'cancel' | string;
+}
+
+export interface ToolResultReport extends ReportBase {
+  type: 'toolResult';
+  toolUseId: string;
+  toolName: string;
+  summary: string;
+  isError: boolean;
+}
+
+export interface StatusReport extends ReportBase {
+  type: 'status';
+  state: 'connecting' | 'working' | 'compacting' | string;
+}
+
+export interface ErrorReport extends ReportBase {
+  type: 'error';
+  message: string;
+}
+
+export type Report =
+  | TokenReport
+  | ThinkingReport
+  | ToolUseReport
+  | PermissionRequestReport
+  | PermissionResolvedReport
+  | ToolResultReport
+  | StatusReport
+  | ErrorReport;
+
+export type ProgressValue = BeginProgress | Report | EndProgress;

@@ -1,0 +1,177 @@
+/**
+ * ServerConnection: starts dave-lsp with vscode-languageclient from the
+ * `dave.*` settings, restarts it, and hands out a DaveClient bound to it.
+ * All intelligence stays in the Python server; this only finds it and
+ * forwards settings.
+ */
+
+import * as vscode from 'vscode';
+import { LanguageClient, State, type LanguageClientOptions } from 'vscode-languageclient/node';
+
+import { DaveClient, errorMessage, rpcFrom, type RpcLike } from './protocol/daveClient';
+import {
+  describeCommand,
+  OutputTail,
+  resolveServerCommand,
+  ServerStartError,
+  spawnServer,
+  type ServerCommand,
+} from './protocol/server';
+import type { DaveCapabilities, InitializationOptions, PermissionMode } from './protocol/types';
+
+export interface DaveSettings {
+  command: ServerCommand;
+  env: Record<string, string>;
+  initializationOptions: InitializationOptions;
+  cwd: string | undefined;
+}
+
+export function readSettings(): DaveSettings {
+  const config = vscode.workspace.getConfiguration('dave');
+  const rawEnv = config.get<Record<string, unknown>>('server.env') ?? {};
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(rawEnv)) {
+    if (value !== null && value !== undefined) env[key] = String(value);
+  }
+  const processEnv = { ...process.env, ...env };
+  const command = resolveServerCommand(config.get<string[] | string>('server.command'), processEnv);
+  const cwd = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  const initializationOptions: InitializationOptions = {
+    backend: config.get<'claude' | 'openai'>('backend') ?? 'claude',
+    permissionMode: config.get<PermissionMode>('permissionMode') ?? 'default',
+  };
+  const model = config.get<string>('model')?.trim();
+  if (model) initializationOptions.model = model;
+  if (Object.keys(env).length > 0) initializationOptions.env = env;
+  if (cwd !== undefined) initializationOptions.cwd = cwd;
+  return { command, env, initializationOptions, cwd };
+}
+
+export class ServerConnection implements vscode.Disposable {
+  private languageClient: LanguageClient | undefined;
+  private daveClient: DaveClient | undefined;
+  private starting: Promise<DaveClient> | undefined;
+  private readonly stopped = new vscode.EventEmitter<void>();
+  /** Fires when a running server stops or is restarted. */
+  readonly onDidStop = this.stopped.event;
+
+  constructor(private readonly output: vscode.LogOutputChannel) {}
+
+  get isRunning(): boolean {
+    return this.languageClient?.state === State.Running;
+  }
+
+  /** The client, starting the server on first use. Rejects with one readable line. */
+  client(): Promise<DaveClient> {
+    if (this.daveClient !== undefined && this.isRunning) return Promise.resolve(this.daveClient);
+    this.starting ??= this.start().finally(() => {
+      this.starting = undefined;
+    });
+    return this.starting;
+  }
+
+  async restart(): Promise<DaveClient> {
+    await this.stop();
+    return this.client();
+  }
+
+  async stop(): Promise<void> {
+    const client = this.languageClient;
+    this.languageClient = undefined;
+    this.daveClient?.dispose();
+    this.daveClient = undefined;
+    if (client !== undefined) {
+      try {
+        await client.stop(5000);
+      } catch (error) {
+        this.output.warn(`Stopping the Dave server: ${errorMessage(error)}`);
+      }
+      this.stopped.fire();
+    }
+  }
+
+  dispose(): void {
+    void this.stop();
+    this.stopped.dispose();
+  }
+
+  private async start(): Promise<DaveClient> {
+    if (this.languageClient !== undefined) await this.stop();
+    const settings = readSettings();
+    const stderr = new OutputTail();
+    let spawnError: unknown;
+    this.output.info(`Starting the Dave server: ${describeCommand(settings.command)}`);
+
+    const clientOptions: LanguageClientOptions = {
+      // A chat server: no documents to sync.
+      documentSelector: [],
+      outputChannel: this.output,
+      initializationOptions: settings.initializationOptions,
+      initializationFailedHandler: () => false,
+      connectionOptions: { maxRestartCount: 0 },
+    };
+    const languageClient = new LanguageClient(
+      'dave',
+      'Dave',
+      async () => {
+        try {
+          const child = await spawnServer(settings.command, {
+            env: { ...process.env, ...settings.env },
+            cwd: settings.cwd,
+          });
+          child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+          child.once('exit', (code, signal) => {
+            if (this.languageClient === languageClient) {
+              this.output.warn(`The Dave server exited (${signal ?? `code ${code}`}).`);
+            }
+          });
+          return child;
+        } catch (error) {
+          spawnError = error;
+          throw error;
+        }
+      },
+      clientOptions,
+    );
+    languageClient.onDidChangeState((event) => {
+      if (event.newState === State.Stopped && this.languageClient === languageClient) {
+        this.languageClient = undefined;
+        this.daveClient?.dispose();
+        this.daveClient = undefined;
+        this.stopped.fire();
+      }
+    });
+
+    try {
+      await languageClient.start();
+    } catch (error) {
+      try {
+        await languageClient.dispose(2000);
+      } catch {
+        // Already stopped.
+      }
+      const cause = spawnError ?? error;
+      const said = stderr.summary();
+      const message =
+        cause instanceof ServerStartError
+          ? cause.message
+          : `The Dave server (${describeCommand(settings.command)}) could not start: ${errorMessage(cause)}${said ? `; it said: ${said}` : ''}. Check "dave.server.command" and the Dave output.`;
+      this.output.error(message);
+      throw new ServerStartError(message);
+    }
+    this.languageClient = languageClient;
+    const dave = new DaveClient(rpcFrom(languageClient as unknown as RpcLike), {
+      log: (message) => this.output.warn(message),
+    });
+    const experimental = languageClient.initializeResult?.capabilities.experimental as
+      | { dave?: DaveCapabilities }
+      | undefined;
+    dave.setCapabilities(experimental?.dave);
+    const info = languageClient.initializeResult?.serverInfo;
+    this.output.info(
+      `Dave server ready${info ? `: ${info.name} ${info.version ?? ''}` : ''} (protocol ${experimental?.dave?.version ?? 'unknown'}).`,
+    );
+    this.daveClient = dave;
+    return dave;
+  }
+}

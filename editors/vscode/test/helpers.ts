@@ -1,0 +1,139 @@
+/**
+ * Test helpers: the Python that runs dave-lsp, the shipped fake model server,
+ * and a real dave-lsp server over stdio pointed at it. No mocks of our own.
+ */
+
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+
+import { startStdioServer, type StdioServer } from '../src/protocol/server';
+import type { InitializationOptions } from '../src/protocol/types';
+
+/** editors/vscode; tests run bundled from out/test/. */
+export const extensionRoot = path.resolve(__dirname, '..', '..');
+export const repoRoot = path.resolve(extensionRoot, '..', '..');
+
+export function pythonPath(): string {
+  const fromEnv = process.env.DAVE_LSP_PYTHON;
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  return path.join(repoRoot, '.venv', 'bin', 'python');
+}
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(path.join(tmpdir(), `dave-vscode-${prefix}-`));
+}
+
+export interface FakeModel {
+  url: string;
+  process: ChildProcessWithoutNullStreams;
+  stop(): Promise<void>;
+}
+
+/** `python -m dave_lsp.testing --port 0`; resolves once it prints its URL. */
+export async function startFakeModel(timeoutMs = 30_000): Promise<FakeModel> {
+  const python = pythonPath();
+  if (!existsSync(python)) throw new Error(`No Python at ${python}: set DAVE_LSP_PYTHON`);
+  const child = spawn(python, ['-m', 'dave_lsp.testing', '--port', '0'], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    cwd: repoRoot,
+  });
+  let output = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`fake model did not start in time: ${output}`)), timeoutMs);
+    const onData = (chunk: Buffer): void => {
+      output += chunk.toString();
+      const match = /listening on (http:\/\/[\w.:[\]-]+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    };
+    child.stderr.on('data', onData);
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`fake model exited with ${code}: ${output}`));
+    });
+  });
+  child.stdout.resume();
+  child.stderr.resume();
+  return {
+    url,
+    process: child,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exited;
+      clearTimeout(killer);
+    },
+  };
+}
+
+/** The initializationOptions that point the Claude Code CLI at the fake model. */
+export function fakeModelOptions(url: string, home: string, cwd: string): InitializationOptions {
+  return {
+    env: {
+      ANTHROPIC_BASE_URL: url,
+      ANTHROPIC_API_KEY: 'sk-ant-fake',
+      CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: '1',
+      CLAUDE_CODE_MAX_RETRIES: '0',
+      HOME: home,
+    },
+    cwd,
+  };
+}
+
+export interface DaveUnderTest {
+  server: StdioServer;
+  workspace: string;
+  home: string;
+  stderr(): string;
+  close(): Promise<void>;
+}
+
+export async function startDave(url: string, extra: InitializationOptions = {}): Promise<DaveUnderTest> {
+  const workspace = tempDir('ws');
+  const home = tempDir('home');
+  const server = await startStdioServer({
+    command: { command: pythonPath(), args: ['-m', 'dave_lsp'] },
+    cwd: repoRoot,
+    env: { ...process.env, HOME: home },
+    workspaceFolder: workspace,
+    initializationOptions: { ...fakeModelOptions(url, home, workspace), ...extra },
+    initializeTimeoutMs: 60_000,
+  });
+  return {
+    server,
+    workspace,
+    home,
+    stderr: () => server.stderr.text(),
+    close: async () => {
+      await server.close();
+      rmSync(workspace, { recursive: true, force: true });
+      rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Resolves when `predicate` holds, polling; rejects after `timeoutMs`. */
+export async function waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+let sessionCounter = 0;
+export function newSessionId(name: string): string {
+  sessionCounter += 1;
+  return `test-${name}-${process.pid}-${sessionCounter}`;
+}
