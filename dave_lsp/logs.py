@@ -50,7 +50,9 @@ class _QuietExpectedErrors(logging.Filter):
 
             if isinstance(record.exc_info[1], JsonRpcException):
                 return False
-        return not record.getMessage().startswith(("Sending data", "Cancel notification for"))
+        return not record.getMessage().startswith(
+            ("Sending data", "Cancel notification for", "Ignoring work done progress cancel")
+        )
 
 
 def setup_stderr_logging(level: str = "warning") -> None:

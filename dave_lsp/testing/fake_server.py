@@ -32,10 +32,31 @@ class RecordedRequest:
     method: str = "POST"
 
 
-def _head(status: int, headers: dict[str, str | int]) -> bytes:
-    reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+def _head(status: int, headers: dict[str, Any]) -> bytes:
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:  # a status that `error NNN` made up
+        reason = "Error"
     lines = [f"HTTP/1.1 {status} {reason}", *(f"{k}: {v}" for k, v in headers.items())]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _json_response(status: int, obj: dict[str, Any], keep_alive: bool) -> bytes:
+    data = json.dumps(obj).encode()
+    connection = "keep-alive" if keep_alive else "close"
+    headers = {"content-type": "application/json", "content-length": len(data)}
+    return _head(status, {**headers, "connection": connection}) + data
+
+
+# Chunked, so the connection stays usable after the stream ends.
+_STREAM_HEAD = _head(
+    200,
+    {
+        "content-type": "text/event-stream",
+        "cache-control": "no-cache",
+        "transfer-encoding": "chunked",
+    },
+)
 
 
 async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes]:
@@ -161,33 +182,16 @@ class FakeModelServer:
             body = json.loads(raw) if raw.strip() else {}
         except ValueError:
             body = None
-        plan = plan_for(body.get("messages") or []) if isinstance(body, dict) else None
+        body = body if isinstance(body, dict) else None  # None: answered with a 400
+        plan = plan_for(body.get("messages") or []) if body is not None else None
+        prompt = plan.prompt if plan else ""
+        record = RecordedRequest(path, api, body or {}, prompt, headers, method)
         with self._lock:
-            self._requests.append(
-                RecordedRequest(
-                    path,
-                    api,
-                    body if isinstance(body, dict) else {},
-                    plan.prompt if plan else "",
-                    headers,
-                    method,
-                )
-            )
+            self._requests.append(record)
         input_tokens = max(1, len(raw) // 4)  # rough, but grows with the conversation
 
         async def send_json(status: int, obj: dict[str, Any]) -> bool:
-            data = json.dumps(obj).encode()
-            writer.write(
-                _head(
-                    status,
-                    {
-                        "content-type": "application/json",
-                        "content-length": len(data),
-                        "connection": "keep-alive" if keep else "close",
-                    },
-                )
-                + data
-            )
+            writer.write(_json_response(status, obj, keep))
             await writer.drain()
             return keep
 
@@ -197,7 +201,7 @@ class FakeModelServer:
             return await send_json(
                 404, fake_anthropic.error_body(404, f"not found: {method} {path}")
             )
-        if plan is None or not isinstance(body, dict):
+        if plan is None or body is None:
             return await send_json(400, wire.error_body(400, "request body must be a JSON object"))
         if path == "/v1/messages/count_tokens":
             return await send_json(200, {"input_tokens": input_tokens})
@@ -224,17 +228,7 @@ class FakeModelServer:
         items: Iterator[bytes | float],
         ending: str,
     ) -> bool:
-        writer.write(
-            _head(
-                200,
-                {
-                    "content-type": "text/event-stream",
-                    "cache-control": "no-cache",
-                    "transfer-encoding": "chunked",
-                    "connection": "keep-alive",
-                },
-            )
-        )
+        writer.write(_STREAM_HEAD)
         buffer = bytearray()
 
         async def flush() -> None:
