@@ -91,7 +91,7 @@ async def test_first_query_sends_the_transcript(
         {"role": "user", "content": "what is mango-42?"},
         {"role": "assistant", "content": "a fruit code"},
     ]
-    result, _ = await client.query(session, "recall", messages=messages)
+    await client.query(session, "recall", messages=messages)
     sent = prompts_seen(fake_model, "mango-42")[0]
     assert "User: what is mango-42?" in sent
     assert "Assistant: a fruit code" in sent

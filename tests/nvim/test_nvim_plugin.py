@@ -165,6 +165,58 @@ def test_transcript_is_resent_after_a_server_restart(ed: Editor, fake_model) -> 
     assert seen
 
 
+def test_visual_range_sends_the_lines_and_file_name(ed: Editor, workdir: Path) -> None:
+    source = workdir / "calc.py"
+    source.write_text("def add(a, b):\n    return a + b\n\nprint(add(1, 2))\n")
+    ed.command(f"edit {source}")
+    ed.command("1,2Dave ask explain this")
+    ed.wait_idle()
+    prompt = ed.lua("return T.queries[1].prompt")
+    assert prompt.startswith("explain this\n\n")
+    assert "calc.py, lines 1-2:" in prompt
+    assert "```python\ndef add(a, b):\n    return a + b\n```" in prompt
+    assert "print(add" not in prompt
+
+
+def test_the_window_follows_the_bottom_only_when_the_cursor_was_there(ed: Editor) -> None:
+    ed.command("Dave")  # opens the chat and enters it
+    ed.command("Dave ask first")
+    ed.wait_idle()
+    win = ed.nvim.current.window
+    assert ed.nvim.current.buffer.number == ed.lua("return T.session().chat.buf")
+    assert win.cursor[0] == len(ed.nvim.current.buffer)  # followed
+    win.cursor = (1, 0)
+    ed.command("Dave ask second")
+    ed.wait_idle()
+    assert win.cursor[0] == 1  # left alone
+    ed.command("Dave")  # toggles it closed
+    assert ed.lua("return #vim.fn.win_findbuf(T.session().chat.buf)") == 0
+
+
+def test_sessions_picks_another_chat(ed: Editor) -> None:
+    ed.command("Dave ask hello")
+    ed.wait_idle()
+    ed.command("Dave new")
+    ed.command("Dave ask second chat")
+    ed.wait_idle()
+    assert "hello" not in ed.text()
+    ed.lua(
+        """
+        vim.ui.select = function(items, opts, on_choice)
+          T.listed = vim.tbl_map(opts.format_item, items)
+          for _, item in ipairs(items) do
+            if item.title == "hello" then return on_choice(item) end
+          end
+        end
+        """
+    )
+    ed.command("Dave sessions")
+    ed.wait(lambda: ed.lua("return T.listed ~= nil"), what="the session list")
+    assert ed.lua("return T.session().chat.title") == "hello"
+    assert "You said: hello" in ed.text()
+    assert any(item.startswith("second chat") for item in ed.lua("return T.listed"))
+
+
 def test_checkhealth_reports_no_error(ed: Editor) -> None:
     ed.command("checkhealth dave")
     report = "\n".join(ed.nvim.current.buffer[:])

@@ -69,16 +69,21 @@ describe('DaveClient with the real server', () => {
   });
 
   it('sends the transcript on a session’s first query', T, async () => {
-    const { result } = done(
-      await dave.server.client.query({
-        sessionId: newSessionId('transcript'),
-        prompt: 'recall',
+    const client = dave.server.client;
+    const sessionId = newSessionId('transcript');
+    const first = done(
+      await client.query({
+        sessionId,
+        prompt: 'hello again',
         messages: [
           { role: 'user', content: 'remembered from before the restart' },
           { role: 'assistant', content: 'You said: remembered from before the restart' },
         ],
       }).outcome,
     );
+    assert.match(first.result.text, /hello again/);
+    // The model saw the transcript as part of the session's first message.
+    const { result } = done(await client.query({ sessionId, prompt: 'recall' }).outcome);
     assert.match(result.text, /remembered from before the restart/);
   });
 

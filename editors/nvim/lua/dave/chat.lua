@@ -193,17 +193,6 @@ local function is_empty(buf)
   return api.nvim_buf_line_count(buf) == 1 and select(2, last_line(buf)) == ""
 end
 
---- Appends whole lines after the last one (replacing the first line of an empty buffer).
-function Chat:append_lines(lines)
-  self:_edit(function(buf)
-    if is_empty(buf) then
-      api.nvim_buf_set_lines(buf, 0, -1, false, lines)
-    else
-      api.nvim_buf_set_lines(buf, -1, -1, false, lines)
-    end
-  end)
-end
-
 --- Appends streamed text at the very end, in place.
 ---@param text string
 function Chat:append_text(text)
@@ -227,11 +216,18 @@ end
 
 --- Starts a turn: the user's prompt, then the header under which the answer streams.
 function Chat:begin_turn(prompt)
-  local lines = is_empty(self.buf) and {} or { "" }
-  vim.list_extend(lines, { "## You", "" })
+  local lines = { "## You", "" }
   vim.list_extend(lines, vim.split(prompt, "\n", { plain = true }))
   vim.list_extend(lines, { "", "## Dave", "" })
-  self:append_lines(lines)
+  self:_edit(function(buf)
+    if is_empty(buf) then
+      return api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+    end
+    if select(2, last_line(buf)) ~= "" then
+      table.insert(lines, 1, "")
+    end
+    api.nvim_buf_set_lines(buf, -1, -1, false, lines)
+  end)
 end
 
 --- The whole buffer as text (for tests and `:Dave` users who want to copy it).

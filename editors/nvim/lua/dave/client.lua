@@ -18,6 +18,7 @@ local state = {
   generation = 0, -- counts server starts, so a chat knows when its history must be resent
   next_token = 0,
   cmd = nil, ---@type string[]?
+  methods = {}, ---@type string[] what the server advertises in capabilities.experimental.dave
 }
 
 --- Client methods: `client:request()` from 0.11, `client.request()` before.
@@ -56,6 +57,7 @@ local function on_init(client, result)
       vim.log.levels.WARN
     )
   end
+  state.methods = type(dave.methods) == "table" and dave.methods or {}
   state.ready = true
   flush_waiting(client)
 end
@@ -223,6 +225,11 @@ end
 --- Which start of the server this is (0: never started).
 function M.generation()
   return state.generation
+end
+
+--- Whether the running server advertises a method (false before it has started).
+function M.supports(method)
+  return vim.tbl_contains(state.methods, method)
 end
 
 function M.is_running()

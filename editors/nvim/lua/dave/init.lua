@@ -97,37 +97,48 @@ local function switch_to(session)
   session.chat:open(true)
 end
 
---- Picks a chat with vim.ui.select: this Neovim's chats and the server's sessions (resumed
---- ones included).
+local function pick(items)
+  if #items == 0 then
+    return notify("dave: no sessions yet")
+  end
+  vim.ui.select(items, {
+    prompt = "Dave sessions",
+    kind = "dave.session",
+    format_item = function(item)
+      local turns = type(item.turns) == "number" and (", %d turns"):format(item.turns) or ""
+      return ("%s (%s%s)"):format(item.title, tostring(item.state), turns)
+    end,
+  }, function(item)
+    if item then
+      switch_to(sessions.get(item.id) or sessions.new(item.id, item.title))
+    end
+  end)
+end
+
+--- Picks a chat with vim.ui.select: this Neovim's chats and, where the server lists them
+--- (`dave/listSessions`), its other sessions, resumed ones included.
 function M.sessions()
-  require("dave.client").request("dave/listSessions", vim.empty_dict(), function(err, result)
-    local items = {}
-    for _, session in ipairs(sessions.list()) do
-      table.insert(items, { id = session.id, title = session.chat.title, state = "open" })
+  local client = require("dave.client")
+  local items = {}
+  for _, session in ipairs(sessions.list()) do
+    local state = session.query and "working" or "open"
+    table.insert(items, { id = session.id, title = session.chat.title, state = state })
+  end
+  client.with_client(function(c)
+    if not c or not client.supports("dave/listSessions") then
+      return pick(items)
     end
-    if err then
-      notify("dave: the server did not list its sessions: " .. tostring(err.message), vim.log.levels.WARN)
-    end
-    for _, s in ipairs(not err and result and result.sessions or {}) do
-      if not sessions.get(s.sessionId) then
-        local title = (s.title and s.title ~= vim.NIL and s.title ~= "") and s.title or s.sessionId
-        table.insert(items, { id = s.sessionId, title = title, state = s.state, turns = s.turns })
+    client.request("dave/listSessions", vim.empty_dict(), function(err, result)
+      if err then
+        notify("dave: the server did not list its sessions: " .. tostring(err.message), vim.log.levels.WARN)
       end
-    end
-    if #items == 0 then
-      return notify("dave: no sessions yet")
-    end
-    vim.ui.select(items, {
-      prompt = "Dave sessions",
-      kind = "dave.session",
-      format_item = function(item)
-        local turns = type(item.turns) == "number" and (", %d turns"):format(item.turns) or ""
-        return ("%s (%s%s)"):format(item.title, tostring(item.state), turns)
-      end,
-    }, function(item)
-      if item then
-        switch_to(sessions.get(item.id) or sessions.new(item.id, item.title))
+      for _, s in ipairs(not err and result and result.sessions or {}) do
+        if not sessions.get(s.sessionId) then
+          local title = type(s.title) == "string" and s.title ~= "" and s.title or s.sessionId
+          table.insert(items, { id = s.sessionId, title = title, state = s.state, turns = s.turns })
+        end
       end
+      pick(items)
     end)
   end)
 end

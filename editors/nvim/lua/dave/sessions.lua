@@ -18,8 +18,10 @@ local counter = 0
 ---@field prompt string
 ---@field token string?
 ---@field parts string[] streamed text
----@field tools table<string, string> requestId -> tool name
+---@field requests table<string, table> requestId -> its permissionRequest report
+---@field denied table<string, boolean> toolUseIds whose permission was denied
 ---@field cancelling boolean?
+---@field error_shown string? the message of the last `error` report, not to be shown twice
 ---@field done boolean?
 
 ---@class dave.Session
@@ -59,7 +61,9 @@ local function finish(session, query, outcome, message)
     chat:append_note("_(cancelled)_")
     chat:set_status("cancelled", false)
   else
-    chat:append_note("**Error:** " .. (message or "the query failed"))
+    if message ~= query.error_shown then
+      chat:append_note("**Error:** " .. (message or "the query failed"))
+    end
     chat:set_status("failed", false)
     session.synced = nil -- the backend may have lost the conversation: resend it next time
   end
@@ -92,7 +96,7 @@ local function on_report(session, query, value)
   elseif type_ == "toolUse" then
     chat:set_status("running " .. tostring(value.toolName), true)
   elseif type_ == "permissionRequest" then
-    query.tools[value.requestId] = value.toolName
+    query.requests[value.requestId] = value
     chat:set_status("waiting for permission", true)
     permissions.ask({
       requestId = value.requestId,
@@ -103,17 +107,19 @@ local function on_report(session, query, value)
     })
   elseif type_ == "permissionResolved" then
     permissions.resolved(value.requestId)
-    local tool = query.tools[value.requestId]
-    if tool and value.decision == "deny" then
-      chat:append_note(("✗ %s denied (%s)"):format(tool, value.by or "user"))
+    local req = query.requests[value.requestId]
+    if req and value.decision == "deny" then
+      query.denied[req.toolUseId or ""] = true
+      chat:append_note(("✗ %s denied (%s)"):format(req.toolName, value.by or "user"))
     end
     chat:set_status("working", true)
-  elseif type_ == "toolResult" then
+  elseif type_ == "toolResult" and not query.denied[value.toolUseId or ""] then
     local line = vim.trim(("%s %s"):format(value.toolName or "tool", value.summary or ""))
     chat:append_note((value.isError and "✗ " or "✓ ") .. line)
   elseif type_ == "status" then
     chat:set_status(value.state or "working", true)
   elseif type_ == "error" then
+    query.error_shown = value.message
     chat:append_note("**Error:** " .. tostring(value.message))
   end
   if kind == "report" and value.message and type_ ~= "error" and type_ ~= "permissionRequest" then
@@ -217,7 +223,7 @@ function M.ask(session, prompt)
   if #session.transcript == 0 and chat.title == "new chat" then
     chat:set_title(title_of(prompt))
   end
-  local query = { prompt = prompt, parts = {}, tools = {} }
+  local query = { prompt = prompt, parts = {}, requests = {}, denied = {} }
   session.query = query
   chat:begin_turn(prompt)
   chat:set_status("starting", true)
