@@ -1,13 +1,17 @@
-// Bundles the extension (Node, CommonJS, `vscode` external), the webview
-// script (browser, IIFE) and, with --tests, every test/*.test.ts for `node --test`.
+// Bundles the extension (Node, CommonJS, `vscode` external) and the webview
+// script (browser, IIFE) into dist/; with --tests also every test/*.test.ts into
+// out/test/ for `node --test`; --tests-only builds the tests and leaves dist/
+// (perhaps the production bundle just packaged) alone.
 import { build } from 'esbuild';
 import { readdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const production = process.argv.includes('--production');
-const tests = process.argv.includes('--tests');
+const args = process.argv.slice(2);
+const production = args.includes('--production');
+const testsOnly = args.includes('--tests-only');
+const tests = testsOnly || args.includes('--tests');
 
 const common = {
   bundle: true,
@@ -18,26 +22,28 @@ const common = {
   legalComments: 'none',
 };
 
-rmSync(join(root, 'dist'), { recursive: true, force: true });
-await Promise.all([
-  build({
-    ...common,
-    entryPoints: ['src/extension.ts'],
-    outfile: 'dist/extension.js',
-    platform: 'node',
-    format: 'cjs',
-    target: 'node18',
-    external: ['vscode'],
-  }),
-  build({
-    ...common,
-    entryPoints: ['src/webview/main.ts'],
-    outfile: 'dist/webview.js',
-    platform: 'browser',
-    format: 'iife',
-    target: 'es2020',
-  }),
-]);
+if (!testsOnly) {
+  rmSync(join(root, 'dist'), { recursive: true, force: true });
+  await Promise.all([
+    build({
+      ...common,
+      entryPoints: ['src/extension.ts'],
+      outfile: 'dist/extension.js',
+      platform: 'node',
+      format: 'cjs',
+      target: 'node18',
+      external: ['vscode'],
+    }),
+    build({
+      ...common,
+      entryPoints: ['src/webview/main.ts'],
+      outfile: 'dist/webview.js',
+      platform: 'browser',
+      format: 'iife',
+      target: 'es2020',
+    }),
+  ]);
+}
 
 if (tests) {
   rmSync(join(root, 'out'), { recursive: true, force: true });

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Every VS Code test: npm ci, typecheck, package the .vsix, then node --test over
+# the protocol client and chat controller (real server + fake model), the webview
+# (jsdom) and the package. Exits non-zero if anything fails.
+# DAVE_LSP_PYTHON: the Python that runs dave-lsp (default: the repo's .venv).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$here"
+export DAVE_LSP_PYTHON="${DAVE_LSP_PYTHON:-$(cd ../.. && pwd)/.venv/bin/python}"
+# This machine's npmrc sets `nodedir`, which newer npm warns about on every call.
+export npm_config_loglevel="${npm_config_loglevel:-error}"
+
+step() { printf '\n== %s\n' "$*"; }
+start=$SECONDS
+
+step "npm ci"
+npm ci --no-audit --no-fund
+
+step "typecheck (tsc --noEmit)"
+npx --no-install tsc --noEmit -p .
+
+step "package (esbuild + vsce)"
+npm run --silent package
+
+step "build tests"
+node scripts/build.mjs --tests-only
+
+step "node --test"
+mkdir -p out
+status=0
+node --test --test-concurrency=1 \
+  --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination=out/results.tap \
+  out/test/ || status=$?
+
+passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' out/results.tap | tail -1)
+failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' out/results.tap | tail -1)
+skipped=$(sed -n 's/^# skipped \([0-9]*\)$/\1/p' out/results.tap | tail -1)
+echo
+echo "vscode: ${passed:-0} passed, ${failed:-0} failed, ${skipped:-0} skipped"
+echo "VS Code tests took $((SECONDS - start)) s"
+exit "$status"

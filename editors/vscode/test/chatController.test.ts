@@ -1,0 +1,209 @@
+/**
+ * ChatController, the chat's state behind the view, against the real server:
+ * what the view is sent while a turn streams, permission cards answered from
+ * the view, Stop, persistence across a reload, and the transcript resent when
+ * the server no longer has the conversation.
+ */
+
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { ChatController, STORAGE_KEY, type ChatHost, type StateStore } from '../src/chat/chatController';
+import type { DaveClient } from '../src/protocol/daveClient';
+import { ServerStartError } from '../src/protocol/server';
+import type { ChatItem, ToWebview } from '../src/shared/messages';
+import { startDave, startFakeModel, waitFor, type DaveUnderTest, type FakeModel } from './helpers';
+
+const T = { timeout: 120_000 };
+
+class MemoryStore implements StateStore {
+  data = new Map<string, unknown>();
+  get<T>(key: string): T | undefined {
+    return structuredClone(this.data.get(key)) as T | undefined;
+  }
+  async update(key: string, value: unknown): Promise<void> {
+    this.data.set(key, structuredClone(value));
+  }
+}
+
+interface TestHost extends ChatHost {
+  posted: ToWebview[];
+  onPost?: (message: ToWebview) => void;
+}
+
+function host(client: () => Promise<DaveClient>, store = new MemoryStore()): TestHost {
+  const h: TestHost = {
+    posted: [],
+    getClient: client,
+    post: (message) => {
+      h.posted.push(message);
+      h.onPost?.(message);
+    },
+    store,
+    confirmDelete: async () => true,
+  };
+  return h;
+}
+
+function itemsOf(controller: ChatController): ChatItem[] {
+  return controller.items(controller.activeSessionId!);
+}
+
+describe('ChatController with the real server', () => {
+  let fake: FakeModel;
+  let dave: DaveUnderTest;
+
+  before(async () => {
+    fake = await startFakeModel();
+    dave = await startDave(fake.url);
+  }, T);
+
+  after(async () => {
+    await dave?.close();
+    await fake?.stop();
+  });
+
+  it('streams a turn into the view and records the transcript', T, async () => {
+    const h = host(async () => dave.server.client);
+    const chat = new ChatController(h);
+    await chat.handleMessage({ type: 'ready' });
+    const outcome = await chat.send('hello view');
+    assert.equal(outcome?.kind, 'done');
+
+    const appended = h.posted.filter((m): m is Extract<ToWebview, { type: 'append' }> => m.type === 'append');
+    assert.deepEqual(appended[0]?.item, { ...appended[0]!.item, kind: 'user', text: 'hello view' });
+    const assistant = appended.find((m) => m.item.kind === 'assistant')!.item;
+    const streamed =
+      (assistant as { text: string }).text +
+      h.posted
+        .filter((m): m is Extract<ToWebview, { type: 'appendText' }> => m.type === 'appendText' && m.itemId === assistant.id)
+        .map((m) => m.text)
+        .join('');
+    assert.equal(streamed, 'You said: hello view');
+    assert.ok(h.posted.some((m) => m.type === 'busy' && m.busy));
+    assert.deepEqual(h.posted.filter((m) => m.type === 'busy').at(-1), { type: 'busy', busy: false });
+    const final = itemsOf(chat).find((i) => i.kind === 'assistant');
+    assert.deepEqual(final, { ...final!, text: 'You said: hello view', streaming: false });
+    assert.deepEqual(chat.history(chat.activeSessionId!), [
+      { role: 'user', content: 'hello view' },
+      { role: 'assistant', content: 'You said: hello view' },
+    ]);
+    assert.equal(chat.viewState().sessions[0]?.title, 'hello view');
+  });
+
+  it('answers a permission card from the view once, and the file is written', T, async () => {
+    const h = host(async () => dave.server.client);
+    const chat = new ChatController(h);
+    h.onPost = (message) => {
+      if (message.type === 'append' && message.item.kind === 'permission') {
+        const requestId = message.item.requestId;
+        // Two clicks reach the controller; only one answer goes to the server.
+        void chat.handleMessage({ type: 'permission', requestId, decision: 'allow' });
+        void chat.handleMessage({ type: 'permission', requestId, decision: 'deny' });
+      }
+    };
+    const outcome = await chat.send('write from-view.txt written-by-the-view');
+    assert.equal(outcome?.kind, 'done', JSON.stringify(outcome));
+    assert.equal(readFileSync(path.join(dave.workspace, 'from-view.txt'), 'utf8'), 'written-by-the-view');
+    const card = itemsOf(chat).find((i) => i.kind === 'permission');
+    assert.deepEqual(card && { state: card.state, outcome: card.outcome }, { state: 'allowed', outcome: 'Allowed' });
+    const tool = itemsOf(chat).find((i) => i.kind === 'tool');
+    assert.ok(tool && tool.kind === 'tool' && tool.done && !tool.isError && tool.toolName === 'Write', JSON.stringify(tool));
+  });
+
+  it('deny with a reason keeps the file unwritten', T, async () => {
+    const h = host(async () => dave.server.client);
+    const chat = new ChatController(h);
+    h.onPost = (message) => {
+      if (message.type === 'append' && message.item.kind === 'permission') {
+        void chat.handleMessage({ type: 'permission', requestId: message.item.requestId, decision: 'deny', reason: 'no thanks' });
+      }
+    };
+    await chat.send('write refused.txt nope');
+    assert.equal(existsSync(path.join(dave.workspace, 'refused.txt')), false);
+    const card = itemsOf(chat).find((i) => i.kind === 'permission');
+    assert.equal(card?.kind === 'permission' && card.state, 'denied');
+  });
+
+  it('Stop ends the turn, keeps the partial answer, and the session goes on', T, async () => {
+    const h = host(async () => dave.server.client);
+    const chat = new ChatController(h);
+    let stopped = false;
+    h.onPost = (message) => {
+      if (!stopped && message.type === 'appendText') {
+        stopped = true;
+        void chat.handleMessage({ type: 'stop' });
+      }
+    };
+    const outcome = await chat.send('slow 300 50');
+    assert.equal(outcome?.kind, 'cancelled');
+    const items = itemsOf(chat);
+    assert.deepEqual(items.at(-1), { ...items.at(-1)!, kind: 'notice', text: 'Stopped.' });
+    const history = chat.history(chat.activeSessionId!);
+    assert.equal(history.length, 2);
+    assert.equal(history[1]?.role, 'assistant');
+    assert.ok((history[1]?.content.length ?? 0) > 0);
+    assert.deepEqual(h.posted.filter((m) => m.type === 'busy').at(-1), { type: 'busy', busy: false });
+
+    h.onPost = undefined;
+    const again = await chat.send('after stop');
+    assert.equal(again?.kind, 'done');
+  });
+
+  it('survives a reload and resends the transcript when the server lost the conversation', T, async () => {
+    const store = new MemoryStore();
+    const first = new ChatController(host(async () => dave.server.client, store));
+    await first.send('the password is swordfish');
+    const sessionId = first.activeSessionId!;
+    await first.flush();
+    assert.ok(store.data.has(STORAGE_KEY));
+
+    // The server forgets the session, as after a restart without resume.
+    assert.equal(await dave.server.client.deleteSession(sessionId), true);
+
+    // A new window: a new controller over the same workspace state.
+    const h = host(async () => dave.server.client, store);
+    const second = new ChatController(h);
+    await second.handleMessage({ type: 'ready' });
+    const state = h.posted.find((m): m is Extract<ToWebview, { type: 'state' }> => m.type === 'state')!.state;
+    assert.equal(state.activeSessionId, sessionId);
+    assert.deepEqual(
+      state.items.map((i) => i.kind),
+      ['user', 'assistant'],
+    );
+    await second.send('are you there');
+    const recall = await second.send('recall');
+    assert.equal(recall?.kind, 'done');
+    assert.match(recall?.kind === 'done' ? recall.result.text : '', /swordfish/);
+  });
+
+  it('switches, creates and deletes sessions', T, async () => {
+    const h = host(async () => dave.server.client);
+    const chat = new ChatController(h);
+    const a = chat.newSession();
+    await chat.send('in session a');
+    const b = chat.newSession();
+    assert.equal(chat.activeSessionId, b);
+    assert.deepEqual(chat.viewState().items, []);
+    chat.switchSession(a);
+    assert.equal(chat.viewState().items.length, 2);
+    assert.equal(await chat.deleteSession(a), true);
+    assert.equal(chat.activeSessionId, b);
+    assert.deepEqual(chat.viewState().sessions.map((s) => s.id), [b]);
+    assert.equal(await dave.server.client.deleteSession(a), false, 'the server forgot it too');
+  });
+
+  it('a server that cannot start shows its message in the chat', T, async () => {
+    const h = host(async () => {
+      throw new ServerStartError('Cannot start the Dave server: "nope" was not found on PATH.');
+    });
+    const chat = new ChatController(h);
+    const outcome = await chat.send('hello?');
+    assert.equal(outcome, undefined);
+    await waitFor(() => itemsOf(chat).some((i) => i.kind === 'error'), 1000, 'an error item');
+    const error = itemsOf(chat).find((i) => i.kind === 'error');
+    assert.match(error?.kind === 'error' ? error.message : '', /"nope" was not found on PATH/);
+  });
+});
