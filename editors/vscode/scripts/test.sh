@@ -3,6 +3,8 @@
 # the protocol client and chat controller (real server + fake model), the webview
 # (jsdom) and the package. Exits non-zero if anything fails.
 # DAVE_LSP_PYTHON: the Python that runs dave-lsp (default: the repo's .venv).
+# DAVE_VSCODE_E2E=0 skips the real VS Code (code-server + Chromium) test, whose
+# tools scripts/e2e-setup.sh installs once into ~/.cache/dave-lsp-e2e.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -26,13 +28,27 @@ npm run --silent package
 step "build tests"
 node scripts/build.mjs --tests-only
 
+status=0
+if [ "${DAVE_VSCODE_E2E:-1}" != 0 ]; then
+  step "real VS Code tools: code-server and Chromium (cached; DAVE_VSCODE_E2E=0 skips)"
+  if setup_out="$(bash scripts/e2e-setup.sh)"; then
+    while IFS='=' read -r key value; do
+      [ -n "$key" ] && export "DAVE_E2E_$key=$value"
+    done <<<"$setup_out"
+  else
+    echo "e2e setup failed: the real-VS-Code test cannot run" >&2
+    status=1
+  fi
+else
+  echo "DAVE_VSCODE_E2E=0: the real-VS-Code test is skipped"
+fi
+
 step "node --test"
 mkdir -p out
-status=0
 node --test --test-concurrency=1 \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination=out/results.tap \
-  out/test/ || status=$?
+  out/test/ || status=1
 
 passed=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' out/results.tap | tail -1)
 failed=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' out/results.tap | tail -1)

@@ -108,6 +108,8 @@ export class ChatController {
   private itemCounter = 0;
   private saveTimer: ReturnType<typeof setTimeout> | undefined;
   private lastBusy = false;
+  /** Sessions between Send and their query's start (the server may be starting). */
+  private readonly sending = new Set<string>();
 
   constructor(private readonly host: ChatHost) {
     this.load();
@@ -197,7 +199,7 @@ export class ChatController {
       this.newSession();
       record = this.active()!;
     }
-    if (record.running !== undefined) {
+    if (record.running !== undefined || this.sending.has(record.id)) {
       this.addItem(record, { id: this.nextId(), kind: 'notice', text: 'Dave is still answering: press Stop first.' });
       return undefined;
     }
@@ -207,20 +209,23 @@ export class ChatController {
     this.addItem(record, { id: this.nextId(), kind: 'user', text: prompt });
     this.postSessions();
 
-    let client: DaveClient;
+    this.sending.add(record.id);
     try {
-      this.setStatus(record, 'Starting the Dave server…');
-      client = await this.host.getClient();
-    } catch (error) {
-      this.setStatus(record, '');
-      this.addItem(record, { id: this.nextId(), kind: 'error', message: errorMessage(error) });
+      let client: DaveClient;
+      try {
+        this.setStatus(record, 'Starting the Dave server…');
+        client = await this.host.getClient();
+      } catch (error) {
+        this.setStatus(record, '');
+        this.addItem(record, { id: this.nextId(), kind: 'error', message: errorMessage(error) });
+        return undefined;
+      }
+      this.setStatus(record, 'Working…');
+      return await this.runQuery(client, record, prompt, messages);
+    } finally {
+      this.sending.delete(record.id);
       this.scheduleSave(0);
-      return undefined;
     }
-    this.setStatus(record, 'Working…');
-    const outcome = await this.runQuery(client, record, prompt, messages);
-    this.scheduleSave(0);
-    return outcome;
   }
 
   /** Stops the running query of a session (the active one by default). */

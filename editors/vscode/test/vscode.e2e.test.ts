@@ -1,0 +1,248 @@
+/**
+ * The built .vsix in a real VS Code: code-server (VS Code in the browser)
+ * driven through Debian's Chromium with playwright-core. Opens a folder, opens
+ * the Dave view, asks a question and sees the streamed answer, allows a Write
+ * and sees the file appear, stops a slow answer, and saves a screenshot.
+ *
+ * scripts/test.sh installs the tools (scripts/e2e-setup.sh) and passes their
+ * paths in DAVE_E2E_CHROMIUM, DAVE_E2E_NODE24_BIN and DAVE_E2E_CODE_SERVER;
+ * without them this file skips.
+ */
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import * as path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import type { Browser, Frame, Page } from 'playwright-core';
+
+import { extensionRoot, fakeModelOptions, pythonPath, repoRoot, sleep, startFakeModel, tempDir, type FakeModel } from './helpers';
+
+const chromiumPath = process.env.DAVE_E2E_CHROMIUM;
+const node24Bin = process.env.DAVE_E2E_NODE24_BIN;
+const codeServer = process.env.DAVE_E2E_CODE_SERVER;
+const vsix = process.env.DAVE_VSIX ?? path.join(extensionRoot, 'dave-lsp.vsix');
+const artifacts = process.env.DAVE_E2E_ARTIFACTS ?? path.join(extensionRoot, 'test-artifacts');
+const skip =
+  chromiumPath && node24Bin && codeServer
+    ? existsSync(vsix)
+      ? false
+      : `no ${vsix}: run npm run package`
+    : 'the real-VS-Code test runs from scripts/test.sh (DAVE_E2E_* not set)';
+
+const STEP = 90_000;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+async function waitForHttp(url: string, timeoutMs: number, proc: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`code-server exited with ${proc.exitCode}: ${output()}`);
+    try {
+      const response = await fetch(url);
+      if (response.status < 500) return;
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(250);
+  }
+  throw new Error(`code-server did not answer on ${url}: ${output()}`);
+}
+
+/** The frame that holds the chat webview's content (webviews nest two iframes deep). */
+async function chatFrame(page: Page, timeoutMs: number): Promise<Frame> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const frame of page.frames()) {
+      try {
+        if ((await frame.locator('textarea[aria-label="Message Dave"]').count()) > 0) return frame;
+      } catch {
+        // A frame that went away while we looked.
+      }
+    }
+    await sleep(250);
+  }
+  throw new Error('the Dave chat webview did not appear');
+}
+
+async function waitForFile(file: string, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (existsSync(file)) return readFileSync(file, 'utf8');
+    await sleep(200);
+  }
+  throw new Error(`${file} did not appear`);
+}
+
+describe('the extension in a real VS Code (code-server + Chromium)', { skip }, () => {
+  let fake: FakeModel;
+  let server: ChildProcess | undefined;
+  let serverOutput = '';
+  let browser: Browser | undefined;
+  let page: Page;
+  let chat: Frame;
+  let root: string;
+  let workspace: string;
+
+  before(async () => {
+    const { chromium } = await import('playwright-core');
+    root = tempDir('e2e');
+    workspace = path.join(root, 'project');
+    const userData = path.join(root, 'user-data');
+    const extensions = path.join(root, 'extensions');
+    const home = path.join(root, 'home');
+    for (const dir of [workspace, path.join(userData, 'User'), extensions, home]) mkdirSync(dir, { recursive: true });
+    writeFileSync(path.join(workspace, 'README.md'), '# e2e project\n');
+
+    fake = await startFakeModel();
+    const options = fakeModelOptions(fake.url, home, workspace);
+    writeFileSync(
+      path.join(userData, 'User', 'settings.json'),
+      JSON.stringify(
+        {
+          'security.workspace.trust.enabled': false,
+          'workbench.startupEditor': 'none',
+          'workbench.tips.enabled': false,
+          'telemetry.telemetryLevel': 'off',
+          'extensions.autoUpdate': false,
+          'extensions.autoCheckUpdates': false,
+          'update.mode': 'none',
+          'dave.server.command': [pythonPath(), '-m', 'dave_lsp'],
+          'dave.server.env': { ...options.env, PYTHONPATH: repoRoot },
+        },
+        null,
+        2,
+      ),
+    );
+
+    const env = { ...process.env, PATH: `${node24Bin}${path.delimiter}${process.env.PATH ?? ''}`, HOME: home };
+    const node = path.join(node24Bin!, 'node');
+    const install = spawnSync(node, [codeServer!, '--extensions-dir', extensions, '--user-data-dir', userData, '--install-extension', vsix], {
+      env,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    assert.equal(install.status, 0, `installing the .vsix: ${install.stdout}\n${install.stderr}`);
+    assert.match(install.stdout + install.stderr, /successfully installed/i);
+
+    const port = await freePort();
+    server = spawn(
+      node,
+      [
+        codeServer!,
+        '--auth', 'none',
+        '--bind-addr', `127.0.0.1:${port}`,
+        '--disable-telemetry',
+        '--disable-update-check',
+        '--disable-workspace-trust',
+        '--user-data-dir', userData,
+        '--extensions-dir', extensions,
+        workspace,
+      ],
+      { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+    );
+    const collect = (chunk: Buffer): void => {
+      serverOutput = (serverOutput + chunk.toString()).slice(-20_000);
+    };
+    server.stdout!.on('data', collect);
+    server.stderr!.on('data', collect);
+    await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60_000, server, () => serverOutput);
+
+    browser = await chromium.launch({ executablePath: chromiumPath!, args: ['--no-sandbox'] });
+    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
+    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+  }, { timeout: 240_000 });
+
+  after(async () => {
+    if (page !== undefined) {
+      try {
+        mkdirSync(artifacts, { recursive: true });
+        await page.screenshot({ path: path.join(artifacts, 'vscode-final.png') });
+      } catch {
+        // Best effort.
+      }
+    }
+    await browser?.close();
+    if (server?.pid !== undefined && server.exitCode === null) {
+      try {
+        process.kill(-server.pid, 'SIGTERM');
+      } catch {
+        server.kill('SIGTERM');
+      }
+      await sleep(500);
+      try {
+        process.kill(-server.pid, 'SIGKILL');
+      } catch {
+        // Gone.
+      }
+    }
+    await fake?.stop();
+    if (root !== undefined) rmSync(root, { recursive: true, force: true });
+  });
+
+  it('opens the Dave view from the activity bar', { timeout: STEP }, async () => {
+    const daveTab = page.locator('.activitybar [aria-label^="Dave"]').first();
+    await daveTab.waitFor({ timeout: 60_000 });
+    await daveTab.click();
+    chat = await chatFrame(page, 60_000);
+    for (const name of ['Send', 'New session', 'Delete session']) {
+      assert.equal(await chat.getByRole('button', { name, exact: true }).count(), 1, name);
+    }
+  });
+
+  it('streams an answer into the webview', { timeout: STEP }, async () => {
+    const box = chat.locator('textarea[aria-label="Message Dave"]');
+    await box.fill('hello from code-server');
+    await box.press('Enter');
+    const answer = chat.locator('.item.assistant .body').last();
+    await chat.locator('.item.assistant', { hasText: 'You said: hello from code-server' }).waitFor({ timeout: 60_000 });
+    assert.equal((await answer.textContent())?.trim(), 'You said: hello from code-server');
+    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+  });
+
+  it('asks permission for a Write, and Allow writes the file', { timeout: STEP }, async () => {
+    const box = chat.locator('textarea[aria-label="Message Dave"]');
+    await box.fill('write from-vscode.txt made-in-a-real-vscode');
+    await box.press('Enter');
+    const allow = chat.getByRole('button', { name: 'Allow', exact: true });
+    await allow.waitFor({ timeout: 60_000 });
+    assert.equal(await chat.getByRole('button', { name: 'Allow always', exact: true }).count(), 1);
+    assert.equal(await chat.getByRole('button', { name: 'Deny', exact: true }).count(), 1);
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'vscode-permission.png') });
+    await allow.click();
+    const content = await waitForFile(path.join(workspace, 'from-vscode.txt'), 60_000);
+    assert.equal(content, 'made-in-a-real-vscode');
+    await chat.locator('.item.permission', { hasText: 'Allowed' }).waitFor({ timeout: 30_000 });
+    await chat.locator('.item.tool.done', { hasText: 'from-vscode.txt' }).waitFor({ timeout: 30_000 });
+    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+  });
+
+  it('Stop cancels a slow answer', { timeout: STEP }, async () => {
+    const box = chat.locator('textarea[aria-label="Message Dave"]');
+    const answersBefore = await chat.locator('.item.assistant').count();
+    await box.fill('slow 600 50');
+    await box.press('Enter');
+    const stop = chat.getByRole('button', { name: 'Stop', exact: true });
+    await stop.waitFor({ state: 'visible', timeout: 30_000 });
+    // Let a few tokens arrive first.
+    await chat.locator('.item.assistant').nth(answersBefore).waitFor({ timeout: 60_000 });
+    await stop.click();
+    await chat.locator('.item.notice', { hasText: 'Stopped.' }).waitFor({ timeout: 30_000 });
+    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'vscode-chat.png') });
+  });
+});
