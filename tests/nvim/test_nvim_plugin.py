@@ -140,8 +140,8 @@ def test_delete_ends_the_chats_cli_process(ed: Editor) -> None:
     ed.command("Dave delete")
     wait_until(lambda: not (cli_pids() & ours), 6, "the chat's CLI process to end")
     assert len(cli_pids()) < before
-    assert ed.lua("return T.session()") is None
-    assert any("deleted" in n["msg"] for n in ed.notes())
+    ed.wait(lambda: ed.lua("return T.session() == nil"), 5, "the chat to go")
+    ed.wait(lambda: any("deleted" in n["msg"] for n in ed.notes()), 5, "the deleted note")
 
 
 def test_transcript_is_resent_after_a_server_restart(ed: Editor, fake_model) -> None:
@@ -176,6 +176,9 @@ def test_visual_range_sends_the_lines_and_file_name(ed: Editor, workdir: Path) -
     assert "calc.py, lines 1-2:" in prompt
     assert "```python\ndef add(a, b):\n    return a + b\n```" in prompt
     assert "print(add" not in prompt
+    # The client serves chats only: it is attached to no file buffer.
+    assert ed.lua("return #vim.lsp.get_clients({ name = 'dave' })") == 1
+    assert ed.lua("return #vim.lsp.get_clients({ bufnr = 0 })") == 0
 
 
 def test_the_window_follows_the_bottom_only_when_the_cursor_was_there(ed: Editor) -> None:
@@ -215,6 +218,7 @@ def test_sessions_picks_another_chat(ed: Editor) -> None:
     assert ed.lua("return T.session().chat.title") == "hello"
     assert "You said: hello" in ed.text()
     assert any(item.startswith("second chat") for item in ed.lua("return T.listed"))
+    assert ed.lua("return #vim.lsp.get_clients({ name = 'dave' })") == 1  # one for both chats
 
 
 def test_checkhealth_reports_no_error(ed: Editor) -> None:

@@ -3,7 +3,8 @@ local M = {}
 
 ---@class dave.Config
 M.defaults = {
-  --- Command that starts the server; nil: `dave-lsp` when it is on PATH, else `python3 -m dave_lsp`.
+  --- Command that starts the server; nil: `dave-lsp` on PATH, else the `.venv/bin/dave-lsp` of the
+  --- dave-lsp checkout this plugin is in, else `python3 -m dave_lsp`.
   ---@type string[]?
   cmd = nil,
   --- Extra environment of the server process.
@@ -91,6 +92,14 @@ function M.setup(opts)
   M.options = merged
 end
 
+--- `.venv/bin/dave-lsp` of the dave-lsp checkout this plugin lives in (editors/nvim/), if built.
+local function checkout_server()
+  local source = debug.getinfo(1, "S").source:sub(2)
+  local root = vim.fn.fnamemodify(source, ":p:h:h:h:h:h")
+  local exe = root .. "/.venv/bin/dave-lsp"
+  return vim.fn.executable(exe) == 1 and exe or nil
+end
+
 --- The server command, or nil and a message that says how to fix it.
 ---@return string[]?, string?
 function M.server_cmd()
@@ -98,6 +107,10 @@ function M.server_cmd()
   if cmd == nil then
     if vim.fn.executable("dave-lsp") == 1 then
       return { "dave-lsp" }
+    end
+    local bundled = checkout_server()
+    if bundled then
+      return { bundled }
     end
     if vim.fn.executable("python3") == 1 then
       return { "python3", "-m", "dave_lsp" }

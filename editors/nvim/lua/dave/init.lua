@@ -12,6 +12,10 @@ end
 --- Sets the options (see `:help dave-config`). Wrong options are reported, not raised.
 ---@param opts table?
 function M.setup(opts)
+  -- A plugin manager may add this plugin to 'runtimepath' after plugin/ files were sourced.
+  if not vim.g.loaded_dave then
+    vim.cmd.runtime("plugin/dave.lua")
+  end
   local ok, err = pcall(config.setup, opts)
   if not ok then
     notify("dave: invalid setup option: " .. tostring(err), vim.log.levels.ERROR)
