@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 
@@ -14,14 +15,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port to listen on (0: any free one)")
     args = parser.parse_args(argv)
     server = FakeModelServer(port=args.port)
-    server.start()
+    try:
+        server.start()
+    except OSError as exc:
+        print(f"fake model: cannot listen on port {args.port}: {exc}", file=sys.stderr)
+        return 1
     print(
         f"fake model listening on {server.url} (scripted, not a real model)",
         file=sys.stderr,
         flush=True,
     )
+    # SIGTERM (how scripts and CI stop it) ends it as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        threading.Event().wait()  # serve until interrupted
+        threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:

@@ -19,7 +19,9 @@ _REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.DOTA
 # Markers the CLI adds after an interrupted turn; they are not prompts.
 _INTERRUPTED = re.compile(r"^\[Request interrupted by user[^\]]*\]$")
 # The dave-lsp server labels transcript turns ("User: ...") before a session's first prompt.
-_LABEL = re.compile(r"^\s*(?:\[(?:user|human)\]|\**(?:user|human)\**\s*:\**)\s*", re.IGNORECASE)
+_LABEL = re.compile(
+    r"^\s*(?:\[(?:user|human)\]\s*:?|\**(?:user|human)\**\s*:\**)\s*", re.IGNORECASE
+)
 MAX_TOKENS = 1_000_000
 
 
