@@ -106,8 +106,9 @@ local function window_size(position)
   if size >= 1 then
     return math.floor(size)
   end
-  local total = (position == "left" or position == "right") and vim.o.columns or vim.o.lines
-  return math.max(20, math.floor(total * size))
+  local vertical = position == "left" or position == "right"
+  local total = vertical and vim.o.columns or vim.o.lines
+  return math.max(vertical and 20 or 5, math.floor(total * size))
 end
 
 --- Shows the chat in a split; enter: move the cursor there.

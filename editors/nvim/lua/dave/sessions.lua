@@ -6,7 +6,7 @@ local permissions = require("dave.permissions")
 
 local M = {}
 
-local CANCELLED, FAILED = -32800, -32803
+local CANCELLED = -32800
 local CANCEL_GRACE_MS = 5000
 
 local chats = {} ---@type table<string, dave.Session>
@@ -151,10 +151,33 @@ end
 
 local actions = {} -- filled by init.lua: keymap actions of the chat buffer
 
+local function remove(session)
+  if chats[session.id] == session then
+    chats[session.id] = nil
+  end
+  order = vim.tbl_filter(function(id)
+    return chats[id] ~= nil and id ~= session.id
+  end, order)
+  if current == session then
+    current = nil
+  end
+end
+
+--- Drops the chats whose buffer was wiped; their running queries are cancelled.
+local function prune()
+  for _, session in pairs(chats) do
+    if not session.chat:valid() then
+      remove(session)
+      M.cancel(session)
+    end
+  end
+end
+
 ---@param id string? an existing server session to attach to
 ---@param title string?
 ---@return dave.Session
 function M.new(id, title)
+  prune()
   id = id or new_session_id()
   local session = {
     id = id,
@@ -173,27 +196,22 @@ function M.set_actions(a)
   end
 end
 
---- The current chat, created when there is none.
----@return dave.Session
-function M.current()
-  if not current or not current.chat:valid() then
-    if current then
-      M.forget(current)
-    end
-    return M.new()
-  end
-  return current
-end
-
 --- The current chat, if there is one.
 ---@return dave.Session?
 function M.peek()
-  if current and current.chat:valid() then
-    return current
-  end
+  prune()
+  return current
 end
 
+--- The current chat, created when there is none.
+---@return dave.Session
+function M.current()
+  return M.peek() or M.new()
+end
+
+---@return dave.Session?
 function M.get(id)
+  prune()
   return chats[id]
 end
 
@@ -204,11 +222,10 @@ end
 --- Every chat of this Neovim, oldest first.
 ---@return dave.Session[]
 function M.list()
-  local out = {}
-  for _, id in ipairs(order) do
-    table.insert(out, chats[id])
-  end
-  return out
+  prune()
+  return vim.tbl_map(function(id)
+    return chats[id]
+  end, order)
 end
 
 --- Sends a prompt in the session; its answer streams into the chat.
@@ -272,13 +289,7 @@ end
 
 --- Drops the chat locally (its buffer too).
 function M.forget(session)
-  chats[session.id] = nil
-  order = vim.tbl_filter(function(id)
-    return id ~= session.id
-  end, order)
-  if current == session then
-    current = nil
-  end
+  remove(session)
   if session.query then
     finish(session, session.query, "cancelled")
   end
