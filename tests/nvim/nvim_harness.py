@@ -155,7 +155,11 @@ class Editor:
             raise AssertionError(f"{exc}\n--- chat buffer ---\n{self.text()}") from None
 
     def wait_text(self, needle: str, timeout: float = 15) -> str:
-        return self.wait(lambda: needle in self.text() and self.text(), timeout, repr(needle))
+        def found() -> str:
+            text = self.text()
+            return text if needle in text else ""
+
+        return self.wait(found, timeout, repr(needle))
 
     def wait_idle(self, timeout: float = 15) -> None:
         self.wait(lambda: not self.running(), timeout, "the query to end")

@@ -11,8 +11,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 from nvim_harness import SERVER_CMD, Editor, editor, wait_until
+
+from dave_lsp.testing import FakeModelServer
 
 
 def _shared_conftest() -> ModuleType:
@@ -131,20 +132,24 @@ def test_cancel_closes_a_pending_permission_prompt(ed: Editor, workdir: Path) ->
 
 
 def test_delete_ends_the_chats_cli_process(ed: Editor) -> None:
+    def ours() -> set[int]:  # CLI processes of this nvim's server (a prewarmed spare too)
+        return cli_pids() & set(ed.processes())
+
     ed.command("Dave ask hello")
     ed.wait_text("You said: hello")
     ed.wait_idle()
-    ours = cli_pids() & set(ed.processes())
-    assert ours, "no Claude Code CLI process under this nvim"
-    before = len(cli_pids())
+    before = ours()
+    assert before, "no Claude Code CLI process under this nvim"
     ed.command("Dave delete")
-    wait_until(lambda: not (cli_pids() & ours), 6, "the chat's CLI process to end")
-    assert len(cli_pids()) < before
+    wait_until(lambda: len(ours()) < len(before), 6, "the chat's CLI process to end")
+    assert ours() < before
     ed.wait(lambda: ed.lua("return T.session() == nil"), 5, "the chat to go")
     ed.wait(lambda: any("deleted" in n["msg"] for n in ed.notes()), 5, "the deleted note")
 
 
-def test_transcript_is_resent_after_a_server_restart(ed: Editor, fake_model) -> None:
+def test_transcript_is_resent_after_a_server_restart(
+    ed: Editor, fake_model: FakeModelServer
+) -> None:
     marker = uuid.uuid4().hex
     ed.command(f"Dave ask remember {marker}")
     ed.wait_text(f"You said: remember {marker}")
@@ -260,7 +265,9 @@ def test_invalid_option_is_reported_not_raised(nvim_env: dict[str, str]) -> None
         e.setup(window={"position": "middle"})
         note = e.notes()[-1]
         assert note["level"] == 4
-        assert note["msg"].startswith("dave: invalid setup option: window.position: expected one of")
+        assert note["msg"].startswith(
+            "dave: invalid setup option: window.position: expected one of"
+        )
         assert "traceback" not in note["msg"]
 
 

@@ -63,7 +63,8 @@ function M.prompt()
 end
 
 function M.cancel()
-  if not sessions.cancel(sessions.current()) then
+  local session = sessions.peek()
+  if not (session and sessions.cancel(session)) then
     notify("dave: nothing to cancel in this chat")
   end
 end
@@ -81,7 +82,10 @@ end
 
 --- Deletes the current chat's session on the server (ending its backend process) and the chat.
 function M.delete()
-  local session = sessions.current()
+  local session = sessions.peek()
+  if not session then
+    return notify("dave: no chat to delete")
+  end
   sessions.delete(session, function(deleted, err)
     if err then
       notify(err, vim.log.levels.WARN)
