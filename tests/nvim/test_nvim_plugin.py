@@ -235,26 +235,34 @@ def test_checkhealth_reports_no_error(ed: Editor) -> None:
 
 
 @pytest.mark.parametrize(
-    ("cmd", "expected"),
+    ("opts", "expected"),
     [
-        (["/nonexistent/dave-lsp"], "is not an executable"),
-        ([sys.executable, "-c", "import sys; sys.exit(3)"], "exited (code 3) before it answered"),
+        ({"cmd": ["/nonexistent/dave-lsp"]}, "is not an executable"),
+        (
+            {"cmd": [sys.executable, "-c", "import sys; sys.exit(3)"]},
+            "exited (code 3) before it answered initialize; run :checkhealth dave",
+        ),
+        (
+            {"cmd": SERVER_CMD, "init_options": {"claude": {"cliPath": 5}}},
+            "refused to start: initializationOptions.claude.cliPath",
+        ),
     ],
-    ids=["missing", "exits"],
+    ids=["missing", "exits", "refused"],
 )
-def test_a_bad_cmd_gives_a_clear_error(
-    nvim_env: dict[str, str], cmd: list[str], expected: str
+def test_a_bad_server_gives_a_clear_error(
+    nvim_env: dict[str, str], opts: dict[str, object], expected: str
 ) -> None:
     with editor(nvim_env) as e:
-        e.setup(cmd=cmd)
+        e.setup(**opts)
         e.command("Dave ask hello")
         e.wait_idle(timeout=10)
         error = e.text().rsplit("**Error:**", 1)[-1]
         assert expected in error
-        assert "checkhealth" in error
         assert "traceback" not in e.text().lower()
+        messages = e.lua("return vim.api.nvim_exec2('messages', { output = true }).output")
+        assert "traceback" not in messages.lower()
         assert not e.nvim.vvars["errmsg"]
-        # It stays usable: a later ask fails the same clear way, no stack trace.
+        # It stays usable: a later ask fails the same clear way.
         e.command("Dave ask again")
         e.wait_idle(timeout=10)
         assert e.text().count(expected) == 2

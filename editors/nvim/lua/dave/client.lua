@@ -101,16 +101,51 @@ local function on_error(code, err)
   end)
 end
 
+--- The server process as vim.lsp starts it, except that an error answer to `initialize` ends
+--- the start with a message saying what to fix (Neovim itself raises an assertion there,
+--- shown as a stack trace).
+local function spawn(cmd, generation)
+  return function(dispatchers, lsp_config)
+    local rpc = vim.lsp.rpc.start(cmd, dispatchers, {
+      cwd = lsp_config and lsp_config.cmd_cwd,
+      env = config.options.cmd_env,
+    })
+    local request = rpc.request
+    rpc.request = function(method, params, callback, ...)
+      if method ~= "initialize" then
+        return request(method, params, callback, ...)
+      end
+      return request(method, params, function(err, result)
+        if not err then
+          return callback(err, result)
+        end
+        vim.schedule(function()
+          if state.generation == generation and state.id then
+            forget(
+              state.id,
+              ("dave: the server refused to start: %s. Fix it in require('dave').setup(); see :help dave-config"):format(
+                err.message or vim.inspect(err)
+              )
+            )
+          end
+          rpc.terminate()
+        end)
+      end, ...)
+    end
+    return rpc
+  end
+end
+
 local function start()
   local cmd, err = config.server_cmd()
   if not cmd then
     return nil, err
   end
+  state.generation = state.generation + 1
   local opts = config.options
   local lsp_config = {
     name = NAME,
-    cmd = cmd,
-    cmd_env = opts.cmd_env,
+    cmd = spawn(cmd, state.generation),
     root_dir = opts.init_options.cwd or vim.fn.getcwd(),
     init_options = config.init_options(),
     handlers = { ["$/progress"] = on_progress },
@@ -167,7 +202,6 @@ function M.with_client(cb)
     return flush_waiting(nil, err)
   end
   state.id = id
-  state.generation = state.generation + 1
   local started = state.generation
   vim.defer_fn(function()
     if state.generation == started and state.id == id and not state.ready then
