@@ -37,6 +37,7 @@ function host(client: () => Promise<DaveClient>, store = new MemoryStore()): Tes
   const h: TestHost = {
     posted: [],
     getClient: client,
+    cwd: () => undefined,
     post: (message) => {
       h.posted.push(message);
       h.onPost?.(message);
@@ -95,6 +96,7 @@ describe('ChatController with the real server', () => {
 
   it('answers a permission card from the view once, and the file is written', T, async () => {
     const h = host(async () => dave.server.client);
+    h.cwd = () => dave.workspace;
     const chat = new ChatController(h);
     h.onPost = (message) => {
       if (message.type === 'append' && message.item.kind === 'permission') {
@@ -109,6 +111,7 @@ describe('ChatController with the real server', () => {
     assert.equal(readFileSync(path.join(dave.workspace, 'from-view.txt'), 'utf8'), 'written-by-the-view');
     const card = itemsOf(chat).find((i) => i.kind === 'permission');
     assert.deepEqual(card && { state: card.state, outcome: card.outcome }, { state: 'allowed', outcome: 'Allowed' });
+    assert.equal(card?.kind === 'permission' && card.detail, 'from-view.txt\nwritten-by-the-view', 'paths relative to the workspace');
     const tool = itemsOf(chat).find((i) => i.kind === 'tool');
     assert.ok(tool && tool.kind === 'tool' && tool.done && !tool.isError && tool.toolName === 'Write', JSON.stringify(tool));
   });
@@ -205,5 +208,36 @@ describe('ChatController with the real server', () => {
     await waitFor(() => itemsOf(chat).some((i) => i.kind === 'error'), 1000, 'an error item');
     const error = itemsOf(chat).find((i) => i.kind === 'error');
     assert.match(error?.kind === 'error' ? error.message : '', /"nope" was not found on PATH/);
+  });
+});
+
+describe('ChatController and dave/listSessions', () => {
+  it('lists sessions the server keeps as resumed ones, once', async () => {
+    // The server of this commit may not offer dave/listSessions yet (issue 4):
+    // a stand-in answers with the shape the issue specifies.
+    const listed = {
+      sessions: [
+        { sessionId: 'server-1', state: 'evicted', title: 'Refactor the parser', createdAt: '2026-01-02T03:04:05Z', turns: 3 },
+        { sessionId: 'server-2', state: 'idle', title: '', createdAt: 1_700_000_000_000 },
+      ],
+    };
+    const client = { listSessions: async () => listed } as unknown as DaveClient;
+    const h = host(async () => client);
+    const chat = new ChatController(h);
+    const local = chat.newSession();
+    await chat.refreshServerSessions();
+    await chat.refreshServerSessions();
+    const sessions = chat.viewState().sessions;
+    assert.deepEqual(
+      sessions.map((s) => [s.id, s.title, s.resumed ?? false]),
+      [
+        ['server-2', 'Session server-2', true],
+        ['server-1', 'Refactor the parser', true],
+        [local, 'New session', false],
+      ],
+    );
+    assert.equal(chat.activeSessionId, local, 'listing does not switch away from the open session');
+    chat.switchSession('server-1');
+    assert.deepEqual(chat.viewState().items.map((i) => i.kind), ['notice']);
   });
 });

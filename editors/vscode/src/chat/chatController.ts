@@ -40,6 +40,8 @@ export interface ChatHost {
   /** Asks before deleting a session; true to go ahead. */
   confirmDelete?(title: string): Promise<boolean>;
   log?(message: string): void;
+  /** The sessions' working folder, to show paths relative to it. */
+  cwd?(): string | undefined;
   /** Called when the active session starts or stops working. */
   onBusyChanged?(busy: boolean): void;
 }
@@ -75,19 +77,27 @@ function clip(text: string, max: number): string {
   return text.length > max ? `${text.slice(0, max - 1)}…` : text;
 }
 
+/** `file` relative to `cwd` when it lies inside it, as the server's summaries do. */
+export function relativeTo(cwd: string | undefined, file: string): string {
+  if (cwd === undefined || cwd === '') return file;
+  const base = cwd.endsWith('/') ? cwd : `${cwd}/`;
+  return file.startsWith(base) && file.length > base.length ? file.slice(base.length) : file;
+}
+
 /** A few words for a tool's input: the path, command or pattern it works on. */
-export function describeToolInput(toolName: string, input: Record<string, unknown>): string {
+export function describeToolInput(toolName: string, input: Record<string, unknown>, cwd?: string): string {
   const str = (key: string): string | undefined => (typeof input[key] === 'string' ? (input[key] as string) : undefined);
-  const target = str('file_path') ?? str('path') ?? str('notebook_path') ?? str('command') ?? str('pattern') ?? str('url') ?? str('query');
+  const file = str('file_path') ?? str('path') ?? str('notebook_path');
+  const target = (file !== undefined ? relativeTo(cwd, file) : undefined) ?? str('command') ?? str('pattern') ?? str('url') ?? str('query');
   if (target !== undefined) return clip(target, 200);
   if (toolName === '' || Object.keys(input).length === 0) return '';
   return clip(JSON.stringify(input), 200);
 }
 
 /** What the permission card shows under its question. */
-export function permissionDetail(toolName: string, input: Record<string, unknown>): string {
+export function permissionDetail(toolName: string, input: Record<string, unknown>, cwd?: string): string {
   const content = typeof input.content === 'string' ? input.content : undefined;
-  const head = describeToolInput(toolName, input);
+  const head = describeToolInput(toolName, input, cwd);
   if (content !== undefined) return clip(`${head}\n${content}`, 800);
   if (typeof input.old_string === 'string' && typeof input.new_string === 'string') {
     return clip(`${head}\n- ${input.old_string}\n+ ${input.new_string}`, 800);
@@ -387,7 +397,7 @@ export class ChatController {
             kind: 'tool',
             toolUseId: r.toolUseId,
             toolName: r.toolName,
-            summary: describeToolInput(r.toolName, r.input ?? {}),
+            summary: describeToolInput(r.toolName, r.input ?? {}, this.host.cwd?.()),
             isError: false,
             done: false,
           });
@@ -422,7 +432,7 @@ export class ChatController {
             requestId: p.requestId,
             toolName: p.toolName,
             message: p.message,
-            detail: permissionDetail(p.toolName, p.input),
+            detail: permissionDetail(p.toolName, p.input, this.host.cwd?.()),
             state: 'pending',
           };
           cards.set(p.requestId, card);
