@@ -90,3 +90,12 @@ async def initialize(
 
 def new_session() -> str:
     return f"s-{uuid.uuid4().hex[:10]}"
+
+
+async def stop(client: DaveClient) -> None:
+    """End a server that never got (or failed) `initialize`: exit, close its stdin, wait."""
+    client.protocol.notify(lsp.EXIT)
+    server = client._server
+    if server is not None and server.stdin is not None:
+        server.stdin.close()
+    await asyncio.wait_for(client.stop(), 15)

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs everything and runs every test: lint and types, the Python suite (server,
+# Claude and OpenAI backends, Neovim plugin in a real headless Neovim), and the VS Code
+# extension (Node tests, packaging, and a real VS Code in a browser). Fails if any fails.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+bash scripts/setup.sh
+echo "== lint and types"
+.venv/bin/ruff check dave_lsp tests
+.venv/bin/mypy
+echo "== python tests (server, backends, neovim)"
+.venv/bin/python -m pytest -p no:cacheprovider "$@"
+echo "== vs code extension"
+DAVE_LSP_PYTHON="$ROOT/.venv/bin/python" bash editors/vscode/scripts/test.sh
