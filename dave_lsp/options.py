@@ -41,6 +41,13 @@ class InitOptions:
     max_queued_queries: int = 32
     request_timeout_seconds: float | None = None
     permission_timeout_seconds: float | None = None
+    # Bounded processes: at most this many sessions hold a live backend client.
+    max_live_sessions: int = 8
+    idle_timeout_seconds: float | None = 900
+    # Connected spare clients kept ready for new sessions with the default settings.
+    prewarm: int = 1
+    # Where session records live (default: $XDG_STATE_HOME/dave-lsp).
+    state_dir: str | None = None
     # How much of the server's log reaches the client as window/logMessage.
     log_level: Literal["error", "warning", "info", "debug"] = "warning"
 
@@ -67,7 +74,7 @@ def parse_options(raw: Any) -> tuple[InitOptions, list[str]]:
         options = converter.structure(raw, InitOptions)
     except Exception as exc:
         raise ParamsError(f"initializationOptions.{describe_error(exc)}") from None
-    for name in ("max_queued_queries",):
-        if getattr(options, name) < 1:
-            raise ParamsError(f"initializationOptions.{camel(name)}: must be at least 1")
+    for name, least in (("max_queued_queries", 1), ("max_live_sessions", 1), ("prewarm", 0)):
+        if getattr(options, name) < least:
+            raise ParamsError(f"initializationOptions.{camel(name)}: must be at least {least}")
     return options, _unknown_keys(raw, InitOptions)

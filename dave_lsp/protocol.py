@@ -18,7 +18,20 @@ VERSION = 1
 QUERY = "dave/query"
 PERMISSION = "dave/permission"
 DELETE_SESSION = "dave/deleteSession"
-METHODS = [QUERY, PERMISSION, DELETE_SESSION]
+NEW_SESSION = "dave/newSession"
+LIST_SESSIONS = "dave/listSessions"
+SET_PERMISSION_MODE = "dave/setPermissionMode"
+SET_MODEL = "dave/setModel"
+METHODS = [
+    QUERY,
+    PERMISSION,
+    DELETE_SESSION,
+    NEW_SESSION,
+    LIST_SESSIONS,
+    SET_PERMISSION_MODE,
+    SET_MODEL,
+]
+PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions"]
 
 # JSON-RPC / LSP error codes the protocol uses.
 INVALID_PARAMS = -32602
@@ -68,6 +81,43 @@ class PermissionParams:
 @attrs.frozen
 class DeleteSessionParams:
     session_id: str
+
+
+@attrs.frozen
+class NewSessionParams:
+    session_id: str | None = None
+    cwd: str | None = None
+    model: str | None = None
+    permission_mode: PermissionMode | None = None
+    backend: Literal["claude", "openai"] | None = None
+    resume: str | None = None
+
+
+@attrs.frozen
+class SetPermissionModeParams:
+    session_id: str
+    mode: PermissionMode
+
+
+@attrs.frozen
+class SetModelParams:
+    session_id: str
+    model: str | None
+
+
+@attrs.frozen
+class SessionInfo:
+    session_id: str
+    state: Literal["idle", "working", "needsInput", "evicted"]
+    backend: str
+    cwd: str
+    model: str | None
+    permission_mode: str
+    created_at: str
+    last_active_at: str
+    turns: int
+    title: str
+    backend_session_id: str
 
 
 @attrs.frozen

@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 from lsprotocol import types as lsp
@@ -20,12 +21,14 @@ from pygls.protocol import LanguageServerProtocol, lsp_method
 from dave_lsp import PROTOCOL_VERSION, __version__
 from dave_lsp import events as ev
 from dave_lsp import protocol as proto
-from dave_lsp.backends.registry import BACKENDS, factory_for
+from dave_lsp.backends.base import ChatMessage
+from dave_lsp.backends.registry import BACKENDS, FACTORIES
 from dave_lsp.logs import attach_client_log, redact_values
 from dave_lsp.options import InitOptions, parse_options
 from dave_lsp.permissions import PermissionBroker, UnknownRequest
 from dave_lsp.progress import ProgressSink
 from dave_lsp.sessions import SessionManager
+from dave_lsp.store import SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,10 @@ class DaveServer(LanguageServer):
             or (_uri_path(params.root_uri) if params.root_uri else None)
             or os.getcwd()
         )
-        self._manager = SessionManager(options, factory_for(options), self.broker, default_cwd)
+        state_dir = Path(options.state_dir).expanduser() if options.state_dir else None
+        self._manager = SessionManager(
+            options, FACTORIES, self.broker, default_cwd, SessionStore(state_dir)
+        )
 
     def client_supports_progress(self) -> bool:
         window = self.client_capabilities.window
@@ -117,6 +123,12 @@ def initialize(ls: DaveServer, params: lsp.InitializeParams) -> None:
     ls.setup(params)
     level = ls.options.log_level
     attach_client_log(ls, level)
+
+
+@server.feature(lsp.INITIALIZED)
+def initialized(ls: DaveServer, _: lsp.InitializedParams) -> None:
+    if ls._manager is not None:
+        ls._manager.start_background()
 
 
 @server.feature(lsp.SHUTDOWN)
@@ -164,7 +176,14 @@ async def query(ls: DaveServer, raw: Any) -> Any:
     sink = ProgressSink(send, params.session_id)
     sink.begin()
     try:
-        job = manager.submit(params, sink)
+        job = manager.submit(
+            params.session_id,
+            params.prompt,
+            [ChatMessage(m.role, m.content) for m in params.messages],
+            sink,
+            cwd=params.cwd,
+            model=params.model,
+        )
     except ev.BackendError as exc:
         sink.error(str(exc))
         sink.end()
@@ -216,5 +235,64 @@ async def delete_session(ls: DaveServer, raw: Any) -> Any:
 def _structure(method: str, raw: Any, cls: type[proto.T]) -> proto.T:
     try:
         return proto.structure(method, raw, cls)
+    except proto.ParamsError as exc:
+        raise rpc_error(proto.INVALID_PARAMS, str(exc)) from None
+
+
+@server.feature(proto.NEW_SESSION)
+def new_session(ls: DaveServer, raw: Any) -> Any:
+    manager = ls.manager
+    params = _structure(proto.NEW_SESSION, raw, proto.NewSessionParams)
+    if params.session_id is not None:
+        _check_id(proto.NEW_SESSION, params.session_id)
+    try:
+        actor = manager.new_session(
+            params.session_id,
+            cwd=params.cwd,
+            model=params.model,
+            permission_mode=params.permission_mode,
+            backend=params.backend,
+            resume=params.resume,
+        )
+    except ValueError as exc:
+        raise rpc_error(proto.INVALID_PARAMS, f"dave/newSession: {exc}") from None
+    return {"sessionId": actor.session_id}
+
+
+@server.feature(proto.LIST_SESSIONS)
+def list_sessions(ls: DaveServer, raw: Any) -> Any:
+    return {"sessions": [proto.unstructure(info) for info in ls.manager.list()]}
+
+
+@server.feature(proto.SET_PERMISSION_MODE)
+async def set_permission_mode(ls: DaveServer, raw: Any) -> Any:
+    manager = ls.manager
+    params = _structure(proto.SET_PERMISSION_MODE, raw, proto.SetPermissionModeParams)
+    await _configure(
+        manager, proto.SET_PERMISSION_MODE, params.session_id, permission_mode=params.mode
+    )
+    return {"sessionId": params.session_id, "permissionMode": params.mode}
+
+
+@server.feature(proto.SET_MODEL)
+async def set_model(ls: DaveServer, raw: Any) -> Any:
+    manager = ls.manager
+    params = _structure(proto.SET_MODEL, raw, proto.SetModelParams)
+    await _configure(manager, proto.SET_MODEL, params.session_id, model=params.model)
+    return {"sessionId": params.session_id, "model": params.model}
+
+
+async def _configure(manager: SessionManager, method: str, session_id: str, **change: Any) -> None:
+    try:
+        known = await manager.configure(session_id, **change)
+    except ev.BackendError as exc:
+        raise rpc_error(proto.REQUEST_FAILED, f"{method}: {exc}") from None
+    if not known:
+        raise rpc_error(proto.INVALID_PARAMS, f"{method}: no session {session_id}")
+
+
+def _check_id(method: str, session_id: str) -> None:
+    try:
+        proto.check_session_id(method, session_id)
     except proto.ParamsError as exc:
         raise rpc_error(proto.INVALID_PARAMS, str(exc)) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,8 @@ import pytest
 from dave_lsp.testing import FakeModelServer
 
 REPO = Path(__file__).resolve().parent.parent
+# Servers the tests start remember sessions under XDG_STATE_HOME: never the real one.
+os.environ["XDG_STATE_HOME"] = tempfile.mkdtemp(prefix="dave-test-state-")
 # The server under test, started the way an editor starts it.
 SERVER_CMD = [sys.executable, "-m", "dave_lsp"]
 

@@ -18,8 +18,6 @@ from dave_lsp.testing import FakeModelServer
 from tests.conftest import cli_processes
 from tests.lsp_harness import DaveClient, config, initialize, new_session
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
-
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def client(
@@ -28,7 +26,10 @@ async def client(
     workspace = tmp_path_factory.mktemp("workspace")
     lsp_client = await config().start()
     assert isinstance(lsp_client, DaveClient)
-    result = await initialize(lsp_client, {"env": backend_env, "cwd": str(workspace)})
+    # No spare: the tests below count the CLI processes a session starts.
+    result = await initialize(
+        lsp_client, {"env": backend_env, "cwd": str(workspace), "prewarm": 0}
+    )
     lsp_client.init_result = result  # type: ignore[attr-defined]
     lsp_client.workspace = workspace  # type: ignore[attr-defined]
     yield lsp_client

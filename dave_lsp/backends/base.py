@@ -43,6 +43,7 @@ class SessionConfig:
     """What a backend session needs to start; fixed for the session's life."""
 
     session_id: str
+    backend: str
     cwd: str
     model: str | None
     permission_mode: str
@@ -70,8 +71,16 @@ class BackendSession(Protocol):
         the actor then closes it and opens it again for the next query."""
         ...
 
-    async def open(self) -> None:
-        """Connect; raise BackendError with an actionable message on failure."""
+    async def open(self) -> str | None:
+        """Connect; raise BackendError with an actionable message on failure.
+
+        Returns a line for the user when something changed on the way (for example the
+        conversation to resume was gone and a new one started), else None.
+        """
+        ...
+
+    async def configure(self, *, permission_mode: str | None, model: str | None) -> None:
+        """Change the permission mode or model of the live client, keeping the conversation."""
         ...
 
     def query(self, prompt: str, transcript: Sequence[ChatMessage]) -> AsyncIterator[Event]:

@@ -164,20 +164,42 @@ class ClaudeSession:
                 "as cwd in dave/query or initializationOptions"
             )
 
-    async def open(self) -> None:
+    async def open(self) -> str | None:
         self._preflight()
         resume = self._backend_session_id if self._backend_session_id else None
+        notice = None
         try:
             await self._connect(resume)
-        except ev.BackendError:
+        except ev.BackendError as exc:
             if resume is None:
                 raise
             # The stored conversation could not be resumed (its file is gone, say):
-            # start a new one; the session layer resends the transcript.
-            log.warning("could not resume conversation %s; starting a new one", resume)
+            # start a new one; the first query then sends the editor's transcript.
+            log.warning("could not resume conversation %s: %s", resume, exc)
+            notice = (
+                f"could not resume the earlier conversation {resume}; "
+                "started a new one with the editor's transcript"
+            )
             self._backend_session_id = ""
             await self._connect(None)
         self._has_conversation = resume is not None and self._backend_session_id == resume
+        return notice
+
+    async def configure(self, *, permission_mode: str | None, model: str | None) -> None:
+        if permission_mode is not None:
+            self._config = attrs.evolve(self._config, permission_mode=permission_mode)
+        if model is not None:
+            self._config = attrs.evolve(self._config, model=model)
+        client = self._client
+        if client is None or self._dead:
+            return  # applied when the client next connects
+        try:
+            if permission_mode is not None:
+                await client.set_permission_mode(permission_mode)  # type: ignore[arg-type]
+            if model is not None:
+                await client.set_model(model)
+        except Exception as exc:
+            raise ev.BackendError(f"Claude Code refused the change: {one_line(str(exc))}") from None
 
     async def _connect(self, resume: str | None) -> None:
         self._stderr.clear()

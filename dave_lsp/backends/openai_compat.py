@@ -282,6 +282,11 @@ class OpenAISession:
                 marked = f"{partial}\n\n{INTERRUPTED_MARKER}" if partial else INTERRUPTED_MARKER
                 self._commit(earlier, user, marked)
 
+    async def configure(self, *, permission_mode: str | None, model: str | None) -> None:
+        """Only the model matters here: the OpenAI backend runs no tools to permit."""
+        if model is not None:
+            self._config = attrs.evolve(self._config, model=model)
+
     async def interrupt(self) -> None:
         """Stop the running turn now: cancelling the pump task closes the HTTP stream (its
         `finally` closes the response), and the sentinel wakes `query`, which raises

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dave_lsp.backends.base import BackendFactory, BackendSession, PermissionAsker, SessionConfig
-from dave_lsp.options import InitOptions
 
-BACKENDS = ("claude", "openai")
+BACKENDS = ("claude", "openai")  # the first is the default
 
 
 def _claude(config: SessionConfig, ask: PermissionAsker) -> BackendSession:
@@ -20,5 +19,4 @@ def _openai(config: SessionConfig, ask: PermissionAsker) -> BackendSession:
     return OpenAISession(config, ask)
 
 
-def factory_for(options: InitOptions) -> BackendFactory:
-    return _openai if options.backend == "openai" else _claude
+FACTORIES: dict[str, BackendFactory] = {"claude": _claude, "openai": _openai}

@@ -1,0 +1,107 @@
+"""What the server remembers about each session across restarts.
+
+One small JSON file per session under `$XDG_STATE_HOME/dave-lsp/sessions/` (default
+`~/.local/state/dave-lsp/sessions/`), written atomically (a temp file, then rename),
+so two servers writing different sessions never lose each other's updates and a crash
+never leaves half a file. The file is named by a hash of the sessionId, which may
+hold any characters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+log = logging.getLogger(__name__)
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@attrs.define
+class SessionRecord:
+    session_id: str
+    backend: str
+    cwd: str
+    model: str | None
+    permission_mode: str
+    backend_session_id: str = ""
+    created_at: str = attrs.field(factory=now_iso)
+    last_active_at: str = attrs.field(factory=now_iso)
+    turns: int = 0
+    title: str = ""
+    # Tools the user allowed always in this session.
+    rules: list[str] = attrs.field(factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SessionRecord:
+        names = {f.name for f in attrs.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return Path(base) / "dave-lsp"
+
+
+class SessionStore:
+    """Session records on disk; every method is safe to call when the disk fails."""
+
+    def __init__(self, state_dir: Path | None) -> None:
+        self.root = (state_dir or default_state_dir()) / "sessions"
+
+    def _path(self, session_id: str) -> Path:
+        digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        return self.root / f"{digest}.json"
+
+    def load(self, session_id: str) -> SessionRecord | None:
+        try:
+            data = json.loads(self._path(session_id).read_text("utf-8"))
+            record = SessionRecord.from_json(data)
+        except (OSError, ValueError, TypeError):
+            return None
+        return record if record.session_id == session_id else None
+
+    def save(self, record: SessionRecord) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".json")
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(record.to_json(), out)
+            os.replace(tmp, self._path(record.session_id))
+        except OSError as exc:
+            log.warning("could not save session %s: %s", record.session_id, exc)
+            with contextlib.suppress(OSError, UnboundLocalError):
+                os.unlink(tmp)
+
+    def delete(self, session_id: str) -> None:
+        with contextlib.suppress(OSError):
+            self._path(session_id).unlink()
+
+    def all(self) -> list[SessionRecord]:
+        records = []
+        try:
+            files = sorted(self.root.glob("*.json"))
+        except OSError:
+            return []
+        for path in files:
+            try:
+                records.append(SessionRecord.from_json(json.loads(path.read_text("utf-8"))))
+            except (OSError, ValueError, TypeError):
+                continue
+        return records
