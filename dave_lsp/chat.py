@@ -153,7 +153,8 @@ def _demo(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 
 
 def _init_options(args: argparse.Namespace, demo: dict[str, Any]) -> dict[str, Any]:
-    options: dict[str, Any] = dict(demo)
+    # One session per chat: a spare client would only cost a process.
+    options: dict[str, Any] = {**demo, "prewarm": 0}
     env = dict(options.get("env", {}))
     for item in args.env:
         key, sep, value = item.partition("=")
