@@ -13,6 +13,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from dave_lsp.events import Usage
+
 VERSION = 1
 
 QUERY = "dave/query"
@@ -129,18 +131,12 @@ class ToolResultInfo:
 
 
 @attrs.frozen
-class UsageInfo:
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-
-@attrs.frozen
 class QueryResult:
     session_id: str
     text: str
     stop_reason: str
     tool_results: list[ToolResultInfo]
-    usage: UsageInfo
+    usage: Usage
     cost_usd: float
     duration_ms: int
     backend_session_id: str

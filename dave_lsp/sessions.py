@@ -36,7 +36,7 @@ from dave_lsp.backends.base import (
 from dave_lsp.options import InitOptions
 from dave_lsp.permissions import PermissionBroker
 from dave_lsp.progress import ProgressSink
-from dave_lsp.protocol import QueryResult, SessionInfo, ToolResultInfo, UsageInfo
+from dave_lsp.protocol import QueryResult, SessionInfo, ToolResultInfo
 from dave_lsp.store import SessionRecord, SessionStore, now_iso
 from dave_lsp.summaries import describe_tool_use
 
@@ -323,7 +323,7 @@ class SessionActor:
             text="".join(job.text),
             stop_reason=done.stop_reason,
             tool_results=list(job.tool_results),
-            usage=UsageInfo(done.usage.input_tokens, done.usage.output_tokens),
+            usage=done.usage,
             cost_usd=done.cost_usd,
             duration_ms=done.duration_ms,
             backend_session_id=done.backend_session_id,
