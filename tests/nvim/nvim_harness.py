@@ -51,6 +51,14 @@ function T.text()
   local s = T.session()
   return s and s.chat:text() or ""
 end
+function T.any_running()
+  for _, s in ipairs(require("dave.sessions").list()) do
+    if s.query then
+      return true
+    end
+  end
+  return false
+end
 function T.running()
   local s = T.session()
   return s ~= nil and s.query ~= nil
@@ -101,6 +109,14 @@ def descendants(pid: int) -> list[Proc]:
 def proc(pid: int) -> Proc:
     fields = _stat(pid)
     return (pid, fields[19] if fields else "")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return f"{pid}: gone"
+    return f"{pid}: " + raw.replace(b"\0", b" ").decode(errors="replace")[:120]
 
 
 def alive(p: Proc) -> bool:
@@ -171,8 +187,15 @@ class Editor:
         return [pid for pid, _ in procs]
 
     def close(self) -> None:
-        """Quits nvim; every process it started is gone afterwards (killed if it lingers)."""
+        """Quits nvim once its queries have ended; every process it started is gone afterwards
+        (killed if it lingers)."""
         self._seen.update(descendants(self.pid))
+        # Quitting mid-answer is the server's EOF path (tested with the server); here the
+        # server gets a quiet shutdown, so a lingering process is a real leak.
+        try:
+            wait_until(lambda: not self.lua("return T.any_running()"), 10, "queries to end")
+        except Exception:
+            pass
         try:
             self.nvim.quit("qa!")
         except Exception:
@@ -185,13 +208,15 @@ class Editor:
         try:
             wait_until(lambda: not any(alive(p) for p in procs), 8, "nvim and its children to exit")
         except AssertionError:
+            lingering = []
             for p in procs:
                 if alive(p):
+                    lingering.append(_cmdline(p[0]))
                     try:
                         os.kill(p[0], signal.SIGKILL)
                     except OSError:
                         pass
-            raise
+            raise AssertionError(f"still running 8s after nvim quit: {lingering}") from None
 
 
 @contextmanager

@@ -118,6 +118,23 @@ def test_cancel_stops_a_slow_stream_and_the_chat_goes_on(ed: Editor) -> None:
     assert answer(ed) == "You said: hello"
 
 
+def test_permission_requests_queue_one_prompt_at_a_time(ed: Editor, workdir: Path) -> None:
+    ed.lua("T.answer_with({})")  # prompts stay open until the test answers
+    ed.command("Dave ask write one.txt 1")
+    ed.command("Dave new")
+    ed.command("Dave ask write two.txt 22")
+    pending = "return require('dave.permissions').pending()"
+    ed.wait(lambda: ed.lua(pending) == 2, what="two permission requests")
+    assert ed.lua("return #T.prompts") == 1
+    ed.lua("T.prompts[1].on_choice('Allow')")
+    ed.wait(lambda: ed.lua("return #T.prompts") == 2, what="the second prompt")
+    ed.lua("T.prompts[2].on_choice('Allow always')")
+    wait_until(
+        lambda: (workdir / "two.txt").exists() and (workdir / "one.txt").exists(), 15, "files"
+    )
+    assert ed.lua(pending) == 0
+
+
 def test_cancel_closes_a_pending_permission_prompt(ed: Editor, workdir: Path) -> None:
     ed.lua("T.answer_with({})")  # the prompt stays open
     ed.command("Dave ask write late.txt late")
