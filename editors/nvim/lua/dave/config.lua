@@ -77,14 +77,23 @@ local function validate(o)
   check("start_timeout", o.start_timeout, "number")
 end
 
+--- Merges tables of options recursively; a list (such as `cmd`) replaces the default whole.
+local function merge(base, override)
+  for key, value in pairs(override) do
+    local old = base[key]
+    if type(value) == "table" and type(old) == "table" and not vim.islist(value) and not vim.islist(old) then
+      merge(old, value)
+    else
+      base[key] = vim.deepcopy(value)
+    end
+  end
+  return base
+end
+
 --- Merges user options over the defaults; raises a one-line error naming a wrong option.
 ---@param opts table?
 function M.setup(opts)
-  local merged = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts or {})
-  -- A list replaces the default list rather than merging into it by index.
-  if opts and opts.cmd then
-    merged.cmd = opts.cmd
-  end
+  local merged = merge(vim.deepcopy(M.defaults), opts or {})
   local ok, err = pcall(validate, merged)
   if not ok then
     error(tostring(err):gsub("^.-:%d+: ", ""), 0)
