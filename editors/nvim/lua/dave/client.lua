@@ -47,6 +47,9 @@ local function on_progress(err, params, ctx)
 end
 
 local function on_init(client, result)
+  if client.id ~= state.id then
+    return -- a client this module already gave up on (stopped or timed out)
+  end
   local dave = vim.tbl_get(result or {}, "capabilities", "experimental", "dave") or {}
   if dave.version ~= M.PROTOCOL_VERSION then
     vim.notify(
