@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+from typing import Any
 
 from dave_lsp import __version__
 
@@ -99,8 +100,33 @@ def serve(args: argparse.Namespace) -> int:
     os._exit(code)
 
 
+class ProtocolWriter:
+    """stdout for protocol frames. When the client has gone (a broken pipe), further
+    writes are dropped and the server winds down, instead of every later frame and log
+    line failing again."""
+
+    def __init__(self, out: Any, on_gone: Any) -> None:
+        self._out = out
+        self._on_gone = on_gone
+        self.gone = False
+
+    def write(self, data: bytes) -> None:
+        if self.gone:
+            return
+        try:
+            self._out.write(data)
+            self._out.flush()
+        except (BrokenPipeError, ConnectionResetError, ValueError, OSError):
+            self.gone = True
+            self._on_gone()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self._out.close()
+
+
 async def _serve_stdio(protocol_out: object) -> int:
-    from pygls.io_ import StdinAsyncReader, StdoutWriter, run_async
+    from pygls.io_ import StdinAsyncReader, run_async
 
     from dave_lsp.backends.claude import LIVE_PIDS, kill_pid
     from dave_lsp.server import server
@@ -111,7 +137,8 @@ async def _serve_stdio(protocol_out: object) -> int:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, main_task.cancel)  # type: ignore[union-attr]
     server._stop_event = threading.Event()
-    server.protocol.set_writer(StdoutWriter(protocol_out))  # type: ignore[arg-type]
+    writer = ProtocolWriter(protocol_out, main_task.cancel)  # type: ignore[union-attr]
+    server.protocol.set_writer(writer)
     reader = StdinAsyncReader(sys.stdin.buffer, server.thread_pool)
     code = 0
     try:

@@ -42,8 +42,18 @@ def format_tool_summary(
     output: str,
     structured: dict[str, Any] | None,
     cwd: str,
+    is_error: bool = False,
 ) -> str:
-    """The summary line for one finished tool use."""
+    """The summary line for one finished tool use.
+
+    A failed or denied tool did not do what its input says, so its summary is the
+    tool's target and the first line of the error, never a size it did not write.
+    """
+    if is_error:
+        target = describe_tool_use(tool_name, tool_input, cwd).removeprefix(tool_name).strip()
+        reason = next((line.strip() for line in output.splitlines() if line.strip()), "failed")
+        reason = reason if len(reason) <= 100 else reason[:99] + "…"
+        return f"{target}: {reason}" if target else reason
     structured = structured if isinstance(structured, dict) else {}
     path = display_path(str(tool_input.get("file_path") or tool_input.get("path") or ""), cwd)
     if tool_name == "Read":

@@ -130,6 +130,50 @@ def test_stdout_carries_only_frames_and_stdin_eof_ends_every_cli(
     assert not wait_gone(children, 5)
 
 
+def test_an_editor_gone_mid_answer_ends_the_server_and_every_cli(
+    backend_env: dict[str, str], tmp_path: Path
+) -> None:
+    server = RawServer({})
+    server.send(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "capabilities": {},
+                "initializationOptions": {"env": backend_env, "cwd": str(tmp_path), "prewarm": 0},
+            },
+        }
+    )
+    server.read_until_response(1)
+    for msg_id in (2, 3):
+        server.send(
+            {
+                "jsonrpc": "2.0",
+                "id": msg_id,
+                "method": "dave/query",
+                "params": {
+                    "sessionId": f"gone-{msg_id}",
+                    "prompt": "slow 400 20",
+                    "workDoneToken": msg_id,
+                },
+            }
+        )
+    deadline = time.monotonic() + 30
+    while len(cli_processes(server.proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    children = set(cli_processes(server.proc.pid))
+    assert len(children) == 2
+    time.sleep(1)  # both answers are streaming now
+    assert server.proc.stdin is not None and server.proc.stdout is not None
+    server.proc.stdout.close()  # the editor died: nobody reads, nobody writes
+    server.proc.stdin.close()
+    started = time.monotonic()
+    server.proc.wait(timeout=10)
+    assert time.monotonic() - started < 5
+    assert not wait_gone(children, 5)
+
+
 async def test_sigterm_ends_every_cli(backend_env: dict[str, str], tmp_path: Path) -> None:
     client = await config().start()
     assert isinstance(client, DaveClient)

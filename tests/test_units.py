@@ -64,6 +64,19 @@ def test_tool_summaries(
     assert format_tool_summary(tool, tool_input, output, structured, CWD) == expected
 
 
+def test_a_failed_tool_summary_names_the_target_and_the_error() -> None:
+    denied = format_tool_summary(
+        "Write",
+        {"file_path": "/work/project/secret.txt", "content": "abcd"},
+        "\nThe user said no.\nmore",
+        None,
+        CWD,
+        is_error=True,
+    )
+    assert denied == "secret.txt: The user said no."
+    assert format_tool_summary("Task", {}, "", None, CWD, is_error=True) == "failed"
+
+
 def test_permission_messages_name_the_tool_and_its_target() -> None:
     assert describe_tool_use("Write", {"file_path": "/work/project/n.txt"}, CWD) == "Write n.txt"
     assert describe_tool_use("Bash", {"command": "rm -rf\nbuild"}, CWD) == "Bash rm -rf build"

@@ -362,7 +362,8 @@ class ClaudeSession:
             # default) allowed it. Say so, as the protocol asks.
             out.append(ev.PermissionResolved(f"auto-{block.tool_use_id}", "allow", "mode"))
         summary = format_tool_summary(
-            name, tool_input, result_text(block.content), message.tool_use_result, self._config.cwd
+            name, tool_input, result_text(block.content), message.tool_use_result,
+            self._config.cwd, is_error,
         )
         out.append(ev.ToolResult(block.tool_use_id, name, summary, is_error))
         return out
