@@ -43,12 +43,12 @@ class SessionConfig:
     """What a backend session needs to start; fixed for the session's life."""
 
     session_id: str
-    backend: str
     cwd: str
     model: str | None
     permission_mode: str
     env: dict[str, str]
     cli_path: str | None = None
+    backend: str = "claude"
     openai_base_url: str | None = None
     openai_api_key_env: str = "OPENAI_API_KEY"
     openai_system_prompt: str | None = None
