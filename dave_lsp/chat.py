@@ -331,6 +331,8 @@ class ChatClient:
             self.term.note(f"  {exc.message}")
 
     async def stop(self) -> None:
+        if self.process is None:  # it never started
+            return
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.client.shutdown_async(None), 10)
             self.client.exit(None)
