@@ -125,6 +125,38 @@ class ProtocolWriter:
             self._out.close()
 
 
+class FrameReader:
+    """stdin for pygls's frame loop, forgiving a client's framing mistakes.
+
+    A `Content-Length` header at the end of a line is still found (after a frame whose
+    Content-Length was too short or too long, the next header follows the leftover bytes
+    on the same line), so one bad frame costs that frame, not every later one. A body is
+    read in pieces, so an absurd Content-Length waits for bytes instead of allocating
+    them all at once (a MemoryError that ended the server).
+    """
+
+    HEADER = b"Content-Length: "
+    CHUNK = 1 << 20
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+
+    async def readline(self) -> bytes:
+        line: bytes = await self._reader.readline()
+        start = line.rfind(self.HEADER)
+        return line[start:] if start > 0 else line
+
+    async def readexactly(self, n: int) -> bytes:
+        parts: list[bytes] = []
+        while n > 0:
+            part: bytes = await self._reader.readexactly(min(n, self.CHUNK))
+            if not part:
+                break
+            parts.append(part)
+            n -= len(part)
+        return b"".join(parts)
+
+
 async def _serve_stdio(protocol_out: object) -> int:
     from pygls.io_ import StdinAsyncReader, run_async
 
@@ -139,7 +171,7 @@ async def _serve_stdio(protocol_out: object) -> int:
     server._stop_event = threading.Event()
     writer = ProtocolWriter(protocol_out, main_task.cancel)  # type: ignore[union-attr]
     server.protocol.set_writer(writer)
-    reader = StdinAsyncReader(sys.stdin.buffer, server.thread_pool)
+    reader = FrameReader(StdinAsyncReader(sys.stdin.buffer, server.thread_pool))
     code = 0
     try:
         await run_async(
