@@ -287,7 +287,12 @@ def unstructure(value: Any) -> Any:
 
 
 def _keep_raw(obj: dict[str, Any], cls: type) -> Any:
-    return cls(**obj)
+    # JSON-RPC lets a request omit params; extra members are ignored. Either used to
+    # fail here, and the request went unanswered.
+    names = {field.name for field in attrs.fields(cls)}
+    values = {name: None for name in names & {"params", "result"}}
+    values.update((key, value) for key, value in obj.items() if key in names)
+    return cls(**values)
 
 
 def rpc_converter() -> cattrs.Converter:
