@@ -52,6 +52,19 @@ class DaveProtocol(LanguageServerProtocol):
         }
         return result
 
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            # pygls logs a request whose params do not fit its LSP type and answers
+            # nothing, so the client would wait forever: answer it.
+            method, msg_id = data.get("method"), data.get("id")
+            if isinstance(method, str) and msg_id is not None:
+                detail = proto.describe_error(exc.__cause__) if exc.__cause__ else "invalid"
+                error = rpc_error(proto.INVALID_PARAMS, f"{method}: invalid params: {detail}")
+                self._send_response(msg_id, error=error.to_response_error())
+            raise
+
 
 class DaveServer(LanguageServer):
     """The server object handlers receive; holds the sessions once initialized."""
