@@ -33,8 +33,19 @@ from dave_lsp.store import SessionStore
 log = logging.getLogger(__name__)
 
 
+# Control characters and line breaks, escaped: an error message stays one line whatever
+# the ids or texts it quotes hold.
+_ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, 0x85)} | {
+    0x0A: "\\n",
+    0x0D: "\\r",
+    0x09: "\\t",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
 def rpc_error(code: int, message: str, data: Any = None) -> JsonRpcException:
-    return JsonRpcException(code=code, message=message, data=data)
+    return JsonRpcException(code=code, message=message.translate(_ONE_LINE), data=data)
 
 
 class DaveProtocol(LanguageServerProtocol):
