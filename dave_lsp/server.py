@@ -23,7 +23,7 @@ from dave_lsp import events as ev
 from dave_lsp import protocol as proto
 from dave_lsp.backends.base import ChatMessage
 from dave_lsp.backends.registry import BACKENDS, FACTORIES
-from dave_lsp.logs import attach_client_log, redact_values
+from dave_lsp.logs import attach_client_log, redact, redact_values
 from dave_lsp.options import InitOptions, parse_options
 from dave_lsp.permissions import PermissionBroker, UnknownRequest
 from dave_lsp.progress import ProgressSink
@@ -45,7 +45,9 @@ _ONE_LINE = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, 0x85)} | {
 
 
 def rpc_error(code: int, message: str, data: Any = None) -> JsonRpcException:
-    return JsonRpcException(code=code, message=message.translate(_ONE_LINE), data=data)
+    # Errors quote what backends print (a CLI's stderr, say): never with a secret in it.
+    message = redact(message).translate(_ONE_LINE)
+    return JsonRpcException(code=code, message=message, data=data)
 
 
 class DaveProtocol(LanguageServerProtocol):
@@ -209,7 +211,7 @@ async def query(ls: DaveServer, raw: Any) -> Any:
             model=params.model,
         )
     except ev.BackendError as exc:
-        sink.error(str(exc))
+        sink.error(redact(str(exc)))
         sink.end()
         raise rpc_error(
             proto.REQUEST_FAILED,
@@ -230,7 +232,7 @@ async def query(ls: DaveServer, raw: Any) -> Any:
     except ev.TurnCancelled as exc:
         raise rpc_error(proto.REQUEST_CANCELLED, str(exc), job.partial()) from None
     except ev.BackendError as exc:
-        sink.error(str(exc))
+        sink.error(redact(str(exc)))
         raise rpc_error(proto.REQUEST_FAILED, str(exc), job.partial()) from None
     finally:
         sink.end()
