@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import signal
@@ -200,9 +201,17 @@ def _serve_socket(args: argparse.Namespace) -> int:
 
     host, port = args.tcp or args.ws
     kind = "tcp" if args.tcp else "ws"
+    if kind == "ws" and importlib.util.find_spec("websockets") is None:
+        needs = "dave-lsp: --ws needs the websockets package: pip install 'pygls[ws]'"
+        print(needs, file=sys.stderr)
+        return 2
     print(f"dave-lsp listening on {kind}://{host}:{port} (debugging transport)", file=sys.stderr)
-    if args.tcp:
-        server.start_tcp(host, port)
-    else:
-        server.start_ws(host, port)
+    try:
+        if args.tcp:
+            server.start_tcp(host, port)
+        else:
+            server.start_ws(host, port)
+    except OSError as exc:
+        print(f"dave-lsp: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
