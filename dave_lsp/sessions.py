@@ -245,6 +245,10 @@ class SessionActor:
         job.state = "running"
         self.current = job
         try:
+            if self.backend is not None and not self.backend.alive:
+                # Its process ended while the session was idle: start a new one, which
+                # resumes the conversation.
+                await self._close_backend()
             if self.backend is None:
                 job.sink.emit(ev.Status("connecting", "Starting the model client…"))
                 try:
@@ -363,13 +367,21 @@ class SessionActor:
         timeout = self.manager.options.permission_timeout_seconds
         try:
             answer, by, always = await asyncio.wait_for(asyncio.shield(request.future), timeout)
+        except asyncio.CancelledError:
+            # The backend gave up on the answer (its process died): close the prompt.
+            broker.forget(request.request_id)
+            job.sink.emit(ev.PermissionResolved(request.request_id, "deny", "cancel"))
+            raise
         except TimeoutError:
             broker.forget(request.request_id)
             answer, by, always = (
                 PermissionAnswer(
                     allow=False,
                     interrupt=True,
-                    reason=f"No answer from the user within {timeout:g} s.",
+                    reason=(
+                        f"No answer to the permission request for {tool_name} within "
+                        f"{timeout:g} s (permissionTimeoutSeconds); the tool was denied."
+                    ),
                 ),
                 "cancel",
                 False,

@@ -114,6 +114,7 @@ class ClaudeSession:
         self._dead = False
         self._running = False
         self._interrupted = False
+        self._stop_reason: str | None = None
         self._cost_so_far = 0.0
         self._stderr: deque[str] = deque(maxlen=20)
         self.pid: int | None = None
@@ -124,7 +125,10 @@ class ClaudeSession:
 
     @property
     def alive(self) -> bool:
-        return self._client is not None and not self._dead
+        # The reader ends when the CLI's output does: the process is gone even if no
+        # query has looked yet.
+        reader_done = self._reader is not None and self._reader.done() and not self._running
+        return self._client is not None and not self._dead and not reader_done
 
     @property
     def backend_session_id(self) -> str:
@@ -139,11 +143,18 @@ class ClaudeSession:
             cwd=config.cwd,
             model=config.model,
             cli_path=config.cli_path,
-            env=dict(config.env),
+            env=self._cli_env(),
             can_use_tool=self._can_use_tool,
             stderr=self._stderr.append,
             resume=resume,
         )
+
+    def _cli_env(self) -> dict[str, str]:
+        env = dict(self._config.env)
+        limit = self._config.request_timeout_seconds
+        if limit and "API_TIMEOUT_MS" not in env:
+            env["API_TIMEOUT_MS"] = str(int(limit * 1000))
+        return env
 
     def _preflight(self) -> None:
         config = self._config
@@ -279,6 +290,7 @@ class ClaudeSession:
             )
         message = prompt if self._has_conversation else first_message(transcript, prompt)
         self._interrupted = False
+        self._stop_reason = None
         self._running = True
         started = time.monotonic()
         try:
@@ -299,8 +311,17 @@ class ClaudeSession:
     async def _turn(self, started: float) -> AsyncIterator[ev.Event]:
         tools: dict[str, ToolUseBlock] = {}
         asked: set[str] = set()
+        limit = self._config.request_timeout_seconds
         while True:
-            item = await self._inbox.get()
+            # While a tool runs, silence is the tool's, not the model's: no limit then.
+            try:
+                item = await asyncio.wait_for(self._inbox.get(), None if tools else limit)
+            except TimeoutError:
+                await self._abandon_turn()
+                raise ev.BackendError(
+                    f"no answer from the model within {limit:g} s; raise "
+                    "requestTimeoutSeconds or check the model server"
+                ) from None
             if isinstance(item, _Closed):
                 self._dead = True
                 if self._interrupted:
@@ -313,14 +334,9 @@ class ClaudeSession:
                 )
             if isinstance(item, _Ask):
                 asked.add(item.tool_use_id)
-                answer = PermissionAnswer(allow=False, reason="abandoned", interrupt=True)
-                try:
-                    answer = await self._ask(
-                        item.tool_use_id, item.tool_name, item.tool_input, item.suggestions
-                    )
-                finally:
-                    if not item.reply.done():
-                        item.reply.set_result(answer)
+                answer = await self._answer(item)
+                if not answer.allow and answer.interrupt:
+                    self._stop_reason = answer.reason
                 continue
             if isinstance(item, StreamEvent):
                 if item.parent_tool_use_id is None:
@@ -344,6 +360,30 @@ class ClaudeSession:
             elif isinstance(item, ResultMessage):
                 yield self._finish(item, started)
                 return
+
+    async def _answer(self, item: _Ask) -> PermissionAnswer:
+        """The user's answer to a permission request, unless the CLI dies first: then
+        nobody is left to run the tool, and waiting on the user would hang the turn."""
+        answer = PermissionAnswer(allow=False, reason="abandoned", interrupt=True)
+        asking = asyncio.ensure_future(
+            self._ask(item.tool_use_id, item.tool_name, item.tool_input, item.suggestions)
+        )
+        try:
+            watched: set[asyncio.Future[Any]] = {asking}
+            if self._reader is not None:
+                watched.add(self._reader)
+            await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+            if asking.done():
+                answer = asking.result()
+            else:  # the reader ended: the CLI is gone
+                asking.cancel()
+                await asyncio.gather(asking, return_exceptions=True)
+        finally:
+            if not asking.done():
+                asking.cancel()
+            if not item.reply.done():
+                item.reply.set_result(answer)
+        return answer
 
     def _tool_result(
         self,
@@ -375,6 +415,10 @@ class ClaudeSession:
         self._cost_so_far = max(total, self._cost_so_far)
         if self._interrupted:
             raise ev.TurnCancelled()
+        if self._stop_reason is not None:
+            # A deny with interrupt (such as an unanswered request) ended the turn; the
+            # CLI's own result then only carries a diagnostic.
+            raise ev.BackendError(f"the turn was stopped: {self._stop_reason}")
         if result.is_error:
             raise ev.BackendError(self._error_text(result))
         usage = result.usage or {}
@@ -401,6 +445,21 @@ class ClaudeSession:
         elif result.api_error_status == 429:
             text += " (rate limited: wait and send again)"
         return text
+
+    async def _abandon_turn(self) -> None:
+        """Interrupt a turn that went silent and wait for its end, so the next query
+        starts clean; a CLI that does not answer is treated as dead."""
+        await self.interrupt()
+        try:
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                while True:
+                    item = await self._inbox.get()
+                    if isinstance(item, _Ask) and not item.reply.done():
+                        item.reply.set_result(PermissionAnswer(allow=False, interrupt=True))
+                    if isinstance(item, ResultMessage | _Closed):
+                        break
+        except TimeoutError:
+            self._dead = True
 
     async def interrupt(self) -> None:
         client = self._client

@@ -193,13 +193,6 @@ async def test_an_unanswered_request_is_denied_after_the_timeout_and_the_model_s
     assert model_saw_rejection(fake_model, tool_use_id)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sessions.py/claude.py: the timeout's deny with interrupt ends the CLI's turn with "
-    "an error result, and the query fails with the CLI's diagnostic ('Claude Code: "
-    "[ede_diagnostic] result_type=user last_content_type=n/a stop_reason=tool_use') "
-    "instead of saying that nobody answered the permission request in time",
-)
 async def test_the_timeout_error_says_the_permission_request_went_unanswered(
     client: DaveClient,
 ) -> None:

@@ -89,12 +89,6 @@ async def test_cli_killed_mid_stream_fails_fast_and_the_next_query_resumes(
     assert await client.request("dave/deleteSession", {"sessionId": session}) == {"deleted": True}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sessions.py/claude.py: a CLI that died between turns is noticed only by the next "
-    "query, which then fails ('the Claude Code process is not running; send the query again' "
-    "or 'the Claude Code process ended unexpectedly') instead of starting a new CLI",
-)
 @pytest.mark.asyncio(loop_scope="session")
 async def test_cli_killed_between_turns_the_next_query_just_works(client: DaveClient) -> None:
     session, pid = await session_with_cli(client, "remember fig-8")
@@ -107,12 +101,6 @@ async def test_cli_killed_between_turns_the_next_query_just_works(client: DaveCl
         await client.request("dave/deleteSession", {"sessionId": session})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="claude.py: ClaudeSession._turn awaits the permission answer without watching "
-    "the reader, so when the CLI dies while a permission request is pending the query "
-    "hangs until the user answers it (and dave/permission answers ok for a dead process)",
-)
 @pytest.mark.asyncio(loop_scope="session")
 async def test_cli_killed_during_a_permission_request_fails_fast(client: DaveClient) -> None:
     workspace: Path = client.workspace  # type: ignore[attr-defined]
