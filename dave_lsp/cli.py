@@ -161,7 +161,7 @@ class FrameReader:
 async def _serve_stdio(protocol_out: object) -> int:
     from pygls.io_ import StdinAsyncReader, run_async
 
-    from dave_lsp.backends.claude import LIVE_PIDS, kill_pid
+    from dave_lsp.pids import LIVE_PIDS, kill_pid
     from dave_lsp.server import server
 
     main_task = asyncio.current_task()

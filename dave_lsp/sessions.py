@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import time
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 5.0
 # Backends that hold a process, and so count against maxLiveSessions.
 PROCESS_BACKENDS = ("claude",)
+BACKEND_MODULES = {
+    "claude": "dave_lsp.backends.claude",
+    "openai": "dave_lsp.backends.openai_compat",
+}
 
 
 @attrs.define(eq=False)
@@ -59,6 +64,8 @@ class QueryJob:
     finished: asyncio.Future[None]
     state: str = "queued"  # queued | running | done
     cancel_requested: bool = False
+    # Whether the model got as far as answering (any event but a status change).
+    produced: bool = False
     text: list[str] = attrs.field(factory=list)
     tool_results: list[ToolResultInfo] = attrs.field(factory=list)
 
@@ -244,38 +251,18 @@ class SessionActor:
     async def _run_query(self, job: QueryJob) -> None:
         job.state = "running"
         self.current = job
+        had_backend = self.backend is not None
         try:
-            if self.backend is not None and not self.backend.alive:
-                # Its process ended while the session was idle: start a new one, which
-                # resumes the conversation.
-                await self._close_backend()
-            if self.backend is None:
-                job.sink.emit(ev.Status("connecting", "Starting the model client…"))
-                try:
-                    await self._ensure_backend()
-                except ev.BackendError as exc:
-                    self._fail_waiting(exc)
+            try:
+                await self._turn(job)
+            except ev.BackendError:
+                if not had_backend or job.produced or job.cancel_requested or self._usable():
                     raise
-            assert self.backend is not None
-            if self.notice:
-                job.sink.emit(ev.Status("working", self.notice))
-                self.notice = None
-            async for event in self.backend.query(job.prompt, job.transcript):
-                if isinstance(event, ev.Done):
-                    job.future.set_result(self._result(job, event))
-                    self._remember(job, event)
-                    break
-                if isinstance(event, ev.Token):
-                    job.text.append(event.text)
-                elif isinstance(event, ev.ToolResult):
-                    job.tool_results.append(
-                        ToolResultInfo(
-                            event.tool_use_id, event.tool_name, event.summary, event.is_error
-                        )
-                    )
-                job.sink.emit(event)
-            else:
-                raise ev.BackendError("the model client ended the turn without a result")
+                # The process was found dead before the turn produced anything (it died
+                # while the session was idle): the prompt reached nobody, so send it once
+                # more through a new process, which resumes the conversation.
+                log.info("session %s: backend process gone; restarting it", self.session_id)
+                await self._turn(job)
         except (ev.BackendError, ev.TurnCancelled) as exc:
             job.fail(exc)
         except Exception as exc:  # a bug must not take the session down with it
@@ -289,6 +276,44 @@ class SessionActor:
             self.current = None
             self.last_active = time.monotonic()
             job.close()
+
+    def _usable(self) -> bool:
+        return self.backend is not None and self.backend.alive
+
+    async def _turn(self, job: QueryJob) -> None:
+        """Run one query on the backend (opening it if needed), streaming its events."""
+        if self.backend is not None and not self.backend.alive:
+            # Its process ended while the session was idle: start a new one, which
+            # resumes the conversation.
+            await self._close_backend()
+        if self.backend is None:
+            job.sink.emit(ev.Status("connecting", "Starting the model client…"))
+            try:
+                await self._ensure_backend()
+            except ev.BackendError as exc:
+                self._fail_waiting(exc)
+                raise
+        assert self.backend is not None
+        if self.notice:
+            job.sink.emit(ev.Status("working", self.notice))
+            self.notice = None
+        async for event in self.backend.query(job.prompt, job.transcript):
+            if isinstance(event, ev.Done):
+                job.future.set_result(self._result(job, event))
+                self._remember(job, event)
+                return
+            if not isinstance(event, ev.Status):
+                job.produced = True
+            if isinstance(event, ev.Token):
+                job.text.append(event.text)
+            elif isinstance(event, ev.ToolResult):
+                job.tool_results.append(
+                    ToolResultInfo(
+                        event.tool_use_id, event.tool_name, event.summary, event.is_error
+                    )
+                )
+            job.sink.emit(event)
+        raise ev.BackendError("the model client ended the turn without a result")
 
     def _remember(self, job: QueryJob, done: ev.Done) -> None:
         """Keep what a restart needs to resume this conversation."""
@@ -342,6 +367,7 @@ class SessionActor:
             return PermissionAnswer(
                 allow=False, reason="The request was cancelled.", interrupt=True
             )
+        job.produced = True  # the model asked for a tool: this turn is under way
         if tool_name in self.record.rules:
             job.sink.emit(ev.PermissionResolved(f"rule-{tool_use_id}", "allow", "rule"))
             return PermissionAnswer(allow=True)
@@ -671,6 +697,19 @@ class SessionManager:
         timeout = self.options.idle_timeout_seconds
         if timeout and self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_idle(timeout), name="idle reaper")
+        warming = asyncio.create_task(self._preload_then_warm(), name="preload")
+        self._background.add(warming)
+        warming.add_done_callback(self._background.discard)
+
+    async def _preload_then_warm(self) -> None:
+        # The backend's SDK takes a second or more to import: do it in a thread, off the
+        # loop and after `initialize` was answered, so neither waits for it.
+        module = BACKEND_MODULES.get(self.options.backend)
+        if module is not None:
+            try:
+                await asyncio.to_thread(importlib.import_module, module)
+            except ImportError:
+                log.exception("could not import %s", module)
         self.ensure_spares()
 
     async def _reap_idle(self, idle_seconds: float) -> None:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -43,6 +42,7 @@ from dave_lsp.backends.base import (
     PermissionAsker,
     SessionConfig,
 )
+from dave_lsp.pids import LIVE_PIDS, kill_pid, pid_alive
 from dave_lsp.summaries import format_tool_summary, result_text
 from dave_lsp.transcript import first_message
 
@@ -50,10 +50,6 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 60.0
 CLOSE_TIMEOUT = 4.0
-
-# PIDs of every CLI process this server started and has not yet seen end, so the
-# last way out (atexit, signals) can still end them.
-LIVE_PIDS: set[int] = set()
 
 
 @attrs.define
@@ -77,27 +73,6 @@ class _Closed:
 def one_line(text: str, limit: int = 400) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def kill_pid(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGKILL)
-    LIVE_PIDS.discard(pid)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still answers signal 0; it has ended all the same.
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().split(") ", 1)[1][:1] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 class ClaudeSession:
@@ -128,7 +103,8 @@ class ClaudeSession:
         # The reader ends when the CLI's output does: the process is gone even if no
         # query has looked yet.
         reader_done = self._reader is not None and self._reader.done() and not self._running
-        return self._client is not None and not self._dead and not reader_done
+        process_gone = self.pid is not None and not pid_alive(self.pid)
+        return self._client is not None and not self._dead and not reader_done and not process_gone
 
     @property
     def backend_session_id(self) -> str:
@@ -402,8 +378,12 @@ class ClaudeSession:
             # default) allowed it. Say so, as the protocol asks.
             out.append(ev.PermissionResolved(f"auto-{block.tool_use_id}", "allow", "mode"))
         summary = format_tool_summary(
-            name, tool_input, result_text(block.content), message.tool_use_result,
-            self._config.cwd, is_error,
+            name,
+            tool_input,
+            result_text(block.content),
+            message.tool_use_result,
+            self._config.cwd,
+            is_error,
         )
         out.append(ev.ToolResult(block.tool_use_id, name, summary, is_error))
         return out
@@ -513,4 +493,4 @@ def _client_pid(client: ClaudeSDKClient) -> int | None:
     return pid if isinstance(pid, int) else None
 
 
-__all__ = ["LIVE_PIDS", "CLIConnectionError", "ClaudeSession", "kill_pid"]
+__all__ = ["CLIConnectionError", "ClaudeSession"]
