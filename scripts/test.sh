@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 bash scripts/setup.sh
 echo "== lint and types"
-.venv/bin/ruff check dave_lsp tests
+.venv/bin/ruff check dave_lsp tests bench
 .venv/bin/mypy
 echo "== python tests (server, backends, neovim)"
 .venv/bin/python -m pytest -p no:cacheprovider "$@"
