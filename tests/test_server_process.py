@@ -4,11 +4,8 @@ to start a backend or to initialize. Each test starts its own server."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,160 +15,55 @@ from pygls.exceptions import JsonRpcException
 
 from tests.conftest import cli_processes
 from tests.lsp_harness import DaveClient, config, initialize, new_session, stop
+from tests.raw_server import RawServer, wait_gone_sync
 
 
-def frame(message: dict[str, Any]) -> bytes:
-    body = json.dumps(message).encode()
-    return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
-
-
-def parse_frames(data: bytes) -> list[dict[str, Any]]:
-    """Every byte of `data` must belong to a well-formed frame."""
-    messages = []
-    while data:
-        header, sep, rest = data.partition(b"\r\n\r\n")
-        assert sep, f"stdout has bytes outside a frame: {data[:200]!r}"
-        lengths = [
-            int(line.split(b":", 1)[1])
-            for line in header.split(b"\r\n")
-            if line.lower().startswith(b"content-length:")
-        ]
-        assert lengths, f"frame without Content-Length: {header!r}"
-        body, data = rest[: lengths[0]], rest[lengths[0] :]
-        messages.append(json.loads(body))
-    return messages
-
-
-def wait_gone(pids: set[int], timeout: float) -> set[int]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alive = pids & set(cli_processes())
-        if not alive:
-            return alive
-        time.sleep(0.1)
-    return pids & set(cli_processes())
-
-
-class RawServer:
-    """The server on raw pipes, to see every byte it writes."""
-
-    def __init__(self, env_options: dict[str, Any]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dave_lsp"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        )
-        self.options = env_options
-        self.buffer = b""
-
-    def send(self, message: dict[str, Any]) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(frame(message))
-        self.proc.stdin.flush()
-
-    def read_until_response(self, msg_id: int, timeout: float = 60) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            chunk = os.read(self.proc.stdout.fileno(), 65536)
-            if not chunk:
-                break
-            self.buffer += chunk
-            try:
-                for message in parse_frames(self.buffer):
-                    if message.get("id") == msg_id and "method" not in message:
-                        return message
-            except (AssertionError, json.JSONDecodeError, ValueError):
-                continue  # a frame is still arriving
-        raise AssertionError(f"no response to {msg_id}")
+def started(backend_env: dict[str, str], workspace: Path, **options: Any) -> RawServer:
+    server = RawServer()
+    server.initialize({"env": backend_env, "cwd": str(workspace), **options})
+    return server
 
 
 def test_stdout_carries_only_frames_and_stdin_eof_ends_every_cli(
     backend_env: dict[str, str], tmp_path: Path
 ) -> None:
-    server = RawServer({})
-    server.send(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "capabilities": {},
-                "initializationOptions": {"env": backend_env, "cwd": str(tmp_path)},
-            },
-        }
-    )
-    server.read_until_response(1)
-    server.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
-    for msg_id, prompt in ((2, "hello frames"), (3, 'tool Bash {"command": "echo hi"}')):
-        server.send(
-            {
-                "jsonrpc": "2.0",
-                "id": msg_id,
-                "method": "dave/query",
-                "params": {
-                    "sessionId": f"frames-{msg_id}",
-                    "prompt": prompt,
-                    "workDoneToken": f"tok{msg_id}",
-                },
-            }
-        )
-        response = server.read_until_response(msg_id)
-        assert "result" in response, response
-    children = set(cli_processes(server.proc.pid))
-    assert len(children) >= 2  # two sessions, and the warm spare
-    # Every byte the server wrote is protocol.
-    messages = parse_frames(server.buffer)
-    assert any(m.get("method") == "$/progress" for m in messages)
-    assert server.proc.stdin is not None
-    server.proc.stdin.close()  # the editor went away
-    assert server.proc.wait(timeout=10) == 0
-    assert not wait_gone(children, 5)
+    server = started(backend_env, tmp_path)
+    try:
+        for session, prompt in (
+            ("frames-1", "hello frames"),
+            ("frames-2", 'tool Bash {"command": "echo hi"}'),
+        ):
+            response, _ = server.query(session, prompt)
+            assert "result" in response, response
+        children = set(cli_processes(server.pid))
+        assert len(children) >= 2  # two sessions, and the warm spare
+        assert server.notifications("$/progress")
+        assert server.stop() == 0  # stdin closed: the editor went away
+        assert not wait_gone_sync(children, 5)
+        assert server.garbage == b""  # every byte the server wrote was protocol
+    finally:
+        server.cleanup()
 
 
 def test_an_editor_gone_mid_answer_ends_the_server_and_every_cli(
     backend_env: dict[str, str], tmp_path: Path
 ) -> None:
-    server = RawServer({})
-    server.send(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "capabilities": {},
-                "initializationOptions": {"env": backend_env, "cwd": str(tmp_path), "prewarm": 0},
-            },
-        }
-    )
-    server.read_until_response(1)
-    for msg_id in (2, 3):
-        server.send(
-            {
-                "jsonrpc": "2.0",
-                "id": msg_id,
-                "method": "dave/query",
-                "params": {
-                    "sessionId": f"gone-{msg_id}",
-                    "prompt": "slow 400 20",
-                    "workDoneToken": msg_id,
-                },
-            }
-        )
-    deadline = time.monotonic() + 30
-    while len(cli_processes(server.proc.pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    children = set(cli_processes(server.proc.pid))
-    assert len(children) == 2
-    time.sleep(1)  # both answers are streaming now
-    assert server.proc.stdin is not None and server.proc.stdout is not None
-    server.proc.stdout.close()  # the editor died: nobody reads, nobody writes
-    server.proc.stdin.close()
-    started = time.monotonic()
-    server.proc.wait(timeout=10)
-    assert time.monotonic() - started < 5
-    assert not wait_gone(children, 5)
+    server = started(backend_env, tmp_path, prewarm=0)
+    try:
+        tokens = [server.start_query(f"gone-{i}", "slow 400 20")[1] for i in range(2)]
+        for token in tokens:
+            server.wait_report(token, "token")  # both answers are streaming
+        children = set(cli_processes(server.pid))
+        assert len(children) == 2
+        assert server.proc.stdout is not None
+        server.proc.stdout.close()  # the editor died: nobody reads, nobody writes
+        server.close_stdin()
+        begun = time.monotonic()
+        server.proc.wait(timeout=10)
+        assert time.monotonic() - begun < 5
+        assert not wait_gone_sync(children, 5)
+    finally:
+        server.cleanup()
 
 
 async def test_sigterm_ends_every_cli(backend_env: dict[str, str], tmp_path: Path) -> None:
@@ -185,7 +77,7 @@ async def test_sigterm_ends_every_cli(backend_env: dict[str, str], tmp_path: Pat
     assert children  # the session's CLI, and the warm spare
     server.send_signal(signal.SIGTERM)
     await asyncio.wait_for(server.wait(), 10)
-    assert not wait_gone(children, 5)
+    assert not wait_gone_sync(children, 5)
     await stop(client)
 
 
@@ -253,18 +145,11 @@ async def test_a_wrong_option_fails_initialize_naming_the_field(
 
 
 def test_a_query_before_initialize_is_refused() -> None:
-    server = RawServer({})
-    server.send(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "dave/query",
-            "params": {"sessionId": "a", "prompt": "x"},
-        }
-    )
-    response = server.read_until_response(1)
-    assert response["error"]["code"] == -32002
-    assert "send initialize first" in response["error"]["message"]
-    assert server.proc.stdin is not None
-    server.proc.stdin.close()
-    server.proc.wait(timeout=10)
+    server = RawServer()
+    try:
+        response = server.call("dave/query", {"sessionId": "a", "prompt": "x"})
+        assert response["error"]["code"] == -32002
+        assert "send initialize first" in response["error"]["message"]
+        server.stop()
+    finally:
+        server.cleanup()
