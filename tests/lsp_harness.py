@@ -33,6 +33,7 @@ class DaveClient(LanguageClient):
 
         @self.feature(lsp.PROGRESS)
         def on_progress(params: lsp.ProgressParams) -> None:
+            assert isinstance(params.value, dict), params.value
             self.reports[params.token].append(params.value)
             self.report_arrived.set()
 

@@ -63,6 +63,7 @@ async def test_a_model_error_ends_the_turn_with_one_clear_line_and_the_session_g
     for part in expected:
         assert part in message, message
     # Whatever streamed before the failure is the error's partial text: nothing invented.
+    assert isinstance(error.value.data, dict)
     assert error.value.data["partialText"] == client.texts(token)
     assert client.reports[token][-2:] == [
         {"kind": "report", "type": "error", "message": message},

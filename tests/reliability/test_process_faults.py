@@ -74,6 +74,7 @@ async def test_cli_killed_mid_stream_fails_fast_and_the_next_query_resumes(
     assert "the next query starts a new one" in message
     assert "\n" not in message
     # What streamed before the kill is the error's partial text, and the stream closed.
+    assert isinstance(error.value.data, dict)
     assert error.value.data["partialText"] == client.texts(token)
     assert client.texts(token).startswith("s0 ")
     assert client.reports[token][-2] == {"kind": "report", "type": "error", "message": message}
