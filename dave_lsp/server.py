@@ -17,6 +17,7 @@ from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
+from pygls.uris import to_fs_path
 
 from dave_lsp import PROTOCOL_VERSION, __version__
 from dave_lsp import events as ev
@@ -136,8 +137,6 @@ class DaveServer(LanguageServer):
 
 
 def _uri_path(uri: str) -> str | None:
-    from pygls.uris import to_fs_path
-
     return to_fs_path(uri)
 
 
