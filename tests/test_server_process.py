@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -43,42 +41,6 @@ def test_stdout_carries_only_frames_and_stdin_eof_ends_every_cli(
         assert server.garbage == b""  # every byte the server wrote was protocol
     finally:
         server.cleanup()
-
-
-def test_an_editor_gone_mid_answer_ends_the_server_and_every_cli(
-    backend_env: dict[str, str], tmp_path: Path
-) -> None:
-    server = started(backend_env, tmp_path, prewarm=0)
-    try:
-        tokens = [server.start_query(f"gone-{i}", "slow 400 20")[1] for i in range(2)]
-        for token in tokens:
-            server.wait_report(token, "token")  # both answers are streaming
-        children = set(cli_processes(server.pid))
-        assert len(children) == 2
-        assert server.proc.stdout is not None
-        server.proc.stdout.close()  # the editor died: nobody reads, nobody writes
-        server.close_stdin()
-        begun = time.monotonic()
-        server.proc.wait(timeout=10)
-        assert time.monotonic() - begun < 5
-        assert not wait_gone_sync(children, 5)
-    finally:
-        server.cleanup()
-
-
-async def test_sigterm_ends_every_cli(backend_env: dict[str, str], tmp_path: Path) -> None:
-    client = await config().start()
-    assert isinstance(client, DaveClient)
-    await initialize(client, {"env": backend_env, "cwd": str(tmp_path)})
-    await client.query(new_session(), "hello sigterm")
-    server = client._server
-    assert server is not None
-    children = set(cli_processes(server.pid))
-    assert children  # the session's CLI, and the warm spare
-    server.send_signal(signal.SIGTERM)
-    await asyncio.wait_for(server.wait(), 10)
-    assert not wait_gone_sync(children, 5)
-    await stop(client)
 
 
 async def test_a_bad_cli_path_fails_every_waiting_query_then_retries(
