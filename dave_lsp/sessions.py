@@ -205,7 +205,7 @@ class SessionActor:
     async def _carry_out(self, command: _Command) -> None:
         try:
             if command.kind == "warm":
-                await self._ensure_backend()
+                await self._ensure_backend(warm_up=True)
             elif command.kind == "evict":
                 if self.backend is not None:
                     log.info("session %s: evicted (its state is kept)", self.session_id)
@@ -231,7 +231,7 @@ class SessionActor:
         if self.backend is not None:
             await self.backend.configure(permission_mode=permission_mode, model=model)
 
-    async def _ensure_backend(self) -> BackendSession:
+    async def _ensure_backend(self, warm_up: bool = False) -> BackendSession:
         if self.backend is not None:
             return self.backend
         self.opening = True
@@ -239,7 +239,7 @@ class SessionActor:
             await self.manager.make_room(self)
             backend = self.manager.factory_for(self.config.backend)(self.config, self._ask)
             try:
-                self.notice = await backend.open() or self.notice
+                self.notice = await backend.open(warm_up) or self.notice
             except ev.BackendError:
                 await _close_quietly(backend)
                 raise

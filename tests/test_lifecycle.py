@@ -5,6 +5,8 @@ eviction, spares, per-session modes and allow-always rules."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -189,6 +191,32 @@ async def test_a_spare_serves_a_new_session_and_is_replaced(server: Server) -> N
         )
         assert spare <= server_clis(client)  # the spare's process now serves the session
         await eventually(lambda: len(server_clis(client)) == 2)  # and a new spare is up
+
+
+def conversation_files(home: Path, cwd: Path) -> set[str]:
+    """The Claude Code conversations stored for `cwd` (the CLI names the folder after
+    the path, with every other character than letters and digits as `-`)."""
+    folder = home / ".claude" / "projects" / re.sub(r"[^A-Za-z0-9]", "-", str(cwd))
+    return {path.stem for path in folder.glob("*.jsonl")}
+
+
+async def test_a_warmed_up_spare_leaves_no_trace(
+    server: Server, fake_model: FakeModelServer, backend_home: Path, tmp_path: Path
+) -> None:
+    async with server(prewarm=1) as client:
+        # The spare warms up on a prompt its own hook blocks, so that prompt starts a
+        # conversation file, but the model never sees it.
+        await eventually(lambda: len(conversation_files(backend_home, tmp_path)) == 1)
+        session = new_session()
+        result, _ = await client.query(session, "recall")
+        assert result["text"] == "Seen: (nothing)"
+        warm_up = [r for r in fake_model.requests if "warm-up" in json.dumps(r.body)]
+        assert warm_up == []
+        # The replacement spare warms up too; the server then exits with it unused.
+        await eventually(lambda: len(conversation_files(backend_home, tmp_path)) == 2)
+        used = (await sessions_by_id(client))[session]["backendSessionId"]
+    # Only the conversation someone used is left in the user's Claude Code history.
+    assert conversation_files(backend_home, tmp_path) == {used}
 
 
 async def test_accept_edits_lets_a_write_through_without_asking(

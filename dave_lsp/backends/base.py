@@ -71,8 +71,11 @@ class BackendSession(Protocol):
         the actor then closes it and opens it again for the next query."""
         ...
 
-    async def open(self) -> str | None:
+    async def open(self, warm_up: bool = False) -> str | None:
         """Connect; raise BackendError with an actionable message on failure.
+
+        `warm_up` says nobody waits on this open (a spare, an explicit new session): a
+        backend may then do ahead of time work that a first query would pay for.
 
         Returns a line for the user when something changed on the way (for example the
         conversation to resume was gone and a new one started), else None.

@@ -5,15 +5,23 @@ One reader task drains the client into an inbox for as long as it is connected (
 SDK's buffer is bounded, and a permission callback waiting while nobody reads could
 deadlock). Permission callbacks are queued into the same inbox, so the session sees a
 tool's `toolUse` before its permission request, in the order the CLI sent them.
+
+A client connected ahead of need (a prewarm spare, or `dave/newSession`) is warmed up:
+the CLI's first turn of a conversation costs about three follow-ups, most of it work
+the CLI does once per process. The warm-up sends a prompt that the session's own
+`UserPromptSubmit` hook blocks, so that work is done before the user asks, while
+nothing reaches the model and nothing enters the conversation (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import logging
 import os
 import time
+import uuid
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -25,6 +33,10 @@ from claude_agent_sdk import (
     ClaudeSDKClient,
     CLIConnectionError,
     CLINotFoundError,
+    HookContext,
+    HookInput,
+    HookJSONOutput,
+    HookMatcher,
     PermissionResultAllow,
     PermissionResultDeny,
     ResultMessage,
@@ -50,6 +62,11 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 60.0
 CLOSE_TIMEOUT = 4.0
+WARM_UP_TIMEOUT = 10.0
+WARM_UP_REASON = "dave-lsp warmed this session up in advance; the prompt was not sent"
+# Set when a CLI let the warm-up prompt through to the model (its hooks did not run):
+# warming up is then off for the rest of the server's life.
+_warm_up_unsafe = False
 
 
 @attrs.define
@@ -92,6 +109,8 @@ class ClaudeSession:
         self._stop_reason: str | None = None
         self._cost_so_far = 0.0
         self._stderr: deque[str] = deque(maxlen=20)
+        self._warm_up_prompt = f"dave-lsp warm-up {uuid.uuid4()}"
+        self._warm_up_conversation = ""  # the conversation file the warm-up started
         self.pid: int | None = None
 
     @property
@@ -110,8 +129,11 @@ class ClaudeSession:
     def backend_session_id(self) -> str:
         return self._backend_session_id
 
-    def _options(self, resume: str | None) -> ClaudeAgentOptions:
+    def _options(self, resume: str | None, warm_up: bool) -> ClaudeAgentOptions:
         config = self._config
+        hooks: dict[str, list[HookMatcher]] | None = None
+        if warm_up:
+            hooks = {"UserPromptSubmit": [HookMatcher(hooks=[self._block_warm_up])]}
         return ClaudeAgentOptions(
             system_prompt={"type": "preset", "preset": "claude_code"},
             include_partial_messages=True,
@@ -123,6 +145,7 @@ class ClaudeSession:
             can_use_tool=self._can_use_tool,
             stderr=self._stderr.append,
             resume=resume,
+            hooks=hooks,  # type: ignore[arg-type]
         )
 
     def _cli_env(self) -> dict[str, str]:
@@ -151,10 +174,15 @@ class ClaudeSession:
                 "as cwd in dave/query or initializationOptions"
             )
 
-    async def open(self) -> str | None:
+    async def open(self, warm_up: bool = False) -> str | None:
         self._preflight()
         resume = self._backend_session_id if self._backend_session_id else None
         notice = None
+        if warm_up and resume is None and not _warm_up_unsafe:
+            await self._connect(None, warm_up=True)
+            if await self._warm_up():
+                return None
+            await self.close()  # the prompt reached the model: start a clean conversation
         try:
             await self._connect(resume)
         except ev.BackendError as exc:
@@ -188,9 +216,48 @@ class ClaudeSession:
         except Exception as exc:
             raise ev.BackendError(f"Claude Code refused the change: {one_line(str(exc))}") from None
 
-    async def _connect(self, resume: str | None) -> None:
+    async def _block_warm_up(
+        self, hook_input: HookInput, _tool_use_id: str | None, _context: HookContext
+    ) -> HookJSONOutput:
+        if hook_input.get("prompt") == self._warm_up_prompt:
+            return {"decision": "block", "reason": WARM_UP_REASON}
+        return {}
+
+    async def _warm_up(self) -> bool:
+        """Run the blocked warm-up prompt; False if it reached the model after all."""
+        global _warm_up_unsafe
+        client = self._client
+        assert client is not None
+        leaked = False
+        try:
+            await client.query(self._warm_up_prompt)
+            async with asyncio.timeout(WARM_UP_TIMEOUT):
+                while True:
+                    item = await self._inbox.get()
+                    if isinstance(item, _Closed):
+                        self._dead = True
+                        return True  # the next query reports the dead process
+                    if isinstance(item, StreamEvent | AssistantMessage):
+                        leaked = True
+                    elif isinstance(item, ResultMessage):
+                        self._warm_up_conversation = item.session_id or ""
+                        break
+        except TimeoutError:
+            log.warning("the warm-up got no answer within %.0f s", WARM_UP_TIMEOUT)
+            return False
+        except Exception as exc:
+            log.warning("the warm-up failed: %s", one_line(str(exc)))
+            return False
+        if leaked:
+            _warm_up_unsafe = True
+            log.warning(
+                "this Claude Code CLI did not run the warm-up hook; warm-up is off from now on"
+            )
+        return not leaked
+
+    async def _connect(self, resume: str | None, warm_up: bool = False) -> None:
         self._stderr.clear()
-        client = ClaudeSDKClient(self._options(resume))
+        client = ClaudeSDKClient(self._options(resume, warm_up))
         try:
             await asyncio.wait_for(client.connect(), CONNECT_TIMEOUT)
         except CLINotFoundError:
@@ -466,6 +533,21 @@ class ClaudeSession:
                 kill_pid(self.pid)
             LIVE_PIDS.discard(self.pid)
             self.pid = None
+        if self._warm_up_conversation and not self._has_conversation:
+            # Warmed up but never asked anything: its conversation file holds only the
+            # blocked warm-up; leave nothing behind in the user's Claude Code history.
+            await asyncio.to_thread(self._delete_conversation, self._warm_up_conversation)
+        self._warm_up_conversation = ""
+
+    def _delete_conversation(self, conversation_id: str) -> None:
+        env = {**os.environ, **self._config.env}
+        config_dir = env.get("CLAUDE_CONFIG_DIR") or os.path.join(
+            env.get("HOME") or os.path.expanduser("~"), ".claude"
+        )
+        pattern = os.path.join(glob.escape(config_dir), "projects", "*", f"{conversation_id}.jsonl")
+        for path in glob.glob(pattern):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
 
     async def _disconnect(self, client: ClaudeSDKClient) -> None:
         try:

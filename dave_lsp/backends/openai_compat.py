@@ -142,7 +142,7 @@ class OpenAISession:
         """A copy of the messages the next turn will send before its prompt."""
         return list(self._history)
 
-    async def open(self) -> None:
+    async def open(self, warm_up: bool = False) -> None:
         """Check the settings and build the client. No request is sent: an endpoint is
         only known to be alive once it answers a turn, and probing (`GET /models`) is not
         something every compatible server implements."""
