@@ -69,6 +69,20 @@ class QueryJob:
     text: list[str] = attrs.field(factory=list)
     tool_results: list[ToolResultInfo] = attrs.field(factory=list)
 
+    def take(self, event: ev.Event) -> None:
+        """Record one event of the turn and report it to the editor."""
+        if type(event) is ev.Token:  # the common case first
+            self.produced = True
+            self.text.append(event.text)
+        elif isinstance(event, ev.ToolResult):
+            self.produced = True
+            self.tool_results.append(
+                ToolResultInfo(event.tool_use_id, event.tool_name, event.summary, event.is_error)
+            )
+        elif not isinstance(event, ev.Status):
+            self.produced = True
+        self.sink.emit(event)
+
     def fail(self, exc: BaseException) -> None:
         if not self.future.done():
             self.future.set_exception(exc)
@@ -297,22 +311,12 @@ class SessionActor:
         if self.notice:
             job.sink.emit(ev.Status("working", self.notice))
             self.notice = None
-        async for event in self.backend.query(job.prompt, job.transcript):
+        async for event in self.backend.query(job.prompt, job.transcript, job.take):
             if isinstance(event, ev.Done):
                 job.future.set_result(self._result(job, event))
                 self._remember(job, event)
                 return
-            if not isinstance(event, ev.Status):
-                job.produced = True
-            if isinstance(event, ev.Token):
-                job.text.append(event.text)
-            elif isinstance(event, ev.ToolResult):
-                job.tool_results.append(
-                    ToolResultInfo(
-                        event.tool_use_id, event.tool_name, event.summary, event.is_error
-                    )
-                )
-            job.sink.emit(event)
+            job.take(event)
         raise ev.BackendError("the model client ended the turn without a result")
 
     def _remember(self, job: QueryJob, done: ev.Done) -> None:

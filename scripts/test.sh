@@ -8,6 +8,7 @@ cd "$ROOT"
 bash scripts/setup.sh
 echo "== lint and types"
 .venv/bin/ruff check dave_lsp tests bench
+.venv/bin/ruff format --check dave_lsp tests bench
 .venv/bin/mypy
 echo "== python tests (server, backends, neovim)"
 .venv/bin/python -m pytest -p no:cacheprovider "$@"

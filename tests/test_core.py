@@ -27,9 +27,7 @@ async def client(
     lsp_client = await config().start()
     assert isinstance(lsp_client, DaveClient)
     # No spare: the tests below count the CLI processes a session starts.
-    result = await initialize(
-        lsp_client, {"env": backend_env, "cwd": str(workspace), "prewarm": 0}
-    )
+    result = await initialize(lsp_client, {"env": backend_env, "cwd": str(workspace), "prewarm": 0})
     lsp_client.init_result = result  # type: ignore[attr-defined]
     lsp_client.workspace = workspace  # type: ignore[attr-defined]
     yield lsp_client

@@ -86,11 +86,18 @@ class BackendSession(Protocol):
         """Change the permission mode or model of the live client, keeping the conversation."""
         ...
 
-    def query(self, prompt: str, transcript: Sequence[ChatMessage]) -> AsyncIterator[Event]:
+    def query(
+        self,
+        prompt: str,
+        transcript: Sequence[ChatMessage],
+        direct: Callable[[Event], None] | None = None,
+    ) -> AsyncIterator[Event]:
         """Send the prompt and yield the turn's events, ending with Done.
 
         `transcript` is the editor's earlier conversation, oldest first; a backend uses it
         only while it holds no conversation of its own (the protocol's first-query rule).
+        A backend may hand an event to `direct` instead of yielding it, where that saves
+        work per token and keeps the events in order; the caller treats both alike.
         Raises BackendError on failure and TurnCancelled after `interrupt`.
         """
         ...

@@ -6,6 +6,11 @@ SDK's buffer is bounded, and a permission callback waiting while nobody reads co
 deadlock). Permission callbacks are queued into the same inbox, so the session sees a
 tool's `toolUse` before its permission request, in the order the CLI sent them.
 
+Text deltas are most of what a turn carries. While a turn runs and the inbox is empty,
+the reader hands them straight to the turn's `direct` callback instead: no queue hop
+and no generator step per token. Anything else, and any delta that arrives while the
+inbox holds items, goes through the inbox, so the order is the CLI's.
+
 A client connected ahead of need (a prewarm spare, or `dave/newSession`) is warmed up:
 the CLI's first turn of a conversation costs about three follow-ups, most of it work
 the CLI does once per process. The warm-up sends a prompt that the session's own
@@ -23,7 +28,7 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -111,6 +116,8 @@ class ClaudeSession:
         self._stderr: deque[str] = deque(maxlen=20)
         self._warm_up_prompt = f"dave-lsp warm-up {uuid.uuid4()}"
         self._warm_up_conversation = ""  # the conversation file the warm-up started
+        self._direct: Callable[[ev.Event], None] | None = None  # the running turn's, if any
+        self._last_direct = 0.0  # when the reader last handed an event to `_direct`
         self.pid: int | None = None
 
     @property
@@ -289,9 +296,25 @@ class ClaudeSession:
         )
 
     async def _read(self, client: ClaudeSDKClient) -> None:
+        inbox = self._inbox
         try:
             async for message in client.receive_messages():
-                self._inbox.put_nowait(message)
+                direct = self._direct
+                if (
+                    direct is not None
+                    and type(message) is StreamEvent
+                    and message.parent_tool_use_id is None
+                    and inbox.empty()
+                ):
+                    # Nothing is waiting before it: the turn may have it now (see the
+                    # module's docstring). Stream events that carry no text are dropped
+                    # here as the turn would drop them.
+                    event = _delta_event(message.event)
+                    if event is not None:
+                        self._last_direct = time.monotonic()
+                        direct(event)
+                    continue
+                inbox.put_nowait(message)
         except Exception as exc:
             self._inbox.put_nowait(_Closed(one_line(str(exc))))
         else:
@@ -322,7 +345,10 @@ class ClaudeSession:
                 item.reply.set_result(PermissionAnswer(allow=False, interrupt=True))
 
     async def query(
-        self, prompt: str, transcript: Sequence[ChatMessage]
+        self,
+        prompt: str,
+        transcript: Sequence[ChatMessage],
+        direct: Callable[[ev.Event], None] | None = None,
     ) -> AsyncIterator[ev.Event]:
         self._drain_stale()
         client = self._client
@@ -346,9 +372,11 @@ class ClaudeSession:
                 ) from None
             self._has_conversation = True
             yield ev.Status("working")
+            self._direct = direct
             async for event in self._turn(started):
                 yield event
         finally:
+            self._direct = None
             self._running = False
 
     async def _turn(self, started: float) -> AsyncIterator[ev.Event]:
@@ -358,7 +386,7 @@ class ClaudeSession:
         while True:
             # While a tool runs, silence is the tool's, not the model's: no limit then.
             try:
-                item = await asyncio.wait_for(self._inbox.get(), None if tools else limit)
+                item = await self._next_item(None if tools else limit)
             except TimeoutError:
                 await self._abandon_turn()
                 raise ev.BackendError(
@@ -403,6 +431,21 @@ class ClaudeSession:
             elif isinstance(item, ResultMessage):
                 yield self._finish(item, started)
                 return
+
+    async def _next_item(self, limit: float | None) -> Any:
+        """The inbox's next item; TimeoutError once nothing at all came for `limit`
+        seconds, counting the tokens the reader handed over directly."""
+        if limit is None:
+            return await self._inbox.get()
+        waiting_since = time.monotonic()
+        while True:
+            remaining = max(waiting_since, self._last_direct) + limit - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            try:
+                return await asyncio.wait_for(self._inbox.get(), remaining)
+            except TimeoutError:
+                continue
 
     async def _answer(self, item: _Ask) -> PermissionAnswer:
         """The user's answer to a permission request, unless the CLI dies first: then
@@ -496,6 +539,7 @@ class ClaudeSession:
     async def _abandon_turn(self) -> None:
         """Interrupt a turn that went silent and wait for its end, so the next query
         starts clean; a CLI that does not answer is treated as dead."""
+        self._direct = None  # what still comes belongs to a turn that has failed
         await self.interrupt()
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):

@@ -32,7 +32,7 @@ import re
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
@@ -180,7 +180,14 @@ class OpenAISession:
             max_retries=0,
         )
 
-    async def query(self, prompt: str, transcript: Sequence[ChatMessage]) -> AsyncIterator[Event]:
+    async def query(
+        self,
+        prompt: str,
+        transcript: Sequence[ChatMessage],
+        direct: Callable[[Event], None] | None = None,
+    ) -> AsyncIterator[Event]:
+        # `direct` is not used: the stream is read in this very generator, with no hop
+        # between tasks to save.
         """Stream one turn. See the module docstring for what the history keeps."""
         await self.open()
         client = self._client

@@ -106,3 +106,12 @@ async def test_a_hung_stream_fails_after_request_timeout_seconds(
             await asyncio.gather(asyncio.wait_for(future, 10), return_exceptions=True)
     result, _ = await query(client, session, "echo after the timeout")
     assert result["text"] == "You said: echo after the timeout"
+
+
+async def test_a_stream_longer_than_request_timeout_seconds_is_not_a_hung_one(
+    client: DaveClient, session: str
+) -> None:
+    # 40 tokens 100 ms apart: 4 s in all, twice the limit, but never 2 s of silence.
+    result, token = await query(client, session, "slow 40 100")
+    assert len(result["text"].split()) == 40, result["text"]
+    assert client.texts(token) == result["text"]
