@@ -38,6 +38,7 @@ PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions"]
 # JSON-RPC / LSP error codes the protocol uses.
 INVALID_PARAMS = -32602
 METHOD_NOT_FOUND = -32601
+INVALID_REQUEST = -32600
 SERVER_NOT_INITIALIZED = -32002
 REQUEST_CANCELLED = -32800
 REQUEST_FAILED = -32803

@@ -107,6 +107,12 @@ class DaveServer(LanguageServer):
         return self._manager
 
     def setup(self, params: lsp.InitializeParams) -> None:
+        if self._manager is not None:
+            # LSP allows one initialize; a second would orphan the first's sessions.
+            raise rpc_error(
+                proto.INVALID_REQUEST,
+                "the server is already initialized; restart it to change initializationOptions",
+            )
         try:
             options, unknown = parse_options(params.initialization_options)
         except proto.ParamsError as exc:

@@ -6,11 +6,13 @@ session run one at a time, in arrival order, and sessions run concurrently. Othe
 tasks only put commands on the queue, answer permissions through the broker, or call
 `interrupt`.
 
-The manager bounds live backends (`maxLiveSessions`: the least recently used idle
-session is evicted, its state kept, and resumed on its next query), evicts idle
-sessions after `idleTimeoutSeconds`, and keeps `prewarm` spare actors whose client is
-already connected, which a new session with the default settings adopts. A spare is a
-whole actor, because a Claude client must be closed by the task that connected it.
+The manager bounds backend processes (`maxLiveSessions`, spares included: an unused
+spare gives its slot up first, then the least recently used idle session is evicted,
+its state kept, and resumed on its next query), evicts idle sessions after
+`idleTimeoutSeconds`, and keeps up to `prewarm` spare actors whose client is already
+connected, in free slots only, which a new session with the default settings adopts.
+A spare is a whole actor, because a Claude client must be closed by the task that
+connected it.
 """
 
 from __future__ import annotations
@@ -652,6 +654,7 @@ class SessionManager:
         self.store.delete(session_id)
         if actor is not None:
             await actor.shutdown()
+            self.ensure_spares()  # its slot is free again
         return known
 
     async def configure(
@@ -674,16 +677,27 @@ class SessionManager:
 
     # -- bounded processes -----------------------------------------------------------
 
+    def _processes(self, excluding: SessionActor | None = None) -> int:
+        """Backend processes held or being started: live sessions' and every spare's."""
+        live = sum(1 for a in self.sessions.values() if a is not excluding and a.holds_process)
+        return live + len(self.spares)
+
     async def make_room(self, requester: SessionActor) -> None:
-        """Evict least recently used idle sessions until `requester` fits the limit."""
+        """Free a process slot for `requester` within `maxLiveSessions`, spares included:
+        an unused spare goes first, then the least recently used idle sessions."""
         if requester.config.backend not in PROCESS_BACKENDS or requester in self.spares:
             return
         if requester.session_id not in self.sessions:
             return
         while True:
-            live = [a for a in self.sessions.values() if a is not requester and a.holds_process]
-            if len(live) < self.options.max_live_sessions:
+            if self._processes(excluding=requester) < self.options.max_live_sessions:
                 return
+            if self.spares:
+                spare = self.spares.pop()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.shield(spare.shutdown()), SHUTDOWN_TIMEOUT)
+                continue
+            live = [a for a in self.sessions.values() if a is not requester and a.holds_process]
             idle = sorted((a for a in live if a.evictable), key=lambda a: a.last_active)
             if not idle:
                 # Every live session is working or waiting on the user: none may be
@@ -726,10 +740,14 @@ class SessionManager:
                     actor.command("evict")
 
     def ensure_spares(self) -> None:
-        """Top the spares up to `prewarm`, for the default backend when it holds a process."""
+        """Top the spares up to `prewarm`, for the default backend when it holds a process.
+        A spare only takes a free slot under `maxLiveSessions`: it never evicts a session."""
         if self._closed or self.options.backend not in PROCESS_BACKENDS:
             return
-        while len(self.spares) < self.options.prewarm:
+        while (
+            len(self.spares) < self.options.prewarm
+            and self._processes() < self.options.max_live_sessions
+        ):
             config = self.new_config(f"spare-{uuid.uuid4()}")
             spare = SessionActor(self, config, self._record_for(config))
             spare.command("warm")

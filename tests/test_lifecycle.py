@@ -193,6 +193,27 @@ async def test_a_spare_serves_a_new_session_and_is_replaced(server: Server) -> N
         await eventually(lambda: len(server_clis(client)) == 2)  # and a new spare is up
 
 
+async def test_max_live_sessions_counts_the_spare_which_takes_free_slots_only(
+    server: Server,
+) -> None:
+    async with server(prewarm=1, maxLiveSessions=2) as client:
+        await eventually(lambda: len(server_clis(client)) == 1)  # the spare
+        await client.query("a", "echo a")  # adopts the spare; a new one fills slot 2
+        await eventually(lambda: len(server_clis(client)) == 2)
+        await client.query("b", "echo b")  # adopts that one: both slots are sessions'
+        await asyncio.sleep(1.5)
+        assert len(server_clis(client)) == 2, "no spare beyond the limit"
+        await client.query("c", "echo c")  # no spare left: evicts a, starts cold
+        states = await sessions_by_id(client)
+        assert (states["a"]["state"], states["b"]["state"]) == ("evicted", "idle")
+        assert len(server_clis(client)) == 2
+        await client.request("dave/deleteSession", {"sessionId": "b"})  # a free slot: a spare
+        await eventually(lambda: len(server_clis(client)) == 2)
+        result, _ = await client.query("a", "recall")
+        assert result["text"] == "Seen: echo a"  # resumed, taking the spare's slot
+        await eventually(lambda: len(server_clis(client)) == 2)
+
+
 def conversation_files(home: Path, cwd: Path) -> set[str]:
     """The Claude Code conversations stored for `cwd` (the CLI names the folder after
     the path, with every other character than letters and digits as `-`)."""

@@ -68,6 +68,19 @@ def test_requests_before_initialize_are_refused_and_initialize_then_works(raw: R
     probe(raw)
 
 
+def test_a_second_initialize_is_refused_and_the_sessions_go_on(raw: RawServer) -> None:
+    session = {"sessionId": "before-second-initialize"}
+    first = raw.call("dave/query", {**session, "prompt": "echo one"}, timeout=60)
+    assert first["result"]["text"] == "You said: echo one", first
+    again = raw.call("initialize", {"capabilities": {}, "initializationOptions": {"prewarm": 0}})
+    message = one_line_error(again, -32600)
+    assert "already initialized" in message and "restart" in message
+    TALLY["bad inputs"] += 1
+    # The same session, and its conversation, still answer.
+    recall = raw.call("dave/query", {**session, "prompt": "recall"}, timeout=60)
+    assert recall["result"]["text"] == "Seen: echo one", recall
+
+
 def _body(message: Any) -> bytes:
     return json.dumps(message).encode()
 

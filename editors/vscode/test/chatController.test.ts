@@ -8,13 +8,13 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import { ChatController, STORAGE_KEY, type ChatHost, type StateStore } from '../src/chat/chatController';
 import type { DaveClient } from '../src/protocol/daveClient';
 import { ServerStartError } from '../src/protocol/server';
 import type { ChatItem, ToWebview } from '../src/shared/messages';
-import { startDave, startFakeModel, waitFor, type DaveUnderTest, type FakeModel } from './helpers';
+import { serverForSuite, waitFor } from './helpers';
 
 const T = { timeout: 120_000 };
 
@@ -53,21 +53,10 @@ function itemsOf(controller: ChatController): ChatItem[] {
 }
 
 describe('ChatController with the real server', () => {
-  let fake: FakeModel;
-  let dave: DaveUnderTest;
-
-  before(async () => {
-    fake = await startFakeModel();
-    dave = await startDave(fake.url);
-  }, T);
-
-  after(async () => {
-    await dave?.close();
-    await fake?.stop();
-  });
+  const suite = serverForSuite();
 
   it('streams a turn into the view and records the transcript', T, async () => {
-    const h = host(async () => dave.server.client);
+    const h = host(async () => suite.dave.server.client);
     const chat = new ChatController(h);
     await chat.handleMessage({ type: 'ready' });
     const outcome = await chat.send('hello view');
@@ -95,8 +84,8 @@ describe('ChatController with the real server', () => {
   });
 
   it('answers a permission card from the view once, and the file is written', T, async () => {
-    const h = host(async () => dave.server.client);
-    h.cwd = () => dave.workspace;
+    const h = host(async () => suite.dave.server.client);
+    h.cwd = () => suite.dave.workspace;
     const chat = new ChatController(h);
     h.onPost = (message) => {
       if (message.type === 'append' && message.item.kind === 'permission') {
@@ -108,7 +97,7 @@ describe('ChatController with the real server', () => {
     };
     const outcome = await chat.send('write from-view.txt written-by-the-view');
     assert.equal(outcome?.kind, 'done', JSON.stringify(outcome));
-    assert.equal(readFileSync(path.join(dave.workspace, 'from-view.txt'), 'utf8'), 'written-by-the-view');
+    assert.equal(readFileSync(path.join(suite.dave.workspace, 'from-view.txt'), 'utf8'), 'written-by-the-view');
     const card = itemsOf(chat).find((i) => i.kind === 'permission');
     assert.deepEqual(card && { state: card.state, outcome: card.outcome }, { state: 'allowed', outcome: 'Allowed' });
     assert.equal(card?.kind === 'permission' && card.detail, 'from-view.txt\nwritten-by-the-view', 'paths relative to the workspace');
@@ -117,7 +106,7 @@ describe('ChatController with the real server', () => {
   });
 
   it('deny with a reason keeps the file unwritten', T, async () => {
-    const h = host(async () => dave.server.client);
+    const h = host(async () => suite.dave.server.client);
     const chat = new ChatController(h);
     h.onPost = (message) => {
       if (message.type === 'append' && message.item.kind === 'permission') {
@@ -125,13 +114,13 @@ describe('ChatController with the real server', () => {
       }
     };
     await chat.send('write refused.txt nope');
-    assert.equal(existsSync(path.join(dave.workspace, 'refused.txt')), false);
+    assert.equal(existsSync(path.join(suite.dave.workspace, 'refused.txt')), false);
     const card = itemsOf(chat).find((i) => i.kind === 'permission');
     assert.equal(card?.kind === 'permission' && card.state, 'denied');
   });
 
   it('Stop ends the turn, keeps the partial answer, and the session goes on', T, async () => {
-    const h = host(async () => dave.server.client);
+    const h = host(async () => suite.dave.server.client);
     const chat = new ChatController(h);
     let stopped = false;
     h.onPost = (message) => {
@@ -157,17 +146,17 @@ describe('ChatController with the real server', () => {
 
   it('survives a reload and resends the transcript when the server lost the conversation', T, async () => {
     const store = new MemoryStore();
-    const first = new ChatController(host(async () => dave.server.client, store));
+    const first = new ChatController(host(async () => suite.dave.server.client, store));
     await first.send('the password is swordfish');
     const sessionId = first.activeSessionId!;
     await first.flush();
     assert.ok(store.data.has(STORAGE_KEY));
 
     // The server forgets the session, as after a restart without resume.
-    assert.equal(await dave.server.client.deleteSession(sessionId), true);
+    assert.equal(await suite.dave.server.client.deleteSession(sessionId), true);
 
     // A new window: a new controller over the same workspace state.
-    const h = host(async () => dave.server.client, store);
+    const h = host(async () => suite.dave.server.client, store);
     const second = new ChatController(h);
     await second.handleMessage({ type: 'ready' });
     const state = h.posted.find((m): m is Extract<ToWebview, { type: 'state' }> => m.type === 'state')!.state;
@@ -183,7 +172,7 @@ describe('ChatController with the real server', () => {
   });
 
   it('switches, creates and deletes sessions', T, async () => {
-    const h = host(async () => dave.server.client);
+    const h = host(async () => suite.dave.server.client);
     const chat = new ChatController(h);
     const a = chat.newSession();
     await chat.send('in session a');
@@ -195,7 +184,7 @@ describe('ChatController with the real server', () => {
     assert.equal(await chat.deleteSession(a), true);
     assert.equal(chat.activeSessionId, b);
     assert.deepEqual(chat.viewState().sessions.map((s) => s.id), [b]);
-    assert.equal(await dave.server.client.deleteSession(a), false, 'the server forgot it too');
+    assert.equal(await suite.dave.server.client.deleteSession(a), false, 'the server forgot it too');
   });
 
   it('a server that cannot start shows its message in the chat', T, async () => {
@@ -209,35 +198,35 @@ describe('ChatController with the real server', () => {
     const error = itemsOf(chat).find((i) => i.kind === 'error');
     assert.match(error?.kind === 'error' ? error.message : '', /"nope" was not found on PATH/);
   });
-});
 
-describe('ChatController and dave/listSessions', () => {
-  it('lists sessions the server keeps as resumed ones, once', async () => {
-    // The server of this commit may not offer dave/listSessions yet (issue 4):
-    // a stand-in answers with the shape the issue specifies.
-    const listed = {
-      sessions: [
-        { sessionId: 'server-1', state: 'evicted', title: 'Refactor the parser', createdAt: '2026-01-02T03:04:05Z', turns: 3 },
-        { sessionId: 'server-2', state: 'idle', title: '', createdAt: 1_700_000_000_000 },
-      ],
-    };
-    const client = { listSessions: async () => listed } as unknown as DaveClient;
-    const h = host(async () => client);
-    const chat = new ChatController(h);
+  it('lists the sessions the server keeps as resumed ones, once, and resumes one', T, async () => {
+    // Two conversations the server holds, as another window (or a session before a
+    // reload whose view state is gone) left them.
+    const client = suite.dave.server.client;
+    const first = `listed-a-${process.pid}`;
+    const second = `listed-b-${process.pid}`;
+    await client.query({ sessionId: first, prompt: 'Refactor the parser\nplease' }).outcome;
+    await client.query({ sessionId: second, prompt: 'Second topic' }).outcome;
+
+    const chat = new ChatController(host(async () => client));
     const local = chat.newSession();
     await chat.refreshServerSessions();
     await chat.refreshServerSessions();
-    const sessions = chat.viewState().sessions;
+    const listed = chat.viewState().sessions.filter((s) => [first, second, local].includes(s.id));
     assert.deepEqual(
-      sessions.map((s) => [s.id, s.title, s.resumed ?? false]),
+      listed.map((s) => [s.id, s.title, s.resumed ?? false]).sort(),
       [
-        ['server-2', 'Session server-2', true],
-        ['server-1', 'Refactor the parser', true],
+        [first, 'Refactor the parser', true],
         [local, 'New session', false],
-      ],
+        [second, 'Second topic', true],
+      ].sort(),
     );
+    assert.equal(chat.viewState().sessions.filter((s) => s.id === first).length, 1, 'listed once');
     assert.equal(chat.activeSessionId, local, 'listing does not switch away from the open session');
-    chat.switchSession('server-1');
-    assert.deepEqual(chat.viewState().items.map((i) => i.kind), ['notice']);
+
+    // Switching to a listed session and asking goes on with the server's conversation.
+    chat.switchSession(first);
+    await chat.send('recall');
+    await waitFor(() => itemsOf(chat).some((i) => i.kind === 'assistant' && /Refactor the parser/.test(i.text)), 30_000, 'the recalled turn');
   });
 });

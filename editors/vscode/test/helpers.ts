@@ -7,6 +7,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { after, before } from 'node:test';
 
 import { startStdioServer, type StdioServer } from '../src/protocol/server';
 import type { InitializationOptions } from '../src/protocol/types';
@@ -115,6 +116,29 @@ export async function startDave(url: string, extra: InitializationOptions = {}):
       await server.close();
       rmSync(workspace, { recursive: true, force: true });
       rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Starts the fake model and a real server before the calling suite's tests and
+ * stops both after them (call it inside `describe`). Read `.dave` in the tests.
+ */
+export function serverForSuite(timeoutMs = 120_000): { readonly dave: DaveUnderTest } {
+  let fake: FakeModel | undefined;
+  let dave: DaveUnderTest | undefined;
+  before(async () => {
+    fake = await startFakeModel();
+    dave = await startDave(fake.url);
+  }, { timeout: timeoutMs });
+  after(async () => {
+    await dave?.close();
+    await fake?.stop();
+  });
+  return {
+    get dave(): DaveUnderTest {
+      if (dave === undefined) throw new Error('the suite\'s server did not start');
+      return dave;
     },
   };
 }

@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 
 import type { PendingPermission, QueryOutcome } from '../src/protocol/daveClient';
 import { ErrorCodes, Methods, type ProgressValue } from '../src/protocol/types';
-import { newSessionId, startDave, startFakeModel, type DaveUnderTest, type FakeModel } from './helpers';
+import { newSessionId, serverForSuite } from './helpers';
 
 const T = { timeout: 120_000 };
 
@@ -20,21 +20,10 @@ function done(outcome: QueryOutcome): Extract<QueryOutcome, { kind: 'done' }> {
 }
 
 describe('DaveClient with the real server', () => {
-  let fake: FakeModel;
-  let dave: DaveUnderTest;
-
-  before(async () => {
-    fake = await startFakeModel();
-    dave = await startDave(fake.url);
-  }, T);
-
-  after(async () => {
-    await dave?.close();
-    await fake?.stop();
-  });
+  const suite = serverForSuite();
 
   it('advertises protocol version 1 and its methods', () => {
-    const caps = dave.server.capabilities;
+    const caps = suite.dave.server.capabilities;
     assert.ok(caps, 'initialize result has capabilities.experimental.dave');
     assert.equal(caps.version, 1);
     for (const method of [Methods.query, Methods.permission, Methods.deleteSession]) {
@@ -45,7 +34,7 @@ describe('DaveClient with the real server', () => {
   it('streams tokens whose concatenation is the result text', T, async () => {
     const tokens: string[] = [];
     const progress: ProgressValue[] = [];
-    const query = dave.server.client.query(
+    const query = suite.dave.server.client.query(
       { sessionId: newSessionId('stream'), prompt: 'hello from VS Code' },
       { onToken: (t) => tokens.push(t), onProgress: (v) => progress.push(v) },
     );
@@ -61,7 +50,7 @@ describe('DaveClient with the real server', () => {
 
   it('keeps a session’s history across queries', T, async () => {
     const sessionId = newSessionId('recall');
-    const client = dave.server.client;
+    const client = suite.dave.server.client;
     done(await client.query({ sessionId, prompt: 'first words' }).outcome);
     const { result } = done(await client.query({ sessionId, prompt: 'recall' }).outcome);
     assert.match(result.text, /^Seen: /);
@@ -69,7 +58,7 @@ describe('DaveClient with the real server', () => {
   });
 
   it('sends the transcript on a session’s first query', T, async () => {
-    const client = dave.server.client;
+    const client = suite.dave.server.client;
     const sessionId = newSessionId('transcript');
     const first = done(
       await client.query({
@@ -90,7 +79,7 @@ describe('DaveClient with the real server', () => {
   it('a permission answered allow runs the tool and writes the file', T, async () => {
     const requests: PendingPermission[] = [];
     const resolved: Array<{ decision: string; by: string }> = [];
-    const client = dave.server.client;
+    const client = suite.dave.server.client;
     const query = client.query(
       { sessionId: newSessionId('allow'), prompt: 'write allowed.txt hello-allowed' },
       {
@@ -106,7 +95,7 @@ describe('DaveClient with the real server', () => {
     assert.equal(requests[0]!.toolName, 'Write');
     assert.ok(requests[0]!.message.length > 0);
     assert.deepEqual(resolved, [{ decision: 'allow', by: 'user' }]);
-    const file = path.join(dave.workspace, 'allowed.txt');
+    const file = path.join(suite.dave.workspace, 'allowed.txt');
     assert.ok(existsSync(file), 'the file was written');
     assert.equal(readFileSync(file, 'utf8'), 'hello-allowed');
     assert.ok(result.toolResults.some((t) => t.toolName === 'Write' && !t.isError), JSON.stringify(result.toolResults));
@@ -114,7 +103,7 @@ describe('DaveClient with the real server', () => {
   });
 
   it('a permission answered deny does not write the file, and answers only once', T, async () => {
-    const client = dave.server.client;
+    const client = suite.dave.server.client;
     const answers: boolean[] = [];
     let requestId = '';
     const resolved: string[] = [];
@@ -136,16 +125,16 @@ describe('DaveClient with the real server', () => {
     assert.notEqual(outcome.kind, 'cancelled');
     assert.deepEqual(answers, [true, false]);
     assert.deepEqual(resolved, ['deny']);
-    assert.equal(existsSync(path.join(dave.workspace, 'denied.txt')), false, 'the file was not written');
+    assert.equal(existsSync(path.join(suite.dave.workspace, 'denied.txt')), false, 'the file was not written');
     // The server itself refuses an answered request id.
     await assert.rejects(
-      dave.server.connection.sendRequest(Methods.permission, { requestId, decision: 'allow' }),
+      suite.dave.server.connection.sendRequest(Methods.permission, { requestId, decision: 'allow' }),
       (error: { code?: number; message?: string }) => error.code === ErrorCodes.InvalidParams,
     );
   });
 
   it('cancel gives RequestCancelled and the session answers again', T, async () => {
-    const client = dave.server.client;
+    const client = suite.dave.server.client;
     const sessionId = newSessionId('cancel');
     let tokens = 0;
     const query = client.query(
@@ -169,7 +158,7 @@ describe('DaveClient with the real server', () => {
   });
 
   it('cancelSession cancels a query waiting on a permission and denies it', T, async () => {
-    const client = dave.server.client;
+    const client = suite.dave.server.client;
     const sessionId = newSessionId('cancel-permission');
     const resolved: Array<{ decision: string; by: string }> = [];
     const query = client.query(
@@ -183,12 +172,12 @@ describe('DaveClient with the real server', () => {
     assert.equal(outcome.kind, 'cancelled', JSON.stringify(outcome));
     assert.equal(resolved.length, 1);
     assert.equal(resolved[0]!.decision, 'deny');
-    assert.equal(existsSync(path.join(dave.workspace, 'never.txt')), false);
+    assert.equal(existsSync(path.join(suite.dave.workspace, 'never.txt')), false);
     assert.equal(client.pendingPermissions(sessionId).length, 0);
   });
 
   it('an API error fails the query with RequestFailed and a message', T, async () => {
-    const outcome = await dave.server.client.query({
+    const outcome = await suite.dave.server.client.query({
       sessionId: newSessionId('error'),
       prompt: 'error 400 the fake model says no',
     }).outcome;
@@ -200,7 +189,7 @@ describe('DaveClient with the real server', () => {
   });
 
   it('deleteSession deletes a session once', T, async () => {
-    const client = dave.server.client;
+    const client = suite.dave.server.client;
     const sessionId = newSessionId('delete');
     done(await client.query({ sessionId, prompt: 'something to forget' }).outcome);
     assert.equal(await client.deleteSession(sessionId), true);
@@ -209,7 +198,7 @@ describe('DaveClient with the real server', () => {
   });
 
   it('deleteSession ends a running query as cancelled', T, async () => {
-    const client = dave.server.client;
+    const client = suite.dave.server.client;
     const sessionId = newSessionId('delete-running');
     let deleted: Promise<boolean> | undefined;
     const query = client.query(
