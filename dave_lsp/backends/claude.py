@@ -50,7 +50,7 @@ from claude_agent_sdk import (
     ToolUseBlock,
     UserMessage,
 )
-from claude_agent_sdk.types import StreamEvent
+from claude_agent_sdk.types import HookEvent, StreamEvent
 
 from dave_lsp import events as ev
 from dave_lsp.backends.base import (
@@ -138,7 +138,7 @@ class ClaudeSession:
 
     def _options(self, resume: str | None, warm_up: bool) -> ClaudeAgentOptions:
         config = self._config
-        hooks: dict[str, list[HookMatcher]] | None = None
+        hooks: dict[HookEvent, list[HookMatcher]] | None = None
         if warm_up:
             hooks = {"UserPromptSubmit": [HookMatcher(hooks=[self._block_warm_up])]}
         return ClaudeAgentOptions(
@@ -152,7 +152,7 @@ class ClaudeSession:
             can_use_tool=self._can_use_tool,
             stderr=self._stderr.append,
             resume=resume,
-            hooks=hooks,  # type: ignore[arg-type]
+            hooks=hooks,
         )
 
     def _cli_env(self) -> dict[str, str]:

@@ -186,9 +186,9 @@ class OpenAISession:
         transcript: Sequence[ChatMessage],
         direct: Callable[[Event], None] | None = None,
     ) -> AsyncIterator[Event]:
+        """Stream one turn. See the module docstring for what the history keeps."""
         # `direct` is not used: the stream is read in this very generator, with no hop
         # between tasks to save.
-        """Stream one turn. See the module docstring for what the history keeps."""
         await self.open()
         client = self._client
         assert client is not None
