@@ -15,9 +15,10 @@ import importlib.util
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
-from typing import Any
+from typing import Any, BinaryIO
 
 from dave_lsp import __version__
 
@@ -158,7 +159,48 @@ class FrameReader:
         return b"".join(parts)
 
 
-async def _serve_stdio(protocol_out: object) -> int:
+class PipeReader:
+    """stdin read on the event loop, when it is a pipe or socket of its own (how
+    editors start servers: Node and libuv give each stdio stream its own socket pair).
+
+    pygls's `StdinAsyncReader` hands every read (a header line, the blank line, the
+    body) to a thread: three thread hops per message, about a millisecond added to
+    every request. The event loop sets stdin non-blocking, which would also make the
+    server's blocking writes fail if stdin shared its open file with the protocol's
+    output (a terminal, or one socket on both): then the thread reader is kept.
+    """
+
+    def __init__(self, stream: asyncio.StreamReader) -> None:
+        self._stream = stream
+
+    @classmethod
+    async def for_stdin(cls, out_fd: int) -> PipeReader | None:
+        try:
+            stdin, out = os.fstat(sys.stdin.fileno()), os.fstat(out_fd)
+            own_stream = stat.S_ISFIFO(stdin.st_mode) or stat.S_ISSOCK(stdin.st_mode)
+            if not own_stream or (stdin.st_dev, stdin.st_ino) == (out.st_dev, out.st_ino):
+                return None
+            stream = asyncio.StreamReader(limit=FrameReader.CHUNK)
+            loop = asyncio.get_running_loop()
+            await loop.connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(stream), sys.stdin.buffer
+            )
+        except (OSError, ValueError):
+            return None
+        return cls(stream)
+
+    async def readline(self) -> bytes:
+        try:
+            return await self._stream.readline()
+        except ValueError:  # a line longer than a megabyte: garbage, dropped
+            return b"-\r\n"
+
+    async def readexactly(self, n: int) -> bytes:
+        # At most n bytes, fewer at the end of input: FrameReader loops for the rest.
+        return await self._stream.read(n)
+
+
+async def _serve_stdio(protocol_out: BinaryIO) -> int:
     from pygls.io_ import StdinAsyncReader, run_async
 
     from dave_lsp.pids import LIVE_PIDS, kill_pid
@@ -172,7 +214,10 @@ async def _serve_stdio(protocol_out: object) -> int:
     server._stop_event = threading.Event()
     writer = ProtocolWriter(protocol_out, main_task.cancel)  # type: ignore[union-attr]
     server.protocol.set_writer(writer)
-    reader = FrameReader(StdinAsyncReader(sys.stdin.buffer, server.thread_pool))
+    reader = FrameReader(
+        await PipeReader.for_stdin(protocol_out.fileno())
+        or StdinAsyncReader(sys.stdin.buffer, server.thread_pool)
+    )
     code = 0
     try:
         await run_async(
