@@ -118,6 +118,7 @@ BROKEN_FRAMES: dict[str, bytes] = {
         {"jsonrpc": "2.0", "id": 99998, "error": {"code": 1, "message": "x"}}
     ),
     "garbage line": b"hello, server\r\n\r\n",
+    "a 3 MB line that is no header": b"x" * (3 << 20) + b"\r\n",
     "headers without Content-Length": b"Content-Type: application/json\r\n\r\n",
     "non-numeric Content-Length": b"Content-Length: many\r\n\r\n",
     "negative Content-Length": b"Content-Length: -5\r\n\r\n",
