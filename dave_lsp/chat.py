@@ -102,15 +102,17 @@ class Terminal:
         self.err.write(line + "\n")
         self.err.flush()
 
-    async def ask(self, message: str) -> tuple[str, str]:
-        """The user's answer to a permission request: (decision, reason)."""
+    async def ask(self, message: str, always: str = "") -> tuple[str, str]:
+        """The user's answer to a permission request: (decision, reason). `always` says
+        what "always" would allow."""
         if self.args.yes:
             self.note(f"  allowed (--yes): {message}")
             return "allow", ""
         if not self.interactive:
             self.note(f"  denied (not interactive; pass --yes to allow): {message}")
             return "deny", "dave-lsp chat runs non-interactively; rerun with --yes to allow tools"
-        self.note(f"  {message} [y]es / [a]lways / [n]o")
+        always = f" ({always})" if always else ""
+        self.note(f"  {message} [y]es / [a]lways{always} / [n]o")
         line = (await asyncio.to_thread(sys.stdin.readline)).strip().lower()
         if line in ("y", "yes"):
             return "allow", ""
@@ -311,13 +313,21 @@ class ChatClient:
         elif kind == "toolResult":
             mark = "✗" if value.get("isError") else "✓"
             self.term.note(f"  {mark} {value.get('toolName')} {value.get('summary', '')}".rstrip())
-        elif kind == "permissionResolved" and value.get("by") in ("rule", "cancel"):
-            self.term.note(f"  permission {value.get('decision')} by {value.get('by')}")
+        elif kind == "permissionResolved" and value.get("by") == "rule":
+            self.term.note(f"  allowed by rule {value.get('rule', '')}".rstrip())
+        elif kind == "permissionResolved" and value.get("rule"):
+            self.term.note(f"  allowed always: {value['rule']}")
+        elif kind == "permissionResolved" and value.get("by") == "cancel":
+            self.term.note(f"  permission {value.get('decision')} by cancel")
         elif kind == "error":
             self.term.note(f"  error: {value.get('message')}")
 
     async def _answer(self, value: dict[str, Any]) -> None:
-        decision, reason = await self.term.ask(value.get("message") or value.get("toolName", "?"))
+        always = value.get("allowAlways") or {}
+        decision, reason = await self.term.ask(
+            value.get("message") or value.get("toolName", "?"),
+            f"{always.get('label', '')}: {always.get('rule', '')}" if always else "",
+        )
         try:
             await self.client.protocol.send_request_async(
                 PERMISSION,

@@ -11,6 +11,8 @@ from typing import Any
 
 import attrs
 
+from dave_lsp.rules import Rule
+
 
 @attrs.frozen
 class Token:
@@ -33,6 +35,8 @@ class ToolUse:
     tool_use_id: str
     tool_name: str
     input: dict[str, Any]
+    # The human description of the use (`Write notes.txt`), so no client re-derives it.
+    message: str = ""
 
 
 @attrs.frozen
@@ -54,15 +58,19 @@ class PermissionRequested:
     tool_name: str
     input: dict[str, Any]
     message: str
+    # What "allow always" would add for this request.
+    allow_always: Rule | None = None
 
 
 @attrs.frozen
 class PermissionResolved:
-    """How a permission request ended; `by` is user, rule, mode or cancel."""
+    """How a permission request ended; `by` is user, rule, mode or cancel. `rule` is the
+    rule that allowed it (by rule) or that the user's allow-always added."""
 
     request_id: str
     decision: str
     by: str
+    rule: str | None = None
 
 
 @attrs.frozen

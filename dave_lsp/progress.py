@@ -22,14 +22,14 @@ Send = Callable[[dict[str, Any]], None]
 def report_for(event: ev.Event, session_id: str) -> dict[str, Any] | None:
     """The protocol's report value for an event (token and thinking are merged elsewhere)."""
     match event:
-        case ev.ToolUse(tool_use_id, tool_name, tool_input):
+        case ev.ToolUse(tool_use_id, tool_name, tool_input, message):
             return {
                 "kind": "report",
                 "type": "toolUse",
                 "toolUseId": tool_use_id,
                 "toolName": tool_name,
                 "input": tool_input,
-                "message": f"{tool_name}…",
+                "message": message or tool_name,
             }
         case ev.ToolResult(tool_use_id, tool_name, summary, is_error):
             return {
@@ -40,8 +40,10 @@ def report_for(event: ev.Event, session_id: str) -> dict[str, Any] | None:
                 "summary": summary,
                 "isError": is_error,
             }
-        case ev.PermissionRequested(request_id, tool_use_id, tool_name, tool_input, message):
-            return {
+        case ev.PermissionRequested(
+            request_id, tool_use_id, tool_name, tool_input, message, allow_always
+        ):
+            report = {
                 "kind": "report",
                 "type": "permissionRequest",
                 "requestId": request_id,
@@ -51,14 +53,20 @@ def report_for(event: ev.Event, session_id: str) -> dict[str, Any] | None:
                 "input": tool_input,
                 "message": message,
             }
-        case ev.PermissionResolved(request_id, decision, by):
-            return {
+            if allow_always is not None:
+                report["allowAlways"] = {"rule": allow_always.rule, "label": allow_always.label}
+            return report
+        case ev.PermissionResolved(request_id, decision, by, rule):
+            report = {
                 "kind": "report",
                 "type": "permissionResolved",
                 "requestId": request_id,
                 "decision": decision,
                 "by": by,
             }
+            if rule:
+                report["rule"] = rule
+            return report
         case ev.Status(state, message):
             report = {"kind": "report", "type": "status", "state": state}
             if message:

@@ -24,6 +24,8 @@ NEW_SESSION = "dave/newSession"
 LIST_SESSIONS = "dave/listSessions"
 SET_PERMISSION_MODE = "dave/setPermissionMode"
 SET_MODEL = "dave/setModel"
+LIST_RULES = "dave/listRules"
+REMOVE_RULE = "dave/removeRule"
 METHODS = [
     QUERY,
     PERMISSION,
@@ -32,6 +34,8 @@ METHODS = [
     LIST_SESSIONS,
     SET_PERMISSION_MODE,
     SET_MODEL,
+    LIST_RULES,
+    REMOVE_RULE,
 ]
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions"]
 
@@ -106,6 +110,17 @@ class SetPermissionModeParams:
 class SetModelParams:
     session_id: str
     model: str | None
+
+
+@attrs.frozen
+class ListRulesParams:
+    session_id: str
+
+
+@attrs.frozen
+class RemoveRuleParams:
+    session_id: str
+    rule: str
 
 
 @attrs.frozen

@@ -313,6 +313,26 @@ async def set_model(ls: DaveServer, raw: Any) -> Any:
     return {"sessionId": params.session_id, "model": params.model}
 
 
+@server.feature(proto.LIST_RULES)
+def list_rules(ls: DaveServer, raw: Any) -> Any:
+    params = _structure(proto.LIST_RULES, raw, proto.ListRulesParams)
+    rules = ls.manager.rules(params.session_id)
+    if rules is None:
+        raise rpc_error(proto.INVALID_PARAMS, f"{proto.LIST_RULES}: no session {params.session_id}")
+    return {"rules": [rule.to_json() for rule in rules]}
+
+
+@server.feature(proto.REMOVE_RULE)
+def remove_rule(ls: DaveServer, raw: Any) -> Any:
+    params = _structure(proto.REMOVE_RULE, raw, proto.RemoveRuleParams)
+    removed = ls.manager.remove_rule(params.session_id, params.rule)
+    if removed is None:
+        raise rpc_error(
+            proto.INVALID_PARAMS, f"{proto.REMOVE_RULE}: no session {params.session_id}"
+        )
+    return {"removed": removed}
+
+
 async def _configure(manager: SessionManager, method: str, session_id: str, **change: Any) -> None:
     try:
         known = await manager.configure(session_id, **change)

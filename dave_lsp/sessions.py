@@ -29,6 +29,7 @@ from typing import Any
 import attrs
 
 from dave_lsp import events as ev
+from dave_lsp import rules as allow_rules
 from dave_lsp.backends.base import (
     BackendFactory,
     BackendSession,
@@ -40,6 +41,7 @@ from dave_lsp.options import InitOptions
 from dave_lsp.permissions import PermissionBroker
 from dave_lsp.progress import ProgressSink
 from dave_lsp.protocol import QueryResult, SessionInfo, ToolResultInfo
+from dave_lsp.rules import Rule, Suggestion
 from dave_lsp.store import SessionRecord, SessionStore, now_iso
 from dave_lsp.summaries import describe_tool_use
 
@@ -365,7 +367,11 @@ class SessionActor:
         )
 
     async def _ask(
-        self, tool_use_id: str, tool_name: str, tool_input: dict[str, Any], suggestions: list[Any]
+        self,
+        tool_use_id: str,
+        tool_name: str,
+        tool_input: dict[str, Any],
+        suggestions: list[Suggestion],
     ) -> PermissionAnswer:
         """The backend's permission callback: a rule, or the user through the editor."""
         job = self.current
@@ -374,8 +380,13 @@ class SessionActor:
                 allow=False, reason="The request was cancelled.", interrupt=True
             )
         job.produced = True  # the model asked for a tool: this turn is under way
-        if tool_name in self.record.rules:
-            job.sink.emit(ev.PermissionResolved(f"rule-{tool_use_id}", "allow", "rule"))
+        cwd = self.config.cwd
+        covering = (
+            r for r in self.record.rules if allow_rules.covers(r.rule, tool_name, tool_input, cwd)
+        )
+        rule = next(covering, None)
+        if rule is not None:
+            job.sink.emit(ev.PermissionResolved(f"rule-{tool_use_id}", "allow", "rule", rule.rule))
             return PermissionAnswer(allow=True)
         if not job.sink.can_ask:
             return PermissionAnswer(
@@ -385,6 +396,7 @@ class SessionActor:
                     "token); it must allow this tool through its permission mode."
                 ),
             )
+        proposal = allow_rules.propose(tool_name, tool_input, suggestions, cwd)
         broker = self.manager.broker
         request = broker.register(self.session_id, tool_name)
         job.sink.emit(
@@ -393,7 +405,8 @@ class SessionActor:
                 tool_use_id,
                 tool_name,
                 tool_input,
-                f"Allow {describe_tool_use(tool_name, tool_input, self.config.cwd)}?",
+                f"Allow {describe_tool_use(tool_name, tool_input, cwd)}?",
+                proposal,
             )
         )
         timeout = self.manager.options.permission_timeout_seconds
@@ -418,11 +431,16 @@ class SessionActor:
                 "cancel",
                 False,
             )
-        if always and tool_name not in self.record.rules:
-            self.record.rules.append(tool_name)
-            self.manager.store.save(self.record)
+        added = None
+        if always and answer.allow:
+            added = proposal.rule
+            if all(r.rule != proposal.rule for r in self.record.rules):
+                self.record.rules.append(attrs.evolve(proposal, created_at=now_iso()))
+                self.manager.store.save(self.record)
         job.sink.emit(
-            ev.PermissionResolved(request.request_id, "allow" if answer.allow else "deny", by)
+            ev.PermissionResolved(
+                request.request_id, "allow" if answer.allow else "deny", by, added
+            )
         )
         return answer
 
@@ -664,6 +682,23 @@ class SessionManager:
         if actor is None:
             return False
         await actor.command("configure", permission_mode=permission_mode, model=model)
+        return True
+
+    def rules(self, session_id: str) -> list[Rule] | None:
+        """The session's allow-always rules; None for an unknown session."""
+        actor = self.get(session_id)
+        return None if actor is None else list(actor.record.rules)
+
+    def remove_rule(self, session_id: str, rule: str) -> bool | None:
+        """Remove one rule; whether it was there, or None for an unknown session."""
+        actor = self.get(session_id)
+        if actor is None:
+            return None
+        kept = [r for r in actor.record.rules if r.rule != rule]
+        if len(kept) == len(actor.record.rules):
+            return False
+        actor.record.rules = kept
+        self.store.save(actor.record)
         return True
 
     def list(self) -> list[SessionInfo]:

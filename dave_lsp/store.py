@@ -21,6 +21,9 @@ from typing import Any
 
 import attrs
 
+from dave_lsp import rules as allow_rules
+from dave_lsp.rules import Rule
+
 log = logging.getLogger(__name__)
 
 
@@ -40,16 +43,20 @@ class SessionRecord:
     last_active_at: str = attrs.field(factory=now_iso)
     turns: int = 0
     title: str = ""
-    # Tools the user allowed always in this session.
-    rules: list[str] = attrs.field(factory=list)
+    # What the user allowed always in this session (rules.py).
+    rules: list[Rule] = attrs.field(factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
+        data = attrs.asdict(self, recurse=False)
+        data["rules"] = [rule.to_json() for rule in self.rules]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SessionRecord:
         names = {f.name for f in attrs.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        values["rules"] = allow_rules.load(values.get("rules"), str(values.get("session_id")))
+        return cls(**values)
 
 
 def default_state_dir() -> Path:

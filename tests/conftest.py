@@ -6,12 +6,15 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dave_lsp.testing import FakeModelServer
+from tests.lsp_harness import DaveClient, config, initialize
 
 REPO = Path(__file__).resolve().parent.parent
 # Servers the tests start remember sessions under XDG_STATE_HOME: never the real one.
@@ -48,6 +51,34 @@ def backend_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def backend_env(fake_model: FakeModelServer, backend_home: Path) -> dict[str, str]:
     return backend_env_for(fake_model.url, backend_home)
+
+
+# `server(**options)`: an async context manager giving an initialized DaveClient.
+Server = Callable[..., Any]
+
+
+@pytest.fixture
+def server(backend_env: dict[str, str], tmp_path: Path) -> Server:
+    """Start a server with extra options; every server of a test shares one state dir,
+    as an editor restarting its server would."""
+
+    @asynccontextmanager
+    async def start(**options: Any) -> AsyncIterator[DaveClient]:
+        client = await config().start()
+        assert isinstance(client, DaveClient)
+        base = {
+            "env": backend_env,
+            "cwd": str(tmp_path),
+            "stateDir": str(tmp_path / "state"),
+            "prewarm": 0,
+        }
+        await initialize(client, {**base, **options})
+        try:
+            yield client
+        finally:
+            await client.shutdown_session()
+
+    return start
 
 
 def _parent(pid: int) -> int | None:

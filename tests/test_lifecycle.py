@@ -8,8 +8,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,34 +16,8 @@ import pytest
 from pygls.exceptions import JsonRpcException
 
 from dave_lsp.testing import FakeModelServer
-from tests.conftest import cli_processes
-from tests.lsp_harness import DaveClient, config, initialize, new_session
-
-Server = Callable[..., Any]
-
-
-@pytest.fixture
-def server(backend_env: dict[str, str], tmp_path: Path) -> Server:
-    """Start a server with extra options; every server of a test shares one state dir,
-    as an editor restarting its server would."""
-
-    @asynccontextmanager
-    async def start(**options: Any) -> AsyncIterator[DaveClient]:
-        client = await config().start()
-        assert isinstance(client, DaveClient)
-        base = {
-            "env": backend_env,
-            "cwd": str(tmp_path),
-            "stateDir": str(tmp_path / "state"),
-            "prewarm": 0,
-        }
-        await initialize(client, {**base, **options})
-        try:
-            yield client
-        finally:
-            await client.shutdown_session()
-
-    return start
+from tests.conftest import Server, cli_processes
+from tests.lsp_harness import DaveClient, new_session
 
 
 def server_clis(client: DaveClient) -> set[int]:

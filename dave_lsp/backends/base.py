@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import attrs
 
 from dave_lsp.events import Event
+from dave_lsp.rules import Suggestion
 
 
 @attrs.frozen
@@ -34,8 +35,11 @@ class PermissionAnswer:
 
 
 # Called by a backend when the model wants to run a tool: (tool_use_id, tool_name,
-# input, suggestions) -> the answer. The session layer emits the permission events.
-PermissionAsker = Callable[[str, str, dict[str, Any], list[Any]], Awaitable[PermissionAnswer]]
+# input, the backend's suggestions for "allow always") -> the answer. The session layer
+# applies the rules and emits the permission events.
+PermissionAsker = Callable[
+    [str, str, dict[str, Any], list[Suggestion]], Awaitable[PermissionAnswer]
+]
 
 
 @attrs.frozen

@@ -60,7 +60,8 @@ from dave_lsp.backends.base import (
     SessionConfig,
 )
 from dave_lsp.pids import LIVE_PIDS, kill_pid, pid_alive
-from dave_lsp.summaries import format_tool_summary, result_text
+from dave_lsp.rules import Suggestion
+from dave_lsp.summaries import describe_tool_use, format_tool_summary, result_text
 from dave_lsp.transcript import first_message
 
 log = logging.getLogger(__name__)
@@ -81,7 +82,7 @@ class _Ask:
     tool_use_id: str
     tool_name: str
     tool_input: dict[str, Any]
-    suggestions: list[Any]
+    suggestions: list[Suggestion]
     reply: asyncio.Future[PermissionAnswer]
 
 
@@ -325,7 +326,13 @@ class ClaudeSession:
     ) -> PermissionResultAllow | PermissionResultDeny:
         reply: asyncio.Future[PermissionAnswer] = asyncio.get_running_loop().create_future()
         self._inbox.put_nowait(
-            _Ask(context.tool_use_id or "", tool_name, tool_input, list(context.suggestions), reply)
+            _Ask(
+                context.tool_use_id or "",
+                tool_name,
+                tool_input,
+                [_suggestion(update) for update in context.suggestions],
+                reply,
+            )
         )
         answer = await reply
         if answer.allow:
@@ -420,7 +427,13 @@ class ClaudeSession:
                 for block in item.content:
                     if isinstance(block, ToolUseBlock):
                         tools[block.id] = block
-                        yield ev.ToolUse(block.id, block.name, dict(block.input))
+                        tool_input = dict(block.input)
+                        yield ev.ToolUse(
+                            block.id,
+                            block.name,
+                            tool_input,
+                            describe_tool_use(block.name, tool_input, self._config.cwd),
+                        )
             elif isinstance(item, UserMessage):
                 if item.parent_tool_use_id is not None or isinstance(item.content, str):
                     continue
@@ -609,6 +622,26 @@ def _delta_event(event: dict[str, Any]) -> ev.Event | None:
     if delta.get("type") == "thinking_delta":
         return ev.Thinking(str(delta.get("thinking", "")))
     return None
+
+
+def _suggestion(update: Any) -> Suggestion:
+    """The CLI's PermissionUpdate (an SDK object, or a dict from older SDKs), neutral."""
+
+    def get(obj: Any, name: str) -> Any:
+        return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+
+    pairs: list[tuple[str, str | None]] = []
+    for rule in get(update, "rules") or []:
+        tool = get(rule, "tool_name") or get(rule, "toolName")
+        content = get(rule, "rule_content") or get(rule, "ruleContent")
+        if isinstance(tool, str):
+            pairs.append((tool, content if isinstance(content, str) else None))
+    return Suggestion(
+        kind=str(get(update, "type") or ""),
+        rules=tuple(pairs),
+        mode=get(update, "mode"),
+        behavior=get(update, "behavior"),
+    )
 
 
 def _client_pid(client: ClaudeSDKClient) -> int | None:

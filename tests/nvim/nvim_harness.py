@@ -63,19 +63,35 @@ function T.running()
   local s = T.session()
   return s ~= nil and s.query ~= nil
 end
---- Answers permission prompts with the given choices in turn (nil: keep the prompt open).
+--- Stubs vim.ui.select: each call is recorded in T.prompts with the items as the user
+--- sees them (format_item applied) and answered with the next of choices, matched as a
+--- prefix of a shown item (nil: keep the prompt open). vim.ui.input answers reason.
 function T.answer_with(choices, reason)
   T.prompts = {}
   vim.ui.select = function(items, opts, on_choice)
-    table.insert(T.prompts, { items = items, prompt = opts.prompt, on_choice = on_choice })
+    local shown = vim.tbl_map(opts.format_item or tostring, items)
+    local prompt = { items = shown, prompt = opts.prompt, kind = opts.kind, on_choice = on_choice }
+    prompt.choose = function(prefix)
+      for i, text in ipairs(shown) do
+        if vim.startswith(text, prefix) then
+          return on_choice(items[i], i)
+        end
+      end
+      error("no choice starts with " .. prefix .. ": " .. vim.inspect(shown))
+    end
+    table.insert(T.prompts, prompt)
     local choice = table.remove(choices, 1)
     if choice then
-      on_choice(choice)
+      prompt.choose(choice)
     end
   end
   vim.ui.input = function(_, on_confirm)
     on_confirm(reason)
   end
+end
+--- Answers the i-th recorded prompt with the shown item that starts with prefix.
+function T.choose(i, prefix)
+  T.prompts[i].choose(prefix)
 end
 """
 

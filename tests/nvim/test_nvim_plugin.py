@@ -4,11 +4,13 @@ CLI and the shipped fake model (tests/conftest.py)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from nvim_harness import SERVER_CMD, Editor, editor, wait_until
@@ -95,6 +97,28 @@ def test_allowed_write_writes_the_file_and_shows_its_summary(ed: Editor, workdir
     assert "Tool said:" in answer(ed)
 
 
+def test_tool_uses_are_described_as_the_server_words_them(ed: Editor, workdir: Path) -> None:
+    # The server's `message` of toolUse and permissionRequest, not a description of our own.
+    ed.lua(
+        """
+        local Chat = require("dave.chat")
+        local set_status = Chat.set_status
+        T.statuses = {}
+        Chat.set_status = function(self, status, busy)
+          table.insert(T.statuses, status)
+          return set_status(self, status, busy)
+        end
+        T.answer_with({ 'Allow' })
+        """
+    )
+    ed.command("Dave ask write notes.txt hello")
+    ed.wait_text("Write notes.txt (5 bytes)")
+    ed.wait_idle()
+    [asked] = prompts(ed)
+    assert asked["prompt"] == "[write notes.txt hello] Allow Write notes.txt?"
+    assert "running Write notes.txt" in ed.lua("return T.statuses")
+
+
 def test_denied_write_leaves_no_file(ed: Editor, workdir: Path) -> None:
     ed.lua("T.answer_with({ 'Deny' }, 'not today')")
     ed.command("Dave ask write secret.txt nope")
@@ -126,13 +150,117 @@ def test_permission_requests_queue_one_prompt_at_a_time(ed: Editor, workdir: Pat
     pending = "return require('dave.permissions').pending()"
     ed.wait(lambda: ed.lua(pending) == 2, what="two permission requests")
     assert ed.lua("return #T.prompts") == 1
-    ed.lua("T.prompts[1].on_choice('Allow')")
+    ed.lua("T.choose(1, 'Allow')")
     ed.wait(lambda: ed.lua("return #T.prompts") == 2, what="the second prompt")
-    ed.lua("T.prompts[2].on_choice('Allow always')")
+    ed.lua("T.choose(2, 'Allow always')")
     wait_until(
         lambda: (workdir / "two.txt").exists() and (workdir / "one.txt").exists(), 15, "files"
     )
     assert ed.lua(pending) == 0
+
+
+def bash(command: str) -> str:
+    """A prompt whose scripted model runs the command with its Bash tool."""
+    return "tool Bash " + json.dumps({"command": command})
+
+
+def prompts(e: Editor) -> list[dict[str, Any]]:
+    """The vim.ui.select prompts so far: their prompt, kind and items as shown."""
+    return e.lua(
+        "return vim.tbl_map(function(p) return { prompt = p.prompt, kind = p.kind,"
+        " items = p.items } end, T.prompts)"
+    )
+
+
+def test_allow_always_adds_a_rule_shown_in_the_chat_listed_and_removable(
+    ed: Editor, workdir: Path
+) -> None:
+    one = workdir / "one.txt"
+    one.write_text("1")
+    ed.lua("T.answer_with({ 'Allow always' })")
+    ed.command(f"Dave ask {bash('rm -f one.txt')}")
+    ed.wait_text("✓ allowed always: Bash(rm -f one.txt)")
+    ed.wait_idle()
+    assert not one.exists()
+    [asked] = prompts(ed)
+    assert asked["items"] == [
+        "Allow",
+        "Allow always: this exact command  [Bash(rm -f one.txt)]",
+        "Deny",
+    ]
+
+    # The same command again: the rule allows it, the chat says so, nothing is asked.
+    one.write_text("1")
+    ed.lua("T.answer_with({})")
+    ed.command(f"Dave ask {bash('rm -f one.txt')}")
+    ed.wait_text("✓ allowed by rule Bash(rm -f one.txt)")
+    ed.wait_idle()
+    assert not one.exists()
+    assert prompts(ed) == []
+
+    # Another command is not covered: it asks, offering its own exact rule.
+    ed.lua("T.answer_with({ 'Allow' })")
+    ed.command(f"Dave ask {bash('rm -f two.txt')}")
+    ed.wait_idle()
+    [asked] = prompts(ed)
+    assert "Allow always: this exact command  [Bash(rm -f two.txt)]" in asked["items"]
+    assert "allowed by rule Bash(rm -f two.txt)" not in ed.text()
+    assert ed.text().count("allowed by rule") == 1
+
+    # :Dave rules lists the one rule; picking it removes it.
+    ed.lua("T.answer_with({ 'Bash(rm -f one.txt)' })")
+    ed.command("Dave rules")
+    ed.wait(
+        lambda: any("removed the rule Bash(rm -f one.txt)" in n["msg"] for n in ed.notes()),
+        what="the removed note",
+    )
+    [listed] = prompts(ed)
+    assert listed["kind"] == "dave.rule"
+    [item] = listed["items"]
+    assert item.startswith("Bash(rm -f one.txt) — this exact command (added 20")
+    ed.command("Dave rules")
+    ed.wait(lambda: any("no rules" in n["msg"] for n in ed.notes()), what="the no-rules note")
+
+    # Without the rule, the same command asks again.
+    one.write_text("1")
+    ed.lua("T.answer_with({ 'Deny' }, 'not now')")
+    ed.command(f"Dave ask {bash('rm -f one.txt')}")
+    ed.wait_text("Bash denied")
+    ed.wait_idle()
+    assert one.exists()
+    assert len(prompts(ed)) == 1
+    assert ed.text().count("allowed by rule") == 1
+
+
+def test_rules_survive_a_server_restart(ed: Editor, workdir: Path) -> None:
+    ed.lua("T.answer_with({ 'Allow always' })")
+    ed.command(f"Dave ask {bash('rm -f gone.txt')}")
+    ed.wait_text("✓ allowed always: Bash(rm -f gone.txt)")
+    ed.wait_idle()
+    ed.command("Dave restart")
+    ed.lua("T.answer_with({})")  # the list stays open
+    ed.command("Dave rules")
+    ed.wait(lambda: prompts(ed), what="the rule list")
+    [listed] = prompts(ed)
+    assert [i.split(" — ")[0] for i in listed["items"]] == ["Bash(rm -f gone.txt)"]
+    ed.command(f"Dave ask {bash('rm -f gone.txt')}")
+    ed.wait_text("✓ allowed by rule Bash(rm -f gone.txt)")
+    ed.wait_idle()
+    assert len(prompts(ed)) == 1  # only the rule list: nothing was asked
+
+
+def test_rules_of_a_chat_that_never_asked(ed: Editor) -> None:
+    ed.command("Dave new")
+    ed.command("Dave rules")
+    ed.wait(lambda: any("no rules" in n["msg"] for n in ed.notes()), what="the no-rules note")
+    assert not [n for n in ed.notes() if n["level"] >= 3]
+
+
+def test_an_old_server_offers_plain_allow_always(nvim_env: dict[str, str]) -> None:
+    # A permissionRequest without allowAlways (servers before issue 12) keeps the old choice.
+    with editor(nvim_env) as e:
+        choices = e.lua("return (require('dave.permissions').choices({ toolName = 'Write' }))")
+        assert choices == ["Allow", "Allow always", "Deny"]
 
 
 def test_cancel_closes_a_pending_permission_prompt(ed: Editor, workdir: Path) -> None:
@@ -142,7 +270,7 @@ def test_cancel_closes_a_pending_permission_prompt(ed: Editor, workdir: Path) ->
     ed.command("Dave cancel")
     ed.wait_idle(timeout=6)
     assert ed.lua("return require('dave.permissions').pending()") == 0
-    ed.lua("T.prompts[1].on_choice('Allow')")  # a late answer is dropped
+    ed.lua("T.choose(1, 'Allow')")  # a late answer is dropped
     ed.command("Dave ask hello")
     ed.wait_text("You said: hello")
     assert not (workdir / "late.txt").exists()
@@ -185,6 +313,37 @@ def test_transcript_is_resent_after_a_server_restart(
     # The model saw the earlier turns in the first request after the restart.
     seen = [r for r in fake_model.requests_containing(marker) if "after restart" in str(r.body)]
     assert seen
+
+
+def test_transcript_is_resent_once_after_a_failed_query(ed: Editor) -> None:
+    # The transcript rule: `messages` on a session's first query to a server process and
+    # on the query after a failed one; otherwise empty.
+    marker = uuid.uuid4().hex
+    ed.command(f"Dave ask remember {marker}")
+    ed.wait_text(f"You said: remember {marker}")
+    ed.wait_idle()
+    ed.command("Dave ask error 400 the fake model refuses this")
+    ed.wait_text("**Error:**")
+    ed.wait_idle()
+    ed.command("Dave ask after failure")
+    ed.wait_text("You said: after failure")
+    ed.wait_idle()
+    ed.command("Dave ask and on")
+    ed.wait_text("You said: and on")
+    ed.wait_idle()
+    queries = ed.lua("return T.queries")
+    assert [q["prompt"] for q in queries] == [
+        f"remember {marker}",
+        "error 400 the fake model refuses this",
+        "after failure",
+        "and on",
+    ]
+    assert [len(q["messages"]) for q in queries[:2]] == [0, 0]
+    resent = queries[2]["messages"]
+    assert resent[0] == {"role": "user", "content": f"remember {marker}"}
+    assert resent[1]["content"] == f"You said: remember {marker}"
+    assert resent[2] == {"role": "user", "content": "error 400 the fake model refuses this"}
+    assert queries[3]["messages"] == [] or queries[3]["messages"] == {}
 
 
 def test_visual_range_sends_the_lines_and_file_name(ed: Editor, workdir: Path) -> None:
@@ -299,5 +458,5 @@ def test_invalid_option_is_reported_not_raised(nvim_env: dict[str, str]) -> None
 def test_subcommands_complete(nvim_env: dict[str, str]) -> None:
     with editor(nvim_env) as e:
         names = e.nvim.call("getcompletion", "Dave ", "cmdline")
-        assert {"ask", "cancel", "new", "delete", "sessions"} <= set(names)
+        assert {"ask", "cancel", "new", "delete", "sessions", "rules"} <= set(names)
         assert e.nvim.call("getcompletion", "Dave de", "cmdline") == ["delete"]

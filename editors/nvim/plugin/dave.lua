@@ -16,7 +16,7 @@ vim.api.nvim_create_user_command("Dave", function(opts)
 end, {
   nargs = "*",
   range = true,
-  desc = "Dave: toggle the chat, or ask|cancel|new|delete|sessions|restart",
+  desc = "Dave: toggle the chat, or ask|cancel|new|delete|sessions|rules|restart",
   complete = function(arglead, cmdline)
     return require("dave.commands").complete(arglead, cmdline)
   end,

@@ -6,7 +6,9 @@
 import * as vscode from 'vscode';
 
 import { ChatController } from './chat/chatController';
+import { manageRules } from './chat/rules';
 import { ChatViewProvider, CHAT_VIEW_ID } from './chatView';
+import { errorMessage } from './protocol/daveClient';
 import { ServerConnection } from './serverConnection';
 
 let controller: ChatController | undefined;
@@ -69,6 +71,23 @@ export function activate(context: vscode.ExtensionContext): void {
         void vscode.window.setStatusBarMessage('Dave: server restarted', 3000);
       } catch (error) {
         void vscode.window.showErrorMessage(error instanceof Error ? error.message : String(error));
+      }
+    }),
+    vscode.commands.registerCommand('dave.manageRules', async () => {
+      try {
+        const message = await manageRules(await connection.client(), chat.activeSessionId, {
+          pick: (items) =>
+            Promise.resolve(
+              vscode.window.showQuickPick(items, {
+                title: 'Dave: Permission Rules of this session',
+                placeHolder: 'Pick a rule to remove it (Escape keeps them all)',
+                matchOnDescription: true,
+              }),
+            ),
+        });
+        if (message !== undefined) void vscode.window.showInformationMessage(message);
+      } catch (error) {
+        void vscode.window.showErrorMessage(`Dave could not manage the permission rules: ${errorMessage(error)}`);
       }
     }),
     vscode.commands.registerCommand('dave.askAboutSelection', () => askAboutSelection(chat, view)),

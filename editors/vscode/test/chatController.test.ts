@@ -6,14 +6,15 @@
  */
 
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 
 import { ChatController, STORAGE_KEY, type ChatHost, type StateStore } from '../src/chat/chatController';
+import { manageRules, NO_RULES, type RulePick } from '../src/chat/rules';
 import type { DaveClient } from '../src/protocol/daveClient';
 import { ServerStartError } from '../src/protocol/server';
-import type { ChatItem, ToWebview } from '../src/shared/messages';
+import type { ChatItem, PermissionAnswer, ToWebview } from '../src/shared/messages';
 import { serverForSuite, waitFor } from './helpers';
 
 const T = { timeout: 120_000 };
@@ -228,5 +229,93 @@ describe('ChatController with the real server', () => {
     chat.switchSession(first);
     await chat.send('recall');
     await waitFor(() => itemsOf(chat).some((i) => i.kind === 'assistant' && /Refactor the parser/.test(i.text)), 30_000, 'the recalled turn');
+  });
+
+  it('Allow always shows its rule; the same command then runs by the rule, a different one asks again', T, async () => {
+    const client = suite.dave.server.client;
+    const h = host(async () => client);
+    h.cwd = () => suite.dave.workspace;
+    const chat = new ChatController(h);
+    let answer: PermissionAnswer = 'allowAlways';
+    h.onPost = (message) => {
+      if (message.type === 'append' && message.item.kind === 'permission') {
+        void chat.handleMessage({ type: 'permission', requestId: message.item.requestId, decision: answer });
+      }
+    };
+    const bash = (command: string): string => `tool Bash ${JSON.stringify({ command })}`;
+    const cards = (): Array<Extract<ChatItem, { kind: 'permission' }>> =>
+      itemsOf(chat).filter((i): i is Extract<ChatItem, { kind: 'permission' }> => i.kind === 'permission');
+    const notices = (): string[] => itemsOf(chat).flatMap((i) => (i.kind === 'notice' ? [i.text] : []));
+    const gone = path.join(suite.dave.workspace, 'chat-gone.txt');
+    const kept = path.join(suite.dave.workspace, 'chat-kept.txt');
+    const rule = 'Bash(rm -f chat-gone.txt)';
+
+    writeFileSync(gone, 'x');
+    await chat.send(bash('rm -f chat-gone.txt'));
+    const shown = h.posted.find((m) => m.type === 'append' && m.item.kind === 'permission');
+    assert.deepEqual(
+      shown?.type === 'append' && shown.item.kind === 'permission' && shown.item.allowAlways,
+      { rule, label: 'this exact command' },
+      'the view is told what "Allow always" adds before it is chosen',
+    );
+    assert.deepEqual(
+      cards().map((c) => [c.state, c.outcome]),
+      [['allowed', `Allowed always: added the rule ${rule}`]],
+    );
+    assert.equal(existsSync(gone), false);
+    assert.deepEqual(notices(), []);
+
+    writeFileSync(gone, 'x');
+    answer = 'deny';
+    await chat.send(bash('rm -f chat-gone.txt'));
+    assert.equal(cards().length, 1, 'no new card: the rule allowed it');
+    assert.deepEqual(notices(), [`Allowed by rule ${rule}`]);
+    assert.equal(existsSync(gone), false, 'it ran');
+
+    writeFileSync(kept, 'x');
+    await chat.send(bash('rm -f chat-kept.txt'));
+    assert.deepEqual(
+      cards().slice(1).map((c) => [c.allowAlways?.rule, c.state]),
+      [['Bash(rm -f chat-kept.txt)', 'denied']],
+      'a different command asks again',
+    );
+    assert.equal(existsSync(kept), true);
+
+    // "Dave: Manage Permission Rules": the QuickPick shows the rule; picking it removes it.
+    const picks: RulePick[][] = [];
+    const message = await manageRules(client, chat.activeSessionId, {
+      pick: async (items) => {
+        picks.push(items);
+        return items[0];
+      },
+    });
+    assert.deepEqual(picks.map((items) => items.map((i) => [i.label, i.description])), [[[rule, 'this exact command']]]);
+    assert.match(picks[0]![0]!.detail, /^Added .+\. Pick it to remove it\.$/);
+    assert.equal(message, `Removed the rule ${rule} (this exact command): Dave asks again before that.`);
+    assert.equal(await manageRules(client, chat.activeSessionId, { pick: async () => assert.fail('nothing to pick') }), NO_RULES);
+
+    writeFileSync(gone, 'x');
+    await chat.send(bash('rm -f chat-gone.txt'));
+    assert.equal(cards().length, 3, 'asks again once the rule is removed');
+    assert.equal(existsSync(gone), true);
+  });
+
+  it('Manage Permission Rules: dismissing keeps the rule; new and missing sessions have none', T, async () => {
+    const client = suite.dave.server.client;
+    const h = host(async () => client);
+    const chat = new ChatController(h);
+    h.onPost = (message) => {
+      if (message.type === 'append' && message.item.kind === 'permission') {
+        void chat.handleMessage({ type: 'permission', requestId: message.item.requestId, decision: 'allowAlways' });
+      }
+    };
+    await chat.send('tool Bash {"command": "touch chat-touched.txt"}');
+    const sessionId = chat.activeSessionId!;
+    assert.equal(await manageRules(client, sessionId, { pick: async () => undefined }), undefined, 'dismissed: no message');
+    assert.deepEqual((await client.listRules(sessionId))?.map((r) => r.rule), ['Bash(touch chat-touched.txt)']);
+
+    const fresh = chat.newSession(); // never sent: the server does not know it yet
+    assert.equal(await manageRules(client, fresh, { pick: async () => assert.fail('nothing to pick') }), NO_RULES);
+    assert.match((await manageRules(client, undefined, { pick: async () => undefined })) ?? '', /no Dave session/);
   });
 });

@@ -98,6 +98,7 @@ describe('the .vsix package', { skip: existsSync(VSIX) ? false : `no ${VSIX}: ru
       'dave.newSession': 'Dave: New Session',
       'dave.deleteSession': 'Dave: Delete Session',
       'dave.restartServer': 'Dave: Restart Server',
+      'dave.manageRules': 'Dave: Manage Permission Rules',
     });
     const container = manifest.contributes.viewsContainers.activitybar.find((c) => c.id === 'dave');
     assert.equal(container?.title, 'Dave');

@@ -4,12 +4,12 @@
  */
 
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 
-import type { PendingPermission, QueryOutcome } from '../src/protocol/daveClient';
-import { ErrorCodes, Methods, type ProgressValue } from '../src/protocol/types';
+import type { DaveClient, PendingPermission, QueryListener, QueryOutcome } from '../src/protocol/daveClient';
+import { ErrorCodes, Methods, type PermissionDecision, type ProgressValue } from '../src/protocol/types';
 import { newSessionId, serverForSuite } from './helpers';
 
 const T = { timeout: 120_000 };
@@ -212,5 +212,102 @@ describe('DaveClient with the real server', () => {
     const outcome = await query.outcome;
     assert.equal(outcome.kind, 'cancelled', JSON.stringify(outcome));
     assert.equal(await deleted, true);
+  });
+});
+
+describe('"allow always" rules with the real server', () => {
+  const suite = serverForSuite();
+  const bash = (command: string): string => `tool Bash ${JSON.stringify({ command })}`;
+
+  /** A listener that answers every permission request with `answer` and records what came. */
+  function recorder(client: DaveClient, answer: PermissionDecision) {
+    const seen = {
+      requests: [] as PendingPermission[],
+      resolved: [] as Array<[string, string, string | undefined]>,
+      toolUses: [] as Array<string | undefined>,
+    };
+    const listener: QueryListener = {
+      onPermissionRequest: (p) => {
+        seen.requests.push(p);
+        void client.answerPermission(p.requestId, answer);
+      },
+      onPermissionResolved: (_p, r) => seen.resolved.push([r.decision, r.by, r.rule]),
+      onToolUse: (r) => seen.toolUses.push(r.message),
+    };
+    return { seen, listener };
+  }
+
+  it('advertises dave/listRules and dave/removeRule', () => {
+    const methods = suite.dave.server.capabilities?.methods ?? [];
+    for (const method of [Methods.listRules, Methods.removeRule]) {
+      assert.ok(methods.includes(method), `methods lists ${method}: ${JSON.stringify(methods)}`);
+    }
+  });
+
+  it('allow always adds a rule for that exact command, which is listed, used and removable', T, async () => {
+    const client = suite.dave.server.client;
+    const sessionId = newSessionId('rules');
+    const one = path.join(suite.dave.workspace, 'one.txt');
+    const two = path.join(suite.dave.workspace, 'two.txt');
+    const rule = 'Bash(rm -f one.txt)';
+
+    // The request says what "allow always" would add before it is chosen.
+    writeFileSync(one, 'x');
+    const first = recorder(client, 'allowAlways');
+    await client.query({ sessionId, prompt: bash('rm -f one.txt') }, first.listener).outcome;
+    assert.deepEqual(first.seen.requests.map((p) => p.allowAlways), [{ rule, label: 'this exact command' }]);
+    assert.deepEqual(first.seen.resolved, [['allow', 'user', rule]], 'the answer reports the rule it added');
+    assert.deepEqual(first.seen.toolUses, ['Bash rm -f one.txt'], 'toolUse carries the server’s description');
+    assert.equal(existsSync(one), false, 'the command ran');
+    for (const settings of ['settings.json', 'settings.local.json']) {
+      assert.equal(existsSync(path.join(suite.dave.workspace, '.claude', settings)), false, `no .claude/${settings} was written`);
+    }
+
+    // The same command again runs by the rule, without asking.
+    writeFileSync(one, 'x');
+    const again = recorder(client, 'deny');
+    await client.query({ sessionId, prompt: bash('rm -f one.txt') }, again.listener).outcome;
+    assert.deepEqual(again.seen.requests, [], 'no question');
+    assert.deepEqual(again.seen.resolved, [['allow', 'rule', rule]]);
+    assert.equal(existsSync(one), false, 'the command ran again');
+
+    // A different command asks again: the rule is not the whole Bash tool.
+    writeFileSync(two, 'x');
+    const other = recorder(client, 'deny');
+    await client.query({ sessionId, prompt: bash('rm -f two.txt') }, other.listener).outcome;
+    assert.deepEqual(other.seen.requests.map((p) => p.allowAlways?.rule), ['Bash(rm -f two.txt)']);
+    assert.deepEqual(other.seen.resolved, [['deny', 'user', undefined]]);
+    assert.equal(existsSync(two), true, 'the denied command did not run');
+
+    const rules = await client.listRules(sessionId);
+    assert.deepEqual(rules?.map((r) => [r.rule, r.label]), [[rule, 'this exact command']]);
+    assert.ok(!Number.isNaN(new Date(rules![0]!.createdAt).getTime()), `createdAt is a time: ${rules![0]!.createdAt}`);
+    assert.equal(await client.removeRule(sessionId, rule), true);
+    assert.equal(await client.removeRule(sessionId, rule), false, 'removed once');
+    assert.deepEqual(await client.listRules(sessionId), []);
+
+    // Without the rule the command asks again.
+    writeFileSync(one, 'x');
+    const removed = recorder(client, 'deny');
+    await client.query({ sessionId, prompt: bash('rm -f one.txt') }, removed.listener).outcome;
+    assert.equal(removed.seen.requests.length, 1);
+    assert.equal(existsSync(one), true);
+  });
+
+  it('a Write offers file edits in the session’s folder', T, async () => {
+    const client = suite.dave.server.client;
+    const { seen, listener } = recorder(client, 'deny');
+    await client.query({ sessionId: newSessionId('rules-write'), prompt: 'write offered.txt no' }, listener).outcome;
+    const offer = seen.requests[0]?.allowAlways;
+    assert.equal(offer?.label, 'all file edits in this session\'s folder');
+    assert.match(offer?.rule ?? '', /^Edit\(\/.+\/\*\*\)$/);
+    assert.ok(offer!.rule.includes(path.basename(suite.dave.workspace)), offer!.rule);
+  });
+
+  it('listRules of a session the server does not know is InvalidParams', T, async () => {
+    await assert.rejects(
+      suite.dave.server.client.listRules(newSessionId('never-seen')),
+      (error: { code?: number }) => error.code === ErrorCodes.InvalidParams,
+    );
   });
 });

@@ -256,6 +256,59 @@ describe('chat webview', () => {
     );
   });
 
+  it('"Allow always" says what it allows before it is chosen, and the rule line shows after', () => {
+    const h = harness();
+    h.app.handle({ type: 'state', state: state([], { busy: true }) });
+    const pending: ChatItem = {
+      id: 'p1',
+      kind: 'permission',
+      requestId: 'req-1',
+      toolName: 'Bash',
+      message: 'Allow Bash rm -f one.txt?',
+      detail: 'rm -f one.txt',
+      allowAlways: { rule: 'Bash(rm -f one.txt)', label: 'this exact command' },
+      state: 'pending',
+    };
+    h.app.handle({ type: 'append', item: pending });
+    const card = (): Element => h.doc.querySelector('[data-id="p1"]')!;
+    assert.equal(buttonsNamed(card(), 'Allow always').length, 0, 'not the bare words');
+    const always = buttonsNamed(card(), 'Allow always: this exact command');
+    assert.equal(always.length, 1);
+    assert.equal(always[0]!.title, 'Adds the rule Bash(rm -f one.txt) for this session');
+    assert.equal(card().querySelector('.permission-rule')?.textContent, 'Allow always adds the rule Bash(rm -f one.txt) for this session.');
+    assert.equal(card().querySelector('.permission-rule code')?.textContent, 'Bash(rm -f one.txt)');
+
+    always[0]!.click();
+    assert.deepEqual(h.posted.filter((m) => m.type === 'permission'), [
+      { type: 'permission', requestId: 'req-1', decision: 'allowAlways' },
+    ]);
+    assert.equal(card().querySelector('.permission-rule'), null, 'answered: the offer is gone');
+    h.app.handle({
+      type: 'update',
+      item: { ...pending, state: 'allowed', outcome: 'Allowed always: added the rule Bash(rm -f one.txt)' },
+    });
+    assert.equal(card().querySelector('.permission-outcome')?.textContent, 'Allowed always: added the rule Bash(rm -f one.txt)');
+
+    // The next run of that command, allowed by the rule, is a line in the transcript.
+    h.app.handle({ type: 'append', item: { id: 'n1', kind: 'notice', text: 'Allowed by rule Bash(rm -f one.txt)' } });
+    assert.equal(h.doc.querySelector('[data-id="n1"]')?.textContent, 'Allowed by rule Bash(rm -f one.txt)');
+  });
+
+  it('an older server’s card (no allowAlways) keeps the plain "Allow always"', () => {
+    const h = harness();
+    h.app.handle({
+      type: 'state',
+      state: state([
+        { id: 'p1', kind: 'permission', requestId: 'r', toolName: 'Write', message: 'Allow Write a.txt?', detail: 'a.txt', state: 'pending' },
+      ]),
+    });
+    const card = h.doc.querySelector('[data-id="p1"]')!;
+    const always = buttonsNamed(card, 'Allow always');
+    assert.equal(always.length, 1);
+    assert.equal(always[0]!.title, '');
+    assert.equal(card.querySelector('.permission-rule'), null);
+  });
+
   it('an expired card shows no buttons', () => {
     const h = harness();
     h.app.handle({

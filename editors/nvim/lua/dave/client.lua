@@ -84,11 +84,8 @@ local function on_exit(code, signal, client_id)
     if was_ready then
       message = ("dave: the server exited (code %s, signal %s); the next query restarts it"):format(code, signal)
     else
-      message = ("dave: the server `%s` exited (code %s) before it answered initialize; run :checkhealth dave, server log: %s"):format(
-        cmd,
-        code,
-        vim.lsp.get_log_path()
-      )
+      message = ("dave: the server `%s` exited (code %s) before it answered initialize; "
+        .. "run :checkhealth dave, server log: %s"):format(cmd, code, vim.lsp.get_log_path())
     end
     forget(client_id, message)
   end)
@@ -126,9 +123,8 @@ local function spawn(cmd, generation)
           if state.generation == generation and state.id then
             forget(
               state.id,
-              ("dave: the server refused to start: %s. Fix it in require('dave').setup(); see :help dave-config"):format(
-                err.message or vim.inspect(err)
-              )
+              ("dave: the server refused to start: %s. "
+                .. "Fix it in require('dave').setup(); see :help dave-config"):format(err.message or vim.inspect(err))
             )
           end
           rpc.terminate()

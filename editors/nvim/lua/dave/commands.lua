@@ -20,6 +20,9 @@ local subcommands = {
   sessions = function()
     require("dave").sessions()
   end,
+  rules = function()
+    require("dave").rules()
+  end,
   restart = function()
     require("dave").restart()
   end,

@@ -129,10 +129,8 @@ function M.server_cmd()
   end
   if vim.fn.executable(cmd[1]) ~= 1 then
     return nil,
-      ("dave: the server command %q is not an executable (cmd = %s). Install dave-lsp (`pip install dave-lsp`) or fix `cmd` in require('dave').setup(); see :checkhealth dave"):format(
-        cmd[1],
-        table.concat(cmd, " ")
-      )
+      ("dave: the server command %q is not an executable (cmd = %s). Install dave-lsp (`pip install dave-lsp`) "
+        .. "or fix `cmd` in require('dave').setup(); see :checkhealth dave"):format(cmd[1], table.concat(cmd, " "))
   end
   return cmd
 end

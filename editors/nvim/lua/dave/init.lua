@@ -151,6 +151,15 @@ function M.sessions()
   end)
 end
 
+--- Lists the current chat's "allow always" rules; the one picked is removed.
+function M.rules()
+  local session = sessions.peek()
+  if not session then
+    return notify("dave: no chat, so no rules")
+  end
+  require("dave.rules").manage(session)
+end
+
 --- Stops the server; the next query starts it again and resends each chat's transcript.
 function M.restart()
   require("dave.client").stop("dave: the server was restarted")

@@ -7,13 +7,13 @@ local api = vim.api
 local M = {}
 
 local ALLOW, ALWAYS, DENY = "Allow", "Allow always", "Deny"
-M.choices = { ALLOW, ALWAYS, DENY }
 
 ---@class dave.PermissionRequest
 ---@field requestId string
 ---@field sessionId string
 ---@field toolName string
----@field message string?
+---@field message string? the server's question, e.g. `Allow Write notes.txt?`
+---@field allowAlways {rule: string, label: string}? what "Allow always" would add (newer servers)
 ---@field title string? the chat's title
 ---@field ended boolean? resolved elsewhere (cancel, rule): a late answer is dropped
 ---@field prompt_win integer? a floating window the select UI opened
@@ -46,15 +46,27 @@ local function finish(req)
   vim.schedule(show_next)
 end
 
-local function on_choice(req, choice)
+--- The choices of a request and the decision each stands for. "Allow always" names the rule
+--- it would add, so the user knows what they grant before granting it.
+---@return string[] choices, table<string, string> decisions
+function M.choices(req)
+  local always = ALWAYS
+  local rule = type(req.allowAlways) == "table" and req.allowAlways or nil
+  if rule and type(rule.rule) == "string" then
+    local label = type(rule.label) == "string" and rule.label ~= "" and rule.label or nil
+    always = label and ("%s: %s  [%s]"):format(ALWAYS, label, rule.rule)
+      or ("%s  [%s]"):format(ALWAYS, rule.rule)
+  end
+  return { ALLOW, always, DENY }, { [ALLOW] = "allow", [always] = "allowAlways", [DENY] = "deny" }
+end
+
+local function on_choice(req, decision)
   if req.ended then
     return finish(req)
   end
-  if choice == ALLOW then
-    answer(req, "allow")
-  elseif choice == ALWAYS then
-    answer(req, "allowAlways")
-  elseif choice == DENY then
+  if decision == "allow" or decision == "allowAlways" then
+    answer(req, decision)
+  elseif decision == "deny" then
     return vim.ui.input({ prompt = "Reason for denying (optional): " }, function(reason)
       answer(req, "deny", (reason and reason ~= "") and reason or "The user denied this.")
       finish(req)
@@ -71,13 +83,17 @@ show_next = function()
   end
   local req = table.remove(queue, 1)
   active = req
-  local prompt = req.message or ("Allow " .. req.toolName .. "?")
+  -- The server words the question (`Allow Write notes.txt?`); only an older server's request
+  -- without one gets the bare tool name.
+  local prompt = (type(req.message) == "string" and req.message ~= "") and req.message
+    or ("Allow " .. tostring(req.toolName or "this tool") .. "?")
   if req.title then
     prompt = ("[%s] %s"):format(req.title, prompt)
   end
   local before = api.nvim_get_current_win()
-  vim.ui.select(M.choices, { prompt = prompt, kind = "dave.permission" }, function(choice)
-    on_choice(req, choice)
+  local choices, decisions = M.choices(req)
+  vim.ui.select(choices, { prompt = prompt, kind = "dave.permission" }, function(choice)
+    on_choice(req, choice and decisions[choice])
   end)
   -- An asynchronous select UI leaves its window open; remember it to close it if the
   -- request ends before the user answers.

@@ -22,6 +22,7 @@ local counter = 0
 ---@field denied table<string, boolean> toolUseIds whose permission was denied
 ---@field cancelling boolean?
 ---@field error_shown string? the message of the last `error` report, not to be shown twice
+---@field generation integer? the server generation the query was sent to (nil: never sent)
 ---@field done boolean?
 
 ---@class dave.Session
@@ -30,6 +31,14 @@ local counter = 0
 ---@field transcript {role: string, content: string}[]
 ---@field synced integer? the server generation that holds this session's conversation
 ---@field query dave.Query?
+
+-- The transcript rule (the VS Code extension follows the same one): a query sends the chat's
+-- transcript as `messages` only when it is the session's first query to this server process
+-- (`synced` is not the current generation: a new chat, or the server was restarted and may
+-- have lost the conversation), and again after a query of the session failed (the backend may
+-- have lost it: `finish` clears `synced`). Otherwise `messages` is empty. A query that was sent
+-- and did not fail (answered or cancelled) marks the session synced with the generation it
+-- went to; one that never reached a server leaves `synced` as it was.
 
 local function new_session_id()
   counter = counter + 1
@@ -65,12 +74,26 @@ local function finish(session, query, outcome, message)
       chat:append_note("**Error:** " .. (message or "the query failed"))
     end
     chat:set_status("failed", false)
+  end
+  if outcome == "failed" then
     session.synced = nil -- the backend may have lost the conversation: resend it next time
+  elseif query.generation then
+    session.synced = query.generation -- that server process holds the conversation now
   end
   table.insert(session.transcript, { role = "user", content = query.prompt })
   if text ~= "" then
     table.insert(session.transcript, { role = "assistant", content = text })
   end
+end
+
+--- The server's description of a tool use (`toolUse` and `permissionRequest` reports carry it
+--- in `message`, e.g. `Write notes.txt`); the tool name from a server that sends none. The
+--- plugin never derives one from `input` itself.
+local function described(value)
+  if type(value.message) == "string" and value.message ~= "" then
+    return value.message
+  end
+  return tostring(value.toolName or "tool")
 end
 
 --- One `$/progress` value of a query.
@@ -85,7 +108,6 @@ local function on_report(session, query, value)
   elseif kind == "end" then
     -- The answer to a cancelled query may never be seen (Neovim drops RequestCancelled).
     if query.cancelling then
-      session.synced = client.generation()
       finish(session, query, "cancelled")
     end
   elseif type_ == "token" then
@@ -94,7 +116,7 @@ local function on_report(session, query, value)
   elseif type_ == "thinking" then
     chat:set_status("thinking", true)
   elseif type_ == "toolUse" then
-    chat:set_status("running " .. tostring(value.toolName), true)
+    chat:set_status("running " .. described(value), true)
   elseif type_ == "permissionRequest" then
     query.requests[value.requestId] = value
     chat:set_status("waiting for permission", true)
@@ -103,14 +125,20 @@ local function on_report(session, query, value)
       sessionId = value.sessionId or session.id,
       toolName = value.toolName,
       message = value.message,
+      allowAlways = value.allowAlways,
       title = chat.title,
     })
   elseif type_ == "permissionResolved" then
     permissions.resolved(value.requestId)
     local req = query.requests[value.requestId]
+    local rule = type(value.rule) == "string" and value.rule ~= "" and value.rule or nil
     if req and value.decision == "deny" then
       query.denied[req.toolUseId or ""] = true
       chat:append_note(("✗ %s denied (%s)"):format(req.toolName, value.by or "user"))
+    elseif value.decision == "allow" and rule then
+      -- Say which rule let a tool run unasked, or which one the user just added, so a
+      -- standing grant is never invisible in the chat.
+      chat:append_note((value.by == "rule" and "✓ allowed by rule %s" or "✓ allowed always: %s"):format(rule))
     end
     chat:set_status("working", true)
   elseif type_ == "toolResult" and not query.denied[value.toolUseId or ""] then
@@ -122,12 +150,17 @@ local function on_report(session, query, value)
     query.error_shown = value.message
     chat:append_note("**Error:** " .. tostring(value.message))
   end
-  if kind == "report" and value.message and type_ ~= "error" and type_ ~= "permissionRequest" then
+  -- Other reports' `message` is a line for the status bar; these three use theirs above.
+  if kind == "report" and value.message and type_ ~= "error" and type_ ~= "permissionRequest"
+    and type_ ~= "toolUse" then
     chat:set_status(value.message, true)
   end
 end
 
 local function on_response(session, query, err, result)
+  if query.done then -- ended already (server exit, cancel grace): a late answer changes nothing
+    return
+  end
   if not err then
     local streamed = table.concat(query.parts)
     -- Tokens are the source of the text; a server that sent none still shows its answer.
@@ -135,11 +168,9 @@ local function on_response(session, query, err, result)
       table.insert(query.parts, result.text)
       session.chat:append_text(result.text)
     end
-    session.synced = client.generation()
     return finish(session, query, "ok")
   end
   if err.code == CANCELLED then
-    session.synced = client.generation()
     return finish(session, query, "cancelled")
   end
   local data = type(err.data) == "table" and err.data or {}
@@ -257,7 +288,8 @@ function M.ask(session, prompt)
     query.token = client.track(function(value)
       on_report(session, query, value)
     end)
-    local resend = session.synced ~= client.generation()
+    query.generation = client.generation()
+    local resend = session.synced ~= query.generation -- the transcript rule, above
     client.request("dave/query", {
       sessionId = session.id,
       prompt = prompt,

@@ -433,6 +433,7 @@ export class ChatController {
             toolName: p.toolName,
             message: p.message,
             detail: permissionDetail(p.toolName, p.input, this.host.cwd?.()),
+            ...(p.allowAlways !== undefined ? { allowAlways: { ...p.allowAlways } } : {}),
             state: 'pending',
           };
           cards.set(p.requestId, card);
@@ -441,9 +442,17 @@ export class ChatController {
         },
         onPermissionResolved: (_p, r) => {
           const card = cards.get(r.requestId);
-          if (card === undefined) return; // allowed by a rule or the mode: the tool row says enough
+          if (card === undefined) {
+            // Allowed without asking. Name the rule, so that a rule added long ago
+            // is never silent; the mode (or an older server, with no rule) needs no line.
+            if (r.by === 'rule' && r.decision === 'allow' && typeof r.rule === 'string' && r.rule !== '') {
+              closeText();
+              this.addItem(record, { id: this.nextId(), kind: 'notice', text: `Allowed by rule ${r.rule}` });
+            }
+            return;
+          }
           card.state = r.decision === 'allow' ? 'allowed' : 'denied';
-          card.outcome = resolvedText(r.decision, r.by, card.outcome);
+          card.outcome = resolvedText(r.decision, r.by, card.outcome, r.rule);
           this.updateItem(record, card);
           this.setStatus(record, 'Working…');
         },
@@ -649,8 +658,11 @@ export class ChatController {
   }
 }
 
-function resolvedText(decision: 'allow' | 'deny', by: string, answered: string | undefined): string {
+function resolvedText(decision: 'allow' | 'deny', by: string, answered: string | undefined, rule?: string): string {
+  const named = rule !== undefined && rule !== '';
+  if (by === 'user' && decision === 'allow' && named) return `Allowed always: added the rule ${rule}`;
   if (by === 'user') return answered ?? (decision === 'allow' ? 'Allowed' : 'Denied');
+  if (by === 'rule' && named) return decision === 'allow' ? `Allowed by rule ${rule}` : `Denied by rule ${rule}`;
   if (by === 'rule') return decision === 'allow' ? 'Allowed by a rule' : 'Denied by a rule';
   if (by === 'mode') return decision === 'allow' ? 'Allowed by the permission mode' : 'Denied by the permission mode';
   if (by === 'cancel') return 'Cancelled';

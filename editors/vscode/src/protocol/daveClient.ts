@@ -19,17 +19,21 @@ import {
 import {
   ErrorCodes,
   Methods,
+  type AllowAlwaysOffer,
   type DaveCapabilities,
   type DeleteSessionResult,
+  type ListRulesResult,
   type ListSessionsResult,
   type PermissionDecision,
   type PermissionParams,
   type PermissionRequestReport,
   type PermissionResolvedReport,
+  type PermissionRule,
   type ProgressValue,
   type QueryFailureData,
   type QueryParams,
   type QueryResult,
+  type RemoveRuleResult,
   type StatusReport,
   type ToolResultReport,
   type ToolResultSummary,
@@ -83,11 +87,13 @@ export interface PendingPermission {
   readonly toolName: string;
   readonly input: Record<string, unknown>;
   readonly message: string;
+  /** What "allow always" would add; undefined from servers before issue 12. */
+  readonly allowAlways?: AllowAlwaysOffer;
   state: PermissionState;
   /** What the user answered, once answered. */
   answer?: PermissionDecision;
   /** How it ended, from `permissionResolved`. */
-  resolved?: { decision: 'allow' | 'deny'; by: string };
+  resolved?: { decision: 'allow' | 'deny'; by: string; rule?: string };
 }
 
 /** Callbacks for one query's events; every one is optional. */
@@ -298,6 +304,23 @@ export class DaveClient {
     return { sessions: Array.isArray(result?.sessions) ? result.sessions : [] };
   }
 
+  /**
+   * `dave/listRules`: the session's "allow always" rules, or undefined when the
+   * server does not advertise it. Rejects with -32602 for a session the server
+   * does not know.
+   */
+  async listRules(sessionId: string): Promise<PermissionRule[] | undefined> {
+    if (!this.supports(Methods.listRules)) return undefined;
+    const result = await this.rpc.sendRequest<ListRulesResult>(Methods.listRules, { sessionId });
+    return Array.isArray(result?.rules) ? result.rules.filter((r) => typeof r?.rule === 'string') : [];
+  }
+
+  /** `dave/removeRule`: true when the rule was there and is gone. */
+  async removeRule(sessionId: string, rule: string): Promise<boolean> {
+    const result = await this.rpc.sendRequest<RemoveRuleResult>(Methods.removeRule, { sessionId, rule });
+    return result?.removed === true;
+  }
+
   /** Cancels everything; used when the connection goes away. */
   dispose(): void {
     for (const q of this.running) q.cancel();
@@ -354,6 +377,7 @@ export class DaveClient {
           );
         permission.state = 'resolved';
         permission.resolved = { decision: value.decision, by: value.by };
+        if (typeof value.rule === 'string' && value.rule !== '') permission.resolved.rule = value.rule;
         this.permissions.delete(value.requestId);
         ownPermissions.delete(value.requestId);
         this.safely(() => listener.onPermissionResolved?.(permission, value));
@@ -405,6 +429,7 @@ export class DaveClient {
 }
 
 function toPending(report: PermissionRequestReport, fallbackSession: string): PendingPermission {
+  const offer = report.allowAlways;
   return {
     requestId: report.requestId,
     sessionId: report.sessionId || fallbackSession,
@@ -412,6 +437,10 @@ function toPending(report: PermissionRequestReport, fallbackSession: string): Pe
     toolName: report.toolName,
     input: report.input ?? {},
     message: report.message ?? `Allow ${report.toolName}?`,
+    // Half an offer would show a label without the rule it stands for: drop it.
+    ...(typeof offer?.rule === 'string' && offer.rule !== '' && typeof offer.label === 'string'
+      ? { allowAlways: { rule: offer.rule, label: offer.label } }
+      : {}),
     state: 'pending',
   };
 }

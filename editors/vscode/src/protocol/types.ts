@@ -13,6 +13,9 @@ export const Methods = {
   deleteSession: 'dave/deleteSession',
   /** Additive (issue 4); used only when the server advertises it. */
   listSessions: 'dave/listSessions',
+  /** Additive (issue 12); used only when the server advertises them. */
+  listRules: 'dave/listRules',
+  removeRule: 'dave/removeRule',
 } as const;
 
 export const ErrorCodes = {
@@ -90,6 +93,37 @@ export interface PermissionParams {
   updatedInput?: Record<string, unknown>;
 }
 
+/** What "allow always" would add (issue 12): the rule and a few words for it. */
+export interface AllowAlwaysOffer {
+  /** e.g. `Bash(rm -f one.txt)`, `WebFetch(domain:example.com)`, `Edit(/abs/cwd/**)`. */
+  rule: string;
+  /** e.g. "this exact command", "fetches from example.com". */
+  label: string;
+}
+
+export interface PermissionRule {
+  rule: string;
+  label: string;
+  createdAt: string | number;
+}
+
+export interface ListRulesParams {
+  sessionId: string;
+}
+
+export interface ListRulesResult {
+  rules: PermissionRule[];
+}
+
+export interface RemoveRuleParams {
+  sessionId: string;
+  rule: string;
+}
+
+export interface RemoveRuleResult {
+  removed: boolean;
+}
+
 export interface DeleteSessionParams {
   sessionId: string;
 }
@@ -145,6 +179,7 @@ export interface ThinkingReport extends ReportBase {
   text: string;
 }
 
+/** `message` is the server's description of the use, e.g. `Bash rm -f one.txt`. */
 export interface ToolUseReport extends ReportBase {
   type: 'toolUse';
   toolUseId: string;
@@ -160,6 +195,8 @@ export interface PermissionRequestReport extends ReportBase {
   toolName: string;
   input: Record<string, unknown>;
   message?: string;
+  /** Additive (issue 12); older servers omit it. */
+  allowAlways?: AllowAlwaysOffer;
 }
 
 export interface PermissionResolvedReport extends ReportBase {
@@ -167,6 +204,8 @@ export interface PermissionResolvedReport extends ReportBase {
   requestId: string;
   decision: 'allow' | 'deny';
   by: 'user' | 'rule' | 'mode' | 'cancel' | string;
+  /** The rule that allowed it (by "rule") or that the user's allowAlways added (by "user"). */
+  rule?: string;
 }
 
 export interface ToolResultReport extends ReportBase {

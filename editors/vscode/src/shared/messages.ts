@@ -28,6 +28,8 @@ export type ChatItem =
       message: string;
       /** A short rendering of the tool input. */
       detail: string;
+      /** The rule "Allow always" would add and its label; absent from older servers. */
+      allowAlways?: { rule: string; label: string };
       state: PermissionCardState;
       /** The answer given, or how the request ended. */
       outcome?: string;

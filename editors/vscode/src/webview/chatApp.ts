@@ -288,6 +288,13 @@ export class ChatApp {
     const children: HTMLElement[] = [this.el('div', 'permission-message', item.message)];
     if (item.detail !== '') children.push(this.el('pre', 'permission-detail', item.detail));
     const pending = item.state === 'pending' && !this.answered.has(item.requestId);
+    const offer = item.allowAlways;
+    if (pending && offer !== undefined) {
+      // Say exactly what "Allow always" allows before it is chosen.
+      const line = this.el('div', 'permission-rule', 'Allow always adds the rule ');
+      line.append(this.el('code', undefined, offer.rule), ' for this session.');
+      children.push(line);
+    }
     if (pending) {
       const buttons = this.el('div', 'permission-buttons');
       const reason = this.el('input', 'permission-reason');
@@ -295,7 +302,12 @@ export class ChatApp {
       reason.setAttribute('aria-label', 'Reason for denying');
       reason.placeholder = 'Reason (optional, shown to the model when you deny)';
       const allow = this.el('button', 'allow', 'Allow');
-      const always = this.el('button', 'allow-always secondary', 'Allow always');
+      const always = this.el(
+        'button',
+        'allow-always secondary',
+        offer !== undefined && offer.label !== '' ? `Allow always: ${offer.label}` : 'Allow always',
+      );
+      if (offer !== undefined) always.title = `Adds the rule ${offer.rule} for this session`;
       const deny = this.el('button', 'deny secondary', 'Deny');
       for (const b of [allow, always, deny]) b.type = 'button';
       allow.addEventListener('click', () => this.answer(item.requestId, 'allow', node));

@@ -1,0 +1,227 @@
+"""Allow-always rules (issue 12), through the real server, the real CLI and the fake
+model: a rule covers what the user saw (one command, the session's folder, one input),
+says so when it allows something, can be listed and removed, and a bare tool-name rule
+from an earlier version is dropped."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pygls.exceptions import JsonRpcException
+
+from dave_lsp import rules
+from dave_lsp.store import SessionStore
+from tests.conftest import Server
+from tests.lsp_harness import DaveClient, new_session
+
+CHAT = [sys.executable, "-m", "dave_lsp", "chat", "--demo"]
+
+
+def real(path: Path) -> str:
+    """The path as rules name it: symlinks resolved (tmp folders may sit behind one)."""
+    return os.path.realpath(path)
+
+
+def bash(command: str) -> str:
+    return "tool Bash " + json.dumps({"command": command})
+
+
+async def ask_and_answer(
+    client: DaveClient, session: str, prompt: str, decision: str
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """Run a query whose one permission request gets `decision`: (request, result, token)."""
+    future, token = client.start_query(session, prompt)
+    request = await client.wait_report(token, "permissionRequest")
+    await client.request(
+        "dave/permission", {"requestId": request["requestId"], "decision": decision}
+    )
+    result = await asyncio.wait_for(future, 60)
+    return request, result, token
+
+
+async def test_allow_always_on_one_command_covers_that_command_only(
+    server: Server, tmp_path: Path
+) -> None:
+    for name in ("one.txt", "two.txt"):
+        (tmp_path / name).write_text(name)
+    session = new_session()
+    async with server() as client:
+        request, _, token = await ask_and_answer(
+            client, session, bash("rm -f one.txt"), "allowAlways"
+        )
+        assert request["allowAlways"] == {
+            "rule": "Bash(rm -f one.txt)",
+            "label": "this exact command",
+        }
+        resolved = client.of_type(token, "permissionResolved")[-1]
+        assert resolved["by"] == "user" and resolved["rule"] == "Bash(rm -f one.txt)"
+        assert not (tmp_path / "one.txt").exists()
+
+        # Another command asks again; denied, it deletes nothing.
+        request, _, _ = await ask_and_answer(client, session, bash("rm -f two.txt"), "deny")
+        assert request["input"]["command"] == "rm -f two.txt"
+        assert (tmp_path / "two.txt").read_text() == "two.txt"
+
+        # The same command again runs by the rule, and says which rule allowed it.
+        (tmp_path / "one.txt").write_text("again")
+        _, token = await client.query(session, bash("rm -f one.txt"))
+        assert not client.of_type(token, "permissionRequest")
+        by_rule = client.of_type(token, "permissionResolved")
+        assert [(r["by"], r.get("rule")) for r in by_rule] == [("rule", "Bash(rm -f one.txt)")]
+        assert not (tmp_path / "one.txt").exists()
+        tool_use = client.of_type(token, "toolUse")[0]
+        assert tool_use["message"] == "Bash rm -f one.txt"
+
+
+async def test_rules_are_listed_removed_and_survive_a_restart(
+    server: Server, tmp_path: Path
+) -> None:
+    session = new_session()
+    async with server() as client:
+        await ask_and_answer(client, session, bash("touch listed.txt"), "allowAlways")
+        await ask_and_answer(client, session, "write notes.txt hi", "allowAlways")
+    async with server() as client:
+        listed = (await client.request("dave/listRules", {"sessionId": session}))["rules"]
+        assert [(r["rule"], r["label"]) for r in listed] == [
+            ("Bash(touch listed.txt)", "this exact command"),
+            (f"Edit({real(tmp_path)}/**)", "all file edits in this session's folder"),
+        ]
+        assert all(r["createdAt"].endswith("Z") for r in listed)
+        removed = await client.request(
+            "dave/removeRule", {"sessionId": session, "rule": "Bash(touch listed.txt)"}
+        )
+        assert removed == {"removed": True}
+        again = await client.request(
+            "dave/removeRule", {"sessionId": session, "rule": "Bash(touch listed.txt)"}
+        )
+        assert again == {"removed": False}
+        # Removed, the command asks again; the edit rule still covers another file.
+        request, _, _ = await ask_and_answer(client, session, bash("touch listed.txt"), "deny")
+        assert request["allowAlways"]["rule"] == "Bash(touch listed.txt)"
+        _, token = await client.query(session, "write other.txt there")
+        assert client.of_type(token, "permissionResolved")[0]["by"] == "rule"
+        assert (tmp_path / "other.txt").read_text() == "there"
+        with pytest.raises(JsonRpcException) as error:
+            await client.request("dave/listRules", {"sessionId": "no-such-session"})
+        assert error.value.code == -32602 and "no session no-such-session" in str(error.value)
+
+
+async def test_an_edit_rule_does_not_cover_files_outside_the_folder(
+    server: Server, tmp_path: Path
+) -> None:
+    folder = tmp_path / "project"
+    folder.mkdir()
+    outside = tmp_path / "outside.txt"
+    session = new_session()
+    async with server(cwd=str(folder)) as client:
+        await ask_and_answer(client, session, "write inside.txt in", "allowAlways")
+        request, _, _ = await ask_and_answer(client, session, f"write {outside} out", "deny")
+        assert request["allowAlways"]["rule"] == f"Edit({real(outside)})"
+    assert (folder / "inside.txt").read_text() == "in"
+    assert not outside.exists()
+
+
+async def test_a_bare_tool_rule_from_an_earlier_version_is_dropped(
+    server: Server, tmp_path: Path
+) -> None:
+    session = new_session()
+    async with server() as client:
+        await client.query(session, "hello")
+    store = SessionStore(tmp_path / "state")
+    path = store._path(session)
+    record = json.loads(path.read_text())
+    record["rules"] = ["Bash", "Write"]  # how earlier versions stored "allow always"
+    path.write_text(json.dumps(record))
+    (tmp_path / "keep.txt").write_text("keep")
+    async with server() as client:
+        assert await client.request("dave/listRules", {"sessionId": session}) == {"rules": []}
+        request, _, _ = await ask_and_answer(client, session, bash("rm -f keep.txt"), "deny")
+        assert request["toolName"] == "Bash"
+    assert (tmp_path / "keep.txt").read_text() == "keep"
+
+
+def test_chat_shows_what_always_would_allow(tmp_path: Path) -> None:
+    # A terminal for stdin makes `dave-lsp chat` ask; "a" answers the one request.
+    main, secondary = pty.openpty()
+    os.write(main, b"a\n")
+    done = subprocess.run(
+        [*CHAT, "--cwd", str(tmp_path), bash("touch chat.txt")],
+        stdin=secondary,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    os.close(main)
+    os.close(secondary)
+    assert done.returncode == 0, done.stderr
+    assert (
+        "Allow Bash touch chat.txt? [y]es / [a]lways (this exact command: Bash(touch chat.txt))"
+        " / [n]o" in done.stderr
+    )
+    assert "allowed always: Bash(touch chat.txt)" in done.stderr
+    assert (tmp_path / "chat.txt").exists()
+
+
+# The rules themselves, on the suggestion shapes the bundled CLI sends (probed: see
+# docs/architecture.md).
+
+
+def test_the_cli_suggestions_become_narrow_rules(tmp_path: Path) -> None:
+    cwd = str(tmp_path)
+    bash_suggestions = [
+        rules.Suggestion("addRules", (("Bash", "rm -f one.txt"),), behavior="allow"),
+        rules.Suggestion("addDirectories"),
+        rules.Suggestion("setMode", mode="acceptEdits"),
+    ]
+    rule = rules.propose("Bash", {"command": "rm -f one.txt"}, bash_suggestions, cwd)
+    assert (rule.rule, rule.label) == ("Bash(rm -f one.txt)", "this exact command")
+    fetch = rules.propose(
+        "WebFetch",
+        {"url": "https://example.com/x"},
+        [rules.Suggestion("addRules", (("WebFetch", "domain:example.com"),), behavior="allow")],
+        cwd,
+    )
+    assert (fetch.rule, fetch.label) == ("WebFetch(domain:example.com)", "fetches from example.com")
+    assert rules.covers(fetch.rule, "WebFetch", {"url": "https://EXAMPLE.com/y"}, cwd)
+    assert not rules.covers(fetch.rule, "WebFetch", {"url": "https://example.org/"}, cwd)
+    # A bare suggestion never becomes a bare rule.
+    bare = rules.propose(
+        "Bash", {"command": "ls"}, [rules.Suggestion("addRules", (("Bash", None),))], cwd
+    )
+    assert bare.rule == "Bash(ls)"
+    other = rules.propose("mcp__x__y", {"b": 1, "a": [2]}, [], cwd)
+    assert other.rule == 'mcp__x__y({"a":[2],"b":1})'
+    assert rules.covers(other.rule, "mcp__x__y", {"a": [2], "b": 1}, cwd)
+    assert not rules.covers(other.rule, "mcp__x__y", {"a": [3], "b": 1}, cwd)
+
+
+def test_a_prefix_rule_never_covers_a_chained_command(tmp_path: Path) -> None:
+    cwd = str(tmp_path)
+    rule = "Bash(git log:*)"
+    assert rules.covers(rule, "Bash", {"command": "git log --oneline"}, cwd)
+    assert rules.covers(rule, "Bash", {"command": "git log"}, cwd)
+    assert not rules.covers(rule, "Bash", {"command": "git logx"}, cwd)
+    for chained in ("git log; rm -rf ~", "git log && rm x", "git log | sh", "git log $(rm x)"):
+        assert not rules.covers(rule, "Bash", {"command": chained}, cwd)
+    assert not rules.covers("Bash(ls)", "Bash", {"command": "ls -la"}, cwd)
+    assert not rules.covers("Bash", "Bash", {"command": "ls"}, cwd)
+
+
+def test_an_edit_rule_follows_symlinks_out_of_the_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "project"
+    (folder / "src").mkdir(parents=True)
+    (folder / "escape").symlink_to(tmp_path)
+    rule = rules.propose("Write", {"file_path": str(folder / "a.py")}, [], str(folder)).rule
+    assert rules.covers(rule, "Edit", {"file_path": "src/b.py"}, str(folder))
+    assert rules.covers(rule, "Write", {"file_path": str(folder / "c.py")}, str(folder))
+    assert not rules.covers(rule, "Write", {"file_path": str(folder / "escape/x")}, str(folder))
+    assert not rules.covers(rule, "Write", {"file_path": str(tmp_path / "x")}, str(folder))
+    assert not rules.covers(rule, "Bash", {"command": "echo > a.py"}, str(folder))
