@@ -15,10 +15,11 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, get_args
 
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
@@ -26,7 +27,14 @@ from pygls.io_ import run_async
 from pygls.lsp.client import LanguageClient
 
 from dave_lsp import PROTOCOL_VERSION, __version__
-from dave_lsp.protocol import PERMISSION, QUERY, REQUEST_CANCELLED, rpc_converter
+from dave_lsp.backends import registry
+from dave_lsp.protocol import (
+    PERMISSION,
+    QUERY,
+    REQUEST_CANCELLED,
+    PermissionMode,
+    rpc_converter,
+)
 
 DEMO_NOTE = (
     "demo: answers come from dave-lsp's scripted offline model, not a real model. "
@@ -46,11 +54,11 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--session", default=None, help="session id (default: a new one)")
     parser.add_argument("--cwd", default=None, help="the session's working folder")
     parser.add_argument("--model", default=None)
-    parser.add_argument("--backend", choices=["claude", "openai"], default=None)
+    parser.add_argument("--backend", choices=registry.names(), default=None)
     parser.add_argument(
         "--permission-mode",
         default=None,
-        choices=["default", "acceptEdits", "plan", "bypassPermissions"],
+        choices=list(get_args(PermissionMode)),
     )
     parser.add_argument("--openai-base-url", default=None)
     parser.add_argument(
@@ -178,7 +186,9 @@ def _init_options(args: argparse.Namespace, demo: dict[str, Any]) -> dict[str, A
     return options
 
 
-def _prompts(args: argparse.Namespace, term: Terminal) -> Iterator[str]:
+async def _prompts(args: argparse.Namespace, term: Terminal) -> AsyncIterator[str]:
+    """The prompts: the arguments, or stdin's lines (read in a thread, so the loop keeps
+    serving the server's reports and permission answers while it waits)."""
     if args.prompt:
         yield " ".join(args.prompt)
         return
@@ -186,7 +196,7 @@ def _prompts(args: argparse.Namespace, term: Terminal) -> Iterator[str]:
         if term.interactive:
             term.err.write("> ")
             term.err.flush()
-        line = sys.stdin.readline()
+        line = await asyncio.to_thread(sys.stdin.readline)
         if not line:
             return
         if line.strip():
@@ -209,12 +219,17 @@ class ChatClient:
         self.stderr_file = tempfile.TemporaryFile()
         self.reports: dict[str | int, asyncio.Queue[dict[str, Any]]] = {}
         self.answering: set[asyncio.Task[None]] = set()
+        # Ends the loop that reads the server's output.
+        self.stop_event = threading.Event()
 
-        @self.client.feature(lsp.PROGRESS)
+
         def on_progress(params: lsp.ProgressParams) -> None:
             queue = self.reports.get(params.token)
             if queue is not None and isinstance(params.value, dict):
                 queue.put_nowait(params.value)
+
+        # Registered by a call, not a decorator: pygls's decorator is untyped.
+        self.client.feature(lsp.PROGRESS)(on_progress)
 
     async def start(self, options: dict[str, Any]) -> None:
         command = _server_command(self.args)
@@ -228,10 +243,10 @@ class ChatClient:
         except OSError as exc:
             raise ChatError(f"cannot start the server {command[0]!r}: {exc.strerror}") from None
         assert self.process.stdin is not None and self.process.stdout is not None
-        self.client.protocol.set_writer(self.process.stdin)  # type: ignore[arg-type]
+        self.client.protocol.set_writer(self.process.stdin)
         self.reader = asyncio.create_task(
             run_async(
-                stop_event=self.client._stop_event,
+                stop_event=self.stop_event,
                 reader=self.process.stdout,
                 protocol=self.client.protocol,
             )
@@ -353,7 +368,7 @@ class ChatClient:
                 await asyncio.wait_for(self.process.wait(), 10)
             except TimeoutError:
                 self.process.kill()
-        self.client._stop_event.set()
+        self.stop_event.set()
 
 
 async def _chat(args: argparse.Namespace, term: Terminal) -> int:
@@ -364,7 +379,7 @@ async def _chat(args: argparse.Namespace, term: Terminal) -> int:
         chat = ChatClient(args, term)
         try:
             await chat.start(_init_options(args, demo))
-            for prompt in _prompts(args, term):
+            async for prompt in _prompts(args, term):
                 try:
                     result = await chat.query(prompt)
                 except ChatError as exc:

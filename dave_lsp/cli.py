@@ -17,7 +17,6 @@ import os
 import signal
 import stat
 import sys
-import threading
 from typing import Any, BinaryIO
 
 from dave_lsp import __version__
@@ -211,7 +210,6 @@ async def _serve_stdio(protocol_out: BinaryIO) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, main_task.cancel)  # type: ignore[union-attr]
-    server._stop_event = threading.Event()
     writer = ProtocolWriter(protocol_out, main_task.cancel)  # type: ignore[union-attr]
     server.protocol.set_writer(writer)
     reader = FrameReader(
@@ -221,7 +219,7 @@ async def _serve_stdio(protocol_out: BinaryIO) -> int:
     code = 0
     try:
         await run_async(
-            stop_event=server._stop_event,
+            stop_event=server.stop_event,
             reader=reader,
             protocol=server.protocol,
             logger=logging.getLogger("pygls"),

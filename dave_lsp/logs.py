@@ -24,14 +24,29 @@ LEVELS = {
 def redact_values(env: dict[str, str]) -> None:
     """Remember the values of secret-looking variables so no log line can carry them."""
     for name, value in env.items():
-        if SECRET_NAME.search(name) and len(value) >= 6:
-            _SECRETS.add(value)
+        if SECRET_NAME.search(name):
+            remember_secret(value)
 
 
-def redact(text: str) -> str:
+def remember_secret(value: str) -> None:
+    """No log line or error may carry `value` from now on. Values shorter than six
+    characters are no secret worth hiding in every line (see `redact`'s `also`)."""
+    if len(value) >= 6:
+        _SECRETS.add(value)
+
+
+def redact(text: str, *also: str) -> str:
+    """`text` with every remembered secret replaced. `also` are one caller's secrets,
+    hidden in its own messages only: a short one (a placeholder key such as "x") is
+    matched as a whole word, so ordinary text around it stays readable."""
     for secret in _SECRETS:
         if secret in text:
             text = text.replace(secret, "[redacted]")
+    for secret in also:
+        if len(secret) >= 8:
+            text = text.replace(secret, "[redacted]")
+        elif secret:
+            text = re.sub(rf"(?<![\w-]){re.escape(secret)}(?![\w-])", "[redacted]", text)
     return text
 
 

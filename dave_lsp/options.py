@@ -2,6 +2,8 @@
 
 One attrs class per group, camelCase on the wire, structured with the protocol's
 strict converter so a wrong type fails `initialize` with a message naming the field.
+Each backend's group (`claude`, `openai`, ...) and its type come from the backend
+registry, so a new backend adds its options there, not here.
 """
 
 from __future__ import annotations
@@ -10,32 +12,20 @@ from typing import Any, Literal
 
 import attrs
 
-from dave_lsp.protocol import ParamsError, camel, converter, describe_error
-
-PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions"]
-PERMISSION_MODES = ("default", "acceptEdits", "plan", "bypassPermissions")
+from dave_lsp.backends import registry
+from dave_lsp.protocol import ParamsError, PermissionMode, camel, converter, describe_error
 
 
-@attrs.frozen
-class ClaudeOptions:
-    cli_path: str | None = None
-
-
-@attrs.frozen
-class OpenAIOptions:
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    system_prompt: str | None = None
+def _default_backend_options() -> dict[str, Any]:
+    return {name: spec.options_type() for name, spec in registry.BACKENDS.items()}
 
 
 @attrs.frozen
 class InitOptions:
-    backend: Literal["claude", "openai"] = "claude"
+    backend: str = registry.DEFAULT_BACKEND
     model: str | None = None
     permission_mode: PermissionMode = "default"
     cwd: str | None = None
-    claude: ClaudeOptions = ClaudeOptions()
-    openai: OpenAIOptions = OpenAIOptions()
     env: dict[str, str] = attrs.field(factory=dict)
     # How many queries may wait behind a running one on the same session.
     max_queued_queries: int = 32
@@ -50,17 +40,20 @@ class InitOptions:
     state_dir: str | None = None
     # How much of the server's log reaches the client as window/logMessage.
     log_level: Literal["error", "warning", "info", "debug"] = "warning"
+    # Each backend's group by backend name, structured as the registry's options type.
+    backend_options: dict[str, Any] = attrs.field(factory=_default_backend_options)
 
 
 def _unknown_keys(raw: dict[str, Any], cls: type, prefix: str = "") -> list[str]:
-    known = {camel(f.name): f for f in attrs.fields(cls)}
+    known = {camel(f.name) for f in attrs.fields(cls)} - {"backendOptions"}
     unknown = []
     for key, value in raw.items():
-        field = known.get(key)
-        if field is None:
+        spec = registry.BACKENDS.get(key) if not prefix else None
+        if spec is not None:
+            if isinstance(value, dict):
+                unknown += _unknown_keys(value, spec.options_type, f"{key}.")
+        elif key not in known:
             unknown.append(prefix + key)
-        elif attrs.has(field.type) and isinstance(value, dict):
-            unknown += _unknown_keys(value, field.type, f"{prefix}{key}.")
     return unknown
 
 
@@ -70,10 +63,25 @@ def parse_options(raw: Any) -> tuple[InitOptions, list[str]]:
         return InitOptions(), []
     if not isinstance(raw, dict):
         raise ParamsError("initializationOptions must be an object")
+    groups = {name: raw[name] for name in registry.BACKENDS if name in raw}
     try:
-        options = converter.structure(raw, InitOptions)
+        options = converter.structure(
+            {k: v for k, v in raw.items() if k not in groups and k != "backendOptions"},
+            InitOptions,
+        )
     except Exception as exc:
         raise ParamsError(f"initializationOptions.{describe_error(exc)}") from None
+    try:
+        registry.check_name(options.backend)
+    except ValueError as exc:
+        raise ParamsError(f"initializationOptions.backend: {exc}") from None
+    backend_options = dict(options.backend_options)
+    for name, value in groups.items():
+        try:
+            backend_options[name] = converter.structure(value, registry.BACKENDS[name].options_type)
+        except Exception as exc:
+            raise ParamsError(f"initializationOptions.{describe_error(exc, name)}") from None
+    options = attrs.evolve(options, backend_options=backend_options)
     for name, least in (("max_queued_queries", 1), ("max_live_sessions", 1), ("prewarm", 0)):
         if getattr(options, name) < least:
             raise ParamsError(f"initializationOptions.{camel(name)}: must be at least {least}")

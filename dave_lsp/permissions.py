@@ -1,19 +1,34 @@
-"""The permission broker: pending permission requests, keyed by `requestId`.
+"""Permissions: the broker of pending requests and the policy that decides each one.
 
-A backend's permission callback registers a request and awaits its future;
-`dave/permission` resolves it. Cancel, delete and exit resolve every pending request
-of a session as a deny with interrupt, so a waiting model never hangs.
+The broker keys pending requests by `requestId`: the policy registers one and awaits
+its future; `dave/permission` resolves it. Cancel, delete and exit resolve every
+pending request of a session as a deny with interrupt, so a waiting model never hangs.
+
+The policy decides a tool use in this order: a rule of the session that covers it
+allows it (rules.py); a query the editor cannot answer (no progress token) denies it;
+otherwise the user is asked, with the rule "allow always" would add, for at most
+`permissionTimeoutSeconds`. It knows nothing of sessions: the actor hands it the
+session's rules, its folder and the query's sink.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import attrs
 
+from dave_lsp import events as ev
+from dave_lsp import rules as allow_rules
 from dave_lsp.backends.base import PermissionAnswer
+from dave_lsp.rules import Rule, Suggestion
+from dave_lsp.store import now_iso
+from dave_lsp.summaries import describe_tool_use
+
+# (the answer, who gave it: user | cancel, whether the user chose "allow always")
+Outcome = tuple[PermissionAnswer, str, bool]
 
 
 class UnknownRequest(LookupError):
@@ -25,7 +40,7 @@ class PendingPermission:
     request_id: str
     session_id: str
     tool_name: str
-    future: asyncio.Future[tuple[PermissionAnswer, str, bool]]
+    future: asyncio.Future[Outcome]
 
 
 class PermissionBroker:
@@ -87,3 +102,104 @@ class PermissionBroker:
 
     def pending_for(self, session_id: str) -> int:
         return sum(1 for r in self._pending.values() if r.session_id == session_id)
+
+
+class Sink(Protocol):
+    """Where a query's permission events go (progress.ProgressSink)."""
+
+    @property
+    def can_ask(self) -> bool: ...
+
+    def emit(self, event: ev.Event) -> None: ...
+
+
+@attrs.frozen
+class ToolRequest:
+    """A backend's request to run one tool."""
+
+    tool_use_id: str
+    tool_name: str
+    tool_input: dict[str, Any]
+    suggestions: Sequence[Suggestion] = ()
+
+
+@attrs.frozen
+class Decision:
+    """The policy's answer, and the rule to add to the session when the user chose
+    "allow always"."""
+
+    answer: PermissionAnswer
+    new_rule: Rule | None = None
+
+
+NO_PROGRESS_REASON = (
+    "The editor cannot answer permission requests (the query had no progress token); "
+    "it must allow this tool through its permission mode."
+)
+
+
+class PermissionPolicy:
+    """Decides tool uses for every session of the server."""
+
+    def __init__(self, broker: PermissionBroker, timeout_seconds: float | None) -> None:
+        self.broker = broker
+        self.timeout_seconds = timeout_seconds
+
+    async def decide(
+        self,
+        session_id: str,
+        cwd: str,
+        rules: Sequence[Rule],
+        request: ToolRequest,
+        sink: Sink,
+    ) -> Decision:
+        name, tool_input = request.tool_name, request.tool_input
+        rule = next((r for r in rules if allow_rules.covers(r.rule, name, tool_input, cwd)), None)
+        if rule is not None:
+            sink.emit(
+                ev.PermissionResolved(f"rule-{request.tool_use_id}", "allow", "rule", rule.rule)
+            )
+            return Decision(PermissionAnswer(allow=True))
+        if not sink.can_ask:
+            return Decision(PermissionAnswer(allow=False, reason=NO_PROGRESS_REASON))
+        proposal = allow_rules.propose(name, tool_input, request.suggestions, cwd)
+        pending = self.broker.register(session_id, name)
+        sink.emit(
+            ev.PermissionRequested(
+                pending.request_id,
+                request.tool_use_id,
+                name,
+                tool_input,
+                f"Allow {describe_tool_use(name, tool_input, cwd)}?",
+                proposal,
+            )
+        )
+        try:
+            answer, by, always = await self._wait(pending)
+        except asyncio.CancelledError:
+            # The backend gave up on the answer (its process died): close the prompt.
+            sink.emit(ev.PermissionResolved(pending.request_id, "deny", "cancel"))
+            raise
+        added = attrs.evolve(proposal, created_at=now_iso()) if always and answer.allow else None
+        sink.emit(
+            ev.PermissionResolved(
+                pending.request_id,
+                "allow" if answer.allow else "deny",
+                by,
+                added.rule if added else None,
+            )
+        )
+        return Decision(answer, added)
+
+    async def _wait(self, pending: PendingPermission) -> Outcome:
+        timeout = self.timeout_seconds
+        try:
+            return await asyncio.wait_for(asyncio.shield(pending.future), timeout)
+        except TimeoutError:
+            reason = (
+                f"No answer to the permission request for {pending.tool_name} within "
+                f"{timeout:g} s (permissionTimeoutSeconds); the tool was denied."
+            )
+            return PermissionAnswer(allow=False, interrupt=True, reason=reason), "cancel", False
+        finally:
+            self.broker.forget(pending.request_id)

@@ -96,7 +96,7 @@ class NewSessionParams:
     cwd: str | None = None
     model: str | None = None
     permission_mode: PermissionMode | None = None
-    backend: Literal["claude", "openai"] | None = None
+    backend: str | None = None  # checked against the backend registry by the handler
     resume: str | None = None
 
 
@@ -110,6 +110,11 @@ class SetPermissionModeParams:
 class SetModelParams:
     session_id: str
     model: str | None
+
+
+@attrs.frozen
+class NoParams:
+    """A method that takes no params (any given are ignored)."""
 
 
 @attrs.frozen

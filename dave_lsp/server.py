@@ -1,17 +1,22 @@
 """The pygls server: thin handlers that structure params, call the session manager,
 and turn its events and outcomes into `$/progress` reports, results and errors.
 
-No backend logic lives here; see sessions.py and backends/.
+Every `dave/*` handler is registered through `dave_method`, which structures its
+params, requires initialization and maps the errors it raises to error codes, in one
+place (`rpc_error_for`). No backend logic lives here; see sessions.py and backends/.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import os
+import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
@@ -22,14 +27,15 @@ from pygls.uris import to_fs_path
 from dave_lsp import PROTOCOL_VERSION, __version__
 from dave_lsp import events as ev
 from dave_lsp import protocol as proto
+from dave_lsp.backends import registry
 from dave_lsp.backends.base import ChatMessage
-from dave_lsp.backends.registry import BACKENDS, FACTORIES
 from dave_lsp.logs import attach_client_log, redact, redact_values
 from dave_lsp.options import InitOptions, parse_options
-from dave_lsp.permissions import PermissionBroker, UnknownRequest
+from dave_lsp.permissions import PermissionBroker, PermissionPolicy, UnknownRequest
 from dave_lsp.progress import ProgressSink
 from dave_lsp.sessions import SessionManager
 from dave_lsp.store import SessionStore
+from dave_lsp.turns import TurnFailure
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +66,7 @@ class DaveProtocol(LanguageServerProtocol):
         result.capabilities.experimental = {
             "dave": {
                 "version": PROTOCOL_VERSION,
-                "backends": list(BACKENDS),
+                "backends": registry.names(),
                 "methods": proto.METHODS,
             }
         }
@@ -96,6 +102,8 @@ class DaveServer(LanguageServer):
         self._manager: SessionManager | None = None
         # Query tasks by work-done token, for window/workDoneProgress/cancel.
         self.token_tasks: dict[str | int, asyncio.Task[Any]] = {}
+        # Ends the stdio loop that cli.py runs, when set.
+        self.stop_event = threading.Event()
 
     @property
     def manager(self) -> SessionManager:
@@ -129,9 +137,12 @@ class DaveServer(LanguageServer):
             or os.getcwd()
         )
         state_dir = Path(options.state_dir).expanduser() if options.state_dir else None
-        self._manager = SessionManager(
-            options, FACTORIES, self.broker, default_cwd, SessionStore(state_dir)
-        )
+        policy = PermissionPolicy(self.broker, options.permission_timeout_seconds)
+        self._manager = SessionManager(options, policy, default_cwd, SessionStore(state_dir))
+
+    def start_background(self) -> None:
+        if self._manager is not None:
+            self._manager.start_background()
 
     def client_supports_progress(self) -> bool:
         window = self.client_capabilities.window
@@ -143,7 +154,8 @@ class DaveServer(LanguageServer):
 
 
 def _uri_path(uri: str) -> str | None:
-    return to_fs_path(uri)
+    path: str | None = to_fs_path(uri)
+    return path
 
 
 server = DaveServer()
@@ -158,8 +170,7 @@ def initialize(ls: DaveServer, params: lsp.InitializeParams) -> None:
 
 @server.feature(lsp.INITIALIZED)
 def initialized(ls: DaveServer, _: lsp.InitializedParams) -> None:
-    if ls._manager is not None:
-        ls._manager.start_background()
+    ls.start_background()
 
 
 @server.feature(lsp.SHUTDOWN)
@@ -180,7 +191,9 @@ def cancel_progress(ls: DaveServer, params: lsp.WorkDoneProgressCancelParams) ->
         task.cancel()
 
 
-async def _progress_sender(ls: DaveServer, token: str | int | None) -> Any:
+async def _progress_sender(
+    ls: DaveServer, token: str | int | None
+) -> tuple[Callable[[dict[str, Any]], None] | None, str | int | None]:
     """A function that sends one `$/progress` value, or None when the client has no way
     to receive them (no token given and no window.workDoneProgress)."""
     if token is None:
@@ -199,10 +212,63 @@ async def _progress_sender(ls: DaveServer, token: str | int | None) -> Any:
     return send, token
 
 
-@server.feature(proto.QUERY)
-async def query(ls: DaveServer, raw: Any) -> Any:
-    manager = ls.manager
-    params = _structure(proto.QUERY, raw, proto.QueryParams)
+def rpc_error_for(exc: Exception, data: Any = None) -> JsonRpcException:
+    """The protocol's error for what a handler raised (the one place codes are chosen)."""
+    match exc:
+        case JsonRpcException():
+            return exc
+        case proto.ParamsError():
+            return rpc_error(proto.INVALID_PARAMS, str(exc))
+        case ev.TurnCancelled():
+            return rpc_error(proto.REQUEST_CANCELLED, str(exc), data)
+        case ev.BackendError():
+            return rpc_error(proto.REQUEST_FAILED, str(exc), data)
+    raise exc
+
+
+P = TypeVar("P")
+Handler = Callable[[DaveServer, SessionManager, P], Any]
+
+
+def dave_method(method: str, params_type: type[P]) -> Callable[[Handler[P]], Handler[P]]:
+    """Register `handler(ls, manager, params)` for `method`: params structured as
+    `params_type`, initialization required, errors mapped by `rpc_error_for`."""
+
+    def register(handler: Handler[P]) -> Handler[P]:
+        def prepare(ls: DaveServer, raw: Any) -> tuple[SessionManager, P]:
+            manager = ls.manager  # raises if not initialized
+            try:
+                return manager, proto.structure(method, raw, params_type)
+            except proto.ParamsError as exc:
+                raise rpc_error_for(exc) from None
+
+        if inspect.iscoroutinefunction(handler):
+
+            async def run_async(ls: DaveServer, raw: Any) -> Any:
+                manager, params = prepare(ls, raw)
+                try:
+                    return await handler(ls, manager, params)
+                except (proto.ParamsError, ev.BackendError, ev.TurnCancelled) as exc:
+                    raise rpc_error_for(exc) from None
+
+            server.feature(method)(run_async)
+        else:
+
+            def run(ls: DaveServer, raw: Any) -> Any:
+                manager, params = prepare(ls, raw)
+                try:
+                    return handler(ls, manager, params)
+                except (proto.ParamsError, ev.BackendError, ev.TurnCancelled) as exc:
+                    raise rpc_error_for(exc) from None
+
+            server.feature(method)(run)
+        return handler
+
+    return register
+
+
+@dave_method(proto.QUERY, proto.QueryParams)
+async def query(ls: DaveServer, manager: SessionManager, params: proto.QueryParams) -> Any:
     send, token = await _progress_sender(ls, params.work_done_token)
     sink = ProgressSink(send, params.session_id)
     sink.begin()
@@ -218,64 +284,53 @@ async def query(ls: DaveServer, raw: Any) -> Any:
     except ev.BackendError as exc:
         sink.error(redact(str(exc)))
         sink.end()
-        raise rpc_error(
-            proto.REQUEST_FAILED,
-            str(exc),
-            {"sessionId": params.session_id, "partialText": "", "toolResults": []},
-        ) from None
+        raise rpc_error_for(exc, TurnFailure(params.session_id).to_json()) from None
     task = asyncio.current_task()
     if token is not None and task is not None:
         ls.token_tasks[token] = task
     try:
-        result = await asyncio.shield(job.future)
-        return proto.unstructure(result)
+        return proto.unstructure(await asyncio.shield(job.future))
     except asyncio.CancelledError:
         await manager.cancel(job)
-        raise rpc_error(
-            proto.REQUEST_CANCELLED, "query cancelled; the session keeps its history", job.partial()
-        ) from None
-    except ev.TurnCancelled as exc:
-        raise rpc_error(proto.REQUEST_CANCELLED, str(exc), job.partial()) from None
-    except ev.BackendError as exc:
-        sink.error(redact(str(exc)))
-        raise rpc_error(proto.REQUEST_FAILED, str(exc), job.partial()) from None
+        cancelled = ev.TurnCancelled("query cancelled; the session keeps its history")
+        raise rpc_error_for(cancelled, job.failure().to_json()) from None
+    except (ev.TurnCancelled, ev.BackendError) as exc:
+        if isinstance(exc, ev.BackendError):
+            sink.error(redact(str(exc)))
+        raise rpc_error_for(exc, job.failure().to_json()) from None
     finally:
         sink.end()
         if token is not None:
             ls.token_tasks.pop(token, None)
 
 
-@server.feature(proto.PERMISSION)
-def permission(ls: DaveServer, raw: Any) -> Any:
-    ls.manager  # noqa: B018 - raises if not initialized
-    params = _structure(proto.PERMISSION, raw, proto.PermissionParams)
+@dave_method(proto.PERMISSION, proto.PermissionParams)
+def permission(ls: DaveServer, _: SessionManager, params: proto.PermissionParams) -> Any:
     try:
         ls.broker.answer(params.request_id, params.decision, params.reason, params.updated_input)
     except UnknownRequest as exc:
-        raise rpc_error(proto.INVALID_PARAMS, f"dave/permission: {exc}") from None
+        raise proto.ParamsError(f"{proto.PERMISSION}: {exc}") from None
     return {"ok": True}
 
 
-@server.feature(proto.DELETE_SESSION)
-async def delete_session(ls: DaveServer, raw: Any) -> Any:
-    manager = ls.manager
-    params = _structure(proto.DELETE_SESSION, raw, proto.DeleteSessionParams)
+@dave_method(proto.DELETE_SESSION, proto.DeleteSessionParams)
+async def delete_session(
+    _: DaveServer, manager: SessionManager, params: proto.DeleteSessionParams
+) -> Any:
     return {"deleted": await manager.delete(params.session_id)}
 
 
-def _structure(method: str, raw: Any, cls: type[proto.T]) -> proto.T:
-    try:
-        return proto.structure(method, raw, cls)
-    except proto.ParamsError as exc:
-        raise rpc_error(proto.INVALID_PARAMS, str(exc)) from None
-
-
-@server.feature(proto.NEW_SESSION)
-def new_session(ls: DaveServer, raw: Any) -> Any:
-    manager = ls.manager
-    params = _structure(proto.NEW_SESSION, raw, proto.NewSessionParams)
+@dave_method(proto.NEW_SESSION, proto.NewSessionParams)
+def new_session(_: DaveServer, manager: SessionManager, params: proto.NewSessionParams) -> Any:
     if params.session_id is not None:
-        _check_id(proto.NEW_SESSION, params.session_id)
+        proto.check_session_id(proto.NEW_SESSION, params.session_id)
+    if params.backend is not None:
+        try:
+            registry.check_name(params.backend)
+        except ValueError as exc:
+            raise proto.ParamsError(
+                f"{proto.NEW_SESSION}: invalid params: backend: {exc}"
+            ) from None
     try:
         actor = manager.new_session(
             params.session_id,
@@ -286,64 +341,53 @@ def new_session(ls: DaveServer, raw: Any) -> Any:
             resume=params.resume,
         )
     except ValueError as exc:
-        raise rpc_error(proto.INVALID_PARAMS, f"dave/newSession: {exc}") from None
+        raise proto.ParamsError(f"{proto.NEW_SESSION}: {exc}") from None
     return {"sessionId": actor.session_id}
 
 
-@server.feature(proto.LIST_SESSIONS)
-def list_sessions(ls: DaveServer, raw: Any) -> Any:
-    return {"sessions": [proto.unstructure(info) for info in ls.manager.list()]}
+@dave_method(proto.LIST_SESSIONS, proto.NoParams)
+def list_sessions(_: DaveServer, manager: SessionManager, __: proto.NoParams) -> Any:
+    return {"sessions": [proto.unstructure(info) for info in manager.list()]}
 
 
-@server.feature(proto.SET_PERMISSION_MODE)
-async def set_permission_mode(ls: DaveServer, raw: Any) -> Any:
-    manager = ls.manager
-    params = _structure(proto.SET_PERMISSION_MODE, raw, proto.SetPermissionModeParams)
+@dave_method(proto.SET_PERMISSION_MODE, proto.SetPermissionModeParams)
+async def set_permission_mode(
+    _: DaveServer, manager: SessionManager, params: proto.SetPermissionModeParams
+) -> Any:
     await _configure(
         manager, proto.SET_PERMISSION_MODE, params.session_id, permission_mode=params.mode
     )
     return {"sessionId": params.session_id, "permissionMode": params.mode}
 
 
-@server.feature(proto.SET_MODEL)
-async def set_model(ls: DaveServer, raw: Any) -> Any:
-    manager = ls.manager
-    params = _structure(proto.SET_MODEL, raw, proto.SetModelParams)
+@dave_method(proto.SET_MODEL, proto.SetModelParams)
+async def set_model(_: DaveServer, manager: SessionManager, params: proto.SetModelParams) -> Any:
     await _configure(manager, proto.SET_MODEL, params.session_id, model=params.model)
     return {"sessionId": params.session_id, "model": params.model}
 
 
-@server.feature(proto.LIST_RULES)
-def list_rules(ls: DaveServer, raw: Any) -> Any:
-    params = _structure(proto.LIST_RULES, raw, proto.ListRulesParams)
-    rules = ls.manager.rules(params.session_id)
-    if rules is None:
-        raise rpc_error(proto.INVALID_PARAMS, f"{proto.LIST_RULES}: no session {params.session_id}")
-    return {"rules": [rule.to_json() for rule in rules]}
-
-
-@server.feature(proto.REMOVE_RULE)
-def remove_rule(ls: DaveServer, raw: Any) -> Any:
-    params = _structure(proto.REMOVE_RULE, raw, proto.RemoveRuleParams)
-    removed = ls.manager.remove_rule(params.session_id, params.rule)
-    if removed is None:
-        raise rpc_error(
-            proto.INVALID_PARAMS, f"{proto.REMOVE_RULE}: no session {params.session_id}"
-        )
-    return {"removed": removed}
-
-
-async def _configure(manager: SessionManager, method: str, session_id: str, **change: Any) -> None:
+async def _configure(
+    manager: SessionManager, method: str, session_id: str, **change: str | None
+) -> None:
     try:
         known = await manager.configure(session_id, **change)
     except ev.BackendError as exc:
-        raise rpc_error(proto.REQUEST_FAILED, f"{method}: {exc}") from None
+        raise ev.BackendError(f"{method}: {exc}") from None
     if not known:
-        raise rpc_error(proto.INVALID_PARAMS, f"{method}: no session {session_id}")
+        raise proto.ParamsError(f"{method}: no session {session_id}")
 
 
-def _check_id(method: str, session_id: str) -> None:
-    try:
-        proto.check_session_id(method, session_id)
-    except proto.ParamsError as exc:
-        raise rpc_error(proto.INVALID_PARAMS, str(exc)) from None
+@dave_method(proto.LIST_RULES, proto.ListRulesParams)
+def list_rules(_: DaveServer, manager: SessionManager, params: proto.ListRulesParams) -> Any:
+    rules = manager.rules(params.session_id)
+    if rules is None:
+        raise proto.ParamsError(f"{proto.LIST_RULES}: no session {params.session_id}")
+    return {"rules": [rule.to_json() for rule in rules]}
+
+
+@dave_method(proto.REMOVE_RULE, proto.RemoveRuleParams)
+def remove_rule(_: DaveServer, manager: SessionManager, params: proto.RemoveRuleParams) -> Any:
+    removed = manager.remove_rule(params.session_id, params.rule)
+    if removed is None:
+        raise proto.ParamsError(f"{proto.REMOVE_RULE}: no session {params.session_id}")
+    return {"removed": removed}

@@ -1,149 +1,110 @@
-"""Sessions: `SessionManager` maps `sessionId` to a `SessionActor`.
+"""Sessions: `SessionManager` maps `sessionId` to a `SessionActor`; lifecycle only.
 
 A `SessionActor` is one asyncio task that alone owns one backend session and takes
-commands from its queue (a query, warm, evict, configure, shutdown), so queries on one
-session run one at a time, in arrival order, and sessions run concurrently. Other
-tasks only put commands on the queue, answer permissions through the broker, or call
-`interrupt`.
+commands from its queue (a query, `Warm`, `Evict`, `Configure`, shutdown), so queries
+on one session run one at a time, in arrival order, and sessions run concurrently.
+Other tasks only put commands on the queue, answer permissions through the broker, or
+call `cancel`. The actor is handed what it needs (the store, the permission policy,
+its queue limit, and a callback that frees a process slot) and never reaches back
+into the manager.
 
-The manager bounds backend processes (`maxLiveSessions`, spares included: an unused
-spare gives its slot up first, then the least recently used idle session is evicted,
-its state kept, and resumed on its next query), evicts idle sessions after
-`idleTimeoutSeconds`, and keeps up to `prewarm` spare actors whose client is already
-connected, in free slots only, which a new session with the default settings adopts.
-A spare is a whole actor, because a Claude client must be closed by the task that
-connected it.
+Capacity (spares, eviction, the idle reaper) is pool.py's; the permission policy is
+permissions.py's; one turn's bookkeeping is turns.py's. A spare is a whole actor,
+because a Claude client must be closed by the task that connected it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import importlib
 import logging
 import os
 import time
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 import attrs
 
 from dave_lsp import events as ev
-from dave_lsp import rules as allow_rules
-from dave_lsp.backends.base import (
-    BackendFactory,
-    BackendSession,
-    ChatMessage,
-    PermissionAnswer,
-    SessionConfig,
-)
+from dave_lsp.backends import registry
+from dave_lsp.backends.base import BackendSession, ChatMessage, PermissionAnswer, SessionConfig
 from dave_lsp.options import InitOptions
-from dave_lsp.permissions import PermissionBroker
+from dave_lsp.permissions import PermissionPolicy, ToolRequest
+from dave_lsp.pool import SHUTDOWN_TIMEOUT, ProcessPool
 from dave_lsp.progress import ProgressSink
-from dave_lsp.protocol import QueryResult, SessionInfo, ToolResultInfo
+from dave_lsp.protocol import SessionInfo
 from dave_lsp.rules import Rule, Suggestion
 from dave_lsp.store import SessionRecord, SessionStore, now_iso
-from dave_lsp.summaries import describe_tool_use
+from dave_lsp.turns import QueryJob
 
 log = logging.getLogger(__name__)
 
-SHUTDOWN_TIMEOUT = 5.0
-# Backends that hold a process, and so count against maxLiveSessions.
-PROCESS_BACKENDS = ("claude",)
-BACKEND_MODULES = {
-    "claude": "dave_lsp.backends.claude",
-    "openai": "dave_lsp.backends.openai_compat",
-}
+SessionState = Literal["idle", "working", "needsInput", "evicted"]
 
 
-@attrs.define(eq=False)
-class QueryJob:
-    """One `dave/query` on its way through a session."""
+@attrs.frozen
+class Warm:
+    """Connect the backend now (and warm it up), so the first query does not wait."""
 
-    session_id: str
-    prompt: str
-    transcript: list[ChatMessage]
-    sink: ProgressSink
-    future: asyncio.Future[QueryResult]
-    finished: asyncio.Future[None]
-    state: str = "queued"  # queued | running | done
-    cancel_requested: bool = False
-    # Whether the model got as far as answering (any event but a status change).
-    produced: bool = False
-    text: list[str] = attrs.field(factory=list)
-    tool_results: list[ToolResultInfo] = attrs.field(factory=list)
-
-    def take(self, event: ev.Event) -> None:
-        """Record one event of the turn and report it to the editor."""
-        if type(event) is ev.Token:  # the common case first
-            self.produced = True
-            self.text.append(event.text)
-        elif isinstance(event, ev.ToolResult):
-            self.produced = True
-            self.tool_results.append(
-                ToolResultInfo(event.tool_use_id, event.tool_name, event.summary, event.is_error)
-            )
-        elif not isinstance(event, ev.Status):
-            self.produced = True
-        self.sink.emit(event)
-
-    def fail(self, exc: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(exc)
-            # Mark it retrieved: a job cancelled while queued may have nobody awaiting it.
-            self.future.exception()
-
-    def close(self) -> None:
-        self.state = "done"
-        if not self.finished.done():
-            self.finished.set_result(None)
-
-    def partial(self) -> dict[str, Any]:
-        """What the turn produced before it failed (the error's `data`)."""
-        return {
-            "sessionId": self.session_id,
-            "partialText": "".join(self.text),
-            "toolResults": [
-                {
-                    "toolUseId": r.tool_use_id,
-                    "toolName": r.tool_name,
-                    "summary": r.summary,
-                    "isError": r.is_error,
-                }
-                for r in self.tool_results
-            ],
-        }
+    done: asyncio.Future[None]
 
 
-@attrs.define
-class _Command:
-    """A non-query command; `done` resolves when the actor has carried it out."""
+@attrs.frozen
+class Evict:
+    """Close the backend, keeping the session's state for its next query."""
 
-    kind: str  # warm | evict | configure
+    done: asyncio.Future[None]
+
+
+@attrs.frozen
+class Configure:
+    """Change the mode or model, of the live client too, keeping the conversation."""
+
     done: asyncio.Future[None]
     permission_mode: str | None = None
     model: str | None = None
 
 
-_SHUTDOWN = object()
+class Shutdown:
+    """The last item an actor takes: it closes its backend and ends."""
+
+
+Command = Warm | Evict | Configure
+_SHUTDOWN = Shutdown()
 
 
 class SessionActor:
     """One session: a task, a queue, and the backend session only it touches."""
 
-    def __init__(self, manager: SessionManager, config: SessionConfig, record: SessionRecord):
-        self.manager = manager
+    def __init__(
+        self,
+        config: SessionConfig,
+        record: SessionRecord,
+        *,
+        store: SessionStore,
+        policy: PermissionPolicy,
+        max_queued: int,
+        make_room: Callable[[SessionActor], Awaitable[None]],
+    ) -> None:
         self.config = config
         self.record = record
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._store = store
+        self._policy = policy
+        self._max_queued = max_queued
+        self._make_room = make_room
+        self._queue: asyncio.Queue[QueryJob | Command | Shutdown] = asyncio.Queue()
         self._waiting = 0
         self.backend: BackendSession | None = None
         self.current: QueryJob | None = None
+        # The running turn, a task of the actor's own, so a stuck backend's turn can be
+        # abandoned without touching the actor's task.
+        self._turn_task: asyncio.Task[None] | None = None
         self.closing = False
         self.opening = False
         self.last_active = time.monotonic()
         self.notice: str | None = None
-        self.on_first_answer: Any = None
+        self.on_first_answer: Callable[[], None] | None = None
         self.task = asyncio.create_task(self._run(), name=f"session {self.session_id[:40]}")
 
     @property
@@ -152,13 +113,14 @@ class SessionActor:
 
     @property
     def holds_process(self) -> bool:
+        spec = registry.BACKENDS.get(self.config.backend)
         return (
-            self.backend is not None or self.opening
-        ) and self.config.backend in PROCESS_BACKENDS
+            (self.backend is not None or self.opening) and spec is not None and spec.holds_process
+        )
 
     @property
-    def state(self) -> str:
-        if self.manager.broker.pending_for(self.session_id):
+    def state(self) -> SessionState:
+        if self._policy.broker.pending_for(self.session_id):
             return "needsInput"
         if self.current is not None:
             return "working"
@@ -173,7 +135,7 @@ class SessionActor:
             and self.current is None
             and self._queue.empty()
             and not self.closing
-            and not self.manager.broker.pending_for(self.session_id)
+            and not self._policy.broker.pending_for(self.session_id)
         )
 
     def adopt(self, config: SessionConfig, record: SessionRecord) -> None:
@@ -182,54 +144,67 @@ class SessionActor:
         self.record = record
         self.task.set_name(f"session {self.session_id[:40]}")
 
+    # -- commands ----------------------------------------------------------------------
+
     def submit(self, job: QueryJob) -> None:
         if self.closing:
             raise ev.BackendError(
                 f"session {self.session_id} is being deleted; use a new sessionId"
             )
-        limit = self.manager.options.max_queued_queries
-        if self._waiting >= limit:
+        if self._waiting >= self._max_queued:
             raise ev.BackendError(
-                f"session {self.session_id} already has {limit} queries waiting; "
+                f"session {self.session_id} already has {self._max_queued} queries waiting; "
                 "wait for them to finish or cancel one"
             )
         self._waiting += 1
         self.last_active = time.monotonic()
         self._queue.put_nowait(job)
 
-    def command(self, kind: str, **values: Any) -> asyncio.Future[None]:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Command(kind, done, **values))
-        return done
+    def warm(self) -> asyncio.Future[None]:
+        return self._command(Warm(_future()))
+
+    def evict(self) -> asyncio.Future[None]:
+        return self._command(Evict(_future()))
+
+    def configure(
+        self, *, permission_mode: str | None = None, model: str | None = None
+    ) -> asyncio.Future[None]:
+        return self._command(Configure(_future(), permission_mode, model))
+
+    def _command(self, command: Command) -> asyncio.Future[None]:
+        self._queue.put_nowait(command)
+        return command.done
+
+    # -- the actor's task --------------------------------------------------------------
 
     async def _run(self) -> None:
         try:
             while True:
-                item = await self._queue.get()
-                if item is _SHUTDOWN:
-                    break
-                if isinstance(item, _Command):
-                    await self._carry_out(item)
-                    continue
-                job: QueryJob = item
-                self._waiting -= 1
-                if job.future.done():  # cancelled while it waited
-                    job.close()
-                    continue
-                await self._run_query(job)
+                match await self._queue.get():
+                    case Shutdown():
+                        break
+                    case QueryJob() as job:
+                        self._waiting -= 1
+                        if job.future.done():  # cancelled while it waited
+                            job.close()
+                            continue
+                        await self._run_query(job)
+                    case command:
+                        await self._carry_out(command)
         finally:
             await self._close_backend()
 
-    async def _carry_out(self, command: _Command) -> None:
+    async def _carry_out(self, command: Command) -> None:
         try:
-            if command.kind == "warm":
-                await self._ensure_backend(warm_up=True)
-            elif command.kind == "evict":
-                if self.backend is not None:
-                    log.info("session %s: evicted (its state is kept)", self.session_id)
-                await self._close_backend()
-            elif command.kind == "configure":
-                await self._configure(command.permission_mode, command.model)
+            match command:
+                case Warm():
+                    await self._ensure_backend(warm_up=True)
+                case Evict():
+                    if self.backend is not None:
+                        log.info("session %s: evicted (its state is kept)", self.session_id)
+                    await self._close_backend()
+                case Configure(_, permission_mode, model):
+                    await self._configure(permission_mode, model)
         except ev.BackendError as exc:
             if not command.done.done():
                 command.done.set_exception(exc)
@@ -245,7 +220,7 @@ class SessionActor:
         if model is not None:
             self.config = attrs.evolve(self.config, model=model)
             self.record.model = model
-        self.manager.store.save(self.record)
+        self._store.save(self.record)
         if self.backend is not None:
             await self.backend.configure(permission_mode=permission_mode, model=model)
 
@@ -254,8 +229,9 @@ class SessionActor:
             return self.backend
         self.opening = True
         try:
-            await self.manager.make_room(self)
-            backend = self.manager.factory_for(self.config.backend)(self.config, self._ask)
+            await self._make_room(self)
+            spec = registry.BACKENDS[self.config.backend]
+            backend = spec.factory(self.config, self._ask)
             try:
                 self.notice = await backend.open(warm_up) or self.notice
             except ev.BackendError:
@@ -269,6 +245,29 @@ class SessionActor:
     async def _run_query(self, job: QueryJob) -> None:
         job.state = "running"
         self.current = job
+        try:
+            self._turn_task = asyncio.create_task(self._attempt(job), name="turn")
+            await self._turn_task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the actor itself is being cancelled
+            # `cancel` abandoned a turn whose backend did not wind down (and failed the
+            # job): the next query gets a fresh backend.
+            job.fail(ev.TurnCancelled())
+            await self._close_backend()
+        finally:
+            self._turn_task = None
+            self._policy.broker.deny_session(self.session_id, "The turn ended.")
+            if self.backend is not None and not self.backend.alive:
+                await self._close_backend()
+            self.current = None
+            self.last_active = time.monotonic()
+            job.close()
+
+    async def _attempt(self, job: QueryJob) -> None:
+        """Run the turn; a process found dead before it produced anything gets the
+        prompt once more through a new process. Failures end up on the job."""
         had_backend = self.backend is not None
         try:
             try:
@@ -276,9 +275,8 @@ class SessionActor:
             except ev.BackendError:
                 if not had_backend or job.produced or job.cancel_requested or self._usable():
                     raise
-                # The process was found dead before the turn produced anything (it died
-                # while the session was idle): the prompt reached nobody, so send it once
-                # more through a new process, which resumes the conversation.
+                # The process died while the session was idle: the prompt reached nobody,
+                # so send it once more through a new process, which resumes the conversation.
                 log.info("session %s: backend process gone; restarting it", self.session_id)
                 await self._turn(job)
         except (ev.BackendError, ev.TurnCancelled) as exc:
@@ -287,13 +285,6 @@ class SessionActor:
             log.exception("session %s: query failed", self.session_id)
             job.fail(ev.BackendError(f"internal error in dave-lsp: {exc}; see the server log"))
             await self._close_backend()
-        finally:
-            self.manager.broker.deny_session(self.session_id, "The turn ended.")
-            if self.backend is not None and not self.backend.alive:
-                await self._close_backend()
-            self.current = None
-            self.last_active = time.monotonic()
-            job.close()
 
     def _usable(self) -> bool:
         return self.backend is not None and self.backend.alive
@@ -317,7 +308,7 @@ class SessionActor:
             self.notice = None
         async for event in self.backend.query(job.prompt, job.transcript, job.take):
             if isinstance(event, ev.Done):
-                job.future.set_result(self._result(job, event))
+                job.succeed(event)
                 self._remember(job, event)
                 return
             job.take(event)
@@ -335,14 +326,14 @@ class SessionActor:
         if not record.title:
             first_line = job.prompt.strip().splitlines()[0] if job.prompt.strip() else ""
             record.title = first_line[:80]
-        self.manager.store.save(record)
+        self._store.save(record)
         if self.on_first_answer is not None:
             callback, self.on_first_answer = self.on_first_answer, None
             callback()
 
     def _fail_waiting(self, exc: ev.BackendError) -> None:
         """A connect failure fails every query waiting on the session, as the protocol says."""
-        kept: list[Any] = []
+        kept: list[QueryJob | Command | Shutdown] = []
         while not self._queue.empty():
             item = self._queue.get_nowait()
             if isinstance(item, QueryJob):
@@ -354,18 +345,6 @@ class SessionActor:
         for item in kept:
             self._queue.put_nowait(item)
 
-    def _result(self, job: QueryJob, done: ev.Done) -> QueryResult:
-        return QueryResult(
-            session_id=self.session_id,
-            text="".join(job.text),
-            stop_reason=done.stop_reason,
-            tool_results=list(job.tool_results),
-            usage=done.usage,
-            cost_usd=done.cost_usd,
-            duration_ms=done.duration_ms,
-            backend_session_id=done.backend_session_id,
-        )
-
     async def _ask(
         self,
         tool_use_id: str,
@@ -373,76 +352,24 @@ class SessionActor:
         tool_input: dict[str, Any],
         suggestions: list[Suggestion],
     ) -> PermissionAnswer:
-        """The backend's permission callback: a rule, or the user through the editor."""
+        """The backend's permission callback: the policy decides, for the running turn."""
         job = self.current
         if job is None or job.cancel_requested or self.closing:
             return PermissionAnswer(
                 allow=False, reason="The request was cancelled.", interrupt=True
             )
         job.produced = True  # the model asked for a tool: this turn is under way
-        cwd = self.config.cwd
-        covering = (
-            r for r in self.record.rules if allow_rules.covers(r.rule, tool_name, tool_input, cwd)
+        request = ToolRequest(tool_use_id, tool_name, tool_input, suggestions)
+        decision = await self._policy.decide(
+            self.session_id, self.config.cwd, self.record.rules, request, job.sink
         )
-        rule = next(covering, None)
-        if rule is not None:
-            job.sink.emit(ev.PermissionResolved(f"rule-{tool_use_id}", "allow", "rule", rule.rule))
-            return PermissionAnswer(allow=True)
-        if not job.sink.can_ask:
-            return PermissionAnswer(
-                allow=False,
-                reason=(
-                    "The editor cannot answer permission requests (the query had no progress "
-                    "token); it must allow this tool through its permission mode."
-                ),
-            )
-        proposal = allow_rules.propose(tool_name, tool_input, suggestions, cwd)
-        broker = self.manager.broker
-        request = broker.register(self.session_id, tool_name)
-        job.sink.emit(
-            ev.PermissionRequested(
-                request.request_id,
-                tool_use_id,
-                tool_name,
-                tool_input,
-                f"Allow {describe_tool_use(tool_name, tool_input, cwd)}?",
-                proposal,
-            )
-        )
-        timeout = self.manager.options.permission_timeout_seconds
-        try:
-            answer, by, always = await asyncio.wait_for(asyncio.shield(request.future), timeout)
-        except asyncio.CancelledError:
-            # The backend gave up on the answer (its process died): close the prompt.
-            broker.forget(request.request_id)
-            job.sink.emit(ev.PermissionResolved(request.request_id, "deny", "cancel"))
-            raise
-        except TimeoutError:
-            broker.forget(request.request_id)
-            answer, by, always = (
-                PermissionAnswer(
-                    allow=False,
-                    interrupt=True,
-                    reason=(
-                        f"No answer to the permission request for {tool_name} within "
-                        f"{timeout:g} s (permissionTimeoutSeconds); the tool was denied."
-                    ),
-                ),
-                "cancel",
-                False,
-            )
-        added = None
-        if always and answer.allow:
-            added = proposal.rule
-            if all(r.rule != proposal.rule for r in self.record.rules):
-                self.record.rules.append(attrs.evolve(proposal, created_at=now_iso()))
-                self.manager.store.save(self.record)
-        job.sink.emit(
-            ev.PermissionResolved(
-                request.request_id, "allow" if answer.allow else "deny", by, added
-            )
-        )
-        return answer
+        added = decision.new_rule
+        if added is not None and all(r.rule != added.rule for r in self.record.rules):
+            self.record.rules.append(added)
+            self._store.save(self.record)
+        return decision.answer
+
+    # -- from other tasks --------------------------------------------------------------
 
     async def cancel(self, job: QueryJob, reason: str = "") -> None:
         """End `job` as cancelled: drop it if it waits, interrupt it if it runs."""
@@ -450,34 +377,34 @@ class SessionActor:
         if job.state == "queued":
             job.fail(ev.TurnCancelled(reason or "query cancelled before it started"))
             return
-        if job.state == "running":
-            self.manager.broker.deny_session(self.session_id, "The user cancelled the request.")
-            if self.backend is not None:
-                await self.backend.interrupt()
-            try:
-                await asyncio.wait_for(asyncio.shield(job.finished), SHUTDOWN_TIMEOUT)
-            except TimeoutError:
-                # The backend did not wind down: end the turn here, and start a fresh
-                # backend for the next query rather than wait on a stuck one.
-                log.warning("session %s: backend did not stop; restarting it", self.session_id)
-                job.fail(ev.TurnCancelled(reason or "query cancelled"))
-                self.task.cancel()
-                await asyncio.gather(self.task, return_exceptions=True)
-                self.current = None
-                job.close()
-                self.task = asyncio.create_task(self._run(), name=f"session {self.session_id[:40]}")
+        if job.state != "running":
+            return
+        self._policy.broker.deny_session(self.session_id, "The user cancelled the request.")
+        if self.backend is not None:
+            await self.backend.interrupt()
+        if await _finishes(job, SHUTDOWN_TIMEOUT):
+            return
+        # The backend did not wind down: end the turn here; the actor abandons it and
+        # starts a fresh backend for the next query rather than wait on a stuck one.
+        log.warning("session %s: backend did not stop; restarting it", self.session_id)
+        job.fail(ev.TurnCancelled(reason or "query cancelled"))
+        if job is self.current and self._turn_task is not None:
+            self._turn_task.cancel()
+        await _finishes(job, SHUTDOWN_TIMEOUT)
 
     async def shutdown(self) -> None:
         """Cancel everything, close the backend; the backend's process is gone on return."""
         self.closing = True
-        self.manager.broker.deny_session(self.session_id, "The session was deleted.")
+        self._policy.broker.deny_session(self.session_id, "The session was deleted.")
         while not self._queue.empty():
-            item = self._queue.get_nowait()
-            if isinstance(item, QueryJob):
-                item.fail(ev.TurnCancelled("the session was deleted"))
-                item.close()
-            elif isinstance(item, _Command) and not item.done.done():
-                item.done.set_result(None)
+            match self._queue.get_nowait():
+                case QueryJob() as job:
+                    job.fail(ev.TurnCancelled("the session was deleted"))
+                    job.close()
+                case Shutdown():
+                    pass
+                case command if not command.done.done():
+                    command.done.set_result(None)
         self._waiting = 0
         if self.current is not None:
             await self.cancel(self.current, "the session was deleted")
@@ -494,6 +421,19 @@ class SessionActor:
             await _close_quietly(backend)
 
 
+def _future() -> asyncio.Future[None]:
+    return asyncio.get_running_loop().create_future()
+
+
+async def _finishes(job: QueryJob, seconds: float) -> bool:
+    """Whether the job finishes within `seconds` (the wait does not cancel it)."""
+    try:
+        await asyncio.wait_for(asyncio.shield(job.finished), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
 async def _close_quietly(backend: BackendSession) -> None:
     try:
         await backend.close()
@@ -502,29 +442,27 @@ async def _close_quietly(backend: BackendSession) -> None:
 
 
 class SessionManager:
-    """Every session of the server, by `sessionId`, plus the warm spares."""
+    """Every session of the server, by `sessionId`; capacity is the pool's."""
 
     def __init__(
         self,
         options: InitOptions,
-        factories: dict[str, BackendFactory],
-        broker: PermissionBroker,
+        policy: PermissionPolicy,
         default_cwd: str,
         store: SessionStore,
     ) -> None:
         self.options = options
-        self.factories = factories
-        self.broker = broker
+        self.policy = policy
         self.default_cwd = default_cwd
         self.store = store
         self.sessions: dict[str, SessionActor] = {}
-        self.spares: list[SessionActor] = []
-        self._reaper: asyncio.Task[None] | None = None
-        self._background: set[asyncio.Task[None]] = set()
-        self._closed = False
-
-    def factory_for(self, backend: str) -> BackendFactory:
-        return self.factories[backend]
+        default = registry.BACKENDS[options.backend]
+        self.pool: ProcessPool[SessionActor] = ProcessPool(
+            max_live=options.max_live_sessions,
+            prewarm=options.prewarm,
+            live=lambda: list(self.sessions.values()),
+            make_spare=self._new_spare if default.holds_process else None,
+        )
 
     # -- configuration ---------------------------------------------------------------
 
@@ -540,17 +478,15 @@ class SessionManager:
     ) -> SessionConfig:
         options = self.options
         folder = os.path.abspath(os.path.expanduser(cwd or options.cwd or self.default_cwd))
+        name = backend or options.backend
         return SessionConfig(
             session_id=session_id,
-            backend=backend or options.backend,
+            backend=name,
             cwd=folder,
             model=model or options.model,
             permission_mode=permission_mode or options.permission_mode,
             env=dict(options.env),
-            cli_path=options.claude.cli_path,
-            openai_base_url=options.openai.base_url,
-            openai_api_key_env=options.openai.api_key_env,
-            openai_system_prompt=options.openai.system_prompt,
+            backend_options=options.backend_options.get(name),
             request_timeout_seconds=options.request_timeout_seconds,
             resume=resume,
         )
@@ -566,6 +502,29 @@ class SessionManager:
             backend_session_id=config.resume or "",
         )
 
+    def _actor(self, config: SessionConfig, record: SessionRecord) -> SessionActor:
+        return SessionActor(
+            config,
+            record,
+            store=self.store,
+            policy=self.policy,
+            max_queued=self.options.max_queued_queries,
+            make_room=self._make_room,
+        )
+
+    async def _make_room(self, actor: SessionActor) -> None:
+        """A process slot for a session's backend (spares and process-less backends
+        take none from the sessions)."""
+        spec = registry.BACKENDS.get(actor.config.backend)
+        if spec is not None and spec.holds_process and actor.session_id in self.sessions:
+            await self.pool.make_room(actor)
+
+    def _new_spare(self) -> SessionActor:
+        config = self.new_config(f"spare-{uuid.uuid4()}")
+        spare = self._actor(config, self._record_for(config))
+        spare.warm()
+        return spare
+
     # -- finding and creating sessions ----------------------------------------------
 
     def get(self, session_id: str) -> SessionActor | None:
@@ -574,7 +533,7 @@ class SessionManager:
         if actor is not None and not actor.closing:
             return actor
         record = self.store.load(session_id)
-        if record is None or record.backend not in self.factories:
+        if record is None or record.backend not in registry.BACKENDS:
             return None
         config = self.new_config(
             session_id,
@@ -584,25 +543,34 @@ class SessionManager:
             backend=record.backend,
             resume=record.backend_session_id or None,
         )
-        actor = SessionActor(self, config, record)
+        actor = self._actor(config, record)
         self.sessions[session_id] = actor
         return actor
 
     def create(self, config: SessionConfig) -> SessionActor:
         """A new session; it adopts a warm spare when one fits."""
         record = self._record_for(config)
-        spare = self._take_spare(config)
+
+        def fits(spare: SessionActor) -> bool:
+            have = spare.config
+            return config.resume is None and (
+                have.backend,
+                have.cwd,
+                have.model,
+                have.permission_mode,
+            ) == (config.backend, config.cwd, config.model, config.permission_mode)
+
+        spare = self.pool.take_spare(fits)
         if spare is not None:
             spare.adopt(config, record)
-            spare.on_first_answer = self.ensure_spares
+            spare.on_first_answer = self.pool.ensure_spares
             actor = spare
-            # The spare's process now counts as a session's: keep within the limit.
-            room = asyncio.create_task(self.make_room(actor), name="make room")
-            self._background.add(room)
-            room.add_done_callback(self._background.discard)
         else:
-            actor = SessionActor(self, config, record)
+            actor = self._actor(config, record)
         self.sessions[config.session_id] = actor
+        if spare is not None:
+            # The spare's process now counts as a session's: keep within the limit.
+            self.pool.make_room_later(actor)
         self.store.save(record)
         return actor
 
@@ -622,15 +590,7 @@ class SessionManager:
         model: str | None = None,
     ) -> QueryJob:
         actor = self.get_or_create(session_id, cwd, model)
-        loop = asyncio.get_running_loop()
-        job = QueryJob(
-            session_id=session_id,
-            prompt=prompt,
-            transcript=transcript,
-            sink=sink,
-            future=loop.create_future(),
-            finished=loop.create_future(),
-        )
+        job = QueryJob.create(session_id, prompt, transcript, sink)
         actor.submit(job)
         return job
 
@@ -656,7 +616,7 @@ class SessionManager:
             resume=resume,
         )
         actor = self.create(config)
-        actor.command("warm")  # connect now, so the first query does not wait for it
+        actor.warm()  # connect now, so the first query does not wait for it
         return actor
 
     async def cancel(self, job: QueryJob) -> None:
@@ -672,7 +632,7 @@ class SessionManager:
         self.store.delete(session_id)
         if actor is not None:
             await actor.shutdown()
-            self.ensure_spares()  # its slot is free again
+            self.pool.ensure_spares()  # its slot is free again
         return known
 
     async def configure(
@@ -681,7 +641,7 @@ class SessionManager:
         actor = self.get(session_id)
         if actor is None:
             return False
-        await actor.command("configure", permission_mode=permission_mode, model=model)
+        await actor.configure(permission_mode=permission_mode, model=model)
         return True
 
     def rules(self, session_id: str) -> list[Rule] | None:
@@ -710,111 +670,33 @@ class SessionManager:
                 infos[actor.session_id] = _info(actor.record, actor.state)
         return sorted(infos.values(), key=lambda i: i.last_active_at, reverse=True)
 
-    # -- bounded processes -----------------------------------------------------------
-
-    def _processes(self, excluding: SessionActor | None = None) -> int:
-        """Backend processes held or being started: live sessions' and every spare's."""
-        live = sum(1 for a in self.sessions.values() if a is not excluding and a.holds_process)
-        return live + len(self.spares)
-
-    async def make_room(self, requester: SessionActor) -> None:
-        """Free a process slot for `requester` within `maxLiveSessions`, spares included:
-        an unused spare goes first, then the least recently used idle sessions."""
-        if requester.config.backend not in PROCESS_BACKENDS or requester in self.spares:
-            return
-        if requester.session_id not in self.sessions:
-            return
-        while True:
-            if self._processes(excluding=requester) < self.options.max_live_sessions:
-                return
-            if self.spares:
-                spare = self.spares.pop()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(asyncio.shield(spare.shutdown()), SHUTDOWN_TIMEOUT)
-                continue
-            live = [a for a in self.sessions.values() if a is not requester and a.holds_process]
-            idle = sorted((a for a in live if a.evictable), key=lambda a: a.last_active)
-            if not idle:
-                # Every live session is working or waiting on the user: none may be
-                # evicted, so this one runs over the limit until one goes idle.
-                log.warning(
-                    "maxLiveSessions (%d) exceeded: every live session is busy",
-                    self.options.max_live_sessions,
-                )
-                return
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(asyncio.shield(idle[0].command("evict")), SHUTDOWN_TIMEOUT)
+    # -- background ------------------------------------------------------------------
 
     def start_background(self) -> None:
         """Start the idle reaper and the spares (after `initialized`)."""
-        timeout = self.options.idle_timeout_seconds
-        if timeout and self._reaper is None:
-            self._reaper = asyncio.create_task(self._reap_idle(timeout), name="idle reaper")
-        warming = asyncio.create_task(self._preload_then_warm(), name="preload")
-        self._background.add(warming)
-        warming.add_done_callback(self._background.discard)
+        self.pool.start_reaper(self.options.idle_timeout_seconds)
+        self.pool.background(self._preload_then_warm(), "preload")
 
     async def _preload_then_warm(self) -> None:
         # The backend's SDK takes a second or more to import: do it in a thread, off the
         # loop and after `initialize` was answered, so neither waits for it.
-        module = BACKEND_MODULES.get(self.options.backend)
-        if module is not None:
-            try:
-                await asyncio.to_thread(importlib.import_module, module)
-            except ImportError:
-                log.exception("could not import %s", module)
-        self.ensure_spares()
-
-    async def _reap_idle(self, idle_seconds: float) -> None:
-        period = max(0.2, min(30.0, idle_seconds / 3))
-        while True:
-            await asyncio.sleep(period)
-            now = time.monotonic()
-            for actor in list(self.sessions.values()):
-                if actor.evictable and now - actor.last_active >= idle_seconds:
-                    actor.command("evict")
-
-    def ensure_spares(self) -> None:
-        """Top the spares up to `prewarm`, for the default backend when it holds a process.
-        A spare only takes a free slot under `maxLiveSessions`: it never evicts a session."""
-        if self._closed or self.options.backend not in PROCESS_BACKENDS:
-            return
-        while (
-            len(self.spares) < self.options.prewarm
-            and self._processes() < self.options.max_live_sessions
-        ):
-            config = self.new_config(f"spare-{uuid.uuid4()}")
-            spare = SessionActor(self, config, self._record_for(config))
-            spare.command("warm")
-            self.spares.append(spare)
-
-    def _take_spare(self, config: SessionConfig) -> SessionActor | None:
-        for spare in self.spares:
-            if (
-                spare.config.backend == config.backend
-                and spare.config.cwd == config.cwd
-                and spare.config.model == config.model
-                and spare.config.permission_mode == config.permission_mode
-                and config.resume is None
-            ):
-                self.spares.remove(spare)
-                return spare
-        return None
+        module = registry.BACKENDS[self.options.backend].module
+        try:
+            await asyncio.to_thread(importlib.import_module, module)
+        except ImportError:
+            log.exception("could not import %s", module)
+        self.pool.ensure_spares()
 
     async def close_all(self) -> None:
-        self._closed = True
-        if self._reaper is not None:
-            self._reaper.cancel()
-        actors = [*self.sessions.values(), *self.spares]
+        actors = [*self.sessions.values(), *self.pool.close()]
         self.sessions.clear()
-        self.spares.clear()
         await asyncio.gather(*(actor.shutdown() for actor in actors), return_exceptions=True)
 
 
-def _info(record: SessionRecord, state: str) -> SessionInfo:
+def _info(record: SessionRecord, state: SessionState) -> SessionInfo:
     return SessionInfo(
         session_id=record.session_id,
-        state=state,  # type: ignore[arg-type]
+        state=state,
         backend=record.backend,
         cwd=record.cwd,
         model=record.model,

@@ -23,6 +23,7 @@ from dave_lsp.backends.base import (
     SessionConfig,
 )
 from dave_lsp.backends.openai_compat import INTERRUPTED_MARKER, OpenAISession
+from dave_lsp.backends.registry import OpenAIOptions
 from dave_lsp.events import (
     BackendError,
     Done,
@@ -45,13 +46,20 @@ async def deny(_id: str, _name: str, _input: dict[str, Any], _sugg: list[Any]) -
 
 
 def make_config(base_url: str | None, **overrides: Any) -> SessionConfig:
+    """A session's config; `openai_<name>` overrides set the backend's options."""
+    group = {
+        name.removeprefix("openai_"): overrides.pop(name)
+        for name in list(overrides)
+        if name.startswith("openai_")
+    }
     fields: dict[str, Any] = {
         "session_id": f"s-{uuid.uuid4().hex[:8]}",
         "cwd": "/tmp",
         "model": "fake-model",
         "permission_mode": "default",
         "env": {"OPENAI_API_KEY": KEY},
-        "openai_base_url": base_url,
+        "backend": "openai",
+        "backend_options": OpenAIOptions(base_url=base_url, **group),
         "request_timeout_seconds": 10.0,
     }
     fields.update(overrides)

@@ -51,11 +51,9 @@ class SessionConfig:
     model: str | None
     permission_mode: str
     env: dict[str, str]
-    cli_path: str | None = None
     backend: str = "claude"
-    openai_base_url: str | None = None
-    openai_api_key_env: str = "OPENAI_API_KEY"
-    openai_system_prompt: str | None = None
+    # That backend's initializationOptions group (registry.py: its `options_type`).
+    backend_options: object = None
     request_timeout_seconds: float | None = None
     # The backend's own conversation id to continue (Claude: `resume`).
     resume: str | None = None
@@ -63,11 +61,6 @@ class SessionConfig:
 
 class BackendSession(Protocol):
     """One conversation with one model client."""
-
-    @property
-    def has_conversation(self) -> bool:
-        """True once the backend holds the conversation itself (only the prompt is sent)."""
-        ...
 
     @property
     def alive(self) -> bool:

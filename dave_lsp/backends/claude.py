@@ -59,6 +59,8 @@ from dave_lsp.backends.base import (
     PermissionAsker,
     SessionConfig,
 )
+from dave_lsp.backends.common import Ended, finished, one_line, pump
+from dave_lsp.backends.registry import ClaudeOptions, options_of
 from dave_lsp.pids import LIVE_PIDS, kill_pid, pid_alive
 from dave_lsp.rules import Suggestion
 from dave_lsp.summaries import describe_tool_use, format_tool_summary, result_text
@@ -87,15 +89,17 @@ class _Ask:
 
 
 @attrs.define
-class _Closed:
-    """The client's message stream ended: the CLI process is gone."""
+class _Turn:
+    """The running turn's state, shared by `query`, the reader and `interrupt`."""
 
-    error: str | None
-
-
-def one_line(text: str, limit: int = 400) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    started: float
+    # The turn's fast path for text deltas (see the module docstring), while it may take them.
+    direct: Callable[[ev.Event], None] | None = None
+    last_direct: float = 0.0  # when the reader last handed an event to `direct`
+    interrupted: bool = False  # interrupt() was called: the turn ends as TurnCancelled
+    stop_reason: str | None = None  # a deny with interrupt stopped the turn, and why
+    tools: dict[str, ToolUseBlock] = attrs.field(factory=dict)  # tool uses not yet finished
+    asked: set[str] = attrs.field(factory=set)  # tool uses the CLI asked permission for
 
 
 class ClaudeSession:
@@ -107,29 +111,22 @@ class ClaudeSession:
         self._client: ClaudeSDKClient | None = None
         self._reader: asyncio.Task[None] | None = None
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._settings = options_of(config, ClaudeOptions)
         self._backend_session_id = config.resume or ""
         self._has_conversation = False
         self._dead = False
-        self._running = False
-        self._interrupted = False
-        self._stop_reason: str | None = None
+        self._turn: _Turn | None = None
         self._cost_so_far = 0.0
         self._stderr: deque[str] = deque(maxlen=20)
         self._warm_up_prompt = f"dave-lsp warm-up {uuid.uuid4()}"
         self._warm_up_conversation = ""  # the conversation file the warm-up started
-        self._direct: Callable[[ev.Event], None] | None = None  # the running turn's, if any
-        self._last_direct = 0.0  # when the reader last handed an event to `_direct`
         self.pid: int | None = None
-
-    @property
-    def has_conversation(self) -> bool:
-        return self._has_conversation
 
     @property
     def alive(self) -> bool:
         # The reader ends when the CLI's output does: the process is gone even if no
         # query has looked yet.
-        reader_done = self._reader is not None and self._reader.done() and not self._running
+        reader_done = self._reader is not None and self._reader.done() and self._turn is None
         process_gone = self.pid is not None and not pid_alive(self.pid)
         return self._client is not None and not self._dead and not reader_done and not process_gone
 
@@ -148,7 +145,7 @@ class ClaudeSession:
             permission_mode=config.permission_mode,  # type: ignore[arg-type]
             cwd=config.cwd,
             model=config.model,
-            cli_path=config.cli_path,
+            cli_path=self._settings.cli_path,
             env=self._cli_env(),
             can_use_tool=self._can_use_tool,
             stderr=self._stderr.append,
@@ -242,7 +239,7 @@ class ClaudeSession:
             async with asyncio.timeout(WARM_UP_TIMEOUT):
                 while True:
                     item = await self._inbox.get()
-                    if isinstance(item, _Closed):
+                    if isinstance(item, Ended):
                         self._dead = True
                         return True  # the next query reports the dead process
                     if isinstance(item, StreamEvent | AssistantMessage):
@@ -285,10 +282,13 @@ class ClaudeSession:
         self.pid = _client_pid(client)
         if self.pid is not None:
             LIVE_PIDS.add(self.pid)
-        self._reader = asyncio.create_task(self._read(client), name="claude reader")
+        self._reader = asyncio.create_task(
+            pump(client.receive_messages(), self._inbox.put_nowait, self._divert),
+            name="claude reader",
+        )
 
     def _not_found(self) -> str:
-        path = self._config.cli_path
+        path = self._settings.cli_path
         where = f"at {path}" if path else "(the bundled binary is missing)"
         return (
             f"Claude Code CLI not found {where}; set initializationOptions.claude.cliPath "
@@ -296,30 +296,24 @@ class ClaudeSession:
             "claude-agent-sdk"
         )
 
-    async def _read(self, client: ClaudeSDKClient) -> None:
-        inbox = self._inbox
-        try:
-            async for message in client.receive_messages():
-                direct = self._direct
-                if (
-                    direct is not None
-                    and type(message) is StreamEvent
-                    and message.parent_tool_use_id is None
-                    and inbox.empty()
-                ):
-                    # Nothing is waiting before it: the turn may have it now (see the
-                    # module's docstring). Stream events that carry no text are dropped
-                    # here as the turn would drop them.
-                    event = _delta_event(message.event)
-                    if event is not None:
-                        self._last_direct = time.monotonic()
-                        direct(event)
-                    continue
-                inbox.put_nowait(message)
-        except Exception as exc:
-            self._inbox.put_nowait(_Closed(one_line(str(exc))))
-        else:
-            self._inbox.put_nowait(_Closed(None))
+    def _divert(self, message: Any) -> bool:
+        """The reader's fast path: hand a text delta straight to the running turn when
+        nothing waits before it in the inbox (see the module's docstring)."""
+        turn = self._turn
+        if (
+            turn is None
+            or turn.direct is None
+            or type(message) is not StreamEvent
+            or message.parent_tool_use_id is not None
+            or not self._inbox.empty()
+        ):
+            return False
+        # Stream events that carry no text are dropped here as the turn would drop them.
+        event = _delta_event(message.event)
+        if event is not None:
+            turn.last_direct = time.monotonic()
+            turn.direct(event)
+        return True
 
     async def _can_use_tool(
         self, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
@@ -346,7 +340,7 @@ class ClaudeSession:
         """Drop what an earlier turn left behind, noting whether the process ended."""
         while not self._inbox.empty():
             item = self._inbox.get_nowait()
-            if isinstance(item, _Closed):
+            if isinstance(item, Ended):
                 self._dead = True
             elif isinstance(item, _Ask) and not item.reply.done():
                 item.reply.set_result(PermissionAnswer(allow=False, interrupt=True))
@@ -365,10 +359,7 @@ class ClaudeSession:
                 "the Claude Code process is not running; send the query again to restart it"
             )
         message = prompt if self._has_conversation else first_message(transcript, prompt)
-        self._interrupted = False
-        self._stop_reason = None
-        self._running = True
-        started = time.monotonic()
+        turn = self._turn = _Turn(started=time.monotonic())
         try:
             try:
                 await client.query(message)
@@ -379,42 +370,42 @@ class ClaudeSession:
                 ) from None
             self._has_conversation = True
             yield ev.Status("working")
-            self._direct = direct
-            async for event in self._turn(started):
+            turn.direct = direct
+            async for event in self._events(turn):
                 yield event
         finally:
-            self._direct = None
-            self._running = False
+            turn.direct = None
+            self._turn = None
 
-    async def _turn(self, started: float) -> AsyncIterator[ev.Event]:
-        tools: dict[str, ToolUseBlock] = {}
-        asked: set[str] = set()
+    async def _events(self, turn: _Turn) -> AsyncIterator[ev.Event]:
+        """The turn's events, from the inbox, until its result."""
         limit = self._config.request_timeout_seconds
         while True:
             # While a tool runs, silence is the tool's, not the model's: no limit then.
             try:
-                item = await self._next_item(None if tools else limit)
+                item = await self._next_item(turn, None if turn.tools else limit)
             except TimeoutError:
-                await self._abandon_turn()
+                await self._abandon_turn(turn)
                 raise ev.BackendError(
                     f"no answer from the model within {limit:g} s; raise "
                     "requestTimeoutSeconds or check the model server"
                 ) from None
-            if isinstance(item, _Closed):
+            if isinstance(item, Ended):
                 self._dead = True
-                if self._interrupted:
+                if turn.interrupted:
                     raise ev.TurnCancelled()
-                detail = one_line(" ".join(self._stderr) or item.error or "")
+                error = one_line(str(item.error)) if item.error is not None else ""
+                detail = one_line(" ".join(self._stderr) or error)
                 raise ev.BackendError(
                     "the Claude Code process ended unexpectedly"
                     + (f" ({detail})" if detail else "")
                     + "; the next query starts a new one and resumes the conversation"
                 )
             if isinstance(item, _Ask):
-                asked.add(item.tool_use_id)
+                turn.asked.add(item.tool_use_id)
                 answer = await self._answer(item)
                 if not answer.allow and answer.interrupt:
-                    self._stop_reason = answer.reason
+                    turn.stop_reason = answer.reason
                 continue
             if isinstance(item, StreamEvent):
                 if item.parent_tool_use_id is None:
@@ -426,7 +417,7 @@ class ClaudeSession:
                     continue
                 for block in item.content:
                     if isinstance(block, ToolUseBlock):
-                        tools[block.id] = block
+                        turn.tools[block.id] = block
                         tool_input = dict(block.input)
                         yield ev.ToolUse(
                             block.id,
@@ -439,20 +430,20 @@ class ClaudeSession:
                     continue
                 for block in item.content:
                     if isinstance(block, ToolResultBlock):
-                        for event in self._tool_result(block, item, tools, asked):
+                        for event in self._tool_result(block, item, turn):
                             yield event
             elif isinstance(item, ResultMessage):
-                yield self._finish(item, started)
+                yield self._finish(item, turn)
                 return
 
-    async def _next_item(self, limit: float | None) -> Any:
+    async def _next_item(self, turn: _Turn, limit: float | None) -> Any:
         """The inbox's next item; TimeoutError once nothing at all came for `limit`
         seconds, counting the tokens the reader handed over directly."""
         if limit is None:
             return await self._inbox.get()
         waiting_since = time.monotonic()
         while True:
-            remaining = max(waiting_since, self._last_direct) + limit - time.monotonic()
+            remaining = max(waiting_since, turn.last_direct) + limit - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
             try:
@@ -488,15 +479,14 @@ class ClaudeSession:
         self,
         block: ToolResultBlock,
         message: UserMessage,
-        tools: dict[str, ToolUseBlock],
-        asked: set[str],
+        turn: _Turn,
     ) -> list[ev.Event]:
-        tool = tools.pop(block.tool_use_id, None)
+        tool = turn.tools.pop(block.tool_use_id, None)
         name = tool.name if tool else ""
         tool_input = dict(tool.input) if tool else {}
         is_error = bool(block.is_error)
         out: list[ev.Event] = []
-        if block.tool_use_id not in asked and not is_error:
+        if block.tool_use_id not in turn.asked and not is_error:
             # The CLI ran it without asking: the permission mode (or a read-only tool's
             # default) allowed it. Say so, as the protocol asks.
             out.append(ev.PermissionResolved(f"auto-{block.tool_use_id}", "allow", "mode"))
@@ -511,21 +501,21 @@ class ClaudeSession:
         out.append(ev.ToolResult(block.tool_use_id, name, summary, is_error))
         return out
 
-    def _finish(self, result: ResultMessage, started: float) -> ev.Done:
+    def _finish(self, result: ResultMessage, turn: _Turn) -> ev.Done:
         self._backend_session_id = result.session_id or self._backend_session_id
         total = result.total_cost_usd or 0.0
         cost = max(total - self._cost_so_far, 0.0)
         self._cost_so_far = max(total, self._cost_so_far)
-        if self._interrupted:
+        if turn.interrupted:
             raise ev.TurnCancelled()
-        if self._stop_reason is not None:
+        if turn.stop_reason is not None:
             # A deny with interrupt (such as an unanswered request) ended the turn; the
             # CLI's own result then only carries a diagnostic.
-            raise ev.BackendError(f"the turn was stopped: {self._stop_reason}")
+            raise ev.BackendError(f"the turn was stopped: {turn.stop_reason}")
         if result.is_error:
             raise ev.BackendError(self._error_text(result))
         usage = result.usage or {}
-        return ev.Done(
+        return finished(
             text=result.result or "",
             stop_reason=result.stop_reason or "end_turn",
             usage=ev.Usage(
@@ -533,7 +523,7 @@ class ClaudeSession:
                 output_tokens=int(usage.get("output_tokens") or 0),
             ),
             cost_usd=cost,
-            duration_ms=int((time.monotonic() - started) * 1000),
+            started=turn.started,
             backend_session_id=self._backend_session_id,
         )
 
@@ -549,10 +539,10 @@ class ClaudeSession:
             text += " (rate limited: wait and send again)"
         return text
 
-    async def _abandon_turn(self) -> None:
+    async def _abandon_turn(self, turn: _Turn) -> None:
         """Interrupt a turn that went silent and wait for its end, so the next query
         starts clean; a CLI that does not answer is treated as dead."""
-        self._direct = None  # what still comes belongs to a turn that has failed
+        turn.direct = None  # what still comes belongs to a turn that has failed
         await self.interrupt()
         try:
             async with asyncio.timeout(CLOSE_TIMEOUT):
@@ -560,16 +550,16 @@ class ClaudeSession:
                     item = await self._inbox.get()
                     if isinstance(item, _Ask) and not item.reply.done():
                         item.reply.set_result(PermissionAnswer(allow=False, interrupt=True))
-                    if isinstance(item, ResultMessage | _Closed):
+                    if isinstance(item, ResultMessage | Ended):
                         break
         except TimeoutError:
             self._dead = True
 
     async def interrupt(self) -> None:
-        client = self._client
-        if client is None or not self._running or self._dead:
+        client, turn = self._client, self._turn
+        if client is None or turn is None or self._dead:
             return
-        self._interrupted = True
+        turn.interrupted = True
         try:
             await asyncio.wait_for(client.interrupt(), CLOSE_TIMEOUT)
         except Exception as exc:

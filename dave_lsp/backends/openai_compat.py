@@ -18,7 +18,8 @@ Rules this module keeps (the protocol leaves them to the backend):
   OPENAI_API_KEY), first in `initializationOptions.env`, then in the server's environment.
   It is required because the official client requires one; local servers that ignore keys
   (Ollama, llama.cpp) accept any non-empty value. The key never appears in a message or log:
-  every error text passes through `_redact`.
+  it is remembered by `logs` like every secret, and every error text passes through
+  `logs.redact` with it.
 - The endpoint asking for a tool ends the turn with a BackendError: tool calling is not
   implemented here yet, and waiting for a tool result that never comes would hang.
 """
@@ -28,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import socket
 import time
 import uuid
@@ -40,10 +40,12 @@ import attrs
 import openai
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
+from dave_lsp import logs
 from dave_lsp.backends.base import ChatMessage, PermissionAsker, SessionConfig
+from dave_lsp.backends.common import Ended, finished, one_line, pump
+from dave_lsp.backends.registry import OpenAIOptions, options_of
 from dave_lsp.events import (
     BackendError,
-    Done,
     Event,
     Status,
     Thinking,
@@ -71,13 +73,6 @@ INTERRUPTED_MARKER: Final = "[interrupted]"
 _STOP_REASONS: Final = {"stop": "end_turn", "length": "max_tokens"}
 
 
-@attrs.define
-class _Failure:
-    """The pump task hit an exception; the generator maps it to a BackendError."""
-
-    error: BaseException
-
-
 class _Signal:
     """A queue sentinel (end of stream, or interrupt)."""
 
@@ -88,11 +83,10 @@ class _Signal:
         return f"<{self.name}>"
 
 
-_END: Final = _Signal("end")
 _CANCELLED: Final = _Signal("cancelled")
 _CLOSED: Final = _Signal("closed")
 
-_Item = ChatCompletionChunk | _Failure | _Signal
+_Item = ChatCompletionChunk | Ended | _Signal
 
 
 @attrs.define
@@ -110,6 +104,7 @@ class OpenAISession:
 
     def __init__(self, config: SessionConfig, ask: PermissionAsker) -> None:
         self._config = config
+        self._settings = options_of(config, OpenAIOptions)
         # Kept for the day this backend runs tools; unused while tool calls end the turn.
         self._ask = ask
         self._client: openai.AsyncOpenAI | None = None
@@ -148,13 +143,13 @@ class OpenAISession:
         something every compatible server implements."""
         if self._client is not None:
             return
-        base_url = (self._config.openai_base_url or "").strip()
+        base_url = (self._settings.base_url or "").strip()
         if not base_url:
             raise BackendError(
                 "no OpenAI-compatible endpoint configured: set initializationOptions.openai.baseUrl"
                 " (e.g. http://localhost:11434/v1 for Ollama)"
             )
-        key_env = self._config.openai_api_key_env or "OPENAI_API_KEY"
+        key_env = self._settings.api_key_env or "OPENAI_API_KEY"
         key = self._config.env.get(key_env)
         if key is None:
             key = os.environ.get(key_env)
@@ -170,6 +165,7 @@ class OpenAISession:
                 " any non-empty value works for local servers such as Ollama"
             )
         self._api_key = key
+        logs.remember_secret(key)
         total = self._timeout_seconds()
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
@@ -209,7 +205,9 @@ class OpenAISession:
             yield Status("working")
             if turn.cancelled:
                 raise TurnCancelled()
-            turn.pump = asyncio.create_task(self._pump(client, messages, turn.queue))
+            turn.pump = asyncio.create_task(
+                pump(self._chunks(client, messages), turn.queue.put_nowait)
+            )
             finish_reason: str | None = None
             refused = False
             usage = Usage()
@@ -220,9 +218,9 @@ class OpenAISession:
                 # Checked before the item: an interrupt wins over chunks still queued.
                 if turn.cancelled or item is _CANCELLED:
                     raise TurnCancelled()
-                if item is _END:
-                    break
-                if isinstance(item, _Failure):
+                if isinstance(item, Ended):
+                    if item.error is None:
+                        break
                     # `from None`: the client's own exception text may quote the key back
                     # (an endpoint echoing it in a 401 body), and a logged traceback would
                     # show it; the BackendError says everything, redacted.
@@ -268,12 +266,12 @@ class OpenAISession:
             stop_reason = _STOP_REASONS.get(finish_reason, finish_reason)
             if refused and finish_reason == "stop":
                 stop_reason = "refusal"
-            yield Done(
+            yield finished(
                 text=text,
                 stop_reason=stop_reason,
                 usage=usage,
                 cost_usd=0.0,  # a compatible endpoint reports no price
-                duration_ms=int((time.monotonic() - started) * 1000),
+                started=started,
                 backend_session_id=self._backend_session_id,
             )
         finally:
@@ -325,33 +323,24 @@ class OpenAISession:
 
     # -- internals -------------------------------------------------------------------------
 
-    async def _pump(
-        self,
-        client: openai.AsyncOpenAI,
-        messages: list[ChatCompletionMessageParam],
-        queue: asyncio.Queue[_Item],
-    ) -> None:
-        """Read the stream into `queue`. A separate task so `interrupt` can cancel it while
-        it waits on the network (connecting, or between chunks), which an `async for` in
-        the generator itself could not be woken from."""
+    async def _chunks(
+        self, client: openai.AsyncOpenAI, messages: list[ChatCompletionMessageParam]
+    ) -> AsyncIterator[ChatCompletionChunk]:
+        """The turn's stream, closed however it ends. It is pumped into the turn's queue by
+        a task of its own, so `interrupt` can cancel it while it waits on the network
+        (connecting, or between chunks), which an `async for` in `query` could not be
+        woken from."""
+        stream = await client.chat.completions.create(
+            model=self._config.model or DEFAULT_MODEL,
+            messages=messages,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
         try:
-            stream = await client.chat.completions.create(
-                model=self._config.model or DEFAULT_MODEL,
-                messages=messages,
-                stream=True,
-                stream_options={"include_usage": True},
-            )
-            try:
-                async for chunk in stream:
-                    queue.put_nowait(chunk)
-            finally:
-                await stream.close()
-        except asyncio.CancelledError:
-            raise
-        except Exception as err:  # every failure reaches the user as one BackendError
-            queue.put_nowait(_Failure(err))
-        else:
-            queue.put_nowait(_END)
+            async for chunk in stream:
+                yield chunk
+        finally:
+            await stream.close()
 
     def _commit(
         self,
@@ -363,7 +352,7 @@ class OpenAISession:
         self._seeded = True
 
     def _base_history(self) -> list[ChatCompletionMessageParam]:
-        prompt = self._config.openai_system_prompt
+        prompt = self._settings.system_prompt
         return [_message("system", prompt)] if prompt else []
 
     def _timeout_seconds(self) -> float:
@@ -372,7 +361,7 @@ class OpenAISession:
 
     def _display_url(self) -> str:
         """The base URL without credentials or query, safe to show."""
-        raw = self._config.openai_base_url or ""
+        raw = self._settings.base_url or ""
         try:
             parts = urlsplit(raw)
         except ValueError:
@@ -384,21 +373,12 @@ class OpenAISession:
 
     def _backend_error(self, err: BaseException) -> BackendError:
         """One line a person can act on; the key redacted whatever the endpoint echoed."""
-        return BackendError(self._redact(_describe(err, self._display_url(), self._config)))
-
-    def _redact(self, text: str) -> str:
-        key = self._api_key
-        if not key:
-            return text
-        if len(key) >= 8:
-            return text.replace(key, "[redacted]")
-        # A short placeholder key ("x", "ollama") is no secret, but still never shown; match
-        # it only as a whole word so ordinary text around it stays readable.
-        return re.sub(rf"(?<![\w-]){re.escape(key)}(?![\w-])", "[redacted]", text)
+        text = _describe(err, self._display_url(), self._config, self._settings)
+        return BackendError(logs.redact(text, self._api_key))
 
 
-def _describe(err: BaseException, url: str, config: SessionConfig) -> str:
-    key_env = config.openai_api_key_env or "OPENAI_API_KEY"
+def _describe(err: BaseException, url: str, config: SessionConfig, settings: OpenAIOptions) -> str:
+    key_env = settings.api_key_env or "OPENAI_API_KEY"
     if isinstance(err, openai.APIStatusError):
         status = err.status_code
         detail = _endpoint_message(err)
@@ -433,14 +413,14 @@ def _describe(err: BaseException, url: str, config: SessionConfig) -> str:
         if any(isinstance(e, socket.gaierror) for e in causes):
             return f"cannot reach {url}: host not found; check openai.baseUrl"
         if _has_named(err, "ConnectError"):
-            return f"cannot reach {url}: {_one_line(str(causes[-1]))}; check openai.baseUrl"
+            return f"cannot reach {url}: {one_line(str(causes[-1]))}; check openai.baseUrl"
         # Connected, then the connection broke (server crashed or a proxy cut the stream).
-        reason = _one_line(str(causes[-1])) if len(causes) > 1 else "connection lost"
+        reason = one_line(str(causes[-1])) if len(causes) > 1 else "connection lost"
         return f"the connection to {url} broke mid-answer ({reason}); retry"
     if isinstance(err, openai.APIError):
         # An `error` object inside the SSE stream: the endpoint failed after answering 200.
-        return f"OpenAI-compatible endpoint reported an error mid-answer: {_one_line(err.message)}"
-    return f"OpenAI backend failed: {type(err).__name__}: {_one_line(str(err))}"
+        return f"OpenAI-compatible endpoint reported an error mid-answer: {one_line(err.message)}"
+    return f"OpenAI backend failed: {type(err).__name__}: {one_line(str(err))}"
 
 
 def _endpoint_message(err: openai.APIStatusError) -> str:
@@ -450,10 +430,10 @@ def _endpoint_message(err: openai.APIStatusError) -> str:
     if isinstance(body, dict):
         message = body.get("message") or body.get("detail") or body.get("error")
         if isinstance(message, str) and message:
-            return _one_line(message)
+            return one_line(message)
     if isinstance(body, str) and body.strip():
-        return _one_line(body)
-    return _one_line(err.message)
+        return one_line(body)
+    return one_line(err.message)
 
 
 def _chain(err: BaseException) -> Iterator[BaseException]:
@@ -477,11 +457,6 @@ def _has_named(err: BaseException, class_name: str) -> bool:
     """Whether the chain holds a transport error of that name. By name, not by class: the
     client's HTTP library is httpx in openai 1.x and httpx2 in 3.x, with the same names."""
     return any(type(e).__name__ == class_name for e in _chain(err))
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _message(role: str, content: str) -> ChatCompletionMessageParam:

@@ -1,22 +1,88 @@
-"""Which backend a session gets: the name in initializationOptions to its factory."""
+"""Every backend describes itself here, once: its name on the wire, the module and class
+that implement it, its `initializationOptions` group, and whether it holds a process.
+
+Nothing else names a backend: the options parser, the session pool, `initialize`'s
+capabilities and `dave-lsp chat --backend` all read this table. A new backend is one
+entry here (with its options class) and its own module; see docs/architecture.md.
+
+The implementing modules are imported only when a session needs one (the Claude SDK
+takes a second to import), so this module stays light enough for `initialize`.
+"""
 
 from __future__ import annotations
 
-from dave_lsp.backends.base import BackendFactory, BackendSession, PermissionAsker, SessionConfig
+import importlib
+from typing import Any, TypeVar
 
-BACKENDS = ("claude", "openai")  # the first is the default
+import attrs
 
-
-def _claude(config: SessionConfig, ask: PermissionAsker) -> BackendSession:
-    from dave_lsp.backends.claude import ClaudeSession
-
-    return ClaudeSession(config, ask)
+from dave_lsp.backends.base import BackendSession, PermissionAsker, SessionConfig
 
 
-def _openai(config: SessionConfig, ask: PermissionAsker) -> BackendSession:
-    from dave_lsp.backends.openai_compat import OpenAISession
+@attrs.frozen
+class ClaudeOptions:
+    """`initializationOptions.claude`."""
 
-    return OpenAISession(config, ask)
+    cli_path: str | None = None
 
 
-FACTORIES: dict[str, BackendFactory] = {"claude": _claude, "openai": _openai}
+@attrs.frozen
+class OpenAIOptions:
+    """`initializationOptions.openai`."""
+
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    system_prompt: str | None = None
+
+
+@attrs.frozen
+class BackendSpec:
+    """One backend: how to make its sessions and what it needs."""
+
+    name: str  # `backend` on the wire, and the key of its initializationOptions group
+    module: str
+    class_name: str
+    options_type: type[Any]
+    # Whether each live session holds a process, and so counts against maxLiveSessions
+    # and is worth keeping a warm spare of.
+    holds_process: bool
+
+    def load(self) -> type[Any]:
+        """The implementing class (importing its module on first use)."""
+        cls: type[Any] = getattr(importlib.import_module(self.module), self.class_name)
+        return cls
+
+    def factory(self, config: SessionConfig, ask: PermissionAsker) -> BackendSession:
+        session: BackendSession = self.load()(config, ask)
+        return session
+
+
+BACKENDS: dict[str, BackendSpec] = {
+    spec.name: spec
+    for spec in (
+        BackendSpec("claude", "dave_lsp.backends.claude", "ClaudeSession", ClaudeOptions, True),
+        BackendSpec(
+            "openai", "dave_lsp.backends.openai_compat", "OpenAISession", OpenAIOptions, False
+        ),
+    )
+}
+DEFAULT_BACKEND = "claude"
+T = TypeVar("T")
+
+
+def names() -> list[str]:
+    return list(BACKENDS)
+
+
+def check_name(name: str) -> str:
+    """`name` if it is a backend, else ValueError naming the choices."""
+    if name not in BACKENDS:
+        raise ValueError(f"must be one of {', '.join(BACKENDS)}")
+    return name
+
+
+def options_of(config: SessionConfig, cls: type[T]) -> T:
+    """The session's options for a backend of options type `cls` (its defaults when the
+    config was built without them, as tests and direct constructions do)."""
+    options = config.backend_options
+    return options if isinstance(options, cls) else cls()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every VS Code test: npm ci, typecheck, package the .vsix, then node --test over
+# Every VS Code test: npm ci, typecheck, lint, package the .vsix, then node --test over
 # the protocol client and chat controller (real server + fake model), the webview
 # (jsdom) and the package. Exits non-zero if anything fails.
 # DAVE_LSP_PYTHON: the Python that runs dave-lsp (default: the repo's .venv).
@@ -21,6 +21,9 @@ npm ci --no-audit --no-fund
 
 step "typecheck (tsc --noEmit)"
 npx --no-install tsc --noEmit -p .
+
+step "lint (eslint, type-aware)"
+npm run --silent lint
 
 step "package (esbuild + vsce)"
 npm run --silent package

@@ -24,7 +24,6 @@ export function activate(context: vscode.ExtensionContext): void {
     getClient: () => connection.client(),
     post: (message) => view.post(message),
     store: context.workspaceState,
-    cwd: () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
     log: (message) => output.warn(message),
     confirmDelete: async (title) => {
       const answer = await vscode.window.showWarningMessage(

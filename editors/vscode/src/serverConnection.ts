@@ -8,7 +8,7 @@
 import * as vscode from 'vscode';
 import { LanguageClient, State, type LanguageClientOptions } from 'vscode-languageclient/node';
 
-import { DaveClient, errorMessage, rpcFrom, type RpcLike } from './protocol/daveClient';
+import { DaveClient, errorMessage, rpcFrom } from './protocol/daveClient';
 import {
   describeCommand,
   OutputTail,
@@ -31,7 +31,9 @@ export function readSettings(): DaveSettings {
   const rawEnv = config.get<Record<string, unknown>>('server.env') ?? {};
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(rawEnv)) {
-    if (value !== null && value !== undefined) env[key] = String(value);
+    if (value === null || value === undefined) continue;
+    // A setting is JSON: strings as they are, numbers and booleans as they print, anything else as JSON.
+    env[key] = typeof value === 'string' ? value : JSON.stringify(value);
   }
   const processEnv = { ...process.env, ...env };
   const command = resolveServerCommand(config.get<string[] | string>('server.command'), processEnv);
@@ -160,7 +162,7 @@ export class ServerConnection implements vscode.Disposable {
       throw new ServerStartError(message);
     }
     this.languageClient = languageClient;
-    const dave = new DaveClient(rpcFrom(languageClient as unknown as RpcLike), {
+    const dave = new DaveClient(rpcFrom(languageClient), {
       log: (message) => this.output.warn(message),
     });
     const experimental = languageClient.initializeResult?.capabilities.experimental as

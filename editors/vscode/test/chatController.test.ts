@@ -12,10 +12,11 @@ import { describe, it } from 'node:test';
 
 import { ChatController, STORAGE_KEY, type ChatHost, type StateStore } from '../src/chat/chatController';
 import { manageRules, NO_RULES, type RulePick } from '../src/chat/rules';
-import type { DaveClient } from '../src/protocol/daveClient';
-import { ServerStartError } from '../src/protocol/server';
+import { DaveClient, rpcFrom } from '../src/protocol/daveClient';
+import { ServerStartError, type StdioServer } from '../src/protocol/server';
+import { Methods, type QueryParams } from '../src/protocol/types';
 import type { ChatItem, PermissionAnswer, ToWebview } from '../src/shared/messages';
-import { serverForSuite, waitFor } from './helpers';
+import { serverForSuite, startDave, waitFor } from './helpers';
 
 const T = { timeout: 120_000 };
 
@@ -24,8 +25,9 @@ class MemoryStore implements StateStore {
   get<T>(key: string): T | undefined {
     return structuredClone(this.data.get(key)) as T | undefined;
   }
-  async update(key: string, value: unknown): Promise<void> {
+  update(key: string, value: unknown): Promise<void> {
     this.data.set(key, structuredClone(value));
+    return Promise.resolve();
   }
 }
 
@@ -38,15 +40,29 @@ function host(client: () => Promise<DaveClient>, store = new MemoryStore()): Tes
   const h: TestHost = {
     posted: [],
     getClient: client,
-    cwd: () => undefined,
     post: (message) => {
       h.posted.push(message);
       h.onPost?.(message);
     },
     store,
-    confirmDelete: async () => true,
+    confirmDelete: () => Promise.resolve(true),
   };
   return h;
+}
+
+/** A client of `server` that records the params of every dave/query it sends. */
+function recordingClient(server: StdioServer): { client: DaveClient; queries: QueryParams[] } {
+  const queries: QueryParams[] = [];
+  const rpc = rpcFrom(server.connection);
+  const client = new DaveClient({
+    sendRequest: (method, params, token) => {
+      if (method === Methods.query) queries.push(structuredClone(params as QueryParams));
+      return rpc.sendRequest(method, params, token);
+    },
+    onProgress: (token, handler) => rpc.onProgress(token, handler),
+  });
+  client.setCapabilities(server.capabilities);
+  return { client, queries };
 }
 
 function itemsOf(controller: ChatController): ChatItem[] {
@@ -57,14 +73,14 @@ describe('ChatController with the real server', () => {
   const suite = serverForSuite();
 
   it('streams a turn into the view and records the transcript', T, async () => {
-    const h = host(async () => suite.dave.server.client);
+    const h = host(() => Promise.resolve(suite.dave.server.client));
     const chat = new ChatController(h);
     await chat.handleMessage({ type: 'ready' });
     const outcome = await chat.send('hello view');
     assert.equal(outcome?.kind, 'done');
 
     const appended = h.posted.filter((m): m is Extract<ToWebview, { type: 'append' }> => m.type === 'append');
-    assert.deepEqual(appended[0]?.item, { ...appended[0]!.item, kind: 'user', text: 'hello view' });
+    assert.deepEqual(appended[0]?.item, { ...appended[0].item, kind: 'user', text: 'hello view' });
     const assistant = appended.find((m) => m.item.kind === 'assistant')!.item;
     const streamed =
       (assistant as { text: string }).text +
@@ -85,8 +101,7 @@ describe('ChatController with the real server', () => {
   });
 
   it('answers a permission card from the view once, and the file is written', T, async () => {
-    const h = host(async () => suite.dave.server.client);
-    h.cwd = () => suite.dave.workspace;
+    const h = host(() => Promise.resolve(suite.dave.server.client));
     const chat = new ChatController(h);
     h.onPost = (message) => {
       if (message.type === 'append' && message.item.kind === 'permission') {
@@ -107,7 +122,7 @@ describe('ChatController with the real server', () => {
   });
 
   it('deny with a reason keeps the file unwritten', T, async () => {
-    const h = host(async () => suite.dave.server.client);
+    const h = host(() => Promise.resolve(suite.dave.server.client));
     const chat = new ChatController(h);
     h.onPost = (message) => {
       if (message.type === 'append' && message.item.kind === 'permission') {
@@ -121,7 +136,7 @@ describe('ChatController with the real server', () => {
   });
 
   it('Stop ends the turn, keeps the partial answer, and the session goes on', T, async () => {
-    const h = host(async () => suite.dave.server.client);
+    const h = host(() => Promise.resolve(suite.dave.server.client));
     const chat = new ChatController(h);
     let stopped = false;
     h.onPost = (message) => {
@@ -147,7 +162,7 @@ describe('ChatController with the real server', () => {
 
   it('survives a reload and resends the transcript when the server lost the conversation', T, async () => {
     const store = new MemoryStore();
-    const first = new ChatController(host(async () => suite.dave.server.client, store));
+    const first = new ChatController(host(() => Promise.resolve(suite.dave.server.client), store));
     await first.send('the password is swordfish');
     const sessionId = first.activeSessionId!;
     await first.flush();
@@ -157,7 +172,7 @@ describe('ChatController with the real server', () => {
     assert.equal(await suite.dave.server.client.deleteSession(sessionId), true);
 
     // A new window: a new controller over the same workspace state.
-    const h = host(async () => suite.dave.server.client, store);
+    const h = host(() => Promise.resolve(suite.dave.server.client), store);
     const second = new ChatController(h);
     await second.handleMessage({ type: 'ready' });
     const state = h.posted.find((m): m is Extract<ToWebview, { type: 'state' }> => m.type === 'state')!.state;
@@ -172,8 +187,41 @@ describe('ChatController with the real server', () => {
     assert.match(recall?.kind === 'done' ? recall.result.text : '', /swordfish/);
   });
 
+  it('sends the transcript on a session’s first query to each server process and after a failure, else none', T, async () => {
+    const first = recordingClient(suite.dave.server);
+    let current = first;
+    const chat = new ChatController(host(() => Promise.resolve(current.client)));
+    await chat.send('the password is swordfish');
+    await chat.send('second words');
+    assert.deepEqual(first.queries.map((q) => q.messages), [[], []], 'the server has the conversation: no transcript');
+
+    // Another server process, as after "Dave: Restart Server", with a state of its own: it never saw this session.
+    const restarted = await startDave(suite.fake.url);
+    try {
+      current = recordingClient(restarted.server);
+      const sessionId = chat.activeSessionId!;
+      const transcript = chat.history(sessionId);
+      await chat.send('are you there');
+      assert.deepEqual(current.queries[0]?.messages, transcript, 'its first query to the new server carries the transcript');
+      const recall = await chat.send('recall');
+      assert.deepEqual(current.queries[1]?.messages, [], 'the second does not');
+      assert.match(recall?.kind === 'done' ? recall.result.text : '', /swordfish/, 'and the new server has the conversation');
+
+      const failed = await chat.send('error 400 the fake model says no');
+      assert.equal(failed?.kind, 'failed');
+      assert.deepEqual(current.queries[2]?.messages, []);
+      const before = chat.history(sessionId);
+      await chat.send('after the failure');
+      assert.deepEqual(current.queries[3]?.messages, before, 'after a failure the transcript goes again');
+      await chat.send('and once more');
+      assert.deepEqual(current.queries[4]?.messages, []);
+    } finally {
+      await restarted.close();
+    }
+  });
+
   it('switches, creates and deletes sessions', T, async () => {
-    const h = host(async () => suite.dave.server.client);
+    const h = host(() => Promise.resolve(suite.dave.server.client));
     const chat = new ChatController(h);
     const a = chat.newSession();
     await chat.send('in session a');
@@ -189,9 +237,9 @@ describe('ChatController with the real server', () => {
   });
 
   it('a server that cannot start shows its message in the chat', T, async () => {
-    const h = host(async () => {
-      throw new ServerStartError('Cannot start the Dave server: "nope" was not found on PATH.');
-    });
+    const h = host(() =>
+      Promise.reject(new ServerStartError('Cannot start the Dave server: "nope" was not found on PATH.')),
+    );
     const chat = new ChatController(h);
     const outcome = await chat.send('hello?');
     assert.equal(outcome, undefined);
@@ -209,7 +257,7 @@ describe('ChatController with the real server', () => {
     await client.query({ sessionId: first, prompt: 'Refactor the parser\nplease' }).outcome;
     await client.query({ sessionId: second, prompt: 'Second topic' }).outcome;
 
-    const chat = new ChatController(host(async () => client));
+    const chat = new ChatController(host(() => Promise.resolve(client)));
     const local = chat.newSession();
     await chat.refreshServerSessions();
     await chat.refreshServerSessions();
@@ -233,8 +281,7 @@ describe('ChatController with the real server', () => {
 
   it('Allow always shows its rule; the same command then runs by the rule, a different one asks again', T, async () => {
     const client = suite.dave.server.client;
-    const h = host(async () => client);
-    h.cwd = () => suite.dave.workspace;
+    const h = host(() => Promise.resolve(client));
     const chat = new ChatController(h);
     let answer: PermissionAnswer = 'allowAlways';
     h.onPost = (message) => {
@@ -284,15 +331,15 @@ describe('ChatController with the real server', () => {
     // "Dave: Manage Permission Rules": the QuickPick shows the rule; picking it removes it.
     const picks: RulePick[][] = [];
     const message = await manageRules(client, chat.activeSessionId, {
-      pick: async (items) => {
+      pick: (items) => {
         picks.push(items);
-        return items[0];
+        return Promise.resolve(items[0]);
       },
     });
     assert.deepEqual(picks.map((items) => items.map((i) => [i.label, i.description])), [[[rule, 'this exact command']]]);
-    assert.match(picks[0]![0]!.detail, /^Added .+\. Pick it to remove it\.$/);
+    assert.match(picks[0][0].detail, /^Added .+\. Pick it to remove it\.$/);
     assert.equal(message, `Removed the rule ${rule} (this exact command): Dave asks again before that.`);
-    assert.equal(await manageRules(client, chat.activeSessionId, { pick: async () => assert.fail('nothing to pick') }), NO_RULES);
+    assert.equal(await manageRules(client, chat.activeSessionId, { pick: () => assert.fail('nothing to pick') }), NO_RULES);
 
     writeFileSync(gone, 'x');
     await chat.send(bash('rm -f chat-gone.txt'));
@@ -302,7 +349,7 @@ describe('ChatController with the real server', () => {
 
   it('Manage Permission Rules: dismissing keeps the rule; new and missing sessions have none', T, async () => {
     const client = suite.dave.server.client;
-    const h = host(async () => client);
+    const h = host(() => Promise.resolve(client));
     const chat = new ChatController(h);
     h.onPost = (message) => {
       if (message.type === 'append' && message.item.kind === 'permission') {
@@ -311,11 +358,11 @@ describe('ChatController with the real server', () => {
     };
     await chat.send('tool Bash {"command": "touch chat-touched.txt"}');
     const sessionId = chat.activeSessionId!;
-    assert.equal(await manageRules(client, sessionId, { pick: async () => undefined }), undefined, 'dismissed: no message');
+    assert.equal(await manageRules(client, sessionId, { pick: () => Promise.resolve(undefined) }), undefined, 'dismissed: no message');
     assert.deepEqual((await client.listRules(sessionId))?.map((r) => r.rule), ['Bash(touch chat-touched.txt)']);
 
     const fresh = chat.newSession(); // never sent: the server does not know it yet
-    assert.equal(await manageRules(client, fresh, { pick: async () => assert.fail('nothing to pick') }), NO_RULES);
-    assert.match((await manageRules(client, undefined, { pick: async () => undefined })) ?? '', /no Dave session/);
+    assert.equal(await manageRules(client, fresh, { pick: () => assert.fail('nothing to pick') }), NO_RULES);
+    assert.match((await manageRules(client, undefined, { pick: () => Promise.resolve(undefined) })) ?? '', /no Dave session/);
   });
 });

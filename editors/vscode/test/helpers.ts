@@ -48,7 +48,7 @@ export async function startFakeModel(timeoutMs = 30_000): Promise<FakeModel> {
       const match = /listening on (http:\/\/[\w.:[\]-]+)/.exec(output);
       if (match) {
         clearTimeout(timer);
-        resolve(match[1]!);
+        resolve(match[1]);
       }
     };
     child.stderr.on('data', onData);
@@ -124,7 +124,7 @@ export async function startDave(url: string, extra: InitializationOptions = {}):
  * Starts the fake model and a real server before the calling suite's tests and
  * stops both after them (call it inside `describe`). Read `.dave` in the tests.
  */
-export function serverForSuite(timeoutMs = 120_000): { readonly dave: DaveUnderTest } {
+export function serverForSuite(timeoutMs = 120_000): { readonly dave: DaveUnderTest; readonly fake: FakeModel } {
   let fake: FakeModel | undefined;
   let dave: DaveUnderTest | undefined;
   before(async () => {
@@ -139,6 +139,10 @@ export function serverForSuite(timeoutMs = 120_000): { readonly dave: DaveUnderT
     get dave(): DaveUnderTest {
       if (dave === undefined) throw new Error('the suite\'s server did not start');
       return dave;
+    },
+    get fake(): FakeModel {
+      if (fake === undefined) throw new Error('the suite\'s fake model did not start');
+      return fake;
     },
   };
 }

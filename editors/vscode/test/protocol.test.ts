@@ -16,7 +16,7 @@ const T = { timeout: 120_000 };
 
 function done(outcome: QueryOutcome): Extract<QueryOutcome, { kind: 'done' }> {
   assert.equal(outcome.kind, 'done', `expected a result, got ${JSON.stringify(outcome)}`);
-  return outcome as Extract<QueryOutcome, { kind: 'done' }>;
+  return outcome;
 }
 
 describe('DaveClient with the real server', () => {
@@ -92,8 +92,8 @@ describe('DaveClient with the real server', () => {
     );
     const { result } = done(await query.outcome);
     assert.equal(requests.length, 1);
-    assert.equal(requests[0]!.toolName, 'Write');
-    assert.ok(requests[0]!.message.length > 0);
+    assert.equal(requests[0].toolName, 'Write');
+    assert.ok(requests[0].message.length > 0);
     assert.deepEqual(resolved, [{ decision: 'allow', by: 'user' }]);
     const file = path.join(suite.dave.workspace, 'allowed.txt');
     assert.ok(existsSync(file), 'the file was written');
@@ -171,7 +171,7 @@ describe('DaveClient with the real server', () => {
     const outcome = await query.outcome;
     assert.equal(outcome.kind, 'cancelled', JSON.stringify(outcome));
     assert.equal(resolved.length, 1);
-    assert.equal(resolved[0]!.decision, 'deny');
+    assert.equal(resolved[0].decision, 'deny');
     assert.equal(existsSync(path.join(suite.dave.workspace, 'never.txt')), false);
     assert.equal(client.pendingPermissions(sessionId).length, 0);
   });
@@ -182,7 +182,7 @@ describe('DaveClient with the real server', () => {
       prompt: 'error 400 the fake model says no',
     }).outcome;
     assert.equal(outcome.kind, 'failed', JSON.stringify(outcome));
-    const failed = outcome as Extract<QueryOutcome, { kind: 'failed' }>;
+    const failed = outcome;
     assert.equal(failed.code, ErrorCodes.RequestFailed);
     assert.ok(failed.message.length > 0);
     assert.ok(!failed.message.includes('\n'), 'one line');
@@ -281,7 +281,7 @@ describe('"allow always" rules with the real server', () => {
 
     const rules = await client.listRules(sessionId);
     assert.deepEqual(rules?.map((r) => [r.rule, r.label]), [[rule, 'this exact command']]);
-    assert.ok(!Number.isNaN(new Date(rules![0]!.createdAt).getTime()), `createdAt is a time: ${rules![0]!.createdAt}`);
+    assert.ok(!Number.isNaN(new Date(rules[0].createdAt).getTime()), `createdAt is a time: ${rules[0].createdAt}`);
     assert.equal(await client.removeRule(sessionId, rule), true);
     assert.equal(await client.removeRule(sessionId, rule), false, 'removed once');
     assert.deepEqual(await client.listRules(sessionId), []);
@@ -301,7 +301,7 @@ describe('"allow always" rules with the real server', () => {
     const offer = seen.requests[0]?.allowAlways;
     assert.equal(offer?.label, 'all file edits in this session\'s folder');
     assert.match(offer?.rule ?? '', /^Edit\(\/.+\/\*\*\)$/);
-    assert.ok(offer!.rule.includes(path.basename(suite.dave.workspace)), offer!.rule);
+    assert.ok(offer.rule.includes(path.basename(suite.dave.workspace)), offer.rule);
   });
 
   it('listRules of a session the server does not know is InvalidParams', T, async () => {

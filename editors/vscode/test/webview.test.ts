@@ -196,8 +196,8 @@ describe('chat webview', () => {
     for (const name of ['Allow', 'Allow always', 'Deny']) assert.equal(buttonsNamed(card, name).length, 1, name);
     assert.equal(card.querySelector('input')?.getAttribute('aria-label'), 'Reason for denying');
 
-    const allow = buttonsNamed(card, 'Allow')[0]!;
-    const deny = buttonsNamed(card, 'Deny')[0]!;
+    const allow = buttonsNamed(card, 'Allow')[0];
+    const deny = buttonsNamed(card, 'Deny')[0];
     allow.click();
     allow.click();
     deny.click();
@@ -235,7 +235,7 @@ describe('chat webview', () => {
     h.app.handle({ type: 'append', item: card('p1', 'r1') });
     const reason = h.doc.querySelector<HTMLInputElement>('[data-id="p1"] input')!;
     reason.value = '  not that folder ';
-    buttonsNamed(h.doc.querySelector('[data-id="p1"]')!, 'Deny')[0]!.click();
+    buttonsNamed(h.doc.querySelector('[data-id="p1"]')!, 'Deny')[0].click();
 
     h.app.handle({ type: 'append', item: card('p2', 'r2') });
     const reason2 = h.doc.querySelector<HTMLInputElement>('[data-id="p2"] input')!;
@@ -244,7 +244,7 @@ describe('chat webview', () => {
     reason2.dispatchEvent(new h.dom.window.KeyboardEvent('keydown', { key: 'Enter', bubbles: true }));
 
     h.app.handle({ type: 'append', item: card('p3', 'r3') });
-    buttonsNamed(h.doc.querySelector('[data-id="p3"]')!, 'Allow always')[0]!.click();
+    buttonsNamed(h.doc.querySelector('[data-id="p3"]')!, 'Allow always')[0].click();
 
     assert.deepEqual(
       h.posted.filter((m) => m.type === 'permission'),
@@ -274,11 +274,11 @@ describe('chat webview', () => {
     assert.equal(buttonsNamed(card(), 'Allow always').length, 0, 'not the bare words');
     const always = buttonsNamed(card(), 'Allow always: this exact command');
     assert.equal(always.length, 1);
-    assert.equal(always[0]!.title, 'Adds the rule Bash(rm -f one.txt) for this session');
+    assert.equal(always[0].title, 'Adds the rule Bash(rm -f one.txt) for this session');
     assert.equal(card().querySelector('.permission-rule')?.textContent, 'Allow always adds the rule Bash(rm -f one.txt) for this session.');
     assert.equal(card().querySelector('.permission-rule code')?.textContent, 'Bash(rm -f one.txt)');
 
-    always[0]!.click();
+    always[0].click();
     assert.deepEqual(h.posted.filter((m) => m.type === 'permission'), [
       { type: 'permission', requestId: 'req-1', decision: 'allowAlways' },
     ]);
@@ -305,7 +305,7 @@ describe('chat webview', () => {
     const card = h.doc.querySelector('[data-id="p1"]')!;
     const always = buttonsNamed(card, 'Allow always');
     assert.equal(always.length, 1);
-    assert.equal(always[0]!.title, '');
+    assert.equal(always[0].title, '');
     assert.equal(card.querySelector('.permission-rule'), null);
   });
 
@@ -393,9 +393,9 @@ describe('chat webview', () => {
     select.value = 's2';
     select.dispatchEvent(new h.dom.window.Event('change'));
     assert.deepEqual(h.posted.at(-1), { type: 'switchSession', sessionId: 's2' });
-    buttonsNamed(h.doc, 'New session')[0]!.click();
+    buttonsNamed(h.doc, 'New session')[0].click();
     assert.deepEqual(h.posted.at(-1), { type: 'newSession' });
-    buttonsNamed(h.doc, 'Delete session')[0]!.click();
+    buttonsNamed(h.doc, 'Delete session')[0].click();
     assert.deepEqual(h.posted.at(-1), { type: 'deleteSession', sessionId: 's1' });
   });
 
@@ -444,7 +444,7 @@ describe('chat webview', () => {
     const dom = new JSDOM(html);
     const scripts = [...dom.window.document.querySelectorAll('script')];
     assert.equal(scripts.length, 1);
-    assert.equal(scripts[0]!.getAttribute('nonce'), 'abc123');
+    assert.equal(scripts[0].getAttribute('nonce'), 'abc123');
     assert.equal(dom.window.document.querySelector('meta[http-equiv="Content-Security-Policy"]')?.getAttribute('content'), csp);
   });
 });

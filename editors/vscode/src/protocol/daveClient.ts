@@ -2,8 +2,10 @@
  * DaveClient: the client half of the dave-lsp protocol, free of `vscode`.
  *
  * It owns what a query is on the wire: the `workDoneToken` and its `$/progress`
- * stream, the permission requests that arrive on it and their answers, and
- * cancellation (`$/cancelRequest` through a CancellationToken). It speaks to
+ * stream, the answers to the permission requests that arrive on it, and
+ * cancellation (`$/cancelRequest` through a CancellationToken). The requests'
+ * states live in its PermissionLedger (permissions.ts), which it asks before
+ * sending an answer and tells what the server reported. It speaks to
  * any JSON-RPC endpoint with `sendRequest` and `onProgress`, so the extension
  * hands it the vscode-languageclient and the tests hand it a raw
  * vscode-jsonrpc connection to the real server.
@@ -16,17 +18,18 @@ import {
   type Disposable,
 } from 'vscode-jsonrpc';
 
+import { PermissionLedger, type ExpiryReason, type PendingPermission } from './permissions';
 import {
   ErrorCodes,
   Methods,
-  type AllowAlwaysOffer,
+  type ChangeSummary,
+  type ChangesResult,
   type DaveCapabilities,
   type DeleteSessionResult,
   type ListRulesResult,
   type ListSessionsResult,
   type PermissionDecision,
   type PermissionParams,
-  type PermissionRequestReport,
   type PermissionResolvedReport,
   type PermissionRule,
   type ProgressValue,
@@ -34,6 +37,8 @@ import {
   type QueryParams,
   type QueryResult,
   type RemoveRuleResult,
+  type RevertChangesParams,
+  type RevertChangesResult,
   type StatusReport,
   type ToolResultReport,
   type ToolResultSummary,
@@ -51,7 +56,7 @@ export interface DaveRpc {
 
 /** Anything shaped like a vscode-jsonrpc MessageConnection or a LanguageClient. */
 export interface RpcLike {
-  sendRequest(method: string, ...params: any[]): Promise<unknown>;
+  sendRequest(method: string, ...params: unknown[]): Promise<unknown>;
   onProgress<P>(type: ProgressType<P>, token: string | number, handler: (value: P) => void): Disposable;
 }
 
@@ -69,32 +74,30 @@ export function rpcFrom(connection: RpcLike): DaveRpc {
 
 export type QueryOutcome =
   | { kind: 'done'; result: QueryResult }
-  | { kind: 'cancelled'; code: number; message: string; partialText: string }
+  | {
+      kind: 'cancelled';
+      code: number;
+      message: string;
+      partialText: string;
+      /** The files the turn changed before it was stopped (issue 14; error `data.changes`). */
+      changes?: ChangeSummary[];
+    }
   | {
       kind: 'failed';
       code: number | undefined;
       message: string;
       partialText: string;
       toolResults: ToolResultSummary[];
+      changes?: ChangeSummary[];
     };
 
-export type PermissionState = 'pending' | 'answering' | 'answered' | 'resolved';
-
-export interface PendingPermission {
-  readonly requestId: string;
-  readonly sessionId: string;
-  readonly toolUseId: string;
-  readonly toolName: string;
-  readonly input: Record<string, unknown>;
-  readonly message: string;
-  /** What "allow always" would add; undefined from servers before issue 12. */
-  readonly allowAlways?: AllowAlwaysOffer;
-  state: PermissionState;
-  /** What the user answered, once answered. */
-  answer?: PermissionDecision;
-  /** How it ended, from `permissionResolved`. */
-  resolved?: { decision: 'allow' | 'deny'; by: string; rule?: string };
+/** The files a query's outcome says its turn changed (none from older servers). */
+export function outcomeChanges(outcome: QueryOutcome): ChangeSummary[] {
+  const changes = outcome.kind === 'done' ? outcome.result.changes : outcome.changes;
+  return Array.isArray(changes) ? changes.filter((c) => typeof c?.path === 'string' && c.path !== '') : [];
 }
+
+export type { PendingPermission, PermissionState } from './permissions';
 
 /** Callbacks for one query's events; every one is optional. */
 export interface QueryListener {
@@ -103,7 +106,10 @@ export interface QueryListener {
   onThinking?(text: string): void;
   onToolUse?(report: ToolUseReport): void;
   onToolResult?(report: ToolResultReport): void;
+  /** Every change of a request of this query: opened, answering, answered, resolved, expired. */
+  onPermissionChange?(permission: PendingPermission): void;
   onPermissionRequest?(permission: PendingPermission): void;
+  /** The server's `permissionResolved`; for a use allowed without asking, `permission` is made up from it. */
   onPermissionResolved?(permission: PendingPermission, report: PermissionResolvedReport): void;
   onStatus?(report: StatusReport): void;
   onErrorReport?(message: string): void;
@@ -169,7 +175,8 @@ function defaultToken(): string {
 
 export class DaveClient {
   private readonly running = new Set<RunningQuery>();
-  private readonly permissions = new Map<string, PendingPermission>();
+  /** The permission requests of this connection's queries, and their states. */
+  readonly permissions: PermissionLedger;
   private capabilities: DaveCapabilities | undefined;
   private readonly newToken: () => string;
   private readonly log: (message: string) => void;
@@ -180,6 +187,7 @@ export class DaveClient {
   ) {
     this.newToken = options.newToken ?? defaultToken;
     this.log = options.log ?? (() => undefined);
+    this.permissions = new PermissionLedger((error) => this.log(`dave: a query listener threw: ${errorMessage(error)}`));
   }
 
   /** Records `capabilities.experimental.dave` from the initialize result. */
@@ -198,9 +206,7 @@ export class DaveClient {
 
   /** Permission requests not yet answered, optionally of one session. */
   pendingPermissions(sessionId?: string): PendingPermission[] {
-    return [...this.permissions.values()].filter(
-      (p) => p.state === 'pending' && (sessionId === undefined || p.sessionId === sessionId),
-    );
+    return this.permissions.pending(sessionId);
   }
 
   query(request: QueryRequest, listener: QueryListener = {}): RunningQuery {
@@ -220,33 +226,22 @@ export class DaveClient {
       const subscription = this.rpc.onProgress(token, (value) => {
         this.dispatch(query, value, listener, ownPermissions);
       });
+      let outcome: QueryOutcome;
+      let expiry: ExpiryReason = 'queryEnded';
       try {
         const result = await this.rpc.sendRequest<QueryResult>(Methods.query, params, cancel);
-        return { kind: 'done', result } as const;
+        outcome = { kind: 'done', result };
       } catch (error) {
-        return this.failureOutcome(error, query, cancel.isCancellationRequested);
+        outcome = this.failureOutcome(error, query, cancel.isCancellationRequested);
+        if (outcome.kind === 'cancelled') expiry = 'cancelled';
+        else if (isConnectionGone(error)) expiry = 'serverStopped';
       } finally {
         subscription.dispose();
-        // A request whose query ended can no longer be answered.
-        for (const id of ownPermissions) {
-          const permission = this.permissions.get(id);
-          if (permission !== undefined && permission.state !== 'resolved') {
-            permission.state = 'resolved';
-            permission.resolved ??= { decision: 'deny', by: 'cancel' };
-            this.safely(() =>
-              listener.onPermissionResolved?.(permission, {
-                kind: 'report',
-                type: 'permissionResolved',
-                requestId: id,
-                decision: 'deny',
-                by: 'cancel',
-              }),
-            );
-          }
-          this.permissions.delete(id);
-        }
         this.running.delete(query);
       }
+      // A request whose query ended can no longer be answered.
+      this.permissions.expire(expiry, ownPermissions);
+      return outcome;
     });
     this.running.add(query);
     return query;
@@ -255,32 +250,30 @@ export class DaveClient {
   /**
    * Answers a permission request once. Returns false, sending nothing, when this
    * client already answered it or saw it resolved; rejects with the server's
-   * error otherwise.
+   * error otherwise. `editedContent` (the user's version of the request's
+   * proposal) goes with an allow only; the server ignores it on a deny.
    */
   async answerPermission(
     requestId: string,
     decision: PermissionDecision,
     reason?: string,
     updatedInput?: Record<string, unknown>,
+    editedContent?: string,
   ): Promise<boolean> {
-    const permission = this.permissions.get(requestId);
-    if (permission !== undefined) {
-      if (permission.state !== 'pending') return false;
-      permission.state = 'answering';
-      permission.answer = decision;
-    }
+    const known = this.permissions.get(requestId) !== undefined;
+    const edited = editedContent !== undefined && decision !== 'deny';
+    // A request this client knows is answered once; an unknown id goes to the server, which says.
+    if (known && !this.permissions.beginAnswer(requestId, decision, edited)) return false;
     const params: PermissionParams = { requestId, decision };
     if (reason !== undefined && reason !== '') params.reason = reason;
     if (updatedInput !== undefined) params.updatedInput = updatedInput;
+    if (edited) params.editedContent = editedContent;
     try {
       await this.rpc.sendRequest<{ ok: boolean }>(Methods.permission, params);
-      if (permission !== undefined && permission.state === 'answering') permission.state = 'answered';
+      this.permissions.answerSent(requestId);
       return true;
     } catch (error) {
-      if (permission !== undefined && permission.state === 'answering') {
-        // The server knows best: an unknown or answered id will never be answerable again.
-        permission.state = errorCode(error) === ErrorCodes.InvalidParams ? 'resolved' : 'pending';
-      }
+      this.permissions.answerFailed(requestId, errorMessage(error));
       throw error;
     }
   }
@@ -321,8 +314,36 @@ export class DaveClient {
     return result?.removed === true;
   }
 
-  /** Cancels everything; used when the connection goes away. */
+  /**
+   * `dave/changes`: what a turn of the session changed (the last turn that changed
+   * files by default), or undefined when the server does not advertise it.
+   */
+  async changes(sessionId: string, turn?: number): Promise<ChangesResult | undefined> {
+    if (!this.supports(Methods.changes)) return undefined;
+    const params: { sessionId: string; turn?: number } = { sessionId };
+    if (turn !== undefined) params.turn = turn;
+    const result = await this.rpc.sendRequest<ChangesResult>(Methods.changes, params);
+    return {
+      sessionId: result?.sessionId ?? sessionId,
+      turn: typeof result?.turn === 'number' ? result.turn : null,
+      files: Array.isArray(result?.files) ? result.files.filter((f) => typeof f?.path === 'string') : [],
+    };
+  }
+
+  /** `dave/revertChanges`: restores what a turn changed, all of it, some files or some hunks. */
+  async revertChanges(params: RevertChangesParams): Promise<RevertChangesResult> {
+    const result = await this.rpc.sendRequest<RevertChangesResult>(Methods.revertChanges, params);
+    return {
+      reverted: Array.isArray(result?.reverted) ? result.reverted.filter((p) => typeof p === 'string') : [],
+      conflicts: Array.isArray(result?.conflicts)
+        ? result.conflicts.filter((c) => typeof c?.path === 'string').map((c) => ({ path: c.path, message: String(c.message ?? '') }))
+        : [],
+    };
+  }
+
+  /** Cancels everything and expires every open request; used when the connection goes away. */
   dispose(): void {
+    this.permissions.expire('serverStopped');
     for (const q of this.running) q.cancel();
   }
 
@@ -353,33 +374,13 @@ export class DaveClient {
         this.safely(() => listener.onToolResult?.(value));
         break;
       case 'permissionRequest': {
-        const permission = toPending(value, query.sessionId);
-        this.permissions.set(permission.requestId, permission);
+        const permission = this.permissions.open(value, query.sessionId, (p) => listener.onPermissionChange?.(p));
         ownPermissions.add(permission.requestId);
         this.safely(() => listener.onPermissionRequest?.(permission));
         break;
       }
       case 'permissionResolved': {
-        const permission =
-          this.permissions.get(value.requestId) ??
-          // Allowed by a rule or the mode without asking: no request came first.
-          toPending(
-            {
-              kind: 'report',
-              type: 'permissionRequest',
-              requestId: value.requestId,
-              sessionId: query.sessionId,
-              toolUseId: '',
-              toolName: '',
-              input: {},
-            },
-            query.sessionId,
-          );
-        permission.state = 'resolved';
-        permission.resolved = { decision: value.decision, by: value.by };
-        if (typeof value.rule === 'string' && value.rule !== '') permission.resolved.rule = value.rule;
-        this.permissions.delete(value.requestId);
-        ownPermissions.delete(value.requestId);
+        const permission = this.permissions.resolve(value) ?? allowedWithoutAsking(value, query.sessionId);
         this.safely(() => listener.onPermissionResolved?.(permission, value));
         break;
       }
@@ -397,15 +398,17 @@ export class DaveClient {
   private failureOutcome(error: unknown, query: RunningQuery, cancelRequested: boolean): QueryOutcome {
     const code = errorCode(error);
     const message = errorMessage(error);
+    const data = (error as { data?: QueryFailureData } | undefined)?.data;
+    const changes = Array.isArray(data?.changes) ? { changes: data.changes } : {};
     if (code === ErrorCodes.RequestCancelled || (cancelRequested && isCancellation(error))) {
       return {
         kind: 'cancelled',
         code: ErrorCodes.RequestCancelled,
         message,
         partialText: query.text,
+        ...changes,
       };
     }
-    const data = (error as { data?: QueryFailureData } | undefined)?.data;
     const partialText = typeof data?.partialText === 'string' ? data.partialText : query.text;
     const toolResults = Array.isArray(data?.toolResults) ? data.toolResults : [];
     return {
@@ -416,6 +419,7 @@ export class DaveClient {
         : message,
       partialText,
       toolResults,
+      ...changes,
     };
   }
 
@@ -428,20 +432,21 @@ export class DaveClient {
   }
 }
 
-function toPending(report: PermissionRequestReport, fallbackSession: string): PendingPermission {
-  const offer = report.allowAlways;
+/** The stand-in for a tool use that a rule or the mode allowed without asking: no request came first. */
+function allowedWithoutAsking(report: PermissionResolvedReport, sessionId: string): PendingPermission {
   return {
     requestId: report.requestId,
-    sessionId: report.sessionId || fallbackSession,
-    toolUseId: report.toolUseId,
-    toolName: report.toolName,
-    input: report.input ?? {},
-    message: report.message ?? `Allow ${report.toolName}?`,
-    // Half an offer would show a label without the rule it stands for: drop it.
-    ...(typeof offer?.rule === 'string' && offer.rule !== '' && typeof offer.label === 'string'
-      ? { allowAlways: { rule: offer.rule, label: offer.label } }
-      : {}),
-    state: 'pending',
+    sessionId,
+    toolUseId: '',
+    toolName: '',
+    input: {},
+    message: '',
+    state: 'resolved',
+    resolved: {
+      decision: report.decision,
+      by: report.by,
+      ...(typeof report.rule === 'string' && report.rule !== '' ? { rule: report.rule } : {}),
+    },
   };
 }
 

@@ -269,7 +269,7 @@ export async function startStdioServer(options: StdioServerOptions): Promise<Std
   } finally {
     clearTimeout(timer);
   }
-  connection.sendNotification('initialized', {});
+  void connection.sendNotification('initialized', {});
   const capabilities = initializeResult.capabilities?.experimental?.dave;
   client.setCapabilities(capabilities);
 

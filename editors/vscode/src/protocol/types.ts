@@ -16,6 +16,9 @@ export const Methods = {
   /** Additive (issue 12); used only when the server advertises them. */
   listRules: 'dave/listRules',
   removeRule: 'dave/removeRule',
+  /** Additive (issue 14, "Reviewing changes"); used only when the server advertises them. */
+  changes: 'dave/changes',
+  revertChanges: 'dave/revertChanges',
 } as const;
 
 export const ErrorCodes = {
@@ -24,6 +27,9 @@ export const ErrorCodes = {
   RequestCancelled: -32800,
   RequestFailed: -32803,
 } as const;
+
+/** The values this version knows, and any other string a newer server may send (kept open on purpose). */
+export type OpenString<Known extends string> = Known | (string & Record<never, never>);
 
 export type Backend = 'claude' | 'openai';
 export type PermissionMode = 'default' | 'acceptEdits' | 'plan' | 'bypassPermissions';
@@ -66,11 +72,25 @@ export interface ToolResultSummary {
   isError: boolean;
 }
 
+/** One file a turn's file tools changed (a query result's `changes`, issue 14). */
+export interface ChangeSummary {
+  path: string;
+  status: OpenString<'created' | 'modified' | 'deleted'>;
+  added: number;
+  removed: number;
+  /** A side is not text: listed with 0/0 counts. */
+  binary?: boolean;
+  /** A side was over 1 MiB and kept only as a hash. */
+  truncated?: boolean;
+}
+
 export interface QueryResult {
   sessionId: string;
   text: string;
   stopReason: string;
   toolResults: ToolResultSummary[];
+  /** Additive (issue 14): the files this turn changed; absent from older servers. */
+  changes?: ChangeSummary[];
   usage?: { inputTokens: number; outputTokens: number };
   costUsd?: number;
   durationMs?: number;
@@ -82,6 +102,7 @@ export interface QueryFailureData {
   sessionId?: string;
   partialText?: string;
   toolResults?: ToolResultSummary[];
+  changes?: ChangeSummary[];
 }
 
 export type PermissionDecision = 'allow' | 'allowAlways' | 'deny';
@@ -91,6 +112,66 @@ export interface PermissionParams {
   decision: PermissionDecision;
   reason?: string;
   updatedInput?: Record<string, unknown>;
+  /** The whole file as the user accepted it after editing the proposal (issue 14); only with an allow. */
+  editedContent?: string;
+}
+
+/**
+ * What a file tool would write (`permissionRequest.proposal`, issue 14).
+ * `original` and `proposed` are absent when `truncated` or `binary`.
+ */
+export interface Proposal {
+  path: string;
+  exists: boolean;
+  original?: string;
+  proposed?: string;
+  /** Unified diff, labels relative to the session's cwd; "" when too big or binary. */
+  diff: string;
+  truncated?: boolean;
+  binary?: boolean;
+}
+
+/** `dave/changes` params: `turn` defaults to the last turn that changed files. */
+export interface ChangesParams {
+  sessionId: string;
+  turn?: number;
+}
+
+export interface ChangedFile extends ChangeSummary {
+  /** The texts before and after the turn; null for a missing, binary or large file. */
+  before: string | null;
+  after: string | null;
+  diff: string;
+}
+
+export interface ChangesResult {
+  sessionId: string;
+  /** null when no turn changed files. */
+  turn: number | null;
+  files: ChangedFile[];
+}
+
+export interface HunkRef {
+  path: string;
+  /** Counts from 0 over that file's `@@` hunks in `dave/changes`' diff. */
+  index: number;
+}
+
+export interface RevertChangesParams {
+  sessionId: string;
+  turn?: number;
+  paths?: string[];
+  hunks?: HunkRef[];
+}
+
+export interface RevertConflict {
+  path: string;
+  message: string;
+}
+
+export interface RevertChangesResult {
+  reverted: string[];
+  conflicts: RevertConflict[];
 }
 
 /** What "allow always" would add (issue 12): the rule and a few words for it. */
@@ -134,7 +215,7 @@ export interface DeleteSessionResult {
 
 export interface ServerSessionInfo {
   sessionId: string;
-  state?: 'idle' | 'working' | 'needsInput' | 'evicted' | string;
+  state?: OpenString<'idle' | 'working' | 'needsInput' | 'evicted'>;
   cwd?: string;
   model?: string;
   permissionMode?: string;
@@ -197,15 +278,19 @@ export interface PermissionRequestReport extends ReportBase {
   message?: string;
   /** Additive (issue 12); older servers omit it. */
   allowAlways?: AllowAlwaysOffer;
+  /** Additive (issue 14): a Write, Edit or MultiEdit's file before and after. */
+  proposal?: Proposal;
 }
 
 export interface PermissionResolvedReport extends ReportBase {
   type: 'permissionResolved';
   requestId: string;
   decision: 'allow' | 'deny';
-  by: 'user' | 'rule' | 'mode' | 'cancel' | string;
+  by: OpenString<'user' | 'rule' | 'mode' | 'cancel'>;
   /** The rule that allowed it (by "rule") or that the user's allowAlways added (by "user"). */
   rule?: string;
+  /** The user accepted an edited version of the proposal (issue 14). */
+  edited?: boolean;
 }
 
 export interface ToolResultReport extends ReportBase {
@@ -218,7 +303,7 @@ export interface ToolResultReport extends ReportBase {
 
 export interface StatusReport extends ReportBase {
   type: 'status';
-  state: 'connecting' | 'working' | 'compacting' | string;
+  state: OpenString<'connecting' | 'working' | 'compacting'>;
 }
 
 export interface ErrorReport extends ReportBase {

@@ -30,12 +30,50 @@ export type ChatItem =
       detail: string;
       /** The rule "Allow always" would add and its label; absent from older servers. */
       allowAlways?: { rule: string; label: string };
+      /** The request carries a proposal (issue 14), reviewed in a diff editor. */
+      review?: ProposalCardInfo;
       state: PermissionCardState;
       /** The answer given, or how the request ended. */
       outcome?: string;
     }
   | { id: string; kind: 'error'; message: string }
-  | { id: string; kind: 'notice'; text: string };
+  | { id: string; kind: 'notice'; text: string }
+  | {
+      id: string;
+      kind: 'changes';
+      /** The turn's number in its session (dave/changes), once known. */
+      turn?: number;
+      files: ChangedFileRow[];
+      /** How the last Undo went, in a few words. */
+      note?: string;
+    };
+
+/** What a permission card says about its proposal. */
+export interface ProposalCardInfo {
+  /** The file, relative to the workspace where it lies inside it. */
+  file: string;
+  /** The proposal can be edited in the diff editor (not truncated, not binary). */
+  editable: boolean;
+  /** Why it cannot, or where to look. */
+  note: string;
+}
+
+/** One file of a turn's "N files changed" row. */
+export interface ChangedFileRow {
+  /** Absolute, as the server gives it. */
+  path: string;
+  /** Relative to the workspace where it lies inside it. */
+  label: string;
+  status: string;
+  added: number;
+  removed: number;
+  binary?: boolean;
+  truncated?: boolean;
+  /** Undone (dave/revertChanges listed it as reverted). */
+  reverted?: boolean;
+  /** The server's message when undoing it was a conflict. */
+  conflict?: string;
+}
 
 export type ChatItemKind = ChatItem['kind'];
 
@@ -76,7 +114,13 @@ export type FromWebview =
   | { type: 'permission'; requestId: string; decision: PermissionAnswer; reason?: string }
   | { type: 'newSession' }
   | { type: 'switchSession'; sessionId: string }
-  | { type: 'deleteSession'; sessionId: string };
+  | { type: 'deleteSession'; sessionId: string }
+  /** Opens (again) the diff editor of a permission request's proposal. */
+  | { type: 'openProposal'; requestId: string }
+  /** Opens the diffs of a "files changed" row. */
+  | { type: 'reviewChanges'; itemId: string }
+  /** Undoes a "files changed" row's turn, or one file of it. */
+  | { type: 'undoChanges'; itemId: string; path?: string };
 
 const fromWebviewTypes = new Set<FromWebview['type']>([
   'ready',
@@ -86,6 +130,9 @@ const fromWebviewTypes = new Set<FromWebview['type']>([
   'newSession',
   'switchSession',
   'deleteSession',
+  'openProposal',
+  'reviewChanges',
+  'undoChanges',
 ]);
 
 /** Validates a message from the webview: it is untrusted input. */
@@ -108,6 +155,13 @@ export function parseFromWebview(raw: unknown): FromWebview | undefined {
     case 'switchSession':
     case 'deleteSession':
       return typeof m.sessionId === 'string' ? { type: m.type, sessionId: m.sessionId } : undefined;
+    case 'openProposal':
+      return typeof m.requestId === 'string' ? { type: 'openProposal', requestId: m.requestId } : undefined;
+    case 'reviewChanges':
+      return typeof m.itemId === 'string' ? { type: 'reviewChanges', itemId: m.itemId } : undefined;
+    case 'undoChanges':
+      if (typeof m.itemId !== 'string') return undefined;
+      return { type: 'undoChanges', itemId: m.itemId, ...(typeof m.path === 'string' ? { path: m.path } : {}) };
     default:
       return { type: m.type as 'ready' | 'stop' | 'newSession' };
   }

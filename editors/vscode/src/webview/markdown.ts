@@ -135,8 +135,8 @@ export function createMarkdownRenderer(window: Window): MarkdownRenderer {
   const marked = createMarked();
   return {
     render(markdown: string): string {
-      const html = marked.parse(markdown, { async: false }) as string;
-      return purify.sanitize(html, PURIFY_CONFIG) as unknown as string;
+      const html = marked.parse(markdown, { async: false });
+      return purify.sanitize(html, PURIFY_CONFIG);
     },
   };
 }

@@ -1,0 +1,151 @@
+/**
+ * The per-turn reducer and the permission ledger, without a server: a turn is
+ * a list of events, and what the chat shows is a function of them.
+ */
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import type { QueryOutcome } from '../src/protocol/daveClient';
+import { PermissionLedger, type PendingPermission } from '../src/protocol/permissions';
+import type { PermissionRequestReport } from '../src/protocol/types';
+import type { ChatItem } from '../src/shared/messages';
+import { cardAfterReload, replayTurn, toolTarget, type TurnEvent } from '../src/chat/turnReducer';
+
+const done = (text: string): QueryOutcome => ({ kind: 'done', result: { sessionId: 's', text, stopReason: 'end_turn', toolResults: [] } });
+
+function request(id: string, extra: Partial<PermissionRequestReport> = {}): PermissionRequestReport {
+  return {
+    kind: 'report',
+    type: 'permissionRequest',
+    requestId: id,
+    sessionId: 's',
+    toolUseId: 'tu1',
+    toolName: 'Write',
+    input: { file_path: '/abs/notes.txt', content: 'hi' },
+    message: 'Allow Write notes.txt?',
+    ...extra,
+  };
+}
+
+/** A ledger whose changes become reducer events, as DaveClient and the controller wire them. */
+function ledger(): { ledger: PermissionLedger; events: TurnEvent[]; notify: (p: PendingPermission) => void } {
+  const events: TurnEvent[] = [];
+  return { ledger: new PermissionLedger(), events, notify: (p) => events.push({ type: 'permission', permission: { ...p } }) };
+}
+
+const cards = (items: readonly ChatItem[]): Array<Extract<ChatItem, { kind: 'permission' }>> =>
+  items.filter((i): i is Extract<ChatItem, { kind: 'permission' }> => i.kind === 'permission');
+
+describe('the turn reducer', () => {
+  it('streams tokens into one assistant item and ends it with the reply', () => {
+    const [state, effects] = replayTurn('t', [
+      { type: 'token', text: 'You ' },
+      { type: 'token', text: 'said' },
+      { type: 'end', outcome: done('You said'), streamedText: 'You said' },
+    ]);
+    assert.deepEqual(state.items, [{ id: 't-1', kind: 'assistant', text: 'You said', streaming: false }]);
+    assert.deepEqual(
+      effects.map((e) => e.type),
+      ['append', 'appendText', 'update', 'reply', 'status'],
+    );
+    assert.deepEqual(effects.at(-2), { type: 'reply', text: 'You said' });
+    assert.deepEqual(effects.at(-1), { type: 'status', text: '' });
+  });
+
+  it('shows the result when nothing streamed, and a failure once', () => {
+    const [quiet] = replayTurn('q', [{ type: 'end', outcome: done('all at once'), streamedText: '' }]);
+    assert.deepEqual(quiet.items, [{ id: 'q-1', kind: 'assistant', text: 'all at once', streaming: false }]);
+    const failed: QueryOutcome = { kind: 'failed', code: -32803, message: 'API Error: 400', partialText: '', toolResults: [] };
+    const [state] = replayTurn('f', [
+      { type: 'error', message: 'API Error: 400' },
+      { type: 'end', outcome: failed, streamedText: '' },
+    ]);
+    assert.deepEqual(state.items, [{ id: 'f-1', kind: 'error', message: 'API Error: 400' }]);
+  });
+
+  it('a tool row says what the server said, less the tool name, until its summary comes', () => {
+    assert.equal(toolTarget('Write', 'Write notes.txt'), 'notes.txt');
+    assert.equal(toolTarget('Bash', 'Bash rm -f one.txt'), 'rm -f one.txt');
+    assert.equal(toolTarget('Bash', undefined), '', 'missing: the row shows the tool name alone');
+    assert.equal(toolTarget('Task', 'Task'), '');
+    const [running] = replayTurn('t', [{ type: 'toolUse', toolUseId: 'tu1', toolName: 'Write', message: 'Write notes.txt' }]);
+    assert.deepEqual(running.items, [
+      { id: 't-1', kind: 'tool', toolUseId: 'tu1', toolName: 'Write', summary: 'notes.txt', isError: false, done: false },
+    ]);
+    const [finished] = replayTurn('t', [
+      { type: 'toolUse', toolUseId: 'tu1', toolName: 'Write', message: 'Write notes.txt' },
+      { type: 'toolResult', toolUseId: 'tu1', toolName: 'Write', summary: 'notes.txt (2 bytes)', isError: false },
+    ]);
+    assert.deepEqual(finished.items, [
+      { id: 't-1', kind: 'tool', toolUseId: 'tu1', toolName: 'Write', summary: 'notes.txt (2 bytes)', isError: false, done: true },
+    ]);
+  });
+
+  it('a card follows its request through the ledger: pending, answered once, resolved', () => {
+    const { ledger: book, events, notify } = ledger();
+    events.push({ type: 'toolUse', toolUseId: 'tu1', toolName: 'Write', message: 'Write notes.txt' });
+    book.open(request('r1', { allowAlways: { rule: 'Edit(/abs/**)', label: 'all file edits in this session\'s folder' } }), 's', notify);
+    assert.equal(book.beginAnswer('r1', 'allowAlways'), true);
+    assert.equal(book.beginAnswer('r1', 'deny'), false, 'a second answer is refused');
+    book.answerSent('r1');
+    book.resolve({ kind: 'report', type: 'permissionResolved', requestId: 'r1', decision: 'allow', by: 'user', rule: 'Edit(/abs/**)' });
+    book.expire('queryEnded', ['r1']);
+    const seen = events.filter((e): e is Extract<TurnEvent, { type: 'permission' }> => e.type === 'permission');
+    assert.deepEqual(seen.map((e) => e.permission.state), ['pending', 'answering', 'answered', 'resolved'], 'final states do not move');
+
+    const [state, effects] = replayTurn('t', events);
+    const [card] = cards(state.items);
+    assert.deepEqual(card, {
+      id: 't-2',
+      kind: 'permission',
+      requestId: 'r1',
+      toolName: 'Write',
+      message: 'Allow Write notes.txt?',
+      detail: 'notes.txt\nhi',
+      allowAlways: { rule: 'Edit(/abs/**)', label: 'all file edits in this session\'s folder' },
+      state: 'allowed',
+      outcome: 'Allowed always: added the rule Edit(/abs/**)',
+    });
+    const statuses = effects.flatMap((e) => (e.type === 'status' ? [e.text] : []));
+    assert.deepEqual(statuses, ['Waiting for your answer: Allow Write notes.txt?', 'Working…']);
+  });
+
+  it('a request that nobody resolved expires, and says why', () => {
+    const why = (reason: Parameters<PermissionLedger['expire']>[0], answered: boolean): string | undefined => {
+      const { ledger: book, events, notify } = ledger();
+      book.open(request('r'), 's', notify);
+      if (answered) book.beginAnswer('r', 'allow');
+      book.expire(reason);
+      const [card] = cards(replayTurn('t', events)[0].items);
+      assert.equal(card?.state, 'expired');
+      return card?.outcome;
+    };
+    assert.equal(why('cancelled', false), 'Cancelled');
+    assert.equal(why('queryEnded', true), 'No longer waiting for an answer');
+    assert.equal(why('serverStopped', true), 'The server stopped before this was resolved');
+
+    const { ledger: book, events, notify } = ledger();
+    book.open(request('r'), 's', notify);
+    book.beginAnswer('r', 'allow');
+    book.answerFailed('r', 'unknown requestId');
+    book.resolve({ kind: 'report', type: 'permissionResolved', requestId: 'r', decision: 'allow', by: 'user' });
+    const [card] = cards(replayTurn('t', events)[0].items);
+    assert.deepEqual([card?.state, card?.outcome], ['expired', 'Could not answer: unknown requestId']);
+  });
+
+  it('a use a rule allowed without asking is one line naming the rule; the mode says nothing', () => {
+    const [state] = replayTurn('t', [
+      { type: 'permissionResolved', requestId: 'x', decision: 'allow', by: 'rule', rule: 'Bash(ls)' },
+      { type: 'permissionResolved', requestId: 'y', decision: 'allow', by: 'mode' },
+    ]);
+    assert.deepEqual(state.items, [{ id: 't-1', kind: 'notice', text: 'Allowed by rule Bash(ls)' }]);
+  });
+
+  it('a stored card that was still open is expired after a reload', () => {
+    const card = { id: 'c', kind: 'permission', requestId: 'r', toolName: 'Bash', message: 'Allow Bash ls?', detail: 'ls', state: 'answered', outcome: 'Allowed' } as const;
+    assert.deepEqual(cardAfterReload(card), { ...card, state: 'expired', outcome: 'No longer waiting for an answer' });
+    const allowed = { ...card, state: 'allowed' } as const;
+    assert.equal(cardAfterReload(allowed), allowed);
+  });
+});
