@@ -110,6 +110,26 @@ class Terminal:
         self.err.write(line + "\n")
         self.err.flush()
 
+    def diff(self, proposal: dict[str, Any]) -> None:
+        """A proposed change, before its question: coloured on a terminal."""
+        text = str(proposal.get("diff") or "")
+        if proposal.get("binary"):
+            text = f"(binary file {proposal.get('path')}: no diff)\n"
+        elif not text:
+            text = f"(no diff for {proposal.get('path')}: too large)\n"
+        colour = self.err.isatty()
+        for line in text.splitlines():
+            code = ""
+            if colour and line.startswith(("+++", "---")):
+                code = "1"
+            elif colour and line.startswith("+"):
+                code = "32"
+            elif colour and line.startswith("-"):
+                code = "31"
+            elif colour and line.startswith("@@"):
+                code = "36"
+            self.note(f"\x1b[{code}m{line}\x1b[0m" if code else line)
+
     async def ask(self, message: str, always: str = "") -> tuple[str, str]:
         """The user's answer to a permission request: (decision, reason). `always` says
         what "always" would allow."""
@@ -221,7 +241,6 @@ class ChatClient:
         self.answering: set[asyncio.Task[None]] = set()
         # Ends the loop that reads the server's output.
         self.stop_event = threading.Event()
-
 
         def on_progress(params: lsp.ProgressParams) -> None:
             queue = self.reports.get(params.token)
@@ -339,6 +358,8 @@ class ChatClient:
 
     async def _answer(self, value: dict[str, Any]) -> None:
         always = value.get("allowAlways") or {}
+        if isinstance(value.get("proposal"), dict):
+            self.term.diff(value["proposal"])
         decision, reason = await self.term.ask(
             value.get("message") or value.get("toolName", "?"),
             f"{always.get('label', '')}: {always.get('rule', '')}" if always else "",

@@ -60,6 +60,8 @@ class PermissionRequested:
     message: str
     # What "allow always" would add for this request.
     allow_always: Rule | None = None
+    # A file tool's proposed change (proposals.Proposal.to_json()), when there is one.
+    proposal: dict[str, Any] | None = None
 
 
 @attrs.frozen
@@ -71,6 +73,8 @@ class PermissionResolved:
     decision: str
     by: str
     rule: str | None = None
+    # The user accepted an edited version of the proposal.
+    edited: bool = False
 
 
 @attrs.frozen

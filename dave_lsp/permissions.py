@@ -14,6 +14,7 @@ session's rules, its folder and the query's sink.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -23,12 +24,23 @@ import attrs
 from dave_lsp import events as ev
 from dave_lsp import rules as allow_rules
 from dave_lsp.backends.base import PermissionAnswer
+from dave_lsp.proposals import Proposal, proposal_for
+from dave_lsp.review import AcceptedEdit
 from dave_lsp.rules import Rule, Suggestion
 from dave_lsp.store import now_iso
 from dave_lsp.summaries import describe_tool_use
 
-# (the answer, who gave it: user | cancel, whether the user chose "allow always")
-Outcome = tuple[PermissionAnswer, str, bool]
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class Outcome:
+    """How a pending request ended."""
+
+    answer: PermissionAnswer
+    by: str  # user | cancel
+    always: bool = False  # the user chose "allow always"
+    edited_content: str | None = None  # the user's version of the proposal
 
 
 class UnknownRequest(LookupError):
@@ -69,6 +81,7 @@ class PermissionBroker:
         decision: str,
         reason: str = "",
         updated_input: dict[str, Any] | None = None,
+        edited_content: str | None = None,
     ) -> PendingPermission:
         """Resolve a request from the user's answer; raise UnknownRequest if not pending."""
         request = self._pending.pop(request_id, None)
@@ -85,7 +98,9 @@ class PermissionBroker:
             reason=reason if not allow else "",
             updated_input=updated_input if allow else None,
         )
-        request.future.set_result((answer, "user", decision == "allowAlways"))
+        request.future.set_result(
+            Outcome(answer, "user", decision == "allowAlways", edited_content if allow else None)
+        )
         return request
 
     def deny_session(self, session_id: str, reason: str) -> int:
@@ -95,7 +110,7 @@ class PermissionBroker:
             self._pending.pop(request.request_id, None)
             if not request.future.done():
                 request.future.set_result(
-                    (PermissionAnswer(allow=False, reason=reason, interrupt=True), "cancel", False)
+                    Outcome(PermissionAnswer(allow=False, reason=reason, interrupt=True), "cancel")
                 )
                 denied += 1
         return denied
@@ -125,11 +140,12 @@ class ToolRequest:
 
 @attrs.frozen
 class Decision:
-    """The policy's answer, and the rule to add to the session when the user chose
-    "allow always"."""
+    """The policy's answer; the rule to add to the session when the user chose "allow
+    always"; and the user's version of the proposal when they edited it."""
 
     answer: PermissionAnswer
     new_rule: Rule | None = None
+    edit: AcceptedEdit | None = None
 
 
 NO_PROGRESS_REASON = (
@@ -163,6 +179,10 @@ class PermissionPolicy:
         if not sink.can_ask:
             return Decision(PermissionAnswer(allow=False, reason=NO_PROGRESS_REASON))
         proposal = allow_rules.propose(name, tool_input, request.suggestions, cwd)
+        change = None
+        if name in allow_rules.FILE_TOOLS:
+            # Reads the file (up to 10 MiB) and diffs it: off the loop.
+            change = await asyncio.to_thread(proposal_for, name, tool_input, cwd)
         pending = self.broker.register(session_id, name)
         sink.emit(
             ev.PermissionRequested(
@@ -172,24 +192,30 @@ class PermissionPolicy:
                 tool_input,
                 f"Allow {describe_tool_use(name, tool_input, cwd)}?",
                 proposal,
+                change.to_json() if change is not None else None,
             )
         )
         try:
-            answer, by, always = await self._wait(pending)
+            outcome = await self._wait(pending)
         except asyncio.CancelledError:
             # The backend gave up on the answer (its process died): close the prompt.
             sink.emit(ev.PermissionResolved(pending.request_id, "deny", "cancel"))
             raise
-        added = attrs.evolve(proposal, created_at=now_iso()) if always and answer.allow else None
+        answer = outcome.answer
+        added = None
+        if outcome.always and answer.allow:
+            added = attrs.evolve(proposal, created_at=now_iso())
+        edit = _accepted_edit(change, outcome.edited_content, name)
         sink.emit(
             ev.PermissionResolved(
                 pending.request_id,
                 "allow" if answer.allow else "deny",
-                by,
+                outcome.by,
                 added.rule if added else None,
+                edit is not None,
             )
         )
-        return Decision(answer, added)
+        return Decision(answer, added, edit)
 
     async def _wait(self, pending: PendingPermission) -> Outcome:
         timeout = self.timeout_seconds
@@ -200,6 +226,22 @@ class PermissionPolicy:
                 f"No answer to the permission request for {pending.tool_name} within "
                 f"{timeout:g} s (permissionTimeoutSeconds); the tool was denied."
             )
-            return PermissionAnswer(allow=False, interrupt=True, reason=reason), "cancel", False
+            return Outcome(PermissionAnswer(allow=False, interrupt=True, reason=reason), "cancel")
         finally:
             self.broker.forget(pending.request_id)
+
+
+def _accepted_edit(
+    change: Proposal | None, edited_content: str | None, tool_name: str
+) -> AcceptedEdit | None:
+    """The user's version to land after the tool, when they edited the proposal."""
+    if edited_content is None:
+        return None
+    if change is None or change.proposed is None:
+        log.warning(
+            "editedContent for %s ignored: the request had no full proposal to edit", tool_name
+        )
+        return None
+    if edited_content == change.proposed:
+        return None  # accepted as proposed
+    return AcceptedEdit(change.path, change.proposed, edited_content)

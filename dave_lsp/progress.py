@@ -41,7 +41,7 @@ def report_for(event: ev.Event, session_id: str) -> dict[str, Any] | None:
                 "isError": is_error,
             }
         case ev.PermissionRequested(
-            request_id, tool_use_id, tool_name, tool_input, message, allow_always
+            request_id, tool_use_id, tool_name, tool_input, message, allow_always, proposal
         ):
             report = {
                 "kind": "report",
@@ -55,9 +55,11 @@ def report_for(event: ev.Event, session_id: str) -> dict[str, Any] | None:
             }
             if allow_always is not None:
                 report["allowAlways"] = {"rule": allow_always.rule, "label": allow_always.label}
+            if proposal is not None:
+                report["proposal"] = proposal
             return report
-        case ev.PermissionResolved(request_id, decision, by, rule):
-            report = {
+        case ev.PermissionResolved(request_id, decision, by, rule, edited):
+            resolved: dict[str, Any] = {
                 "kind": "report",
                 "type": "permissionResolved",
                 "requestId": request_id,
@@ -65,8 +67,10 @@ def report_for(event: ev.Event, session_id: str) -> dict[str, Any] | None:
                 "by": by,
             }
             if rule:
-                report["rule"] = rule
-            return report
+                resolved["rule"] = rule
+            if edited:
+                resolved["edited"] = True
+            return resolved
         case ev.Status(state, message):
             report = {"kind": "report", "type": "status", "state": state}
             if message:

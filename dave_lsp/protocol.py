@@ -26,6 +26,8 @@ SET_PERMISSION_MODE = "dave/setPermissionMode"
 SET_MODEL = "dave/setModel"
 LIST_RULES = "dave/listRules"
 REMOVE_RULE = "dave/removeRule"
+CHANGES = "dave/changes"
+REVERT_CHANGES = "dave/revertChanges"
 METHODS = [
     QUERY,
     PERMISSION,
@@ -36,6 +38,8 @@ METHODS = [
     SET_MODEL,
     LIST_RULES,
     REMOVE_RULE,
+    CHANGES,
+    REVERT_CHANGES,
 ]
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions"]
 
@@ -68,6 +72,41 @@ class WireMessage:
 
 
 @attrs.frozen
+class Position:
+    line: int
+    character: int
+
+
+@attrs.frozen
+class Range:
+    start: Position
+    end: Position
+
+
+@attrs.frozen
+class ActiveFile:
+    path: str
+    language_id: str | None = None
+    selection: Range | None = None
+    selected_text: str | None = None
+
+
+@attrs.frozen
+class Mention:
+    path: str
+    start_line: int | None = None
+    end_line: int | None = None
+
+
+@attrs.frozen
+class QueryContext:
+    """The editor's context with a prompt (context.py renders it)."""
+
+    active_file: ActiveFile | None = None
+    mentions: list[Mention] = attrs.field(factory=list)
+
+
+@attrs.frozen
 class QueryParams:
     session_id: str
     prompt: str
@@ -75,6 +114,7 @@ class QueryParams:
     work_done_token: str | int | None = None
     cwd: str | None = None
     model: str | None = None
+    context: QueryContext | None = None
 
 
 @attrs.frozen
@@ -83,6 +123,8 @@ class PermissionParams:
     decision: Literal["allow", "allowAlways", "deny"]
     reason: str = ""
     updated_input: dict[str, Any] | None = None
+    # The whole file as the user accepted it after editing the proposal.
+    edited_content: str | None = None
 
 
 @attrs.frozen
@@ -129,6 +171,26 @@ class RemoveRuleParams:
 
 
 @attrs.frozen
+class ChangesParams:
+    session_id: str
+    turn: int | None = None
+
+
+@attrs.frozen
+class HunkParam:
+    path: str
+    index: int
+
+
+@attrs.frozen
+class RevertChangesParams:
+    session_id: str
+    turn: int | None = None
+    paths: list[str] | None = None
+    hunks: list[HunkParam] | None = None
+
+
+@attrs.frozen
 class SessionInfo:
     session_id: str
     state: Literal["idle", "working", "needsInput", "evicted"]
@@ -161,6 +223,8 @@ class QueryResult:
     cost_usd: float
     duration_ms: int
     backend_session_id: str
+    # The files this turn's file tools changed (changes.FileChange.summary_json()).
+    changes: list[dict[str, Any]] = attrs.field(factory=list)
 
 
 def _strict(kind: type, label: str) -> Any:
@@ -206,7 +270,11 @@ def make_converter() -> cattrs.Converter:
         lambda t: t == (str | int | None), lambda v, t: None if v is None else _token(v, t)
     )
     conv.register_structure_hook_func(lambda t: t == dict[str, Any], _dict)
+    # cattrs would iterate a string character by character: arrays are checked.
     conv.register_structure_hook_func(lambda t: t == list[WireMessage], _list_of(conv, WireMessage))
+    conv.register_structure_hook_func(lambda t: t == list[str], _list_of(conv, str))
+    conv.register_structure_hook_func(lambda t: t == list[HunkParam], _list_of(conv, HunkParam))
+    conv.register_structure_hook_func(lambda t: t == list[Mention], _list_of(conv, Mention))
     conv.register_structure_hook_func(lambda t: t == dict[str, str], _string_map)
 
     def structure_factory(cls: type) -> Any:

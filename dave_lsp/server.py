@@ -29,6 +29,7 @@ from dave_lsp import events as ev
 from dave_lsp import protocol as proto
 from dave_lsp.backends import registry
 from dave_lsp.backends.base import ChatMessage
+from dave_lsp.changes import HunkRef
 from dave_lsp.logs import attach_client_log, redact, redact_values
 from dave_lsp.options import InitOptions, parse_options
 from dave_lsp.permissions import PermissionBroker, PermissionPolicy, UnknownRequest
@@ -307,7 +308,13 @@ async def query(ls: DaveServer, manager: SessionManager, params: proto.QueryPara
 @dave_method(proto.PERMISSION, proto.PermissionParams)
 def permission(ls: DaveServer, _: SessionManager, params: proto.PermissionParams) -> Any:
     try:
-        ls.broker.answer(params.request_id, params.decision, params.reason, params.updated_input)
+        ls.broker.answer(
+            params.request_id,
+            params.decision,
+            params.reason,
+            params.updated_input,
+            params.edited_content,
+        )
     except UnknownRequest as exc:
         raise proto.ParamsError(f"{proto.PERMISSION}: {exc}") from None
     return {"ok": True}
@@ -391,3 +398,26 @@ def remove_rule(_: DaveServer, manager: SessionManager, params: proto.RemoveRule
     if removed is None:
         raise proto.ParamsError(f"{proto.REMOVE_RULE}: no session {params.session_id}")
     return {"removed": removed}
+
+
+@dave_method(proto.CHANGES, proto.ChangesParams)
+async def changes(_: DaveServer, manager: SessionManager, params: proto.ChangesParams) -> Any:
+    try:
+        change_set = await manager.changes_of(params.session_id, params.turn)
+    except proto.ParamsError as exc:
+        raise proto.ParamsError(f"{proto.CHANGES}: {exc}") from None
+    if change_set is None:
+        return {"sessionId": params.session_id, "turn": None, "files": []}
+    return change_set.to_json()
+
+
+@dave_method(proto.REVERT_CHANGES, proto.RevertChangesParams)
+async def revert_changes(
+    _: DaveServer, manager: SessionManager, params: proto.RevertChangesParams
+) -> Any:
+    hunks = [HunkRef(h.path, h.index) for h in params.hunks] if params.hunks is not None else None
+    try:
+        result = await manager.revert(params.session_id, params.turn, params.paths, hunks)
+    except proto.ParamsError as exc:
+        raise proto.ParamsError(f"{proto.REVERT_CHANGES}: {exc}") from None
+    return result.to_json()

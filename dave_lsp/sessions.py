@@ -29,11 +29,13 @@ import attrs
 from dave_lsp import events as ev
 from dave_lsp.backends import registry
 from dave_lsp.backends.base import BackendSession, ChatMessage, PermissionAnswer, SessionConfig
+from dave_lsp.changes import ChangeSet, ChangeStore, HunkRef, RevertResult, revert
 from dave_lsp.options import InitOptions
 from dave_lsp.permissions import PermissionPolicy, ToolRequest
 from dave_lsp.pool import SHUTDOWN_TIMEOUT, ProcessPool
 from dave_lsp.progress import ProgressSink
-from dave_lsp.protocol import SessionInfo
+from dave_lsp.protocol import ParamsError, SessionInfo
+from dave_lsp.review import Review
 from dave_lsp.rules import Rule, Suggestion
 from dave_lsp.store import SessionRecord, SessionStore, now_iso
 from dave_lsp.turns import QueryJob
@@ -83,6 +85,7 @@ class SessionActor:
         record: SessionRecord,
         *,
         store: SessionStore,
+        changes: ChangeStore,
         policy: PermissionPolicy,
         max_queued: int,
         make_room: Callable[[SessionActor], Awaitable[None]],
@@ -90,6 +93,8 @@ class SessionActor:
         self.config = config
         self.record = record
         self._store = store
+        self._changes = changes
+        self.review = Review(config.session_id, config.cwd, changes)
         self._policy = policy
         self._max_queued = max_queued
         self._make_room = make_room
@@ -142,6 +147,7 @@ class SessionActor:
         """Become the session `config` describes (a spare being put to use)."""
         self.config = config
         self.record = record
+        self.review = Review(config.session_id, config.cwd, self._changes)
         self.task.set_name(f"session {self.session_id[:40]}")
 
     # -- commands ----------------------------------------------------------------------
@@ -231,7 +237,7 @@ class SessionActor:
         try:
             await self._make_room(self)
             spec = registry.BACKENDS[self.config.backend]
-            backend = spec.factory(self.config, self._ask)
+            backend = spec.factory(self.config, self._ask, self)
             try:
                 self.notice = await backend.open(warm_up) or self.notice
             except ev.BackendError:
@@ -245,6 +251,7 @@ class SessionActor:
     async def _run_query(self, job: QueryJob) -> None:
         job.state = "running"
         self.current = job
+        self.review.start_turn()
         try:
             self._turn_task = asyncio.create_task(self._attempt(job), name="turn")
             await self._turn_task
@@ -254,6 +261,7 @@ class SessionActor:
                 raise  # the actor itself is being cancelled
             # `cancel` abandoned a turn whose backend did not wind down (and failed the
             # job): the next query gets a fresh backend.
+            await self._finish_changes(job, succeeded=False)
             job.fail(ev.TurnCancelled())
             await self._close_backend()
         finally:
@@ -280,9 +288,11 @@ class SessionActor:
                 log.info("session %s: backend process gone; restarting it", self.session_id)
                 await self._turn(job)
         except (ev.BackendError, ev.TurnCancelled) as exc:
+            await self._finish_changes(job, succeeded=False)
             job.fail(exc)
         except Exception as exc:  # a bug must not take the session down with it
             log.exception("session %s: query failed", self.session_id)
+            await self._finish_changes(job, succeeded=False)
             job.fail(ev.BackendError(f"internal error in dave-lsp: {exc}; see the server log"))
             await self._close_backend()
 
@@ -308,11 +318,34 @@ class SessionActor:
             self.notice = None
         async for event in self.backend.query(job.prompt, job.transcript, job.take):
             if isinstance(event, ev.Done):
+                await self._finish_changes(job, succeeded=True)
                 job.succeed(event)
                 self._remember(job, event)
                 return
             job.take(event)
         raise ev.BackendError("the model client ended the turn without a result")
+
+    async def _finish_changes(self, job: QueryJob, *, succeeded: bool) -> None:
+        """Keep the turn's file changes and put them on the job. Turns are numbered in
+        the session's order; one that failed after changing files counts too, so its
+        changes are not overwritten by the next turn's."""
+        change_set = await self.review.finish_turn(self.record.turns + 1)
+        if change_set is None:
+            return
+        job.changes = change_set.summary_json()
+        if not succeeded:
+            self.record.turns += 1
+            self._store.save(self.record)
+
+    # -- the backend's tool hooks (backends.base.ToolObserver) ---------------------
+
+    async def before_tool(
+        self, tool_use_id: str, tool_name: str, tool_input: dict[str, Any]
+    ) -> None:
+        await self.review.before_tool(tool_name, tool_input)
+
+    async def after_tool(self, tool_use_id: str, tool_name: str) -> str | None:
+        return await self.review.after_tool(tool_use_id)
 
     def _remember(self, job: QueryJob, done: ev.Done) -> None:
         """Keep what a restart needs to resume this conversation."""
@@ -367,6 +400,8 @@ class SessionActor:
         if added is not None and all(r.rule != added.rule for r in self.record.rules):
             self.record.rules.append(added)
             self._store.save(self.record)
+        if decision.edit is not None:
+            self.review.accept_edit(tool_use_id, decision.edit)
         return decision.answer
 
     # -- from other tasks --------------------------------------------------------------
@@ -455,6 +490,8 @@ class SessionManager:
         self.policy = policy
         self.default_cwd = default_cwd
         self.store = store
+        # Each turn's file changes, beside the session records (`stateDir/changes`).
+        self.changes = ChangeStore(store.root.parent / "changes")
         self.sessions: dict[str, SessionActor] = {}
         default = registry.BACKENDS[options.backend]
         self.pool: ProcessPool[SessionActor] = ProcessPool(
@@ -507,6 +544,7 @@ class SessionManager:
             config,
             record,
             store=self.store,
+            changes=self.changes,
             policy=self.policy,
             max_queued=self.options.max_queued_queries,
             make_room=self._make_room,
@@ -630,6 +668,7 @@ class SessionManager:
         actor = self.sessions.pop(session_id, None)
         known = actor is not None or self.store.load(session_id) is not None
         self.store.delete(session_id)
+        await asyncio.to_thread(self.changes.delete_session, session_id)
         if actor is not None:
             await actor.shutdown()
             self.pool.ensure_spares()  # its slot is free again
@@ -660,6 +699,36 @@ class SessionManager:
         actor.record.rules = kept
         self.store.save(actor.record)
         return True
+
+    async def changes_of(self, session_id: str, turn: int | None) -> ChangeSet | None:
+        """A turn's changes (default: the last turn that changed files); ParamsError
+        for an unknown session or a turn with none kept."""
+        self._known(session_id)
+        change_set = await asyncio.to_thread(self.changes.load, session_id, turn)
+        if change_set is None and turn is not None:
+            kept = await asyncio.to_thread(self.changes.turns, session_id)
+            raise ParamsError(
+                f"session {session_id} has no changes kept for turn {turn}"
+                + (f"; turns with changes: {', '.join(map(str, kept))}" if kept else "")
+            )
+        return change_set
+
+    async def revert(
+        self,
+        session_id: str,
+        turn: int | None,
+        paths: list[str] | None,
+        hunks: list[HunkRef] | None,
+    ) -> RevertResult:
+        """Restore what a turn changed (never over a file changed since)."""
+        change_set = await self.changes_of(session_id, turn)
+        if change_set is None:
+            return RevertResult((), ())
+        return await asyncio.to_thread(revert, change_set, paths, hunks)
+
+    def _known(self, session_id: str) -> None:
+        if self.get(session_id) is None:
+            raise ParamsError(f"no session {session_id}")
 
     def list(self) -> list[SessionInfo]:
         infos: dict[str, SessionInfo] = {}

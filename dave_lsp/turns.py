@@ -28,6 +28,7 @@ class TurnFailure:
     session_id: str
     partial_text: str = ""
     tool_results: list[ToolResultInfo] = attrs.field(factory=list)
+    changes: list[dict[str, Any]] = attrs.field(factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = unstructure(self)
@@ -50,6 +51,8 @@ class QueryJob:
     produced: bool = False
     text: list[str] = attrs.field(factory=list)
     tool_results: list[ToolResultInfo] = attrs.field(factory=list)
+    # The files the turn's file tools changed (set as the turn ends).
+    changes: list[dict[str, Any]] = attrs.field(factory=list)
 
     @classmethod
     def create(
@@ -82,6 +85,7 @@ class QueryJob:
             cost_usd=done.cost_usd,
             duration_ms=done.duration_ms,
             backend_session_id=done.backend_session_id,
+            changes=list(self.changes),
         )
         if not self.future.done():
             self.future.set_result(result)
@@ -99,4 +103,6 @@ class QueryJob:
             self.finished.set_result(None)
 
     def failure(self) -> TurnFailure:
-        return TurnFailure(self.session_id, "".join(self.text), list(self.tool_results))
+        return TurnFailure(
+            self.session_id, "".join(self.text), list(self.tool_results), list(self.changes)
+        )

@@ -61,3 +61,14 @@ def test_a_missing_server_is_a_clear_error(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "cannot start the server '/nonexistent/dave-lsp'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_proposed_change_is_shown_as_a_diff_before_it_is_allowed(tmp_path: Path) -> None:
+    (tmp_path / "greet.txt").write_text("hello\n")
+    done = chat("--yes", "write greet.txt hello world", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    diff = "--- greet.txt\n+++ greet.txt\n@@ -1 +1 @@\n-hello\n+hello world\n"
+    assert diff in done.stderr
+    assert "\x1b[" not in done.stderr  # plain when stderr is not a terminal
+    assert done.stderr.index(diff) < done.stderr.index("allowed (--yes)")
+    assert (tmp_path / "greet.txt").read_text() == "hello world"

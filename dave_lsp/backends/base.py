@@ -42,6 +42,21 @@ PermissionAsker = Callable[
 ]
 
 
+class ToolObserver(Protocol):
+    """The session's hooks around a tool the backend runs (file tools at least: Write,
+    Edit, MultiEdit, NotebookEdit), in every permission mode."""
+
+    async def before_tool(
+        self, tool_use_id: str, tool_name: str, tool_input: dict[str, Any]
+    ) -> None:
+        """The tool is about to run (after any permission was given)."""
+        ...
+
+    async def after_tool(self, tool_use_id: str, tool_name: str) -> str | None:
+        """The tool ran; returns text the model is to be told with its result, if any."""
+        ...
+
+
 @attrs.frozen
 class SessionConfig:
     """What a backend session needs to start; fixed for the session's life."""
@@ -108,4 +123,4 @@ class BackendSession(Protocol):
         ...
 
 
-BackendFactory = Callable[[SessionConfig, PermissionAsker], BackendSession]
+BackendFactory = Callable[[SessionConfig, PermissionAsker, ToolObserver | None], BackendSession]

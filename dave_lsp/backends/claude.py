@@ -58,6 +58,7 @@ from dave_lsp.backends.base import (
     PermissionAnswer,
     PermissionAsker,
     SessionConfig,
+    ToolObserver,
 )
 from dave_lsp.backends.common import Ended, finished, one_line, pump
 from dave_lsp.backends.registry import ClaudeOptions, options_of
@@ -71,6 +72,8 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 60.0
 CLOSE_TIMEOUT = 4.0
 WARM_UP_TIMEOUT = 10.0
+# The tools whose files the session snapshots before they run (review.py).
+FILE_TOOL_MATCHER = "Write|Edit|MultiEdit|NotebookEdit"
 WARM_UP_REASON = "dave-lsp warmed this session up in advance; the prompt was not sent"
 # Set when a CLI let the warm-up prompt through to the model (its hooks did not run):
 # warming up is then off for the rest of the server's life.
@@ -105,9 +108,12 @@ class _Turn:
 class ClaudeSession:
     """A `BackendSession` backed by a persistent Claude Code CLI process."""
 
-    def __init__(self, config: SessionConfig, ask: PermissionAsker) -> None:
+    def __init__(
+        self, config: SessionConfig, ask: PermissionAsker, observer: ToolObserver | None = None
+    ) -> None:
         self._config = config
         self._ask = ask
+        self._observer = observer
         self._client: ClaudeSDKClient | None = None
         self._reader: asyncio.Task[None] | None = None
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
@@ -136,9 +142,14 @@ class ClaudeSession:
 
     def _options(self, resume: str | None, warm_up: bool) -> ClaudeAgentOptions:
         config = self._config
-        hooks: dict[HookEvent, list[HookMatcher]] | None = None
+        hooks: dict[HookEvent, list[HookMatcher]] = {}
         if warm_up:
-            hooks = {"UserPromptSubmit": [HookMatcher(hooks=[self._block_warm_up])]}
+            hooks["UserPromptSubmit"] = [HookMatcher(hooks=[self._block_warm_up])]
+        if self._observer is not None:
+            # The CLI runs these around file tools in every permission mode (probed:
+            # docs/architecture.md); the matcher keeps other tools free of the round trip.
+            hooks["PreToolUse"] = [HookMatcher(matcher=FILE_TOOL_MATCHER, hooks=[self._before])]
+            hooks["PostToolUse"] = [HookMatcher(matcher=FILE_TOOL_MATCHER, hooks=[self._after])]
         return ClaudeAgentOptions(
             system_prompt={"type": "preset", "preset": "claude_code"},
             include_partial_messages=True,
@@ -150,7 +161,7 @@ class ClaudeSession:
             can_use_tool=self._can_use_tool,
             stderr=self._stderr.append,
             resume=resume,
-            hooks=hooks,
+            hooks=hooks or None,
         )
 
     def _cli_env(self) -> dict[str, str]:
@@ -227,6 +238,32 @@ class ClaudeSession:
         if hook_input.get("prompt") == self._warm_up_prompt:
             return {"decision": "block", "reason": WARM_UP_REASON}
         return {}
+
+    async def _before(
+        self, hook_input: HookInput, tool_use_id: str | None, _context: HookContext
+    ) -> HookJSONOutput:
+        if self._observer is not None:
+            tool_input = hook_input.get("tool_input")
+            await self._observer.before_tool(
+                tool_use_id or "",
+                str(hook_input.get("tool_name") or ""),
+                dict(tool_input) if isinstance(tool_input, dict) else {},
+            )
+        return {}
+
+    async def _after(
+        self, hook_input: HookInput, tool_use_id: str | None, _context: HookContext
+    ) -> HookJSONOutput:
+        if self._observer is None:
+            return {}
+        context = await self._observer.after_tool(
+            tool_use_id or "", str(hook_input.get("tool_name") or "")
+        )
+        if not context:
+            return {}
+        return {
+            "hookSpecificOutput": {"hookEventName": "PostToolUse", "additionalContext": context}
+        }
 
     async def _warm_up(self) -> bool:
         """Run the blocked warm-up prompt; False if it reached the model after all."""

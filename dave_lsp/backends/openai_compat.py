@@ -41,7 +41,7 @@ import openai
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
 from dave_lsp import logs
-from dave_lsp.backends.base import ChatMessage, PermissionAsker, SessionConfig
+from dave_lsp.backends.base import ChatMessage, PermissionAsker, SessionConfig, ToolObserver
 from dave_lsp.backends.common import Ended, finished, one_line, pump
 from dave_lsp.backends.registry import OpenAIOptions, options_of
 from dave_lsp.events import (
@@ -102,11 +102,14 @@ class _Turn:
 class OpenAISession:
     """One conversation with an OpenAI-compatible endpoint; satisfies `BackendSession`."""
 
-    def __init__(self, config: SessionConfig, ask: PermissionAsker) -> None:
+    def __init__(
+        self, config: SessionConfig, ask: PermissionAsker, observer: ToolObserver | None = None
+    ) -> None:
         self._config = config
         self._settings = options_of(config, OpenAIOptions)
         # Kept for the day this backend runs tools; unused while tool calls end the turn.
         self._ask = ask
+        self._observer = observer
         self._client: openai.AsyncOpenAI | None = None
         self._api_key = ""
         self._history: list[ChatCompletionMessageParam] = self._base_history()

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from dave_lsp.backends.base import BackendSession, PermissionAsker, SessionConfig
+from dave_lsp.backends.base import BackendSession, PermissionAsker, SessionConfig, ToolObserver
 
 
 @attrs.frozen
@@ -52,8 +52,10 @@ class BackendSpec:
         cls: type[Any] = getattr(importlib.import_module(self.module), self.class_name)
         return cls
 
-    def factory(self, config: SessionConfig, ask: PermissionAsker) -> BackendSession:
-        session: BackendSession = self.load()(config, ask)
+    def factory(
+        self, config: SessionConfig, ask: PermissionAsker, observer: ToolObserver | None = None
+    ) -> BackendSession:
+        session: BackendSession = self.load()(config, ask, observer)
         return session
 
 

@@ -4,6 +4,8 @@ A request's messages become a `Plan` (thinking, text pieces, an optional tool ca
 how the stream ends); each API module renders the same plan in its own wire format,
 so both APIs answer every command identically. The command is the last non-empty
 line of the newest user prompt; see `plan_for` and the command table at the bottom.
+`steps [["Read", {...}], ["Edit", {...}]]` calls those tools one after another, one per
+request, then answers with the last tool's result.
 """
 
 from __future__ import annotations
@@ -121,6 +123,10 @@ def plan_for(messages: list[Any]) -> Plan:
         trailing += items
         texts += [text for kind, text, _ in items if kind == "text"]
     prompt = texts[-1] if texts else ""
+    steps = _steps_of(prompt)
+    if steps is not None and (done := _results_since_prompt(messages)) < len(steps):
+        name, tool_input = steps[done]
+        return Plan(prompt, tool=ToolCall(name, tool_input))
     # Tool results with no newer prompt after them: the model is being asked to go on
     # after its tool call. A prompt after them (the CLI merges a new prompt into the
     # results' message after an interrupted tool turn) is a new command instead.
@@ -141,6 +147,38 @@ def plan_for(messages: list[Any]) -> Plan:
         except (ValueError, IndexError):
             pass  # malformed arguments: echo the line, so the test sees what arrived
     return Plan(prompt, text=split(f"You said: {line}"))
+
+
+def _steps_of(prompt: str) -> list[tuple[str, dict[str, Any]]] | None:
+    """The tool calls of a `steps [...]` prompt, one per model request, or None."""
+    lines = [line for line in prompt.splitlines() if line.strip()]
+    line = _LABEL.sub("", lines[-1], count=1).strip() if lines else ""
+    word, _, rest = line.partition(" ")
+    if word != "steps":
+        return None
+    try:
+        calls = json.loads(rest)
+    except ValueError:
+        return None
+    if not isinstance(calls, list):
+        return None
+    steps = []
+    for call in calls:
+        if not (isinstance(call, list) and len(call) == 2 and isinstance(call[1], dict)):
+            return None
+        steps.append((str(call[0]), call[1]))
+    return steps
+
+
+def _results_since_prompt(messages: list[Any]) -> int:
+    """How many tool results came after the newest prompt: the steps already taken."""
+    count = 0
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        for kind, _text, _error in _user_items(message):
+            count = 0 if kind == "text" else count + 1
+    return count
 
 
 def _count(arg: str) -> int:

@@ -36,11 +36,14 @@ vim.notify = function(msg, level, opts)
   return notify(msg, level, opts)
 end
 T.queries = {}
+T.answers = {} -- the params of each dave/permission sent
 local client = require("dave.client")
 local request = client.request
 client.request = function(method, params, handler)
   if method == "dave/query" then
     table.insert(T.queries, vim.deepcopy(params))
+  elseif method == "dave/permission" then
+    table.insert(T.answers, vim.deepcopy(params))
   end
   return request(method, params, handler)
 end

@@ -53,9 +53,25 @@ def nvim_env(tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def ed(nvim_env: dict[str, str], backend_env: dict[str, str], workdir: Path) -> Iterator[Editor]:
+def review_diff() -> bool:
+    """Whether file proposals open a diff tab (the default). Tests of the plain permission
+    prompt with Write parametrize it to False (PLAIN_PROMPT)."""
+    return True
+
+
+PLAIN_PROMPT = pytest.mark.parametrize("review_diff", [False], ids=["plain-prompt"])
+
+
+@pytest.fixture
+def ed(
+    nvim_env: dict[str, str], backend_env: dict[str, str], workdir: Path, review_diff: bool
+) -> Iterator[Editor]:
     with editor(nvim_env) as e:
-        e.setup(cmd=SERVER_CMD, init_options={"env": backend_env, "cwd": str(workdir)})
+        e.setup(
+            cmd=SERVER_CMD,
+            init_options={"env": backend_env, "cwd": str(workdir)},
+            review={"diff": review_diff},
+        )
         yield e
 
 
@@ -86,6 +102,7 @@ def test_ask_streams_the_answer_into_the_chat_buffer(ed: Editor) -> None:
     assert not [n for n in ed.notes() if n["level"] >= 3]
 
 
+@PLAIN_PROMPT
 def test_allowed_write_writes_the_file_and_shows_its_summary(ed: Editor, workdir: Path) -> None:
     ed.lua("T.answer_with({ 'Allow' })")
     ed.command("Dave ask write notes.txt hello")
@@ -97,6 +114,7 @@ def test_allowed_write_writes_the_file_and_shows_its_summary(ed: Editor, workdir
     assert "Tool said:" in answer(ed)
 
 
+@PLAIN_PROMPT
 def test_tool_uses_are_described_as_the_server_words_them(ed: Editor, workdir: Path) -> None:
     # The server's `message` of toolUse and permissionRequest, not a description of our own.
     ed.lua(
@@ -119,6 +137,7 @@ def test_tool_uses_are_described_as_the_server_words_them(ed: Editor, workdir: P
     assert "running Write notes.txt" in ed.lua("return T.statuses")
 
 
+@PLAIN_PROMPT
 def test_denied_write_leaves_no_file(ed: Editor, workdir: Path) -> None:
     ed.lua("T.answer_with({ 'Deny' }, 'not today')")
     ed.command("Dave ask write secret.txt nope")
@@ -142,6 +161,7 @@ def test_cancel_stops_a_slow_stream_and_the_chat_goes_on(ed: Editor) -> None:
     assert answer(ed) == "You said: hello"
 
 
+@PLAIN_PROMPT
 def test_permission_requests_queue_one_prompt_at_a_time(ed: Editor, workdir: Path) -> None:
     ed.lua("T.answer_with({})")  # prompts stay open until the test answers
     ed.command("Dave ask write one.txt 1")
@@ -263,6 +283,7 @@ def test_an_old_server_offers_plain_allow_always(nvim_env: dict[str, str]) -> No
         assert choices == ["Allow", "Allow always", "Deny"]
 
 
+@PLAIN_PROMPT
 def test_cancel_closes_a_pending_permission_prompt(ed: Editor, workdir: Path) -> None:
     ed.lua("T.answer_with({})")  # the prompt stays open
     ed.command("Dave ask write late.txt late")
@@ -460,3 +481,245 @@ def test_subcommands_complete(nvim_env: dict[str, str]) -> None:
         names = e.nvim.call("getcompletion", "Dave ", "cmdline")
         assert {"ask", "cancel", "new", "delete", "sessions", "rules"} <= set(names)
         assert e.nvim.call("getcompletion", "Dave de", "cmdline") == ["delete"]
+
+
+# ---------------------------------------------------------------- reviewing changes (issue 14)
+
+
+def tool(name: str, **tool_input: Any) -> str:
+    """A prompt whose scripted model uses the tool with that input."""
+    return f"tool {name} " + json.dumps(tool_input)
+
+
+TAB_WINDOWS = """
+local out = {}
+for _, win in ipairs(vim.api.nvim_tabpage_list_wins(0)) do
+  local buf = vim.api.nvim_win_get_buf(win)
+  table.insert(out, {
+    win = win, buf = buf, name = vim.api.nvim_buf_get_name(buf),
+    lines = vim.api.nvim_buf_get_lines(buf, 0, -1, true), diff = vim.wo[win].diff,
+    buftype = vim.bo[buf].buftype, modifiable = vim.bo[buf].modifiable,
+  })
+end
+return out
+"""
+
+
+def tabs(e: Editor) -> int:
+    return e.lua("return #vim.api.nvim_list_tabpages()")
+
+
+def current_win(e: Editor) -> int:
+    return e.lua("return vim.api.nvim_get_current_win()")
+
+
+def diff_tab(e: Editor, windows: int = 2) -> list[dict[str, Any]]:
+    """The windows of the diff tab, once it is the current tab with that many windows."""
+
+    def shown() -> list[dict[str, Any]]:
+        if tabs(e) != 2:
+            return []
+        wins = e.lua(TAB_WINDOWS)
+        return wins if len(wins) == windows else []
+
+    return e.wait(shown, what="the diff tab")
+
+
+def dave_buffers(e: Editor) -> list[str]:
+    return e.lua(
+        "return vim.tbl_filter(function(n) return vim.startswith(n, 'dave://proposal') end,"
+        " vim.tbl_map(vim.api.nvim_buf_get_name, vim.api.nvim_list_bufs()))"
+    )
+
+
+def answers(e: Editor) -> list[dict[str, Any]]:
+    """The params of each dave/permission the plugin sent."""
+    return e.lua("return T.answers")
+
+
+def test_a_write_proposal_opens_a_diff_tab_and_accepts_the_edited_text(
+    ed: Editor, workdir: Path
+) -> None:
+    ed.command(f"edit {workdir / 'other.txt'}")
+    before = current_win(ed)
+    ed.command("Dave ask write notes.txt hello")
+    left, right = diff_tab(ed)
+    assert left["name"] == "dave://proposal/notes.txt (new)"
+    assert left["lines"] == [""]
+    assert right["name"] == "dave://proposal/notes.txt"
+    assert right["lines"] == ["hello"]
+    assert left["diff"] and right["diff"]
+    assert right["buftype"] == "acwrite" and right["modifiable"]
+    assert current_win(ed) == right["win"]
+    assert "? Write notes.txt waits for review" in ed.text()
+
+    ed.lua(f"vim.api.nvim_buf_set_lines({right['buf']}, 0, -1, true, {{ 'hello', 'world' }})")
+    ed.command("Dave accept")
+    ed.wait(lambda: tabs(ed) == 1, what="the diff tab to close")
+    assert current_win(ed) == before
+    ed.wait_text("✓ Write notes.txt")
+    ed.wait_idle()
+    # The proposal had no final newline, so neither has the edited version.
+    assert (workdir / "notes.txt").read_text() == "hello\nworld"
+    [sent] = answers(ed)
+    assert sent["decision"] == "allow" and sent["editedContent"] == "hello\nworld"
+    assert "✓ Write: your edited version was accepted (the model is told)" in ed.text()
+    assert "1 file changed (:Dave changes to review, :Dave undo to revert)" in ed.text()
+    assert dave_buffers(ed) == []
+    assert not [n for n in ed.notes() if n["level"] >= 3]
+
+
+def test_writing_the_proposal_buffer_accepts_it_and_undo_removes_the_file(
+    ed: Editor, workdir: Path
+) -> None:
+    ed.command("Dave ask write notes.txt hello")
+    diff_tab(ed)
+    ed.command("write")  # :w in the proposal buffer
+    ed.wait(lambda: tabs(ed) == 1, what="the diff tab to close")
+    ed.wait_idle()
+    assert (workdir / "notes.txt").read_text() == "hello"
+    [sent] = answers(ed)
+    assert sent["decision"] == "allow" and "editedContent" not in sent  # unchanged: a plain allow
+    assert "your edited version" not in ed.text()
+
+    assert ed.nvim.call("getcompletion", "Dave undo ", "cmdline") == ["notes.txt"]
+    ed.command("Dave undo")
+    ed.wait(lambda: not (workdir / "notes.txt").exists(), what="the created file to go")
+    ed.wait(lambda: any("reverted notes.txt" in n["msg"] for n in ed.notes()), what="the note")
+    assert "↶ reverted notes.txt" in ed.text()
+
+
+def test_reject_leaves_the_file_untouched(ed: Editor, workdir: Path) -> None:
+    keep = workdir / "keep.txt"
+    keep.write_text("keep\n")
+    ed.lua("T.answer_with({}, 'not this')")  # vim.ui.input gives the reason
+    ed.command("Dave ask " + tool("Write", file_path=str(keep), content="gone\n"))
+    left, right = diff_tab(ed)
+    assert Path(left["name"]).resolve() == keep.resolve()  # the file itself, as it is now
+    assert left["lines"] == ["keep"]
+    assert right["lines"] == ["gone"]
+    ed.command("Dave reject")
+    ed.wait(lambda: tabs(ed) == 1, what="the diff tab to close")
+    ed.wait_text("Write denied")
+    ed.wait_idle()
+    assert keep.read_text() == "keep\n"
+    [sent] = answers(ed)
+    assert sent["decision"] == "deny" and sent["reason"] == "not this"
+    assert dave_buffers(ed) == []
+    # The file's buffer, loaded only for the diff, went with it.
+    assert ed.lua(f"return vim.fn.bufloaded('{keep}')") == 0
+
+
+def test_an_edit_shows_the_exact_change_then_changes_lists_it_and_undo_reverts_it(
+    ed: Editor, workdir: Path
+) -> None:
+    calc = workdir / "calc.py"
+    original = "def add(a, b):\n    return a + b\n\nprint(add(1, 2))\n"
+    edited = original.replace("return a + b", "return a - b")
+    calc.write_text(original)
+    # The CLI edits only a file read earlier in the conversation.
+    ed.command(f"Dave ask {tool('Read', file_path=str(calc))}")
+    ed.wait_text("✓ Read calc.py")
+    ed.wait_idle()
+    ed.command(
+        "Dave ask "
+        + tool("Edit", file_path=str(calc), old_string="return a + b", new_string="return a - b")
+    )
+    left, right = diff_tab(ed)
+    assert Path(left["name"]).resolve() == calc.resolve()
+    assert left["lines"] == original.splitlines()
+    assert right["lines"] == edited.splitlines()
+    assert left["diff"] and right["diff"]
+    ed.command("Dave accept")
+    ed.wait(lambda: tabs(ed) == 1, what="the diff tab to close")
+    ed.wait_idle()
+    assert calc.read_text() == edited
+    assert "1 file changed (:Dave changes" in ed.text()
+
+    ed.command("Dave changes")
+    before, after = diff_tab(ed)
+    assert before["lines"] == original.splitlines()
+    assert after["lines"] == edited.splitlines()
+    assert before["name"].startswith("dave://changes/") and before["name"].endswith(
+        "calc.py (before)"
+    )
+    assert not before["modifiable"] and not after["modifiable"]
+    assert before["diff"] and after["diff"]
+    qf = ed.lua(
+        "return vim.tbl_map(function(i) return { name = vim.api.nvim_buf_get_name(i.bufnr),"
+        " lnum = i.lnum, text = i.text } end, vim.fn.getqflist())"
+    )
+    [item] = qf
+    assert Path(item["name"]).resolve() == calc.resolve()
+    assert item["text"] == "modified +1 -1"
+    assert item["lnum"] == 1  # the hunk's first line, context included
+    ed.command("normal q")  # q closes the read-only diff
+    ed.wait(lambda: tabs(ed) == 1, what="the changes tab to close")
+
+    ed.command(f"edit {calc}")
+    assert ed.nvim.current.buffer[:] == edited.splitlines()
+    ed.command("Dave undo calc.py")
+    ed.wait(lambda: calc.read_text() == original, what="the edit to be reverted")
+    # :checktime reloaded the open buffer.
+    ed.wait(lambda: ed.nvim.current.buffer[:] == original.splitlines(), what="the reload")
+
+
+def test_closing_the_diff_tab_leaves_the_request_pending_until_answered(
+    ed: Editor, workdir: Path
+) -> None:
+    ed.command("Dave ask write later.txt soon")
+    _, right = diff_tab(ed)
+    ed.lua(f"vim.api.nvim_buf_set_lines({right['buf']}, 0, -1, true, {{ 'my version' }})")
+    ed.command("tabclose")
+    assert tabs(ed) == 1
+    assert ed.lua("return require('dave.permissions').pending()") == 1
+    assert ed.running()
+    ed.command("Dave review")  # reopens it, the edit kept
+    _, right = diff_tab(ed)
+    assert right["lines"] == ["my version"]
+    ed.command("Dave cancel")  # resolved by the cancel: the tab closes
+    ed.wait(lambda: tabs(ed) == 1, what="the diff tab to close")
+    ed.wait_idle(timeout=6)
+    assert not (workdir / "later.txt").exists()
+    assert dave_buffers(ed) == []
+
+
+def test_a_proposal_waits_while_the_user_types(ed: Editor, workdir: Path) -> None:
+    ed.nvim.input("i")
+    ed.wait(lambda: ed.lua("return vim.api.nvim_get_mode().mode") == "i", what="Insert mode")
+    ed.lua("require('dave').ask('write typed.txt later')")
+    ed.wait(lambda: any("waits for review" in n["msg"] for n in ed.notes()), what="the review note")
+    assert tabs(ed) == 1
+    assert ed.lua("return vim.api.nvim_get_mode().mode") == "i"
+    ed.nvim.input("<Esc>")
+    diff_tab(ed)
+    ed.command("Dave accept")
+    ed.wait_idle()
+    assert (workdir / "typed.txt").read_text() == "later"
+
+
+def test_a_truncated_proposal_shows_its_diff_read_only(nvim_env: dict[str, str]) -> None:
+    # The server sends only the diff of a file over 256 KiB: it is shown, not edited.
+    with editor(nvim_env) as e:
+        e.setup(init_options={"cwd": "/project"})
+        e.lua("require('dave.client').request = function(m, p) table.insert(T.answers, p) end")
+        e.lua(
+            """require('dave.permissions').ask({ requestId = 'r1', sessionId = 's',
+              toolName = 'Write', proposal = { path = '/project/big.txt', exists = true,
+              diff = '--- big.txt\\n+++ big.txt\\n@@ -1 +1 @@\\n-a\\n+b\\n',
+              truncated = true } })"""
+        )
+        [only] = diff_tab(e, windows=1)
+        assert only["name"] == "dave://proposal/big.txt (diff)"
+        assert only["lines"] == ["--- big.txt", "+++ big.txt", "@@ -1 +1 @@", "-a", "+b"]
+        assert not only["modifiable"]
+        e.command("Dave accept")
+        e.wait(lambda: tabs(e) == 1, what="the tab to close")
+        assert e.lua("return T.answers") == [{"requestId": "r1", "decision": "allow"}]
+
+
+def test_review_commands_complete(nvim_env: dict[str, str]) -> None:
+    with editor(nvim_env) as e:
+        names = set(e.nvim.call("getcompletion", "Dave ", "cmdline"))
+        assert {"review", "accept", "reject", "changes", "undo"} <= names
+        assert e.nvim.call("getcompletion", "Dave accept ", "cmdline") == ["always"]

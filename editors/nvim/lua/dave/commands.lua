@@ -29,6 +29,40 @@ local subcommands = {
   toggle = function()
     require("dave").toggle()
   end,
+  accept = function(args)
+    if args ~= "" and args ~= "always" then
+      return vim.notify(("dave: :Dave accept takes no argument but `always`, not %q"):format(args),
+        vim.log.levels.ERROR)
+    end
+    require("dave").accept(args == "always")
+  end,
+  reject = function()
+    require("dave").reject()
+  end,
+  review = function()
+    require("dave").review()
+  end,
+  changes = function(args)
+    local turn = tonumber(args)
+    if args ~= "" and not (turn and turn >= 1 and turn == math.floor(turn)) then
+      return vim.notify(("dave: :Dave changes takes a turn number (1, 2, ...), not %q"):format(args),
+        vim.log.levels.ERROR)
+    end
+    require("dave").changes(turn)
+  end,
+  undo = function(args)
+    require("dave").undo(vim.split(args, "%s+", { trimempty = true }))
+  end,
+}
+
+--- Completion of a subcommand's arguments.
+local arguments = {
+  accept = function(arglead)
+    return vim.startswith("always", arglead) and { "always" } or {}
+  end,
+  undo = function(arglead)
+    return require("dave.changes").complete_files(require("dave.sessions").peek(), arglead)
+  end,
 }
 
 M.names = vim.tbl_keys(subcommands)
@@ -51,11 +85,12 @@ function M.run(opts)
   fn(rest, opts)
 end
 
---- Completes the subcommand name (the first argument only).
+--- Completes the subcommand name, and the arguments of `accept` and `undo`.
 function M.complete(arglead, cmdline)
   local before = cmdline:match("^%S*%s+(.*)$") or ""
   if before:find("%s") then
-    return {}
+    local complete = arguments[before:match("^(%S+)")]
+    return complete and complete(arglead) or {}
   end
   return vim.tbl_filter(function(name)
     return vim.startswith(name, arglead)

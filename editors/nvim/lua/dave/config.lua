@@ -20,6 +20,12 @@ M.defaults = {
   keymaps = { ask = { "i", "a", "<CR>" }, cancel = "<C-c>", close = "q" },
   --- How long to wait for the server to answer `initialize`, in milliseconds.
   start_timeout = 30000,
+  --- Reviewing file changes: `diff` opens a diff tab for each proposed Write/Edit/MultiEdit
+  --- (false: ask with the plain permission prompt); keys of the proposal buffer (false: unmapped).
+  review = {
+    diff = true,
+    keymaps = { accept = "<leader>da", reject = "<leader>dr" },
+  },
 }
 
 ---@type dave.Config
@@ -75,6 +81,14 @@ local function validate(o)
   check("window.size", o.window.size, "number")
   check("keymaps", o.keymaps, "table")
   check("start_timeout", o.start_timeout, "number")
+  check("review", o.review, "table")
+  check("review.diff", o.review.diff, "boolean")
+  check("review.keymaps", o.review.keymaps, "table")
+  for action, lhs in pairs(o.review.keymaps) do
+    if lhs ~= false then
+      check("review.keymaps." .. tostring(action), lhs, "string")
+    end
+  end
 end
 
 --- Merges tables of options recursively; a list (such as `cmd`) replaces the default whole.
@@ -133,6 +147,21 @@ function M.server_cmd()
         .. "or fix `cmd` in require('dave').setup(); see :checkhealth dave"):format(cmd[1], table.concat(cmd, " "))
   end
   return cmd
+end
+
+--- The folder the server's sessions work in: `init_options.cwd`, else Neovim's cwd (the
+--- workspace folder the client starts the server with).
+function M.cwd()
+  return vim.fs.normalize(M.options.init_options.cwd or vim.fn.getcwd())
+end
+
+--- path relative to the sessions' folder when inside it, else with `~` for the home folder.
+function M.relative(path)
+  local cwd = M.cwd()
+  if vim.startswith(path, cwd .. "/") then
+    return path:sub(#cwd + 2)
+  end
+  return vim.fn.fnamemodify(path, ":~")
 end
 
 --- A table that encodes as a JSON object even when empty.

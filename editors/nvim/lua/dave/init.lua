@@ -160,6 +160,44 @@ function M.rules()
   require("dave.rules").manage(session)
 end
 
+--- Accepts the change under review (the proposal buffer's text when you edited it);
+--- always: "allow always" (adds the request's rule too).
+---@param always boolean?
+function M.accept(always)
+  require("dave.permissions").accept(nil, always)
+end
+
+--- Rejects the change under review, with an optional reason the model sees.
+function M.reject()
+  require("dave.permissions").reject(nil)
+end
+
+--- Opens the diff tab of the change that waits for review.
+function M.review()
+  require("dave.permissions").review()
+end
+
+--- Lists a turn's changed files (default: the last turn that changed files) in the quickfix
+--- list and shows the first one's diff.
+---@param turn integer?
+function M.changes(turn)
+  local session = sessions.peek()
+  if not session then
+    return notify("dave: no chat, so no changes")
+  end
+  require("dave.changes").show(session, turn)
+end
+
+--- Reverts the last turn that changed files: all of it, or only the given files.
+---@param files string[]?
+function M.undo(files)
+  local session = sessions.peek()
+  if not session then
+    return notify("dave: no chat, so nothing to undo")
+  end
+  require("dave.changes").undo(session, files or {})
+end
+
 --- Stops the server; the next query starts it again and resends each chat's transcript.
 function M.restart()
   require("dave.client").stop("dave: the server was restarted")

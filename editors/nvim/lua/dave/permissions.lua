@@ -1,6 +1,9 @@
---- Permission requests: asks one at a time with vim.ui.select (others wait in a queue),
---- answers with `dave/permission`, and drops a prompt whose request already ended.
+--- Permission requests: asks one at a time (others wait in a queue), answers with
+--- `dave/permission`, and drops a prompt whose request already ended. A request with a
+--- `proposal` (Write, Edit, MultiEdit) is reviewed in a diff tab (dave.review) and answered
+--- with `:Dave accept` / `:Dave reject`; any other asks with vim.ui.select.
 local client = require("dave.client")
+local config = require("dave.config")
 
 local api = vim.api
 
@@ -17,13 +20,19 @@ local ALLOW, ALWAYS, DENY = "Allow", "Allow always", "Deny"
 ---@field title string? the chat's title
 ---@field ended boolean? resolved elsewhere (cancel, rule): a late answer is dropped
 ---@field prompt_win integer? a floating window the select UI opened
+---@field proposal table? what a file tool would write (reviewed in a diff tab)
+---@field waiting_autocmd integer? the ModeChanged autocmd that opens the diff tab later
 
 local queue = {} ---@type dave.PermissionRequest[]
 local active = nil ---@type dave.PermissionRequest?
 
 local show_next
 
-local function answer(req, decision, reason)
+local function notify(message, level)
+  vim.notify(message, level or vim.log.levels.INFO, { title = "dave" })
+end
+
+local function answer(req, decision, reason, edited)
   if req.ended then
     return
   end
@@ -32,6 +41,7 @@ local function answer(req, decision, reason)
     requestId = req.requestId,
     decision = decision,
     reason = reason,
+    editedContent = edited,
   }, function(err)
     if err then
       vim.notify("dave: " .. (err.message or "the permission answer failed"), vim.log.levels.WARN)
@@ -77,12 +87,56 @@ local function on_choice(req, decision)
   finish(req)
 end
 
+--- Whether the request is reviewed in a diff tab.
+local function reviewed(req)
+  return type(req.proposal) == "table" and config.options.review.diff
+end
+
+--- Typing (Insert, Replace, Visual, Select, command-line, Terminal mode): a diff tab waits.
+local function typing()
+  local mode = api.nvim_get_mode()
+  return mode.blocking or not (mode.mode == "n" or mode.mode == "nt")
+end
+
+local function stop_waiting(req)
+  if req.waiting_autocmd then
+    pcall(api.nvim_del_autocmd, req.waiting_autocmd)
+    req.waiting_autocmd = nil
+  end
+end
+
+--- Opens the request's diff tab now, or (while the user types) when they are back in Normal mode.
+local function review_later(req)
+  local review = require("dave.review")
+  if not typing() then
+    return review.show(req)
+  end
+  notify(("dave: %s %s waits for review; its diff opens when you are back in Normal mode (or :Dave review)"):format(
+    tostring(req.toolName),
+    config.relative(tostring(req.proposal.path))
+  ))
+  req.waiting_autocmd = api.nvim_create_autocmd("ModeChanged", {
+    callback = function()
+      vim.schedule(function()
+        if req.ended or not req.waiting_autocmd or typing() then
+          return
+        end
+        stop_waiting(req)
+        review.show(req)
+      end)
+    end,
+  })
+end
+
 show_next = function()
   if active or #queue == 0 then
     return
   end
   local req = table.remove(queue, 1)
   active = req
+  if reviewed(req) then
+    return review_later(req)
+  end
   -- The server words the question (`Allow Write notes.txt?`); only an older server's request
   -- without one gets the bare tool name.
   local prompt = (type(req.message) == "string" and req.message ~= "") and req.message
@@ -112,6 +166,10 @@ end
 
 local function close(req)
   req.ended = true
+  stop_waiting(req)
+  if req.proposal then
+    require("dave.review").close(req)
+  end
   for i = #queue, 1, -1 do
     if queue[i] == req then
       table.remove(queue, i)
@@ -149,6 +207,59 @@ function M.drop_session(session_id)
   end)) do
     close(req)
   end
+end
+
+--- The proposal request that `:Dave accept` / `:Dave reject` answer: the one whose diff tab
+--- holds the current buffer, else the one being reviewed.
+local function reviewing()
+  local req = require("dave.review").request_of(api.nvim_get_current_buf())
+  if req and not req.ended then
+    return req
+  end
+  if active and reviewed(active) and not active.ended then
+    return active
+  end
+end
+
+--- Accepts a proposal: `allow` (always: `allowAlways`) with `editedContent` when the user
+--- changed the proposal buffer. req: nil for the one being reviewed.
+---@param req dave.PermissionRequest?
+---@param always boolean?
+function M.accept(req, always)
+  req = req and not req.ended and req or reviewing()
+  if not req then
+    return notify("dave: no change waits for review")
+  end
+  local edited = require("dave.review").edited(req)
+  answer(req, always and "allowAlways" or "allow", nil, edited)
+  close(req)
+end
+
+--- Rejects a proposal, with a reason the model sees (asked with vim.ui.input; optional).
+---@param req dave.PermissionRequest?
+function M.reject(req)
+  req = req and not req.ended and req or reviewing()
+  if not req then
+    return notify("dave: no change waits for review")
+  end
+  vim.ui.input({ prompt = "Reason for rejecting (optional): " }, function(reason)
+    if req.ended then
+      return
+    end
+    answer(req, "deny", (reason and reason ~= "") and reason or "The user rejected this change.")
+    close(req)
+  end)
+end
+
+--- Opens the diff tab of the change that waits for review (one closed unanswered, or one
+--- waiting for the user to leave Insert mode).
+function M.review()
+  local req = reviewing()
+  if not req then
+    return notify("dave: no change waits for review")
+  end
+  stop_waiting(req)
+  require("dave.review").show(req)
 end
 
 --- How many requests wait for an answer, the one on screen included.

@@ -2,6 +2,7 @@
 --- streams its `$/progress` reports into the chat buffer and ends in the transcript.
 local Chat = require("dave.chat")
 local client = require("dave.client")
+local config = require("dave.config")
 local permissions = require("dave.permissions")
 
 local M = {}
@@ -31,6 +32,7 @@ local counter = 0
 ---@field transcript {role: string, content: string}[]
 ---@field synced integer? the server generation that holds this session's conversation
 ---@field query dave.Query?
+---@field changes table[]? the `changes` of the chat's last turn that changed files
 
 -- The transcript rule (the VS Code extension follows the same one): a query sends the chat's
 -- transcript as `messages` only when it is the session's first query to this server process
@@ -50,7 +52,27 @@ local function title_of(prompt)
   return #line > 40 and (vim.fn.strcharpart(line, 0, 39) .. "…") or line
 end
 
-local function finish(session, query, outcome, message)
+local FILE_TOOLS = { Write = true, Edit = true, MultiEdit = true, NotebookEdit = true }
+
+--- Files the turn changed are reloaded in the buffers that show them (unless modified there).
+local function reload_buffers()
+  pcall(vim.cmd, "silent! checktime")
+end
+
+--- `3 files changed (...)` under a turn whose result (or error data) lists `changes`.
+local function note_changes(session, changes)
+  if type(changes) ~= "table" or #changes == 0 then
+    return
+  end
+  session.changes = changes
+  reload_buffers()
+  session.chat:append_note(("%d file%s changed (:Dave changes to review, :Dave undo to revert)"):format(
+    #changes,
+    #changes == 1 and "" or "s"
+  ))
+end
+
+local function finish(session, query, outcome, message, changes)
   if query.done then
     return
   end
@@ -64,6 +86,7 @@ local function finish(session, query, outcome, message)
   end
   local chat = session.chat
   local text = table.concat(query.parts)
+  note_changes(session, changes)
   if outcome == "ok" then
     chat:set_status("ready", false)
   elseif outcome == "cancelled" then
@@ -120,12 +143,21 @@ local function on_report(session, query, value)
   elseif type_ == "permissionRequest" then
     query.requests[value.requestId] = value
     chat:set_status("waiting for permission", true)
+    local proposal = type(value.proposal) == "table" and value.proposal or nil
+    if proposal and config.options.review.diff then
+      chat:set_status("waiting for review", true)
+      chat:append_note(("? %s %s waits for review (:Dave review, :Dave accept, :Dave reject)"):format(
+        tostring(value.toolName),
+        config.relative(tostring(proposal.path))
+      ))
+    end
     permissions.ask({
       requestId = value.requestId,
       sessionId = value.sessionId or session.id,
       toolName = value.toolName,
       message = value.message,
       allowAlways = value.allowAlways,
+      proposal = proposal,
       title = chat.title,
     })
   elseif type_ == "permissionResolved" then
@@ -135,15 +167,25 @@ local function on_report(session, query, value)
     if req and value.decision == "deny" then
       query.denied[req.toolUseId or ""] = true
       chat:append_note(("✗ %s denied (%s)"):format(req.toolName, value.by or "user"))
-    elseif value.decision == "allow" and rule then
-      -- Say which rule let a tool run unasked, or which one the user just added, so a
-      -- standing grant is never invisible in the chat.
-      chat:append_note((value.by == "rule" and "✓ allowed by rule %s" or "✓ allowed always: %s"):format(rule))
+    elseif value.decision == "allow" then
+      if value.edited == true then
+        chat:append_note(("✓ %s: your edited version was accepted (the model is told)"):format(
+          tostring(req and req.toolName or value.toolName or "tool")
+        ))
+      end
+      if rule then
+        -- Say which rule let a tool run unasked, or which one the user just added, so a
+        -- standing grant is never invisible in the chat.
+        chat:append_note((value.by == "rule" and "✓ allowed by rule %s" or "✓ allowed always: %s"):format(rule))
+      end
     end
     chat:set_status("working", true)
   elseif type_ == "toolResult" and not query.denied[value.toolUseId or ""] then
     local line = vim.trim(("%s %s"):format(value.toolName or "tool", value.summary or ""))
     chat:append_note((value.isError and "✗ " or "✓ ") .. line)
+    if FILE_TOOLS[value.toolName] then
+      reload_buffers()
+    end
   elseif type_ == "status" then
     chat:set_status(value.state or "working", true)
   elseif type_ == "error" then
@@ -168,16 +210,16 @@ local function on_response(session, query, err, result)
       table.insert(query.parts, result.text)
       session.chat:append_text(result.text)
     end
-    return finish(session, query, "ok")
-  end
-  if err.code == CANCELLED then
-    return finish(session, query, "cancelled")
+    return finish(session, query, "ok", nil, result and result.changes)
   end
   local data = type(err.data) == "table" and err.data or {}
+  if err.code == CANCELLED then
+    return finish(session, query, "cancelled", nil, data.changes)
+  end
   if table.concat(query.parts) == "" and type(data.partialText) == "string" then
     table.insert(query.parts, data.partialText)
   end
-  finish(session, query, "failed", err.message)
+  finish(session, query, "failed", err.message, data.changes)
 end
 
 local actions = {} -- filled by init.lua: keymap actions of the chat buffer

@@ -1,0 +1,100 @@
+"""Review of a session's changes: the session-side glue between the backend's tool
+hooks, the user's accepted edits, and the change store.
+
+- Before a file tool runs (the backend's PreToolUse hook, in every permission mode),
+  `before_tool` snapshots its file in the running turn's `ChangeRecorder`.
+- When the user accepted an edited version of a proposal (`editedContent`), the tool
+  still runs as the model asked; `after_tool` (the PostToolUse hook) then writes the
+  user's version over it, atomically, and returns what the model is told in the same
+  turn (proposals.edited_feedback), so it never believes its own version landed.
+- `finish_turn` turns the recorder's snapshots into the turn's `ChangeSet`, kept by the
+  `ChangeStore` for `dave/changes` and `dave/revertChanges`.
+
+File work runs in a thread: a snapshot reads up to a megabyte and hashes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import stat
+from typing import Any
+
+import attrs
+
+from dave_lsp.changes import ChangeRecorder, ChangeSet, ChangeStore, write_atomic
+from dave_lsp.proposals import edited_feedback
+from dave_lsp.summaries import display_path
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class AcceptedEdit:
+    """The user's version of a proposal, to land once its tool has run."""
+
+    path: str
+    proposed: str
+    edited: str
+
+
+class Review:
+    """One session's running turn of changes, and its store."""
+
+    def __init__(self, session_id: str, cwd: str, store: ChangeStore) -> None:
+        self.session_id = session_id
+        self.cwd = cwd
+        self.store = store
+        self._recorder: ChangeRecorder | None = None
+        self._edits: dict[str, AcceptedEdit] = {}
+
+    def start_turn(self) -> None:
+        self._recorder = ChangeRecorder(self.cwd)
+        self._edits.clear()
+
+    async def before_tool(self, tool_name: str, tool_input: dict[str, Any]) -> None:
+        recorder = self._recorder
+        if recorder is not None:
+            await asyncio.to_thread(recorder.before_tool, tool_name, tool_input)
+
+    def accept_edit(self, tool_use_id: str, edit: AcceptedEdit) -> None:
+        self._edits[tool_use_id] = edit
+
+    async def after_tool(self, tool_use_id: str) -> str | None:
+        """Land the user's version of this tool's file, if they edited the proposal;
+        returns what the model is to be told, or None."""
+        edit = self._edits.pop(tool_use_id, None)
+        if edit is None:
+            return None
+        label = display_path(edit.path, self.cwd)
+        try:
+            await asyncio.to_thread(_write, edit.path, edit.edited)
+        except OSError as exc:
+            log.warning("could not write the user's version of %s: %s", edit.path, exc)
+            return (
+                f"The user edited your proposed change to {label} before accepting it, but "
+                f"their version could not be written ({exc}); the file holds your version."
+            )
+        return edited_feedback(edit.proposed, edit.edited, label) or None
+
+    async def finish_turn(self, turn: int) -> ChangeSet | None:
+        """The turn's changes, stored (None when it changed no file)."""
+        recorder, self._recorder = self._recorder, None
+        self._edits.clear()
+        if recorder is None or not recorder.touched:
+            return None
+        files = await asyncio.to_thread(recorder.finish)
+        if not files:
+            return None
+        change_set = ChangeSet(self.session_id, turn, self.cwd, tuple(files))
+        await asyncio.to_thread(self.store.save, change_set)
+        return change_set
+
+
+def _write(path: str, text: str) -> None:
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        mode = 0o644
+    write_atomic(path, text.encode("utf-8"), mode)
