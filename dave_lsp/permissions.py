@@ -24,6 +24,7 @@ import attrs
 from dave_lsp import events as ev
 from dave_lsp import rules as allow_rules
 from dave_lsp.backends.base import PermissionAnswer
+from dave_lsp.editor_tools import TOOL_PREFIX
 from dave_lsp.proposals import Proposal, proposal_for
 from dave_lsp.review import AcceptedEdit
 from dave_lsp.rules import Rule, Suggestion
@@ -170,6 +171,10 @@ class PermissionPolicy:
         sink: Sink,
     ) -> Decision:
         name, tool_input = request.tool_name, request.tool_input
+        if name.startswith(TOOL_PREFIX):
+            # The editor's tools only read: never asked, in any mode.
+            sink.emit(ev.PermissionResolved(f"auto-{request.tool_use_id}", "allow", "mode"))
+            return Decision(PermissionAnswer(allow=True))
         rule = next((r for r in rules if allow_rules.covers(r.rule, name, tool_input, cwd)), None)
         if rule is not None:
             sink.emit(

@@ -24,12 +24,13 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import to_fs_path
 
-from dave_lsp import PROTOCOL_VERSION, __version__
+from dave_lsp import PROTOCOL_VERSION, __version__, editor_tools
 from dave_lsp import events as ev
 from dave_lsp import protocol as proto
 from dave_lsp.backends import registry
 from dave_lsp.backends.base import ChatMessage
 from dave_lsp.changes import HunkRef
+from dave_lsp.editor_tools import EditorTools
 from dave_lsp.logs import attach_client_log, redact, redact_values
 from dave_lsp.options import InitOptions, parse_options
 from dave_lsp.permissions import PermissionBroker, PermissionPolicy, UnknownRequest
@@ -139,7 +140,26 @@ class DaveServer(LanguageServer):
         )
         state_dir = Path(options.state_dir).expanduser() if options.state_dir else None
         policy = PermissionPolicy(self.broker, options.permission_timeout_seconds)
-        self._manager = SessionManager(options, policy, default_cwd, SessionStore(state_dir))
+        editor = self._editor_tools(params.capabilities)
+        self._manager = SessionManager(
+            options, policy, default_cwd, SessionStore(state_dir), editor
+        )
+
+    def _editor_tools(self, capabilities: lsp.ClientCapabilities) -> EditorTools | None:
+        """The tools the client offers (`experimental.dave.editorTools`), or None."""
+        experimental = capabilities.experimental
+        dave = experimental.get("dave") if isinstance(experimental, dict) else None
+        offered = dave.get("editorTools") if isinstance(dave, dict) else None
+        if not isinstance(offered, list) or not offered:
+            return None
+        unknown = [o for o in offered if o not in editor_tools.CAPABILITIES]
+        if unknown:
+            log.warning("ignoring unknown editorTools: %s", ", ".join(map(str, unknown)))
+        tools = EditorTools([o for o in offered if isinstance(o, str)], self._ask_client)
+        return tools if tools.capabilities else None
+
+    async def _ask_client(self, method: str, params: Any) -> Any:
+        return await self.protocol.send_request_async(method, params)
 
     def start_background(self) -> None:
         if self._manager is not None:
@@ -281,7 +301,11 @@ async def query(ls: DaveServer, manager: SessionManager, params: proto.QueryPara
             sink,
             cwd=params.cwd,
             model=params.model,
+            context=params.context,
         )
+    except proto.ParamsError:
+        sink.end()
+        raise
     except ev.BackendError as exc:
         sink.error(redact(str(exc)))
         sink.end()

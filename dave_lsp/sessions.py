@@ -26,15 +26,17 @@ from typing import Any, Literal
 
 import attrs
 
+from dave_lsp import context as editor_context
 from dave_lsp import events as ev
 from dave_lsp.backends import registry
 from dave_lsp.backends.base import BackendSession, ChatMessage, PermissionAnswer, SessionConfig
 from dave_lsp.changes import ChangeSet, ChangeStore, HunkRef, RevertResult, revert
+from dave_lsp.editor_tools import EditorTools
 from dave_lsp.options import InitOptions
 from dave_lsp.permissions import PermissionPolicy, ToolRequest
 from dave_lsp.pool import SHUTDOWN_TIMEOUT, ProcessPool
 from dave_lsp.progress import ProgressSink
-from dave_lsp.protocol import ParamsError, SessionInfo
+from dave_lsp.protocol import ParamsError, QueryContext, SessionInfo
 from dave_lsp.review import Review
 from dave_lsp.rules import Rule, Suggestion
 from dave_lsp.store import SessionRecord, SessionStore, now_iso
@@ -357,8 +359,8 @@ class SessionActor:
             # A backend opened after an eviction resumes this conversation.
             self.config = attrs.evolve(self.config, resume=done.backend_session_id)
         if not record.title:
-            first_line = job.prompt.strip().splitlines()[0] if job.prompt.strip() else ""
-            record.title = first_line[:80]
+            typed = (job.typed if job.typed is not None else job.prompt).strip()
+            record.title = typed.splitlines()[0][:80] if typed else ""
         self._store.save(record)
         if self.on_first_answer is not None:
             callback, self.on_first_answer = self.on_first_answer, None
@@ -485,8 +487,10 @@ class SessionManager:
         policy: PermissionPolicy,
         default_cwd: str,
         store: SessionStore,
+        editor: EditorTools | None = None,
     ) -> None:
         self.options = options
+        self.editor = editor
         self.policy = policy
         self.default_cwd = default_cwd
         self.store = store
@@ -514,7 +518,7 @@ class SessionManager:
         resume: str | None = None,
     ) -> SessionConfig:
         options = self.options
-        folder = os.path.abspath(os.path.expanduser(cwd or options.cwd or self.default_cwd))
+        folder = self._folder(cwd)
         name = backend or options.backend
         return SessionConfig(
             session_id=session_id,
@@ -525,8 +529,12 @@ class SessionManager:
             env=dict(options.env),
             backend_options=options.backend_options.get(name),
             request_timeout_seconds=options.request_timeout_seconds,
+            editor=self.editor,
             resume=resume,
         )
+
+    def _folder(self, cwd: str | None) -> str:
+        return os.path.abspath(os.path.expanduser(cwd or self.options.cwd or self.default_cwd))
 
     @staticmethod
     def _record_for(config: SessionConfig) -> SessionRecord:
@@ -626,9 +634,18 @@ class SessionManager:
         sink: ProgressSink,
         cwd: str | None = None,
         model: str | None = None,
+        context: QueryContext | None = None,
     ) -> QueryJob:
-        actor = self.get_or_create(session_id, cwd, model)
-        job = QueryJob.create(session_id, prompt, transcript, sink)
+        """Queue a query; ParamsError for a context the session cannot use."""
+        actor = self.get(session_id)
+        # Checked before a new session is made: a bad mention leaves nothing behind.
+        editor_context.check(context, actor.config.cwd if actor else self._folder(cwd))
+        if actor is None:
+            actor = self.create(self.new_config(session_id, cwd=cwd, model=model))
+        sent = editor_context.render(context, prompt, actor.config.cwd)
+        job = QueryJob.create(session_id, sent, transcript, sink)
+        if sent is not prompt:
+            job.typed = prompt
         actor.submit(job)
         return job
 

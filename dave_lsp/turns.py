@@ -53,6 +53,8 @@ class QueryJob:
     tool_results: list[ToolResultInfo] = attrs.field(factory=list)
     # The files the turn's file tools changed (set as the turn ends).
     changes: list[dict[str, Any]] = attrs.field(factory=list)
+    # What the user typed, when `prompt` also carries the editor's context.
+    typed: str | None = None
 
     @classmethod
     def create(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lsprotocol import types as lsp
 
 from dave_lsp.testing import FakeModelServer
 from tests.lsp_harness import DaveClient, config, initialize
@@ -63,16 +64,23 @@ def server(backend_env: dict[str, str], tmp_path: Path) -> Server:
     as an editor restarting its server would."""
 
     @asynccontextmanager
-    async def start(**options: Any) -> AsyncIterator[DaveClient]:
+    async def start(
+        capabilities: lsp.ClientCapabilities | None = None,
+        answers: dict[str, Callable[[Any], Any]] | None = None,
+        **options: Any,
+    ) -> AsyncIterator[DaveClient]:
+        """`answers`: server-to-client requests the client answers, by method."""
         client = await config().start()
         assert isinstance(client, DaveClient)
+        for method, answer in (answers or {}).items():
+            client.feature(method)(answer)
         base = {
             "env": backend_env,
             "cwd": str(tmp_path),
             "stateDir": str(tmp_path / "state"),
             "prewarm": 0,
         }
-        await initialize(client, {**base, **options})
+        await initialize(client, {**base, **options}, capabilities=capabilities)
         try:
             yield client
         finally:

@@ -79,10 +79,13 @@ def config(env: dict[str, str] | None = None) -> ClientServerConfig:
 
 
 async def initialize(
-    client: DaveClient, options: dict[str, Any], root: str | None = None
+    client: DaveClient,
+    options: dict[str, Any],
+    root: str | None = None,
+    capabilities: lsp.ClientCapabilities | None = None,
 ) -> lsp.InitializeResult:
     params = lsp.InitializeParams(
-        capabilities=lsp.ClientCapabilities(),
+        capabilities=capabilities or lsp.ClientCapabilities(),
         initialization_options=options,
         root_uri=None if root is None else f"file://{root}",
     )

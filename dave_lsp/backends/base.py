@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from dave_lsp.editor_tools import EditorTools
 from dave_lsp.events import Event
 from dave_lsp.rules import Suggestion
 
@@ -70,6 +71,9 @@ class SessionConfig:
     # That backend's initializationOptions group (registry.py: its `options_type`).
     backend_options: object = None
     request_timeout_seconds: float | None = None
+    # The editor's read-only tools the model may use (editor_tools.py), if the client
+    # offers any.
+    editor: EditorTools | None = None
     # The backend's own conversation id to continue (Claude: `resume`).
     resume: str | None = None
 

@@ -28,7 +28,7 @@ import os
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import attrs
@@ -45,12 +45,14 @@ from claude_agent_sdk import (
     PermissionResultAllow,
     PermissionResultDeny,
     ResultMessage,
+    SdkMcpTool,
     ToolPermissionContext,
     ToolResultBlock,
     ToolUseBlock,
     UserMessage,
+    create_sdk_mcp_server,
 )
-from claude_agent_sdk.types import HookEvent, StreamEvent
+from claude_agent_sdk.types import HookEvent, McpServerConfig, StreamEvent
 
 from dave_lsp import events as ev
 from dave_lsp.backends.base import (
@@ -62,6 +64,7 @@ from dave_lsp.backends.base import (
 )
 from dave_lsp.backends.common import Ended, finished, one_line, pump
 from dave_lsp.backends.registry import ClaudeOptions, options_of
+from dave_lsp.editor_tools import SERVER_NAME, EditorToolError
 from dave_lsp.pids import LIVE_PIDS, kill_pid, pid_alive
 from dave_lsp.rules import Suggestion
 from dave_lsp.summaries import describe_tool_use, format_tool_summary, result_text
@@ -162,7 +165,34 @@ class ClaudeSession:
             stderr=self._stderr.append,
             resume=resume,
             hooks=hooks or None,
+            mcp_servers=self._editor_server(),
         )
+
+    def _editor_server(self) -> dict[str, McpServerConfig]:
+        """The editor's tools as an in-process MCP server named `editor` (not `ide`: the
+        CLI keeps only two tools of a server by that name); none when the client offers
+        none. The SDK runs each call as its own task, so a tool waiting on the editor
+        blocks nothing."""
+        editor = self._config.editor
+        if editor is None or not editor.specs():
+            return {}
+        cwd = self._config.cwd
+
+        def handler(name: str) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+            async def call(args: dict[str, Any]) -> dict[str, Any]:
+                try:
+                    text = await editor.call(name, args, cwd)
+                except EditorToolError as exc:
+                    return {"content": [{"type": "text", "text": str(exc)}], "is_error": True}
+                return {"content": [{"type": "text", "text": text}]}
+
+            return call
+
+        tools = [
+            SdkMcpTool(spec.name, spec.description, spec.input_schema, handler(spec.name))
+            for spec in editor.specs()
+        ]
+        return {SERVER_NAME: create_sdk_mcp_server(name=SERVER_NAME, tools=tools)}
 
     def _cli_env(self) -> dict[str, str]:
         env = dict(self._config.env)
