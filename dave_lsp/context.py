@@ -1,20 +1,28 @@
-"""Editor context with a prompt: the active file and its selection, and the files the
-user mentioned (`@path#L5-10`), put before the prompt in a block the model reads as
-the editor's context. Bounded; a mention of a missing file is the client's mistake.
+"""What comes with a prompt: the editor's context (the active file and its selection,
+and the files the user mentioned, `@path#L5-10`), put before the prompt in a block the
+model reads as the editor's context; and images, checked. Bounded; a mention of a
+missing file, or an image that is not one, is the client's mistake (-32602).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
-from dave_lsp.protocol import ActiveFile, Mention, ParamsError, QueryContext
+from dave_lsp.backends.base import Attachment
+from dave_lsp.protocol import ActiveFile, AttachmentParam, Mention, ParamsError, QueryContext
 from dave_lsp.summaries import display_path
 
 MAX_SELECTION_CHARS = 20_000
 MAX_MENTION_LINES = 500
 MAX_MENTION_CHARS = 40_000
 MAX_CONTEXT_CHARS = 100_000
+MAX_IMAGES = 20
+MAX_IMAGE_BYTES = 5 * 1024 * 1024  # decoded; the Messages API's own limit per image
+IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 # A fence longer than any run of backquotes in the quoted text keeps the block whole.
 _FENCE = "```"
 
@@ -53,6 +61,30 @@ def check(context: QueryContext | None, cwd: str) -> None:
                 f"dave/query: invalid params: context.mentions[{index}].startLine: "
                 "lines are 1-based"
             )
+
+
+def images(attachments: Sequence[AttachmentParam]) -> list[Attachment]:
+    """The prompt's images, checked; ParamsError naming the first that is not one."""
+    if len(attachments) > MAX_IMAGES:
+        raise ParamsError(
+            f"dave/query: invalid params: attachments: at most {MAX_IMAGES} images "
+            f"(got {len(attachments)})"
+        )
+    checked = []
+    for index, item in enumerate(attachments):
+        where = f"dave/query: invalid params: attachments[{index}]"
+        if item.media_type not in IMAGE_TYPES:
+            raise ParamsError(f"{where}.mediaType: must be one of {', '.join(IMAGE_TYPES)}")
+        try:
+            size = len(base64.b64decode(item.data, validate=True))
+        except (binascii.Error, ValueError):
+            raise ParamsError(f"{where}.data: not base64") from None
+        if not size or size > MAX_IMAGE_BYTES:
+            raise ParamsError(
+                f"{where}.data: {size} bytes; an image is 1 byte to {MAX_IMAGE_BYTES} bytes"
+            )
+        checked.append(Attachment(item.media_type, item.data))
+    return checked
 
 
 def _absolute(path: str, cwd: str) -> str:

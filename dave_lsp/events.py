@@ -37,6 +37,8 @@ class ToolUse:
     input: dict[str, Any]
     # The human description of the use (`Write notes.txt`), so no client re-derives it.
     message: str = ""
+    # The Agent tool use whose subagent made this one, if any.
+    parent_tool_use_id: str | None = None
 
 
 @attrs.frozen
@@ -47,6 +49,7 @@ class ToolResult:
     tool_name: str
     summary: str
     is_error: bool
+    parent_tool_use_id: str | None = None
 
 
 @attrs.frozen
@@ -62,6 +65,9 @@ class PermissionRequested:
     allow_always: Rule | None = None
     # A file tool's proposed change (proposals.Proposal.to_json()), when there is one.
     proposal: dict[str, Any] | None = None
+    # The model's questions (AskUserQuestion) or plan (ExitPlanMode), for the report.
+    details: dict[str, Any] | None = None
+    parent_tool_use_id: str | None = None
 
 
 @attrs.frozen
@@ -89,6 +95,9 @@ class Status:
 class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
+    # The conversation's size as of the turn, and the model's window, when known.
+    context_tokens: int | None = None
+    context_window: int | None = None
 
 
 @attrs.frozen

@@ -35,13 +35,24 @@ log = logging.getLogger(__name__)
 
 
 @attrs.frozen
+class Reply:
+    """What the user said besides the decision (`dave/permission`'s other fields)."""
+
+    reason: str = ""
+    updated_input: dict[str, Any] | None = None
+    edited_content: str | None = None  # the user's version of the proposal
+    answers: dict[str, str | list[str]] | None = None  # AskUserQuestion's answers
+    permission_mode: str | None = None  # the mode after an approved plan
+
+
+@attrs.frozen
 class Outcome:
     """How a pending request ended."""
 
     answer: PermissionAnswer
     by: str  # user | cancel
     always: bool = False  # the user chose "allow always"
-    edited_content: str | None = None  # the user's version of the proposal
+    reply: Reply = Reply()
 
 
 class UnknownRequest(LookupError):
@@ -76,14 +87,7 @@ class PermissionBroker:
     def forget(self, request_id: str) -> None:
         self._pending.pop(request_id, None)
 
-    def answer(
-        self,
-        request_id: str,
-        decision: str,
-        reason: str = "",
-        updated_input: dict[str, Any] | None = None,
-        edited_content: str | None = None,
-    ) -> PendingPermission:
+    def answer(self, request_id: str, decision: str, reply: Reply = Reply()) -> PendingPermission:
         """Resolve a request from the user's answer; raise UnknownRequest if not pending."""
         request = self._pending.pop(request_id, None)
         if request is None or request.future.done():
@@ -96,12 +100,10 @@ class PermissionBroker:
         allow = decision in ("allow", "allowAlways")
         answer = PermissionAnswer(
             allow=allow,
-            reason=reason if not allow else "",
-            updated_input=updated_input if allow else None,
+            reason=reply.reason if not allow else "",
+            updated_input=reply.updated_input if allow else None,
         )
-        request.future.set_result(
-            Outcome(answer, "user", decision == "allowAlways", edited_content if allow else None)
-        )
+        request.future.set_result(Outcome(answer, "user", decision == "allowAlways", reply))
         return request
 
     def deny_session(self, session_id: str, reason: str) -> int:
@@ -137,6 +139,8 @@ class ToolRequest:
     tool_name: str
     tool_input: dict[str, Any]
     suggestions: Sequence[Suggestion] = ()
+    # The Agent tool use whose subagent asks, if any.
+    parent_tool_use_id: str | None = None
 
 
 @attrs.frozen
@@ -171,11 +175,17 @@ class PermissionPolicy:
         sink: Sink,
     ) -> Decision:
         name, tool_input = request.tool_name, request.tool_input
+        parent = request.parent_tool_use_id
         if name.startswith(TOOL_PREFIX):
             # The editor's tools only read: never asked, in any mode.
             sink.emit(ev.PermissionResolved(f"auto-{request.tool_use_id}", "allow", "mode"))
             return Decision(PermissionAnswer(allow=True))
-        rule = next((r for r in rules if allow_rules.covers(r.rule, name, tool_input, cwd)), None)
+        asking_user = name in _ASKS_THE_USER
+        rule = (
+            None
+            if asking_user
+            else next((r for r in rules if allow_rules.covers(r.rule, name, tool_input, cwd)), None)
+        )
         if rule is not None:
             sink.emit(
                 ev.PermissionResolved(f"rule-{request.tool_use_id}", "allow", "rule", rule.rule)
@@ -183,7 +193,10 @@ class PermissionPolicy:
             return Decision(PermissionAnswer(allow=True))
         if not sink.can_ask:
             return Decision(PermissionAnswer(allow=False, reason=NO_PROGRESS_REASON))
-        proposal = allow_rules.propose(name, tool_input, request.suggestions, cwd)
+        # Questions and plans are for the user to answer, never for a standing rule.
+        proposal = (
+            None if asking_user else allow_rules.propose(name, tool_input, request.suggestions, cwd)
+        )
         change = None
         if name in allow_rules.FILE_TOOLS:
             # Reads the file (up to 10 MiB) and diffs it: off the loop.
@@ -195,9 +208,11 @@ class PermissionPolicy:
                 request.tool_use_id,
                 name,
                 tool_input,
-                f"Allow {describe_tool_use(name, tool_input, cwd)}?",
+                _question(name, tool_input, cwd),
                 proposal,
                 change.to_json() if change is not None else None,
+                await _details(name, tool_input),
+                parent,
             )
         )
         try:
@@ -206,11 +221,11 @@ class PermissionPolicy:
             # The backend gave up on the answer (its process died): close the prompt.
             sink.emit(ev.PermissionResolved(pending.request_id, "deny", "cancel"))
             raise
-        answer = outcome.answer
+        answer = _for_tool(name, tool_input, outcome)
         added = None
-        if outcome.always and answer.allow:
+        if outcome.always and answer.allow and proposal is not None:
             added = attrs.evolve(proposal, created_at=now_iso())
-        edit = _accepted_edit(change, outcome.edited_content, name)
+        edit = _accepted_edit(change, outcome.reply.edited_content, name)
         sink.emit(
             ev.PermissionResolved(
                 pending.request_id,
@@ -250,3 +265,60 @@ def _accepted_edit(
     if edited_content == change.proposed:
         return None  # accepted as proposed
     return AcceptedEdit(change.path, change.proposed, edited_content)
+
+
+# Tools whose "permission" is the user's answer: questions, and leaving plan mode.
+_ASKS_THE_USER = frozenset({"AskUserQuestion", "ExitPlanMode"})
+DECLINED_QUESTIONS = "The user declined to answer the questions."
+MAX_PLAN_BYTES = 256 * 1024
+
+
+def _question(name: str, tool_input: dict[str, Any], cwd: str) -> str:
+    if name == "AskUserQuestion":
+        return "The model asks you a question."
+    if name == "ExitPlanMode":
+        return "Approve the plan and start?"
+    return f"Allow {describe_tool_use(name, tool_input, cwd)}?"
+
+
+async def _details(name: str, tool_input: dict[str, Any]) -> dict[str, Any] | None:
+    """The report's extra fields: AskUserQuestion's `questions`, ExitPlanMode's `plan`."""
+    if name == "AskUserQuestion":
+        questions = tool_input.get("questions")
+        return {"questions": questions if isinstance(questions, list) else []}
+    if name == "ExitPlanMode":
+        return {"plan": await asyncio.to_thread(_plan_text, tool_input)}
+    return None
+
+
+def _plan_text(tool_input: dict[str, Any]) -> str:
+    """The plan: the input's `plan`, else the plan file the CLI names (`planFilePath`):
+    the CLI fills the input from that file, and leaves it empty when there is none."""
+    plan = tool_input.get("plan")
+    if isinstance(plan, str) and plan.strip():
+        return plan
+    path = tool_input.get("planFilePath")
+    if isinstance(path, str) and path:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as file:
+                return file.read(MAX_PLAN_BYTES)
+        except OSError as exc:
+            log.warning("could not read the plan file %s: %s", path, exc)
+    return ""
+
+
+def _for_tool(name: str, tool_input: dict[str, Any], outcome: Outcome) -> PermissionAnswer:
+    """The backend's answer: for a question, the user's answers in the tool's input;
+    for a plan, the mode to switch to."""
+    answer, reply = outcome.answer, outcome.reply
+    if name == "AskUserQuestion":
+        if not answer.allow:
+            return attrs.evolve(answer, reason=answer.reason or DECLINED_QUESTIONS)
+        answers = {
+            question: ", ".join(value) if isinstance(value, list) else value
+            for question, value in (reply.answers or {}).items()
+        }
+        return attrs.evolve(answer, updated_input={**tool_input, "answers": answers})
+    if name == "ExitPlanMode" and answer.allow:
+        return attrs.evolve(answer, set_mode=reply.permission_mode)
+    return answer

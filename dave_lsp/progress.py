@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from dave_lsp import events as ev
 
@@ -19,29 +19,52 @@ FLUSH_CHARS = 4096
 Send = Callable[[dict[str, Any]], None]
 
 
+class EventSink(Protocol):
+    """Where a turn's events go: `ProgressSink` for LSP, `acp.updates.TurnUpdates` for ACP."""
+
+    @property
+    def can_ask(self) -> bool: ...
+
+    def emit(self, event: ev.Event) -> None: ...
+
+
 def report_for(event: ev.Event, session_id: str) -> dict[str, Any] | None:
     """The protocol's report value for an event (token and thinking are merged elsewhere)."""
     match event:
-        case ev.ToolUse(tool_use_id, tool_name, tool_input, message):
-            return {
-                "kind": "report",
-                "type": "toolUse",
-                "toolUseId": tool_use_id,
-                "toolName": tool_name,
-                "input": tool_input,
-                "message": message or tool_name,
-            }
-        case ev.ToolResult(tool_use_id, tool_name, summary, is_error):
-            return {
-                "kind": "report",
-                "type": "toolResult",
-                "toolUseId": tool_use_id,
-                "toolName": tool_name,
-                "summary": summary,
-                "isError": is_error,
-            }
+        case ev.ToolUse(tool_use_id, tool_name, tool_input, message, parent):
+            return _nested(
+                {
+                    "kind": "report",
+                    "type": "toolUse",
+                    "toolUseId": tool_use_id,
+                    "toolName": tool_name,
+                    "input": tool_input,
+                    "message": message or tool_name,
+                },
+                parent,
+            )
+        case ev.ToolResult(tool_use_id, tool_name, summary, is_error, parent):
+            return _nested(
+                {
+                    "kind": "report",
+                    "type": "toolResult",
+                    "toolUseId": tool_use_id,
+                    "toolName": tool_name,
+                    "summary": summary,
+                    "isError": is_error,
+                },
+                parent,
+            )
         case ev.PermissionRequested(
-            request_id, tool_use_id, tool_name, tool_input, message, allow_always, proposal
+            request_id,
+            tool_use_id,
+            tool_name,
+            tool_input,
+            message,
+            allow_always,
+            proposal,
+            details,
+            parent,
         ):
             report = {
                 "kind": "report",
@@ -57,7 +80,8 @@ def report_for(event: ev.Event, session_id: str) -> dict[str, Any] | None:
                 report["allowAlways"] = {"rule": allow_always.rule, "label": allow_always.label}
             if proposal is not None:
                 report["proposal"] = proposal
-            return report
+            report.update(details or {})
+            return _nested(report, parent)
         case ev.PermissionResolved(request_id, decision, by, rule, edited):
             resolved: dict[str, Any] = {
                 "kind": "report",
@@ -77,6 +101,12 @@ def report_for(event: ev.Event, session_id: str) -> dict[str, Any] | None:
                 report["message"] = message
             return report
     return None
+
+
+def _nested(report: dict[str, Any], parent: str | None) -> dict[str, Any]:
+    if parent:
+        report["parentToolUseId"] = parent
+    return report
 
 
 class ProgressSink:

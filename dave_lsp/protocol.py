@@ -24,6 +24,7 @@ NEW_SESSION = "dave/newSession"
 LIST_SESSIONS = "dave/listSessions"
 SET_PERMISSION_MODE = "dave/setPermissionMode"
 SET_MODEL = "dave/setModel"
+LIST_COMMANDS = "dave/listCommands"
 LIST_RULES = "dave/listRules"
 REMOVE_RULE = "dave/removeRule"
 CHANGES = "dave/changes"
@@ -38,6 +39,7 @@ METHODS = [
     SET_MODEL,
     LIST_RULES,
     REMOVE_RULE,
+    LIST_COMMANDS,
     CHANGES,
     REVERT_CHANGES,
 ]
@@ -107,6 +109,13 @@ class QueryContext:
 
 
 @attrs.frozen
+class AttachmentParam:
+    type: Literal["image"]
+    media_type: str
+    data: str
+
+
+@attrs.frozen
 class QueryParams:
     session_id: str
     prompt: str
@@ -115,6 +124,7 @@ class QueryParams:
     cwd: str | None = None
     model: str | None = None
     context: QueryContext | None = None
+    attachments: list[AttachmentParam] = attrs.field(factory=list)
 
 
 @attrs.frozen
@@ -125,6 +135,10 @@ class PermissionParams:
     updated_input: dict[str, Any] | None = None
     # The whole file as the user accepted it after editing the proposal.
     edited_content: str | None = None
+    # AskUserQuestion's answers, by question: a label, labels, or the user's words.
+    answers: dict[str, Any] | None = None
+    # The session's mode after an approved plan (ExitPlanMode).
+    permission_mode: PermissionMode | None = None
 
 
 @attrs.frozen
@@ -157,6 +171,11 @@ class SetModelParams:
 @attrs.frozen
 class NoParams:
     """A method that takes no params (any given are ignored)."""
+
+
+@attrs.frozen
+class ListCommandsParams:
+    session_id: str | None = None
 
 
 @attrs.frozen
@@ -203,6 +222,7 @@ class SessionInfo:
     turns: int
     title: str
     backend_session_id: str
+    cost_usd: float = 0.0
 
 
 @attrs.frozen
@@ -275,6 +295,9 @@ def make_converter() -> cattrs.Converter:
     conv.register_structure_hook_func(lambda t: t == list[str], _list_of(conv, str))
     conv.register_structure_hook_func(lambda t: t == list[HunkParam], _list_of(conv, HunkParam))
     conv.register_structure_hook_func(lambda t: t == list[Mention], _list_of(conv, Mention))
+    conv.register_structure_hook_func(
+        lambda t: t == list[AttachmentParam], _list_of(conv, AttachmentParam)
+    )
     conv.register_structure_hook_func(lambda t: t == dict[str, str], _string_map)
 
     def structure_factory(cls: type) -> Any:

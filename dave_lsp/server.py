@@ -33,7 +33,7 @@ from dave_lsp.changes import HunkRef
 from dave_lsp.editor_tools import EditorTools
 from dave_lsp.logs import attach_client_log, redact, redact_values
 from dave_lsp.options import InitOptions, parse_options
-from dave_lsp.permissions import PermissionBroker, PermissionPolicy, UnknownRequest
+from dave_lsp.permissions import PermissionBroker, PermissionPolicy, Reply, UnknownRequest
 from dave_lsp.progress import ProgressSink
 from dave_lsp.sessions import SessionManager
 from dave_lsp.store import SessionStore
@@ -302,6 +302,7 @@ async def query(ls: DaveServer, manager: SessionManager, params: proto.QueryPara
             cwd=params.cwd,
             model=params.model,
             context=params.context,
+            attachments=params.attachments,
         )
     except proto.ParamsError:
         sink.end()
@@ -331,17 +332,32 @@ async def query(ls: DaveServer, manager: SessionManager, params: proto.QueryPara
 
 @dave_method(proto.PERMISSION, proto.PermissionParams)
 def permission(ls: DaveServer, _: SessionManager, params: proto.PermissionParams) -> Any:
+    reply = Reply(
+        params.reason,
+        params.updated_input,
+        params.edited_content,
+        _answers(params.answers),
+        params.permission_mode,
+    )
     try:
-        ls.broker.answer(
-            params.request_id,
-            params.decision,
-            params.reason,
-            params.updated_input,
-            params.edited_content,
-        )
+        ls.broker.answer(params.request_id, params.decision, reply)
     except UnknownRequest as exc:
         raise proto.ParamsError(f"{proto.PERMISSION}: {exc}") from None
     return {"ok": True}
+
+
+def _answers(raw: dict[str, Any] | None) -> dict[str, str | list[str]] | None:
+    """AskUserQuestion's answers: each a label, labels, or the user's own words."""
+    if raw is None:
+        return None
+    for question, value in raw.items():
+        labels = value if isinstance(value, list) else [value]
+        if not all(isinstance(label, str) for label in labels):
+            raise proto.ParamsError(
+                f"{proto.PERMISSION}: invalid params: answers.{question}: expected a string "
+                "or an array of strings"
+            )
+    return raw
 
 
 @dave_method(proto.DELETE_SESSION, proto.DeleteSessionParams)
@@ -406,6 +422,13 @@ async def _configure(
         raise ev.BackendError(f"{method}: {exc}") from None
     if not known:
         raise proto.ParamsError(f"{method}: no session {session_id}")
+
+
+@dave_method(proto.LIST_COMMANDS, proto.ListCommandsParams)
+async def list_commands(
+    _: DaveServer, manager: SessionManager, params: proto.ListCommandsParams
+) -> Any:
+    return {"commands": await manager.list_commands(params.session_id)}
 
 
 @dave_method(proto.LIST_RULES, proto.ListRulesParams)

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -35,8 +35,8 @@ from dave_lsp.editor_tools import EditorTools
 from dave_lsp.options import InitOptions
 from dave_lsp.permissions import PermissionPolicy, ToolRequest
 from dave_lsp.pool import SHUTDOWN_TIMEOUT, ProcessPool
-from dave_lsp.progress import ProgressSink
-from dave_lsp.protocol import ParamsError, QueryContext, SessionInfo
+from dave_lsp.progress import EventSink
+from dave_lsp.protocol import AttachmentParam, ParamsError, QueryContext, SessionInfo
 from dave_lsp.review import Review
 from dave_lsp.rules import Rule, Suggestion
 from dave_lsp.store import SessionRecord, SessionStore, now_iso
@@ -318,7 +318,8 @@ class SessionActor:
         if self.notice:
             job.sink.emit(ev.Status("working", self.notice))
             self.notice = None
-        async for event in self.backend.query(job.prompt, job.transcript, job.take):
+        turn = self.backend.query(job.prompt, job.transcript, job.take, job.attachments)
+        async for event in turn:
             if isinstance(event, ev.Done):
                 await self._finish_changes(job, succeeded=True)
                 job.succeed(event)
@@ -353,6 +354,7 @@ class SessionActor:
         """Keep what a restart needs to resume this conversation."""
         record = self.record
         record.turns += 1
+        record.cost_usd += done.cost_usd
         record.last_active_at = now_iso()
         if done.backend_session_id:
             record.backend_session_id = done.backend_session_id
@@ -386,6 +388,7 @@ class SessionActor:
         tool_name: str,
         tool_input: dict[str, Any],
         suggestions: list[Suggestion],
+        parent_tool_use_id: str | None = None,
     ) -> PermissionAnswer:
         """The backend's permission callback: the policy decides, for the running turn."""
         job = self.current
@@ -394,7 +397,7 @@ class SessionActor:
                 allow=False, reason="The request was cancelled.", interrupt=True
             )
         job.produced = True  # the model asked for a tool: this turn is under way
-        request = ToolRequest(tool_use_id, tool_name, tool_input, suggestions)
+        request = ToolRequest(tool_use_id, tool_name, tool_input, suggestions, parent_tool_use_id)
         decision = await self._policy.decide(
             self.session_id, self.config.cwd, self.record.rules, request, job.sink
         )
@@ -404,6 +407,13 @@ class SessionActor:
             self._store.save(self.record)
         if decision.edit is not None:
             self.review.accept_edit(tool_use_id, decision.edit)
+        if tool_name == "ExitPlanMode" and decision.answer.allow:
+            # The CLI leaves plan mode on an approval (for `default` without a mode):
+            # remember where it goes, as dave/setPermissionMode would.
+            mode = decision.answer.set_mode or "default"
+            self.config = attrs.evolve(self.config, permission_mode=mode)
+            self.record.permission_mode = mode
+            self._store.save(self.record)
         return decision.answer
 
     # -- from other tasks --------------------------------------------------------------
@@ -516,6 +526,7 @@ class SessionManager:
         permission_mode: str | None = None,
         backend: str | None = None,
         resume: str | None = None,
+        mcp_servers: dict[str, Any] | None = None,
     ) -> SessionConfig:
         options = self.options
         folder = self._folder(cwd)
@@ -531,6 +542,7 @@ class SessionManager:
             request_timeout_seconds=options.request_timeout_seconds,
             editor=self.editor,
             resume=resume,
+            mcp_servers=dict(mcp_servers or {}),
         )
 
     def _folder(self, cwd: str | None) -> str:
@@ -599,7 +611,8 @@ class SessionManager:
 
         def fits(spare: SessionActor) -> bool:
             have = spare.config
-            return config.resume is None and (
+            # A spare was connected without the client's MCP servers (ACP's session/new).
+            return config.resume is None and not config.mcp_servers and (
                 have.backend,
                 have.cwd,
                 have.model,
@@ -631,12 +644,17 @@ class SessionManager:
         session_id: str,
         prompt: str,
         transcript: list[ChatMessage],
-        sink: ProgressSink,
+        sink: EventSink,
         cwd: str | None = None,
         model: str | None = None,
         context: QueryContext | None = None,
+        attachments: Sequence[AttachmentParam] = (),
     ) -> QueryJob:
-        """Queue a query; ParamsError for a context the session cannot use."""
+        """Queue a query; ParamsError for a context or images the session cannot use.
+        A slash command goes as typed: no context is put before it."""
+        checked = editor_context.images(attachments)
+        if prompt.startswith("/"):
+            context = None
         actor = self.get(session_id)
         # Checked before a new session is made: a bad mention leaves nothing behind.
         editor_context.check(context, actor.config.cwd if actor else self._folder(cwd))
@@ -644,6 +662,7 @@ class SessionManager:
             actor = self.create(self.new_config(session_id, cwd=cwd, model=model))
         sent = editor_context.render(context, prompt, actor.config.cwd)
         job = QueryJob.create(session_id, sent, transcript, sink)
+        job.attachments = checked
         if sent is not prompt:
             job.typed = prompt
         actor.submit(job)
@@ -658,6 +677,7 @@ class SessionManager:
         permission_mode: str | None,
         backend: str | None,
         resume: str | None,
+        mcp_servers: dict[str, Any] | None = None,
     ) -> SessionActor:
         session_id = session_id or str(uuid.uuid4())
         if self.get(session_id) is not None:
@@ -669,6 +689,7 @@ class SessionManager:
             permission_mode=permission_mode,
             backend=backend,
             resume=resume,
+            mcp_servers=mcp_servers,
         )
         actor = self.create(config)
         actor.warm()  # connect now, so the first query does not wait for it
@@ -699,6 +720,27 @@ class SessionManager:
             return False
         await actor.configure(permission_mode=permission_mode, model=model)
         return True
+
+    async def list_commands(self, session_id: str | None) -> list[dict[str, str]]:
+        """The slash commands of the session's backend or, without a known session, of a
+        live client of the default backend (a warm spare first); with none live, a
+        client started for the question and closed after it."""
+        actor = self.get(session_id) if session_id else None
+        if actor is None:
+            live = [*self.pool.spares, *self.sessions.values()]
+            backend = self.options.backend
+            actor = next((a for a in live if a.backend and a.config.backend == backend), None)
+        temporary = None
+        if actor is None:
+            config = self.new_config(f"commands-{uuid.uuid4()}")
+            actor = temporary = self._actor(config, self._record_for(config))
+        try:
+            if actor.backend is None:
+                await actor.warm()
+            return await actor.backend.commands() if actor.backend is not None else []
+        finally:
+            if temporary is not None:
+                await temporary.shutdown()
 
     def rules(self, session_id: str) -> list[Rule] | None:
         """The session's allow-always rules; None for an unknown session."""
@@ -792,4 +834,5 @@ def _info(record: SessionRecord, state: SessionState) -> SessionInfo:
         turns=record.turns,
         title=record.title,
         backend_session_id=record.backend_session_id,
+        cost_usd=record.cost_usd,
     )

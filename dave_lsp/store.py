@@ -43,6 +43,8 @@ class SessionRecord:
     last_active_at: str = attrs.field(factory=now_iso)
     turns: int = 0
     title: str = ""
+    # What the session's turns cost, in US dollars, so far.
+    cost_usd: float = 0.0
     # What the user allowed always in this session (rules.py).
     rules: list[Rule] = attrs.field(factory=list)
 

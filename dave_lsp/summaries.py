@@ -7,6 +7,7 @@ size of its output; Grep and Glob `'pattern'`; any other tool an empty string.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 
@@ -61,7 +62,11 @@ def format_tool_summary(
         if isinstance(file_info, dict) and isinstance(file_info.get("numLines"), int):
             lines = file_info["numLines"]
         else:
-            lines = len(output.splitlines())
+            numbered = output.splitlines()
+            # The CLI numbers the empty line after a final newline too ("2\t").
+            if numbered and re.fullmatch(r"\s*\d+\t", numbered[-1]):
+                numbered.pop()
+            lines = len(numbered)
         return f"{path} ({plural(lines, 'line')})"
     if tool_name == "Write":
         size = len(str(tool_input.get("content", "")).encode("utf-8"))

@@ -14,8 +14,8 @@ from typing import Any, Literal
 import attrs
 
 from dave_lsp import events as ev
-from dave_lsp.backends.base import ChatMessage
-from dave_lsp.progress import ProgressSink
+from dave_lsp.backends.base import Attachment, ChatMessage
+from dave_lsp.progress import EventSink
 from dave_lsp.protocol import QueryResult, ToolResultInfo, unstructure
 
 JobState = Literal["queued", "running", "done"]
@@ -42,7 +42,7 @@ class QueryJob:
     session_id: str
     prompt: str
     transcript: list[ChatMessage]
-    sink: ProgressSink
+    sink: EventSink
     future: asyncio.Future[QueryResult]
     finished: asyncio.Future[None]
     state: JobState = "queued"
@@ -55,10 +55,11 @@ class QueryJob:
     changes: list[dict[str, Any]] = attrs.field(factory=list)
     # What the user typed, when `prompt` also carries the editor's context.
     typed: str | None = None
+    attachments: list[Attachment] = attrs.field(factory=list)
 
     @classmethod
     def create(
-        cls, session_id: str, prompt: str, transcript: list[ChatMessage], sink: ProgressSink
+        cls, session_id: str, prompt: str, transcript: list[ChatMessage], sink: EventSink
     ) -> QueryJob:
         loop = asyncio.get_running_loop()
         return cls(session_id, prompt, transcript, sink, loop.create_future(), loop.create_future())

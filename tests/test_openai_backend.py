@@ -41,7 +41,9 @@ KEY = "sk-test-0123456789abcdefSECRET"
 FACTORY: BackendFactory = OpenAISession
 
 
-async def deny(_id: str, _name: str, _input: dict[str, Any], _sugg: list[Any]) -> PermissionAnswer:
+async def deny(
+    _id: str, _name: str, _input: dict[str, Any], _sugg: list[Any], _parent: str | None
+) -> PermissionAnswer:
     return PermissionAnswer(allow=False, reason="tests never allow tools")
 
 
@@ -389,18 +391,25 @@ async def test_dropped_connection(session: OpenAISession) -> None:
     assert done.text == "Seen: (nothing)"
 
 
-async def test_tool_call_ends_turn(session: OpenAISession) -> None:
-    message = await failure(session, "write notes.txt hello")
-    assert "tool Write" in message
-    assert "does not support tool calling yet" in message
-    _, done = await run(session, "recall")
-    assert done.text == "Seen: (nothing)"
+async def test_tool_call_ends_turn(base_url: str) -> None:
+    """With tools off (tests/test_openai_agent.py has them on), a model that calls one
+    anyway ends the turn, and the failed turn leaves no trace."""
+    session = OpenAISession(make_config(base_url, openai_tools=False), deny)
+    try:
+        message = await failure(session, "write notes.txt hello")
+        assert "tool Write" in message
+        assert "tools are off for this session (openai.tools is false)" in message
+        _, done = await run(session, "recall")
+        assert done.text == "Seen: (nothing)"
+    finally:
+        await session.close()
 
 
 # -- settings ------------------------------------------------------------------------------
 
 
-async def test_missing_base_url() -> None:
+async def test_missing_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     s = OpenAISession(make_config(None), deny)
     with pytest.raises(BackendError, match=r"set initializationOptions\.openai\.baseUrl"):
         await s.open()

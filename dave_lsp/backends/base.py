@@ -2,7 +2,8 @@
 
 A `BackendSession` is owned by exactly one `SessionActor` task: `open`, `query` and
 `close` are only ever called from that task. `interrupt` may be called from another
-task while `query` runs, and must make `query` finish soon (raising TurnCancelled).
+task while `query` runs, and must make `query` finish soon (raising TurnCancelled);
+`commands` may be called from another task too (it only asks the live client).
 """
 
 from __future__ import annotations
@@ -26,6 +27,14 @@ class ChatMessage:
 
 
 @attrs.frozen
+class Attachment:
+    """An image sent with a prompt (`dave/query` `attachments`), checked already."""
+
+    media_type: str
+    data: str  # base64
+
+
+@attrs.frozen
 class PermissionAnswer:
     """The user's (or a rule's) answer to a permission request."""
 
@@ -33,13 +42,16 @@ class PermissionAnswer:
     reason: str = ""
     updated_input: dict[str, Any] | None = None
     interrupt: bool = False
+    # The permission mode the session switches to with this allow (an approved plan).
+    set_mode: str | None = None
 
 
 # Called by a backend when the model wants to run a tool: (tool_use_id, tool_name,
-# input, the backend's suggestions for "allow always") -> the answer. The session layer
-# applies the rules and emits the permission events.
+# input, the backend's suggestions for "allow always", the Agent tool use whose
+# subagent asks or None) -> the answer. The session layer applies the rules and emits
+# the permission events.
 PermissionAsker = Callable[
-    [str, str, dict[str, Any], list[Suggestion]], Awaitable[PermissionAnswer]
+    [str, str, dict[str, Any], list[Suggestion], str | None], Awaitable[PermissionAnswer]
 ]
 
 
@@ -76,6 +88,9 @@ class SessionConfig:
     editor: EditorTools | None = None
     # The backend's own conversation id to continue (Claude: `resume`).
     resume: str | None = None
+    # MCP servers the client asked for (ACP's session/new `mcpServers`), by name, in
+    # the Claude SDK's `McpServerConfig` shape.
+    mcp_servers: dict[str, Any] = attrs.field(factory=dict)
 
 
 class BackendSession(Protocol):
@@ -107,8 +122,9 @@ class BackendSession(Protocol):
         prompt: str,
         transcript: Sequence[ChatMessage],
         direct: Callable[[Event], None] | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> AsyncIterator[Event]:
-        """Send the prompt and yield the turn's events, ending with Done.
+        """Send the prompt (with its images) and yield the turn's events, ending with Done.
 
         `transcript` is the editor's earlier conversation, oldest first; a backend uses it
         only while it holds no conversation of its own (the protocol's first-query rule).
@@ -120,6 +136,10 @@ class BackendSession(Protocol):
 
     async def interrupt(self) -> None:
         """Ask the running turn to stop; safe to call when nothing runs."""
+        ...
+
+    async def commands(self) -> list[dict[str, str]]:
+        """The backend's slash commands, `{name, description, argumentHint}` ([]: none)."""
         ...
 
     async def close(self) -> None:

@@ -44,8 +44,10 @@ from claude_agent_sdk import (
     HookMatcher,
     PermissionResultAllow,
     PermissionResultDeny,
+    PermissionUpdate,
     ResultMessage,
     SdkMcpTool,
+    SystemMessage,
     ToolPermissionContext,
     ToolResultBlock,
     ToolUseBlock,
@@ -56,6 +58,7 @@ from claude_agent_sdk.types import HookEvent, McpServerConfig, StreamEvent
 
 from dave_lsp import events as ev
 from dave_lsp.backends.base import (
+    Attachment,
     ChatMessage,
     PermissionAnswer,
     PermissionAsker,
@@ -75,6 +78,8 @@ log = logging.getLogger(__name__)
 CONNECT_TIMEOUT = 60.0
 CLOSE_TIMEOUT = 4.0
 WARM_UP_TIMEOUT = 10.0
+# How long a turn's end waits for the context window still being asked for.
+WINDOW_WAIT = 0.5
 # The tools whose files the session snapshots before they run (review.py).
 FILE_TOOL_MATCHER = "Write|Edit|MultiEdit|NotebookEdit"
 WARM_UP_REASON = "dave-lsp warmed this session up in advance; the prompt was not sent"
@@ -106,6 +111,10 @@ class _Turn:
     stop_reason: str | None = None  # a deny with interrupt stopped the turn, and why
     tools: dict[str, ToolUseBlock] = attrs.field(factory=dict)  # tool uses not yet finished
     asked: set[str] = attrs.field(factory=set)  # tool uses the CLI asked permission for
+    # The Agent tool use each subagent's tool use belongs to.
+    parents: dict[str, str] = attrs.field(factory=dict)
+    # The conversation's size as of the latest model request of the main thread.
+    context_tokens: int | None = None
 
 
 class ClaudeSession:
@@ -126,6 +135,8 @@ class ClaudeSession:
         self._dead = False
         self._turn: _Turn | None = None
         self._cost_so_far = 0.0
+        self._context_window: int | None = None
+        self._window_task: asyncio.Task[None] | None = None
         self._stderr: deque[str] = deque(maxlen=20)
         self._warm_up_prompt = f"dave-lsp warm-up {uuid.uuid4()}"
         self._warm_up_conversation = ""  # the conversation file the warm-up started
@@ -165,7 +176,7 @@ class ClaudeSession:
             stderr=self._stderr.append,
             resume=resume,
             hooks=hooks or None,
-            mcp_servers=self._editor_server(),
+            mcp_servers={**config.mcp_servers, **self._editor_server()},
         )
 
     def _editor_server(self) -> dict[str, McpServerConfig]:
@@ -353,6 +364,8 @@ class ClaudeSession:
             pump(client.receive_messages(), self._inbox.put_nowait, self._divert),
             name="claude reader",
         )
+        if self._context_window is None:
+            self._window_task = asyncio.create_task(self._learn_context_window())
 
     def _not_found(self) -> str:
         path = self._settings.cli_path
@@ -397,7 +410,13 @@ class ClaudeSession:
         )
         answer = await reply
         if answer.allow:
-            return PermissionResultAllow(updated_input=answer.updated_input or tool_input)
+            updates = None
+            if answer.set_mode is not None:
+                mode: Any = answer.set_mode
+                updates = [PermissionUpdate(type="setMode", mode=mode, destination="session")]
+            return PermissionResultAllow(
+                updated_input=answer.updated_input or tool_input, updated_permissions=updates
+            )
         return PermissionResultDeny(
             message=answer.reason or "The user denied this tool use.",
             interrupt=answer.interrupt,
@@ -417,6 +436,7 @@ class ClaudeSession:
         prompt: str,
         transcript: Sequence[ChatMessage],
         direct: Callable[[ev.Event], None] | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> AsyncIterator[ev.Event]:
         self._drain_stale()
         client = self._client
@@ -425,11 +445,13 @@ class ClaudeSession:
             raise ev.BackendError(
                 "the Claude Code process is not running; send the query again to restart it"
             )
-        message = prompt if self._has_conversation else first_message(transcript, prompt)
+        # A slash command goes to the CLI as typed: it must start the message.
+        plain = self._has_conversation or prompt.startswith("/")
+        text = prompt if plain else first_message(transcript, prompt)
         turn = self._turn = _Turn(started=time.monotonic())
         try:
             try:
-                await client.query(message)
+                await client.query(_with_images(text, attachments) if attachments else text)
             except Exception as exc:
                 self._dead = True
                 raise ev.BackendError(
@@ -480,26 +502,38 @@ class ClaudeSession:
                     if event is not None:
                         yield event
             elif isinstance(item, AssistantMessage):
-                if item.parent_tool_use_id is not None:
-                    continue
+                # A subagent's messages carry the Agent tool use's id: its tool uses are
+                # reported under it; its text is not the answer's.
+                parent = item.parent_tool_use_id
+                if parent is None and item.usage:
+                    turn.context_tokens = _context_size(item.usage)
                 for block in item.content:
                     if isinstance(block, ToolUseBlock):
                         turn.tools[block.id] = block
+                        if parent is not None:
+                            turn.parents[block.id] = parent
                         tool_input = dict(block.input)
                         yield ev.ToolUse(
                             block.id,
                             block.name,
                             tool_input,
                             describe_tool_use(block.name, tool_input, self._config.cwd),
+                            parent,
                         )
+            elif isinstance(item, SystemMessage):
+                if item.subtype == "status" and item.data.get("status") == "compacting":
+                    yield ev.Status("compacting", "Compacting the conversation…")
             elif isinstance(item, UserMessage):
-                if item.parent_tool_use_id is not None or isinstance(item.content, str):
+                if isinstance(item.content, str):
                     continue
                 for block in item.content:
                     if isinstance(block, ToolResultBlock):
                         for event in self._tool_result(block, item, turn):
                             yield event
             elif isinstance(item, ResultMessage):
+                if self._window_task is not None and not self._window_task.done():
+                    # Asked for at connect; usually long answered by now.
+                    await asyncio.wait({self._window_task}, timeout=WINDOW_WAIT)
                 yield self._finish(item, turn)
                 return
 
@@ -522,8 +556,10 @@ class ClaudeSession:
         """The user's answer to a permission request, unless the CLI dies first: then
         nobody is left to run the tool, and waiting on the user would hang the turn."""
         answer = PermissionAnswer(allow=False, reason="abandoned", interrupt=True)
+        turn = self._turn
+        parent = turn.parents.get(item.tool_use_id) if turn is not None else None
         asking = asyncio.ensure_future(
-            self._ask(item.tool_use_id, item.tool_name, item.tool_input, item.suggestions)
+            self._ask(item.tool_use_id, item.tool_name, item.tool_input, item.suggestions, parent)
         )
         try:
             watched: set[asyncio.Future[Any]] = {asking}
@@ -549,6 +585,7 @@ class ClaudeSession:
         turn: _Turn,
     ) -> list[ev.Event]:
         tool = turn.tools.pop(block.tool_use_id, None)
+        parent = turn.parents.get(block.tool_use_id)
         name = tool.name if tool else ""
         tool_input = dict(tool.input) if tool else {}
         is_error = bool(block.is_error)
@@ -565,7 +602,7 @@ class ClaudeSession:
             self._config.cwd,
             is_error,
         )
-        out.append(ev.ToolResult(block.tool_use_id, name, summary, is_error))
+        out.append(ev.ToolResult(block.tool_use_id, name, summary, is_error, parent))
         return out
 
     def _finish(self, result: ResultMessage, turn: _Turn) -> ev.Done:
@@ -588,11 +625,51 @@ class ClaudeSession:
             usage=ev.Usage(
                 input_tokens=int(usage.get("input_tokens") or 0),
                 output_tokens=int(usage.get("output_tokens") or 0),
+                context_tokens=turn.context_tokens,
+                context_window=self._context_window,
             ),
             cost_usd=cost,
             started=turn.started,
             backend_session_id=self._backend_session_id,
         )
+
+    async def commands(self) -> list[dict[str, str]]:
+        """The CLI's slash commands (built-in, user, project, plugin, skills)."""
+        client = self._client
+        if client is None or self._dead:
+            return []
+        try:
+            info = await asyncio.wait_for(client.get_server_info(), CLOSE_TIMEOUT)
+        except Exception as exc:
+            raise ev.BackendError(
+                f"Claude Code did not list its commands: {one_line(str(exc))}"
+            ) from None
+        commands = (info or {}).get("commands") or []
+        listed = [
+            {
+                "name": str(c.get("name") or ""),
+                "description": str(c.get("description") or ""),
+                "argumentHint": str(c.get("argumentHint") or ""),
+            }
+            for c in commands
+            if isinstance(c, dict) and c.get("name")
+        ]
+        return sorted(listed, key=lambda c: c["name"])
+
+    async def _learn_context_window(self) -> None:
+        """The model's window (`get_context_usage().maxTokens`), asked for once, right
+        after connecting, off any turn's path: turns report it from then on."""
+        client = self._client
+        if client is None or self._context_window is not None:
+            return
+        try:
+            usage = await asyncio.wait_for(client.get_context_usage(), CLOSE_TIMEOUT)
+        except Exception as exc:
+            log.debug("no context usage: %s", one_line(str(exc)))
+            return
+        window = (usage or {}).get("maxTokens")
+        if isinstance(window, int) and window > 0:
+            self._context_window = window
 
     def _error_text(self, result: ResultMessage) -> str:
         detail = result.result or "; ".join(result.errors or []) or result.subtype
@@ -633,6 +710,9 @@ class ClaudeSession:
             log.warning("interrupt failed: %s", one_line(str(exc)))
 
     async def close(self) -> None:
+        if self._window_task is not None:
+            self._window_task.cancel()
+            self._window_task = None
         client, self._client = self._client, None
         if self._reader is not None:
             self._reader.cancel()
@@ -699,6 +779,36 @@ def _suggestion(update: Any) -> Suggestion:
         mode=get(update, "mode"),
         behavior=get(update, "behavior"),
     )
+
+
+def _context_size(usage: dict[str, Any]) -> int:
+    """A model request's context: its input (cached or not) and its output."""
+    return sum(
+        int(usage.get(key) or 0)
+        for key in (
+            "input_tokens",
+            "cache_read_input_tokens",
+            "cache_creation_input_tokens",
+            "output_tokens",
+        )
+    )
+
+
+async def _with_images(
+    text: str, attachments: Sequence[Attachment]
+) -> AsyncIterator[dict[str, Any]]:
+    """The prompt as one streamed user message: the images, then the text."""
+    content: list[dict[str, Any]] = [
+        {"type": "image", "source": {"type": "base64", "media_type": a.media_type, "data": a.data}}
+        for a in attachments
+    ]
+    content.append({"type": "text", "text": text})
+    yield {
+        "type": "user",
+        "message": {"role": "user", "content": content},
+        "parent_tool_use_id": None,
+        "session_id": "default",
+    }
 
 
 def _client_pid(client: ClaudeSDKClient) -> int | None:

@@ -5,11 +5,18 @@ how the stream ends); each API module renders the same plan in its own wire form
 so both APIs answer every command identically. The command is the last non-empty
 line of the newest user prompt; see `plan_for` and the command table at the bottom.
 `steps [["Read", {...}], ["Edit", {...}]]` calls those tools one after another, one per
-request, then answers with the last tool's result.
+request, then answers with the last tool's result. `plan <text>` (in plan mode) writes
+the plan file the CLI named and calls ExitPlanMode; `images` describes the images
+attached to the prompt. For agents that run tools themselves (the OpenAI face):
+`calls [["Read", {...}], ["Bash", {...}]]` makes several tool calls in one answer,
+`forever <tool> <json>` calls that tool in every answer and never finishes, and
+`notools <text>` answers 400 to a request that offers tools (a model without tool
+support), else echoes like any line.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable
@@ -18,8 +25,10 @@ from typing import Any, Literal
 
 # The CLI wraps injected context in these tags; a fake model must not mistake it for the prompt.
 _REMINDER = re.compile(r"<system-reminder>.*?(?:</system-reminder>|\Z)", re.DOTALL)
-# Markers the CLI adds after an interrupted turn; they are not prompts.
-_INTERRUPTED = re.compile(r"^\[Request interrupted by user[^\]]*\]$")
+# Markers the CLI adds after an interrupted turn, or for a pasted image; not prompts.
+_INTERRUPTED = re.compile(r"^\[(?:Request interrupted by user[^\]]*|Image: source: [^\]]*)\]$")
+# Where the CLI tells the model, in plan mode, to write its plan.
+_PLAN_FILE = re.compile(r"create your plan at (\S+\.md) using the Write tool")
 # The dave-lsp server labels transcript turns ("User: ...") before a session's first prompt.
 _LABEL = re.compile(
     r"^\s*(?:\[(?:user|human)\]\s*:?|\**(?:user|human)\**\s*:\**)\s*", re.IGNORECASE
@@ -47,8 +56,14 @@ class Plan:
     thinking: list[str] = field(default_factory=list)
     tool: ToolCall | None = None
     delay: float = 0.0  # seconds between text pieces
+    images: list[str] = field(default_factory=list)  # "<media type> (<n> bytes)" of the prompt
     ending: Literal["stop", "drop", "hang"] = "stop"
     error: tuple[int, str] | None = None  # HTTP status and message, instead of a reply
+    # More tool calls in the same answer, after `tool` (`calls`; the OpenAI face renders
+    # them, the Anthropic face only `tool`).
+    more_tools: list[ToolCall] = field(default_factory=list)
+    # The error to answer instead when the request offers tools (`notools`).
+    error_with_tools: tuple[int, str] | None = None
 
     @property
     def output_tokens(self) -> int:
@@ -123,7 +138,10 @@ def plan_for(messages: list[Any]) -> Plan:
         trailing += items
         texts += [text for kind, text, _ in items if kind == "text"]
     prompt = texts[-1] if texts else ""
-    steps = _steps_of(prompt)
+    forever = _forever_of(prompt)
+    if forever is not None:
+        return Plan(prompt, tool=forever)
+    steps = _steps_of(prompt) or _plan_steps(prompt, messages)
     if steps is not None and (done := _results_since_prompt(messages)) < len(steps):
         name, tool_input = steps[done]
         return Plan(prompt, tool=ToolCall(name, tool_input))
@@ -143,10 +161,44 @@ def plan_for(messages: list[Any]) -> Plan:
     command = _COMMANDS.get(word)
     if command is not None:
         try:
-            return command(Plan(prompt), rest.strip(), texts[:-1])
+            return command(Plan(prompt, images=_prompt_images(messages)), rest.strip(), texts[:-1])
         except (ValueError, IndexError):
             pass  # malformed arguments: echo the line, so the test sees what arrived
     return Plan(prompt, text=split(f"You said: {line}"))
+
+
+def _prompt_images(messages: list[Any]) -> list[str]:
+    """The images in the newest user message that holds a prompt (Anthropic `image`
+    blocks with base64 sources, OpenAI `image_url` parts with data URLs)."""
+    found: list[str] = []
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        images = []
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "image":
+                source = block.get("source") or {}
+                media, data = source.get("media_type", "?"), source.get("data", "")
+            elif block.get("type") == "image_url":
+                url = str((block.get("image_url") or {}).get("url", ""))
+                media, _, data = url.removeprefix("data:").partition(";base64,")
+            else:
+                continue
+            try:
+                size = len(base64.b64decode(data))
+            except ValueError:
+                size = -1
+            images.append(f"{media} ({size} bytes)")
+        if images or any(
+            isinstance(b, dict) and b.get("type") == "text" and content_text([b]) for b in content
+        ):
+            found = images
+    return found
 
 
 def _steps_of(prompt: str) -> list[tuple[str, dict[str, Any]]] | None:
@@ -168,6 +220,62 @@ def _steps_of(prompt: str) -> list[tuple[str, dict[str, Any]]] | None:
             return None
         steps.append((str(call[0]), call[1]))
     return steps
+
+
+def _forever_of(prompt: str) -> ToolCall | None:
+    """The tool of a `forever <tool> <json>` prompt: called in every answer, whatever the
+    results, so only the agent's step bound ends the turn."""
+    lines = [line for line in prompt.splitlines() if line.strip()]
+    line = _LABEL.sub("", lines[-1], count=1).strip() if lines else ""
+    word, _, rest = line.partition(" ")
+    if word != "forever":
+        return None
+    name, _, raw = rest.strip().partition(" ")
+    try:
+        tool_input = json.loads(raw) if raw.strip() else {}
+    except ValueError:
+        return None
+    return ToolCall(name, tool_input) if name and isinstance(tool_input, dict) else None
+
+
+def _calls(plan: Plan, rest: str, _seen: list[str]) -> Plan:
+    """Several tool calls in one answer: `calls [["Read", {...}], ["Bash", {...}]]`."""
+    calls = json.loads(rest)
+    if not isinstance(calls, list) or not calls:
+        raise ValueError("calls needs a list of [name, input] pairs")
+    tools = []
+    for call in calls:
+        if not (isinstance(call, list) and len(call) == 2 and isinstance(call[1], dict)):
+            raise ValueError("each call is [name, input]")
+        tools.append(ToolCall(str(call[0]), call[1]))
+    plan.tool, plan.more_tools = tools[0], tools[1:]
+    return plan
+
+
+def _notools(plan: Plan, rest: str, _seen: list[str]) -> Plan:
+    """A model that takes no tools: a request offering them gets Ollama's 400."""
+    plan.text = split(f"You said: {rest}")
+    plan.error_with_tools = (400, "registry.ollama.ai/library/fake:1b does not support tools")
+    return plan
+
+
+def _plan_steps(prompt: str, messages: list[Any]) -> list[tuple[str, dict[str, Any]]] | None:
+    """`plan <text>` in plan mode: write the plan to the file the CLI named, then ask to
+    leave plan mode (the CLI fills ExitPlanMode's input from that file)."""
+    lines = [line for line in prompt.splitlines() if line.strip()]
+    line = _LABEL.sub("", lines[-1], count=1).strip() if lines else ""
+    word, _, text = line.partition(" ")
+    found = _PLAN_FILE.search(json.dumps(messages)) if word == "plan" else None
+    if found is None:
+        return None
+    plan = text.replace(" | ", "\n")  # `plan # Title | - step one` for several lines
+    return [("Write", {"file_path": found[1], "content": plan}), ("ExitPlanMode", {})]
+
+
+def _images(plan: Plan, _rest: str, _seen: list[str]) -> Plan:
+    """Describe the images of the newest prompt (set by plan_for)."""
+    plan.text = split("Images: " + (", ".join(plan.images) if plan.images else "none"))
+    return plan
 
 
 def _results_since_prompt(messages: list[Any]) -> int:
@@ -259,4 +367,7 @@ _COMMANDS: dict[str, Callable[[Plan, str, list[str]], Plan]] = {
     "error": _error,
     "drop": _drop,
     "hang": _hang,
+    "images": _images,
+    "calls": _calls,
+    "notools": _notools,
 }

@@ -6,9 +6,11 @@
 import * as vscode from 'vscode';
 
 import { ChatController } from './chat/chatController';
+import { ProposalReview } from './chat/review';
 import { manageRules } from './chat/rules';
 import { ChatViewProvider, CHAT_VIEW_ID } from './chatView';
 import { errorMessage } from './protocol/daveClient';
+import { VscodeReview, requestIdOf } from './review/vscodeReview';
 import { ServerConnection } from './serverConnection';
 
 let controller: ChatController | undefined;
@@ -19,8 +21,13 @@ export function activate(context: vscode.ExtensionContext): void {
   server = new ServerConnection(output);
   const connection = server;
   const view = new ChatViewProvider(context.extensionUri);
+  const review = new VscodeReview();
+  const proposals = new ProposalReview(review, (message) => output.warn(message));
 
   const chat = new ChatController({
+    cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
+    proposals,
+    changesUi: review,
     getClient: () => connection.client(),
     post: (message) => view.post(message),
     store: context.workspaceState,
@@ -40,10 +47,22 @@ export function activate(context: vscode.ExtensionContext): void {
     chat.handleMessage(message).catch((error: unknown) => output.error(`Chat view message failed: ${String(error)}`));
   });
 
+  /** The request of the proposal editor the command came from (its title bar passes the URI). */
+  const proposalRequest = (uri: unknown): string | undefined => {
+    const target = uri instanceof vscode.Uri ? uri : vscode.window.activeTextEditor?.document.uri;
+    const requestId = requestIdOf(target);
+    if (requestId === undefined || !proposals.has(requestId)) {
+      void vscode.window.showInformationMessage('Dave is no longer waiting for an answer to this proposal.');
+      return undefined;
+    }
+    return requestId;
+  };
+
   context.subscriptions.push(
     output,
     connection,
     view,
+    review,
     vscode.window.registerWebviewViewProvider(CHAT_VIEW_ID, view, {
       webviewOptions: { retainContextWhenHidden: true },
     }),
@@ -90,6 +109,22 @@ export function activate(context: vscode.ExtensionContext): void {
       }
     }),
     vscode.commands.registerCommand('dave.askAboutSelection', () => askAboutSelection(chat, view)),
+    vscode.commands.registerCommand('dave.acceptProposal', async (uri: unknown) => {
+      const requestId = proposalRequest(uri);
+      if (requestId !== undefined) await chat.answerPermission(requestId, 'allow');
+    }),
+    vscode.commands.registerCommand('dave.rejectProposal', async (uri: unknown) => {
+      const requestId = proposalRequest(uri);
+      if (requestId === undefined) return;
+      const reason = await vscode.window.showInputBox({
+        title: "Reject Dave's proposal",
+        prompt: 'Why? Optional; the model is told. Escape keeps the proposal open.',
+        placeHolder: 'Reason (optional)',
+      });
+      if (reason !== undefined) await chat.answerPermission(requestId, 'deny', reason.trim());
+    }),
+    vscode.commands.registerCommand('dave.reviewLastChanges', () => chat.reviewLastChanges()),
+    vscode.commands.registerCommand('dave.undoLastChanges', () => chat.undoLastChanges()),
     vscode.workspace.onDidChangeConfiguration(async (event) => {
       if (!event.affectsConfiguration('dave') || !connection.isRunning) return;
       const answer = await vscode.window.showInformationMessage(

@@ -100,7 +100,20 @@ describe('the .vsix package', { skip: existsSync(VSIX) ? false : `no ${VSIX}: ru
       'dave.deleteSession': 'Dave: Delete Session',
       'dave.restartServer': 'Dave: Restart Server',
       'dave.manageRules': 'Dave: Manage Permission Rules',
+      'dave.acceptProposal': 'Dave: Accept',
+      'dave.rejectProposal': 'Dave: Reject',
+      'dave.reviewLastChanges': 'Dave: Review Last Changes',
+      'dave.undoLastChanges': 'Dave: Undo Last Changes',
     });
+    // Accept and Reject sit on the title of a proposal's diff editor, and only there.
+    const menus = (manifest.contributes as unknown as { menus: Record<string, Array<{ command: string; when?: string }>> }).menus;
+    assert.deepEqual(
+      menus['editor/title']?.map((m) => [m.command, m.when]),
+      [
+        ['dave.acceptProposal', 'resourceScheme == dave-proposal'],
+        ['dave.rejectProposal', 'resourceScheme == dave-proposal'],
+      ],
+    );
     const container = manifest.contributes.viewsContainers.activitybar.find((c) => c.id === 'dave');
     assert.equal(container?.title, 'Dave');
     assert.ok(entries.has(`extension/${container.icon}`), 'the container icon ships');

@@ -148,4 +148,76 @@ describe('the turn reducer', () => {
     const allowed = { ...card, state: 'allowed' } as const;
     assert.equal(cardAfterReload(allowed), allowed);
   });
+
+  it('a turn that changed files ends with its "files changed" row and asks for its turn number', () => {
+    const outcome: QueryOutcome = {
+      kind: 'done',
+      result: {
+        sessionId: 's',
+        text: 'done',
+        stopReason: 'end_turn',
+        toolResults: [],
+        changes: [
+          { path: '/w/src/a.py', status: 'modified', added: 2, removed: 1 },
+          { path: '/elsewhere/b.txt', status: 'created', added: 1, removed: 0 },
+        ],
+      },
+    };
+    const [state, effects] = replayTurn('t', [{ type: 'end', outcome, streamedText: '' }], '/w');
+    assert.deepEqual(state.items.at(-1), {
+      id: 't-2',
+      kind: 'changes',
+      files: [
+        { path: '/w/src/a.py', label: 'src/a.py', status: 'modified', added: 2, removed: 1 },
+        { path: '/elsewhere/b.txt', label: '/elsewhere/b.txt', status: 'created', added: 1, removed: 0 },
+      ],
+    });
+    assert.ok(effects.some((e) => e.type === 'changes' && e.itemId === 't-2'));
+    // A stopped turn that changed files lists them too; one with no changes has no row.
+    const [stopped] = replayTurn('s', [
+      { type: 'end', outcome: { kind: 'cancelled', code: -32800, message: 'c', partialText: '', changes: [{ path: '/w/x', status: 'deleted', added: 0, removed: 4 }] }, streamedText: '' },
+    ]);
+    assert.deepEqual(stopped.items.map((i) => i.kind), ['notice', 'changes']);
+    const [plain] = replayTurn('p', [{ type: 'end', outcome: done('hi'), streamedText: '' }]);
+    assert.equal(plain.items.some((i) => i.kind === 'changes'), false);
+  });
+
+  it('a proposal card says how to review it, and an edited accept says so', () => {
+    const { ledger: l, events, notify } = ledger();
+    l.open(
+      request('r1', { proposal: { path: '/w/notes.txt', exists: true, original: 'a\n', proposed: 'b\n', diff: '@@ -1 +1 @@\n-a\n+b\n' } }),
+      's',
+      notify,
+    );
+    assert.equal(l.beginAnswer('r1', 'allow', true), true);
+    l.answerSent('r1');
+    l.resolve({ kind: 'report', type: 'permissionResolved', requestId: 'r1', decision: 'allow', by: 'user', edited: true });
+    const [state] = replayTurn('t', events, '/w');
+    const card = cards(state.items)[0];
+    assert.deepEqual(card.review, {
+      file: 'notes.txt',
+      editable: true,
+      viewable: true,
+      note: 'The change is open in a diff editor: edit the right side, or revert blocks of it, before you allow it. Allow accepts the right side as it is then.',
+    });
+    assert.deepEqual([card.state, card.outcome], ['allowed', 'Allowed with your edits']);
+    assert.equal(l.get('r1')?.resolved?.edited, true);
+
+    // Truncated and binary proposals: answered on the card.
+    const other = ledger();
+    other.ledger.open(request('r2', { proposal: { path: '/w/big.txt', exists: true, diff: '@@', truncated: true, original: 'x', proposed: 'y' } }), 's', other.notify);
+    other.ledger.open(request('r3', { proposal: { path: '/w/b.bin', exists: true, diff: '', binary: true } }), 's', other.notify);
+    other.ledger.open(request('r4', { proposal: { exists: true } as never }), 's', other.notify);
+    assert.equal(other.ledger.get('r2')?.proposal?.original, undefined, 'no whole texts kept for a truncated proposal');
+    assert.equal(other.ledger.get('r4')?.proposal, undefined, 'a proposal without a path is dropped');
+    const [s2] = replayTurn('u', other.events, '/w');
+    assert.deepEqual(
+      cards(s2.items).map((c) => [c.review?.editable, c.review?.viewable]),
+      [
+        [false, true],
+        [false, false],
+        [undefined, undefined],
+      ],
+    );
+  });
 });

@@ -2,7 +2,9 @@
  * The built .vsix in a real VS Code: code-server (VS Code in the browser)
  * driven through Debian's Chromium with playwright-core. Opens a folder, opens
  * the Dave view, asks a question and sees the streamed answer, allows a Write
- * and sees the file appear, stops a slow answer, and saves a screenshot.
+ * and sees the file appear, stops a slow answer, edits a Write's proposal in
+ * the diff editor and accepts it from the editor title, reviews and undoes the
+ * turn, and saves screenshots.
  *
  * scripts/test.sh installs the tools (scripts/e2e-setup.sh) and passes their
  * paths in DAVE_E2E_CHROMIUM, DAVE_E2E_NODE24_BIN and DAVE_E2E_CODE_SERVER;
@@ -85,6 +87,22 @@ async function waitForFile(file: string, timeoutMs: number): Promise<string> {
   throw new Error(`${file} did not appear`);
 }
 
+/** Waits until the open diff editor's right side shows `text` (Monaco renders spaces as U+00A0). */
+async function rightSideShows(page: Page, text: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  let seen: string[] = [];
+  while (Date.now() < deadline) {
+    seen = await page.evaluate(() =>
+      [...document.querySelectorAll('.monaco-diff-editor .editor.modified .view-line')].map((line) =>
+        (line.textContent ?? '').replace(/\u00a0/g, ' '),
+      ),
+    );
+    if (seen.some((line) => line.includes(text))) return;
+    await sleep(200);
+  }
+  throw new Error(`the diff editor's right side never showed ${JSON.stringify(text)}; it showed ${JSON.stringify(seen)}`);
+}
+
 describe('the extension in a real VS Code (code-server + Chromium)', { skip }, () => {
   let fake: FakeModel;
   let server: ChildProcess | undefined;
@@ -118,6 +136,9 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
           'extensions.autoUpdate': false,
           'extensions.autoCheckUpdates': false,
           'update.mode': 'none',
+          // Room for a side-by-side diff: no built-in chat in the secondary side bar.
+          'workbench.secondarySideBar.defaultVisibility': 'hidden',
+          'chat.disableAIFeatures': true,
           'dave.server.command': [pythonPath(), '-m', 'dave_lsp'],
           'dave.server.env': { ...options.env, PYTHONPATH: repoRoot },
         },
@@ -245,5 +266,55 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
     await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
     mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: path.join(artifacts, 'vscode-chat.png') });
+  });
+
+  it('a Write proposal opens the diff editor; the edited right side lands on Accept; Review and Undo', { timeout: STEP * 2 }, async () => {
+    const target = path.join(workspace, 'proposal-e2e.txt');
+    const box = chat.locator('textarea[aria-label="Message Dave"]');
+    await box.fill('write proposal-e2e.txt dave wrote this');
+    await box.press('Enter');
+    const title = "proposal-e2e.txt (Dave's proposal)";
+    const tab = page.locator('.tabs-container .tab', { hasText: title });
+    await tab.waitFor({ timeout: 60_000 });
+    const diff = page.locator('.monaco-diff-editor').first();
+    await diff.waitFor({ timeout: 30_000 });
+    // The card says where to look, and can open the diff again.
+    await chat.locator('.item.permission .permission-review', { hasText: 'diff editor' }).waitFor({ timeout: 30_000 });
+    assert.equal(await chat.getByRole('button', { name: 'Show diff', exact: true }).count(), 1);
+
+    // Type into the right side (the proposal), at its end.
+    const modified = diff.locator('.editor.modified .view-lines').first();
+    await modified.waitFor({ timeout: 30_000 });
+    await rightSideShows(page, 'dave wrote this');
+    await modified.click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.type(', and the user edited it');
+    await rightSideShows(page, 'the user edited it');
+    const accept = page.locator('.editor-actions .action-label[aria-label^="Accept"]').first();
+    await accept.waitFor({ timeout: 30_000 });
+    assert.equal(await page.locator('.editor-actions .action-label[aria-label^="Reject"]').count(), 1);
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'vscode-proposal.png') });
+    await accept.click();
+
+    const content = await waitForFile(target, 60_000);
+    assert.equal(content, 'dave wrote this, and the user edited it');
+    await tab.waitFor({ state: 'detached', timeout: 30_000 });
+    await chat.locator('.item.permission', { hasText: 'Allowed with your edits' }).waitFor({ timeout: 30_000 });
+
+    // The turn's row: "1 file changed", Review opens its diff, Undo deletes the file it created.
+    const row = chat.locator('.item.changes', { hasText: 'proposal-e2e.txt' }).last();
+    await row.waitFor({ timeout: 30_000 });
+    assert.equal((await row.locator('.changes-title').textContent())?.trim(), '1 file changed');
+    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    await row.getByRole('button', { name: 'Review', exact: true }).click();
+    await page.locator('.tabs-container .tab', { hasText: "proposal-e2e.txt (Dave's change)" }).waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: path.join(artifacts, 'vscode-review.png') });
+    await row.getByRole('button', { name: 'Undo', exact: true }).click();
+    const deadline = Date.now() + 30_000;
+    while (existsSync(target) && Date.now() < deadline) await sleep(200);
+    assert.equal(existsSync(target), false, 'Undo deletes the file the turn created');
+    await row.locator('.changes-file.reverted').waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: path.join(artifacts, 'vscode-undo.png') });
   });
 });

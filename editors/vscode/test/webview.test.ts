@@ -447,4 +447,111 @@ describe('chat webview', () => {
     assert.equal(scripts[0].getAttribute('nonce'), 'abc123');
     assert.equal(dom.window.document.querySelector('meta[http-equiv="Content-Security-Policy"]')?.getAttribute('content'), csp);
   });
+
+  it('shows "N files changed" with Review and Undo, per-file Undo, and what an Undo did', () => {
+    const h = harness();
+    const row: ChatItem = {
+      id: 'c1',
+      kind: 'changes',
+      turn: 2,
+      files: [
+        { path: '/w/src/app.py', label: 'src/app.py', status: 'modified', added: 3, removed: 1 },
+        { path: '/w/notes.txt', label: 'notes.txt', status: 'created', added: 1, removed: 0 },
+      ],
+    };
+    h.app.handle({ type: 'state', state: state([row]) });
+    const node = h.doc.querySelector('[data-id="c1"]')!;
+    assert.equal(node.getAttribute('role'), 'group');
+    assert.equal(node.getAttribute('aria-label'), '2 files changed');
+    assert.equal(node.querySelector('.changes-title')?.textContent, '2 files changed');
+    assert.deepEqual(
+      [...node.querySelectorAll('.changes-file')].map((li) => [
+        li.querySelector('.changes-path')?.textContent,
+        li.querySelector('.changes-status')?.textContent,
+        li.querySelector('.changes-counts')?.textContent,
+      ]),
+      [
+        ['src/app.py', 'modified', '+3 −1'],
+        ['notes.txt', 'created', '+1 −0'],
+      ],
+    );
+    for (const name of ['Review', 'Undo', 'Undo src/app.py', 'Undo notes.txt']) assert.equal(buttonsNamed(node, name).length, 1, name);
+
+    buttonsNamed(node, 'Review')[0].click();
+    buttonsNamed(node, 'Undo notes.txt')[0].click();
+    buttonsNamed(node, 'Undo')[0].click();
+    assert.deepEqual(h.posted.slice(1), [
+      { type: 'reviewChanges', itemId: 'c1' },
+      { type: 'undoChanges', itemId: 'c1', path: '/w/notes.txt' },
+      { type: 'undoChanges', itemId: 'c1' },
+    ]);
+
+    // The extension's update after the Undo: one reverted, one a conflict.
+    h.app.handle({
+      type: 'update',
+      item: {
+        ...row,
+        files: [
+          { ...row.files[0], conflict: 'src/app.py changed since this turn; undo it by hand.' },
+          { ...row.files[1], reverted: true },
+        ],
+        note: 'Undone: notes.txt. Not undone (changed since): src/app.py.',
+      },
+    });
+    const after = h.doc.querySelector('[data-id="c1"]')!;
+    assert.equal(buttonsNamed(after, 'Undo notes.txt').length, 0, 'an undone file has no Undo');
+    assert.equal(after.querySelector('.changes-file.reverted .changes-state')?.textContent, 'undone');
+    assert.equal(after.querySelector('.changes-conflict')?.textContent, 'src/app.py changed since this turn; undo it by hand.');
+    assert.equal(after.querySelector('.changes-note')?.textContent, 'Undone: notes.txt. Not undone (changed since): src/app.py.');
+    assert.equal(buttonsNamed(after, 'Undo')[0].disabled, false, 'a file is left to undo');
+
+    h.app.handle({ type: 'update', item: { ...row, id: 'c1', files: row.files.map((f) => ({ ...f, reverted: true })) } });
+    assert.equal(buttonsNamed(h.doc.querySelector('[data-id="c1"]')!, 'Undo')[0].disabled, true, 'nothing left to undo');
+    assert.equal(
+      h.doc.querySelector('[data-id="c1"] .changes-title')?.textContent,
+      '2 files changed',
+    );
+    h.app.handle({ type: 'append', item: { id: 'c2', kind: 'changes', files: [row.files[1]] } });
+    assert.equal(h.doc.querySelector('[data-id="c2"] .changes-title')?.textContent, '1 file changed');
+  });
+
+  it('a proposal card says where to review it and reopens its diff', () => {
+    const h = harness();
+    h.app.handle({ type: 'state', state: state([], { busy: true }) });
+    const card: ChatItem = {
+      id: 'p1',
+      kind: 'permission',
+      requestId: 'req-9',
+      toolName: 'Write',
+      message: 'Allow Write notes.txt?',
+      detail: 'notes.txt\nhello',
+      review: { file: 'notes.txt', editable: true, viewable: true, note: 'The change is open in a diff editor.' },
+      state: 'pending',
+    };
+    h.app.handle({ type: 'append', item: card });
+    const node = h.doc.querySelector('[data-id="p1"]')!;
+    assert.equal(node.querySelector('.permission-review')?.textContent?.startsWith('The change is open in a diff editor.'), true);
+    for (const name of ['Allow', 'Deny', 'Show diff']) assert.equal(buttonsNamed(node, name).length, 1, name);
+    buttonsNamed(node, 'Show diff')[0].click();
+    assert.deepEqual(h.posted.at(-1), { type: 'openProposal', requestId: 'req-9' });
+    buttonsNamed(node, 'Allow')[0].click();
+    assert.deepEqual(h.posted.at(-1), { type: 'permission', requestId: 'req-9', decision: 'allow' });
+    assert.equal(buttonsNamed(h.doc.querySelector('[data-id="p1"]')!, 'Show diff').length, 0, 'answered: no diff to open');
+
+    // A binary file: nothing to open.
+    h.app.handle({
+      type: 'append',
+      item: { ...card, id: 'p2', requestId: 'req-10', review: { file: 'x.bin', editable: false, viewable: false, note: 'A binary file.' } },
+    });
+    assert.equal(buttonsNamed(h.doc.querySelector('[data-id="p2"]')!, 'Show diff').length, 0);
+  });
+
+  it('validates the review messages', () => {
+    assert.deepEqual(parseFromWebview({ type: 'openProposal', requestId: 'r' }), { type: 'openProposal', requestId: 'r' });
+    assert.equal(parseFromWebview({ type: 'openProposal' }), undefined);
+    assert.deepEqual(parseFromWebview({ type: 'reviewChanges', itemId: 'c' }), { type: 'reviewChanges', itemId: 'c' });
+    assert.deepEqual(parseFromWebview({ type: 'undoChanges', itemId: 'c', path: 5 }), { type: 'undoChanges', itemId: 'c' });
+    assert.deepEqual(parseFromWebview({ type: 'undoChanges', itemId: 'c', path: '/p' }), { type: 'undoChanges', itemId: 'c', path: '/p' });
+    assert.equal(parseFromWebview({ type: 'undoChanges' }), undefined);
+  });
 });

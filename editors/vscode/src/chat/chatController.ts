@@ -7,7 +7,11 @@
  * - the turn reducer (turnReducer.ts) turns one query's reports into items and
  *   the status line, as effects that this applies to the store and the view;
  * - the client's PermissionLedger (protocol/permissions.ts) owns every
- *   permission request's state: answers go through it, cards mirror it.
+ *   permission request's state: answers go through it, cards mirror it, and
+ *   so do the proposals' diff editors (review.ts, ProposalReview);
+ * - TurnChanges (changes.ts) keeps the "N files changed" row of a turn that
+ *   changed files: Review opens its diffs (dave/changes), Undo reverts it, or
+ *   one file or hunk of it (dave/revertChanges), through the host's ChangesUi.
  *
  * Its own state is which sessions have a turn running (and on which client),
  * and which are between Send and their query. It imports nothing from
@@ -17,12 +21,15 @@
 
 import type { DaveClient, QueryOutcome, RunningQuery } from '../protocol/daveClient';
 import { errorMessage } from '../protocol/daveClient';
-import type { ServerSessionInfo, TranscriptMessage } from '../protocol/types';
+import type { ChangedFile, HunkRef, RevertChangesResult, ServerSessionInfo, TranscriptMessage } from '../protocol/types';
 import type { ChatItem, ChatViewState, FromWebview, PermissionAnswer, ToWebview } from '../shared/messages';
+import { TurnChanges, type ChangesUi } from './changes';
+import type { ProposalReview } from './review';
 import { SessionStore, titleFrom, type Session, type StateStore } from './sessionStore';
 import { reduceTurn, startTurn, type TurnEffect, type TurnEvent, type TurnState } from './turnReducer';
 
 export { STORAGE_KEY, type StateStore } from './sessionStore';
+export type { ChangePick, ChangesUi } from './changes';
 
 export interface ChatHost {
   /** The connected client, starting the server if needed; rejects with a readable error. */
@@ -35,7 +42,14 @@ export interface ChatHost {
   log?(message: string): void;
   /** Called when the active session starts or stops working. */
   onBusyChanged?(busy: boolean): void;
+  /** The folder that file paths are shown relative to (the workspace folder). */
+  cwd?: string;
+  /** The diff editors of proposals (issue 14); without it, proposals are answered on the card alone. */
+  proposals?: ProposalReview;
+  /** Review and Undo of a turn's changes; without it they only update the chat. */
+  changesUi?: ChangesUi;
 }
+
 
 /** A turn whose query runs: the client it went to, the query, and the reducer's state. */
 interface Turn {
@@ -52,9 +66,12 @@ export class ChatController {
   private readonly sending = new Set<string>();
   private lastBusy = false;
   private turnCounter = 0;
+  /** Review and Undo of the turns' "files changed" rows. */
+  private readonly changes: TurnChanges;
 
   constructor(private readonly host: ChatHost) {
     this.store = new SessionStore(host.store, (message) => host.log?.(message));
+    this.changes = new TurnChanges(this.store, host);
   }
 
   get activeSessionId(): string | undefined {
@@ -105,6 +122,15 @@ export class ChatController {
         break;
       case 'deleteSession':
         await this.deleteSession(message.sessionId);
+        break;
+      case 'openProposal':
+        this.host.proposals?.reopen(message.requestId);
+        break;
+      case 'reviewChanges':
+        await this.changes.review(message.itemId);
+        break;
+      case 'undoChanges':
+        await this.changes.undo(message.itemId, message.path === undefined ? {} : { paths: [message.path] });
         break;
     }
   }
@@ -166,12 +192,17 @@ export class ChatController {
     return true;
   }
 
-  /** Answers a card's request through the ledger of the client that asked; a card that is not pending there is left alone. */
+  /**
+   * Answers a card's request through the ledger of the client that asked; a card
+   * that is not pending there is left alone. An allow of a proposal carries the
+   * diff editor's right side as `editedContent` when the user changed it.
+   */
   async answerPermission(requestId: string, decision: PermissionAnswer, reason?: string): Promise<void> {
     const turn = [...this.turns.values()].find((t) => t.client.permissions.get(requestId)?.state === 'pending');
     if (turn === undefined) return;
+    const edited = decision === 'deny' ? undefined : this.host.proposals?.editedContent(requestId);
     try {
-      await turn.client.answerPermission(requestId, decision, reason);
+      await turn.client.answerPermission(requestId, decision, reason, undefined, edited);
     } catch (error) {
       // The ledger has expired the request, and its card says why.
       this.host.log?.(`dave: answering permission ${requestId} failed: ${errorMessage(error)}`);
@@ -218,6 +249,28 @@ export class ChatController {
     this.store.serverStopped();
   }
 
+  // ---- a turn's changes (changes.ts) -------------------------------------
+
+  /** Opens the diffs of a "files changed" row (the active session's last one by default). */
+  reviewChanges(itemId?: string): Promise<ChangedFile[] | undefined> {
+    return this.changes.review(itemId);
+  }
+
+  /** Undoes a "files changed" row's turn (the active session's last by default): all, `paths` or `hunks`. */
+  undoChanges(itemId?: string, target: { paths?: string[]; hunks?: HunkRef[] } = {}): Promise<RevertChangesResult | undefined> {
+    return this.changes.undo(itemId, target);
+  }
+
+  /** "Dave: Review Last Changes". */
+  reviewLastChanges(): Promise<void> {
+    return this.changes.reviewLast();
+  }
+
+  /** "Dave: Undo Last Changes". */
+  undoLastChanges(): Promise<RevertChangesResult | undefined> {
+    return this.changes.undoLast();
+  }
+
   /** Writes pending state now (on deactivate). */
   async flush(): Promise<void> {
     await this.store.flush();
@@ -230,7 +283,7 @@ export class ChatController {
     messages: TranscriptMessage[],
   ): Promise<QueryOutcome> {
     this.turnCounter += 1;
-    const turn: Turn = { client, state: startTurn(`t${Date.now().toString(36)}-${this.turnCounter}`) };
+    const turn: Turn = { client, state: startTurn(`t${Date.now().toString(36)}-${this.turnCounter}`, this.host.cwd) };
     const apply = (event: TurnEvent): void => this.applyTurn(session, turn, event);
     const query = client.query(
       { sessionId: session.id, prompt, messages },
@@ -244,7 +297,11 @@ export class ChatController {
         onToolUse: (r) => apply({ type: 'toolUse', toolUseId: r.toolUseId, toolName: r.toolName, message: r.message }),
         onToolResult: (r) =>
           apply({ type: 'toolResult', toolUseId: r.toolUseId, toolName: r.toolName, summary: r.summary, isError: r.isError }),
-        onPermissionChange: (permission) => apply({ type: 'permission', permission }),
+        onPermissionChange: (permission) => {
+          apply({ type: 'permission', permission });
+          // The proposal's diff editor follows the ledger like the card does.
+          this.host.proposals?.changed(permission);
+        },
         onPermissionResolved: (_p, r) =>
           apply({ type: 'permissionResolved', requestId: r.requestId, decision: r.decision, by: r.by, rule: r.rule }),
         onStatus: (r) => apply({ type: 'status', state: r.state, hasMessage: r.message !== undefined }),
@@ -267,10 +324,10 @@ export class ChatController {
   private applyTurn(session: Session, turn: Turn, event: TurnEvent): void {
     const [state, effects] = reduceTurn(turn.state, event);
     turn.state = state;
-    for (const effect of effects) this.applyEffect(session, effect);
+    for (const effect of effects) this.applyEffect(session, effect, turn.client);
   }
 
-  private applyEffect(session: Session, effect: TurnEffect): void {
+  private applyEffect(session: Session, effect: TurnEffect, client: DaveClient): void {
     switch (effect.type) {
       case 'append':
         this.addItem(session, effect.item);
@@ -291,6 +348,9 @@ export class ChatController {
         break;
       case 'log':
         this.host.log?.(`dave: ${effect.message} in session ${session.id}`);
+        break;
+      case 'changes':
+        this.changes.learnTurn(session, client, effect.itemId);
         break;
     }
   }

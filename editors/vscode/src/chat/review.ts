@@ -44,20 +44,36 @@ export function proposalCardInfo(proposal: Proposal, cwd: string | undefined): P
     return {
       file,
       editable: true,
+      viewable: true,
       note: `${proposal.exists ? 'The change' : 'The new file'} is open in a diff editor: edit the right side, or revert blocks of it, before you allow it. Allow accepts the right side as it is then.`,
     };
   }
-  if (proposal.binary === true) return { file, editable: false, note: 'A binary file: there is nothing to show. Answer here.' };
+  if (proposal.binary === true) return { file, editable: false, viewable: false, note: 'A binary file: there is nothing to show. Answer here.' };
   if (proposal.diff !== '') {
-    return { file, editable: false, note: 'Too large to edit before accepting: its diff is shown read-only. Answer here.' };
+    return {
+      file,
+      editable: false,
+      viewable: true,
+      note: 'Too large to edit before accepting: its diff is shown read-only. Answer here.',
+    };
   }
-  return { file, editable: false, note: 'Too large to show. Answer here.' };
+  return { file, editable: false, viewable: false, note: 'Too large to show. Answer here.' };
 }
 
-/** The user's version of the proposal to send as `editedContent`: only when it differs from `proposed`. */
+/** There is something to show: both texts, or a diff. */
+export function viewable(proposal: Proposal): boolean {
+  return isEditable(proposal) || (proposal.binary !== true && proposal.diff !== '');
+}
+
+/**
+ * The user's version of the proposal to send as `editedContent`: only when it
+ * differs from `proposed`. An editor that only changed how lines end (it keeps
+ * one end-of-line per document) did not edit it.
+ */
 export function editedContent(proposal: Proposal | undefined, text: string | undefined): string | undefined {
   if (proposal === undefined || !isEditable(proposal) || text === undefined) return undefined;
-  return text === proposal.proposed ? undefined : text;
+  const lf = (t: string): string => t.replace(/\r\n/g, '\n');
+  return lf(text) === lf(proposal.proposed!) ? undefined : text;
 }
 
 /** A row of the "N files changed" item. */
@@ -98,20 +114,31 @@ function samePath(a: string, b: string, cwd: string | undefined): boolean {
   return abs(a) === abs(b);
 }
 
-/** The row after an Undo: reverted files marked, conflicts with their messages. */
-export function afterRevert(item: ChangesItem, result: RevertChangesResult, cwd: string | undefined): ChangesItem {
+/**
+ * The row after an Undo: reverted files marked, conflicts with their messages.
+ * After an Undo of hunks (`hunksOnly`) a listed file is only partly undone, so
+ * it is not marked; the note says which changes went.
+ */
+export function afterRevert(
+  item: ChangesItem,
+  result: RevertChangesResult,
+  cwd: string | undefined,
+  hunksOnly = false,
+): ChangesItem {
   const files = item.files.map((f): ChangedFileRow => {
     const conflict = result.conflicts.find((c) => samePath(c.path, f.path, cwd));
     if (conflict !== undefined) return { ...f, conflict: conflict.message || 'Not undone: the file changed since.' };
-    if (result.reverted.some((p) => samePath(p, f.path, cwd))) {
-      const { conflict: _gone, ...rest } = f;
-      return { ...rest, reverted: true };
+    if (!hunksOnly && result.reverted.some((p) => samePath(p, f.path, cwd))) {
+      const rest = { ...f, reverted: true };
+      delete rest.conflict;
+      return rest;
     }
     return f;
   });
   const parts: string[] = [];
   if (result.reverted.length > 0) {
-    parts.push(`Undone: ${result.reverted.map((p) => relativeLabel(p, cwd)).join(', ')}.`);
+    const names = result.reverted.map((p) => relativeLabel(p, cwd)).join(', ');
+    parts.push(hunksOnly ? `Undone: the chosen change in ${names}.` : `Undone: ${names}.`);
   }
   if (result.conflicts.length > 0) {
     parts.push(`Not undone (changed since): ${result.conflicts.map((c) => relativeLabel(c.path, cwd)).join(', ')}.`);
@@ -165,8 +192,8 @@ export class ProposalReview {
     if (permission.state === 'pending') {
       if (this.open.has(id)) return;
       this.open.set(id, permission);
-      // A binary file has nothing to show: its card says so.
-      if (proposal.binary !== true) this.show(permission);
+      // A binary file, or one too big for a diff, has nothing to show: its card says so.
+      if (viewable(proposal)) this.show(permission);
       return;
     }
     if (!this.open.has(id)) return;
@@ -177,7 +204,7 @@ export class ProposalReview {
   /** Opens a pending request's editor again (the card's "Show diff"); false when it is not pending here. */
   reopen(requestId: string): boolean {
     const permission = this.open.get(requestId);
-    if (permission === undefined || permission.proposal?.binary === true) return false;
+    if (permission?.proposal === undefined || !viewable(permission.proposal)) return false;
     this.show(permission);
     return true;
   }

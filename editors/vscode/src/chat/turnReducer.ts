@@ -83,8 +83,8 @@ export function reduceTurn(state: TurnState, event: TurnEvent): [TurnState, Turn
 }
 
 /** Replays `events` from a new turn (tests, and a reader's way to see the rules at once). */
-export function replayTurn(turnId: string, events: readonly TurnEvent[]): [TurnState, TurnEffect[]] {
-  let state = startTurn(turnId);
+export function replayTurn(turnId: string, events: readonly TurnEvent[], cwd?: string): [TurnState, TurnEffect[]] {
+  let state = startTurn(turnId, cwd);
   const effects: TurnEffect[] = [];
   for (const event of events) {
     const [next, more] = reduceTurn(state, event);

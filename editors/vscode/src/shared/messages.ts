@@ -54,6 +54,8 @@ export interface ProposalCardInfo {
   file: string;
   /** The proposal can be edited in the diff editor (not truncated, not binary). */
   editable: boolean;
+  /** There is something to show in an editor (the texts, or a read-only diff). */
+  viewable: boolean;
   /** Why it cannot, or where to look. */
   note: string;
 }

@@ -279,7 +279,54 @@ export class ChatApp {
       case 'notice':
         node.replaceChildren(this.el('span', undefined, item.text));
         break;
+      case 'changes':
+        this.fillChanges(node, item);
+        break;
     }
+  }
+
+  /** "N files changed", its files, Review and Undo (all, or one file). */
+  private fillChanges(node: HTMLElement, item: Extract<ChatItem, { kind: 'changes' }>): void {
+    node.setAttribute('role', 'group');
+    const headline = changesHeadline(item);
+    node.setAttribute('aria-label', headline);
+    const head = this.el('div', 'changes-head');
+    const open = item.files.filter((f) => f.reverted !== true);
+    const review = this.el('button', 'review secondary', 'Review');
+    review.type = 'button';
+    review.title = 'Open the diffs of this turn';
+    review.addEventListener('click', () => this.host.postMessage({ type: 'reviewChanges', itemId: item.id }));
+    const undo = this.el('button', 'undo secondary', 'Undo');
+    undo.type = 'button';
+    undo.title = 'Restore every file as it was before this turn';
+    undo.disabled = open.length === 0;
+    undo.addEventListener('click', () => this.host.postMessage({ type: 'undoChanges', itemId: item.id }));
+    head.append(this.el('span', 'changes-title', headline), review, undo);
+    const list = this.el('ul', 'changes-files');
+    for (const file of item.files) {
+      const row = this.el('li', `changes-file ${file.status}${file.reverted === true ? ' reverted' : ''}`);
+      const counts = file.binary === true ? 'binary' : `+${file.added} −${file.removed}`;
+      row.append(
+        this.el('span', 'changes-path', file.label),
+        this.el('span', 'changes-status', file.status),
+        this.el('span', 'changes-counts', counts),
+      );
+      if (file.reverted === true) {
+        row.append(this.el('span', 'changes-state', 'undone'));
+      } else {
+        const one = this.el('button', 'undo-file secondary', 'Undo');
+        one.type = 'button';
+        one.setAttribute('aria-label', `Undo ${file.label}`);
+        one.title = `Restore ${file.label} as it was before this turn`;
+        one.addEventListener('click', () => this.host.postMessage({ type: 'undoChanges', itemId: item.id, path: file.path }));
+        row.append(one);
+      }
+      if (file.conflict !== undefined) row.append(this.el('div', 'changes-conflict', file.conflict));
+      list.append(row);
+    }
+    const children: HTMLElement[] = [head, list];
+    if (item.note !== undefined && item.note !== '') children.push(this.el('div', 'changes-note', item.note));
+    node.replaceChildren(...children);
   }
 
   private fillPermission(node: HTMLElement, item: Extract<ChatItem, { kind: 'permission' }>): void {
@@ -288,6 +335,18 @@ export class ChatApp {
     const children: HTMLElement[] = [this.el('div', 'permission-message', item.message)];
     if (item.detail !== '') children.push(this.el('pre', 'permission-detail', item.detail));
     const pending = item.state === 'pending' && !this.answered.has(item.requestId);
+    const review = item.review;
+    if (pending && review !== undefined) {
+      const line = this.el('div', 'permission-review', review.note);
+      if (review.viewable) {
+        const show = this.el('button', 'show-diff secondary', 'Show diff');
+        show.type = 'button';
+        show.title = `Open the diff of ${review.file}`;
+        show.addEventListener('click', () => this.host.postMessage({ type: 'openProposal', requestId: item.requestId }));
+        line.append(' ', show);
+      }
+      children.push(line);
+    }
     const offer = item.allowAlways;
     if (pending && offer !== undefined) {
       // Say exactly what "Allow always" allows before it is chosen.
@@ -302,6 +361,7 @@ export class ChatApp {
       reason.setAttribute('aria-label', 'Reason for denying');
       reason.placeholder = 'Reason (optional, shown to the model when you deny)';
       const allow = this.el('button', 'allow', 'Allow');
+      if (review?.editable === true) allow.title = 'Accept the right side of the diff editor, with your edits';
       const always = this.el(
         'button',
         'allow-always secondary',
@@ -359,3 +419,7 @@ export function permissionOutcomeText(item: Extract<ChatItem, { kind: 'permissio
   }
 }
 
+export function changesHeadline(item: Extract<ChatItem, { kind: 'changes' }>): string {
+  const n = item.files.length;
+  return n === 1 ? '1 file changed' : `${n} files changed`;
+}
