@@ -17,6 +17,7 @@ import sys
 import tempfile
 import threading
 import uuid
+from base64 import b64encode
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any, TextIO, get_args
@@ -70,6 +71,13 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--yes", action="store_true", help="allow every permission request without asking"
+    )
+    parser.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="attach an image (png, jpeg, gif, webp) to the first prompt (repeatable)",
     )
     parser.add_argument(
         "--json",
@@ -130,6 +138,57 @@ class Terminal:
                 code = "36"
             self.note(f"\x1b[{code}m{line}\x1b[0m" if code else line)
 
+    async def _line(self) -> str:
+        line: str = await asyncio.to_thread(sys.stdin.readline)
+        return line.strip()
+
+    async def answer_questions(self, questions: list[Any]) -> dict[str, Any] | None:
+        """The user's answers to the model's questions, or None to decline: an option's
+        number (several, comma-separated, where more than one may be chosen), or words
+        of their own. Only on a terminal: `--yes` allows tools, it cannot answer."""
+        if not self.interactive:
+            self.note("  declined the model's questions (answer them in an interactive chat)")
+            return None
+        answers: dict[str, Any] = {}
+        for item in questions:
+            if not isinstance(item, dict) or not isinstance(item.get("question"), str):
+                continue
+            options = [o for o in item.get("options") or [] if isinstance(o, dict)]
+            header = f"[{item['header']}] " if item.get("header") else ""
+            self.note(f"  {header}{item['question']}")
+            for number, option in enumerate(options, 1):
+                detail = f" - {option['description']}" if option.get("description") else ""
+                self.note(f"    {number}. {option.get('label')}{detail}")
+            many = " (numbers, comma-separated)" if item.get("multiSelect") else ""
+            self.note(f"  answer with a number{many} or your own words; empty declines")
+            line = await self._line()
+            if not line:
+                return None
+            picked = [p.strip() for p in line.split(",")] if item.get("multiSelect") else [line]
+            if all(p.isdigit() and 1 <= int(p) <= len(options) for p in picked):
+                labels = [str(options[int(p) - 1].get("label")) for p in picked]
+                answers[item["question"]] = labels if item.get("multiSelect") else labels[0]
+            else:
+                answers[item["question"]] = line
+        return answers
+
+    async def approve_plan(self, plan: str) -> tuple[str, str, str | None]:
+        """(decision, feedback, mode) for the model's plan."""
+        self.note("  The model's plan:")
+        for line in (plan or "(the model wrote no plan)").splitlines():
+            self.note(f"    {line}")
+        if not self.interactive:
+            self.note("  kept planning (approve plans in an interactive chat)")
+            return "deny", "dave-lsp chat runs non-interactively; keep planning", None
+        self.note("  approve? [y]es / [e]dits too (acceptEdits) / [n]o, with feedback")
+        line = (await self._line()).lower()
+        if line in ("y", "yes"):
+            return "allow", "", None
+        if line in ("e", "edits"):
+            return "allow", "", "acceptEdits"
+        self.note("  feedback for the model (optional):")
+        return "deny", await self._line() or "Keep planning.", None
+
     async def ask(self, message: str, always: str = "") -> tuple[str, str]:
         """The user's answer to a permission request: (decision, reason). `always` says
         what "always" would allow."""
@@ -141,7 +200,7 @@ class Terminal:
             return "deny", "dave-lsp chat runs non-interactively; rerun with --yes to allow tools"
         always = f" ({always})" if always else ""
         self.note(f"  {message} [y]es / [a]lways{always} / [n]o")
-        line = (await asyncio.to_thread(sys.stdin.readline)).strip().lower()
+        line = (await self._line()).lower()
         if line in ("y", "yes"):
             return "allow", ""
         if line in ("a", "always"):
@@ -223,6 +282,25 @@ async def _prompts(args: argparse.Namespace, term: Terminal) -> AsyncIterator[st
             yield line.rstrip("\n")
 
 
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+               ".gif": "image/gif", ".webp": "image/webp"}  # fmt: skip
+
+
+def _images(paths: list[str]) -> list[dict[str, str]]:
+    """`--image` files as `attachments`; ChatError naming a file that is not one."""
+    attachments = []
+    for path in paths:
+        media = IMAGE_TYPES.get(Path(path).suffix.lower())
+        if media is None:
+            raise ChatError(f"--image {path}: not a png, jpeg, gif or webp file")
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise ChatError(f"--image {path}: {exc.strerror or exc}") from None
+        attachments.append({"type": "image", "mediaType": media, "data": b64encode(data).decode()})
+    return attachments
+
+
 def _root_uri(options: dict[str, Any]) -> str:
     return Path(os.path.abspath(options.get("cwd") or os.getcwd())).as_uri()
 
@@ -300,7 +378,7 @@ class ChatClient:
         lines = self.stderr_file.read().decode(errors="replace").strip().splitlines()
         return f": {lines[-1]}" if lines else ""
 
-    async def query(self, prompt: str) -> dict[str, Any]:
+    async def query(self, prompt: str, attachments: list[dict[str, str]]) -> dict[str, Any]:
         token = f"chat-{uuid.uuid4()}"
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.reports[token] = queue
@@ -311,6 +389,7 @@ class ChatClient:
                     "sessionId": self.session_id,
                     "prompt": prompt,
                     "workDoneToken": token,
+                    "attachments": attachments,
                 },
             )
         )
@@ -357,22 +436,26 @@ class ChatClient:
             self.term.note(f"  error: {value.get('message')}")
 
     async def _answer(self, value: dict[str, Any]) -> None:
-        always = value.get("allowAlways") or {}
-        if isinstance(value.get("proposal"), dict):
-            self.term.diff(value["proposal"])
-        decision, reason = await self.term.ask(
-            value.get("message") or value.get("toolName", "?"),
-            f"{always.get('label', '')}: {always.get('rule', '')}" if always else "",
-        )
-        try:
-            await self.client.protocol.send_request_async(
-                PERMISSION,
-                {
-                    "requestId": value["requestId"],
-                    "decision": decision,
-                    "reason": reason,
-                },
+        answer: dict[str, Any] = {"requestId": value["requestId"]}
+        if isinstance(value.get("questions"), list):
+            answers = await self.term.answer_questions(value["questions"])
+            answer |= {"decision": "allow", "answers": answers} if answers else {"decision": "deny"}
+        elif value.get("toolName") == "ExitPlanMode":
+            decision, reason, mode = await self.term.approve_plan(str(value.get("plan") or ""))
+            answer |= {"decision": decision, "reason": reason}
+            if mode:
+                answer["permissionMode"] = mode
+        else:
+            always = value.get("allowAlways") or {}
+            if isinstance(value.get("proposal"), dict):
+                self.term.diff(value["proposal"])
+            decision, reason = await self.term.ask(
+                value.get("message") or value.get("toolName", "?"),
+                f"{always.get('label', '')}: {always.get('rule', '')}" if always else "",
             )
+            answer |= {"decision": decision, "reason": reason}
+        try:
+            await self.client.protocol.send_request_async(PERMISSION, answer)
         except JsonRpcException as exc:  # answered too late: the query already ended
             self.term.note(f"  {exc.message}")
 
@@ -400,9 +483,11 @@ async def _chat(args: argparse.Namespace, term: Terminal) -> int:
         chat = ChatClient(args, term)
         try:
             await chat.start(_init_options(args, demo))
+            images = _images(args.image)
             async for prompt in _prompts(args, term):
                 try:
-                    result = await chat.query(prompt)
+                    result = await chat.query(prompt, images)
+                    images = []  # the images go with the first prompt
                 except ChatError as exc:
                     failures += 1
                     term.note(f"error: {exc}")
