@@ -85,10 +85,15 @@ class PermissionResolved:
 
 @attrs.frozen
 class Status:
-    """A change of state for the status bar: connecting, working, compacting."""
+    """A change of state for the status bar: connecting, working, compacting, or
+    retrying (the backend retries a failed model request: which attempt, of how many,
+    and in how long)."""
 
     state: str
     message: str | None = None
+    attempt: int | None = None
+    max_attempts: int | None = None
+    retry_in_ms: int | None = None
 
 
 @attrs.frozen
@@ -125,7 +130,13 @@ Event = (
 
 
 class BackendError(Exception):
-    """A turn failed; the message is one line a person can act on."""
+    """A turn failed; the message is one line a person can act on. `needs_env` names
+    the environment variable that would fix it, for clients to word the fix in their
+    own settings."""
+
+    def __init__(self, message: str, *, needs_env: str | None = None) -> None:
+        super().__init__(message)
+        self.needs_env = needs_env
 
 
 class TurnCancelled(Exception):

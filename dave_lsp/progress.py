@@ -95,11 +95,18 @@ def report_for(event: ev.Event, session_id: str) -> dict[str, Any] | None:
             if edited:
                 resolved["edited"] = True
             return resolved
-        case ev.Status(state, message):
-            report = {"kind": "report", "type": "status", "state": state}
+        case ev.Status(state, message, attempt, max_attempts, retry_in_ms):
+            status: dict[str, Any] = {"kind": "report", "type": "status", "state": state}
             if message:
-                report["message"] = message
-            return report
+                status["message"] = message
+            for key, value in (
+                ("attempt", attempt),
+                ("maxAttempts", max_attempts),
+                ("retryInMs", retry_in_ms),
+            ):
+                if value is not None:
+                    status[key] = value
+            return status
     return None
 
 

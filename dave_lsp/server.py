@@ -321,9 +321,12 @@ async def query(ls: DaveServer, manager: SessionManager, params: proto.QueryPara
         cancelled = ev.TurnCancelled("query cancelled; the session keeps its history")
         raise rpc_error_for(cancelled, job.failure().to_json()) from None
     except (ev.TurnCancelled, ev.BackendError) as exc:
+        data = job.failure().to_json()
         if isinstance(exc, ev.BackendError):
             sink.error(redact(str(exc)))
-        raise rpc_error_for(exc, job.failure().to_json()) from None
+            if exc.needs_env:
+                data["needsEnv"] = exc.needs_env
+        raise rpc_error_for(exc, data) from None
     finally:
         sink.end()
         if token is not None:

@@ -523,6 +523,8 @@ class ClaudeSession:
             elif isinstance(item, SystemMessage):
                 if item.subtype == "status" and item.data.get("status") == "compacting":
                     yield ev.Status("compacting", "Compacting the conversation…")
+                elif item.subtype == "api_retry":
+                    yield _retrying(item.data)
             elif isinstance(item, UserMessage):
                 if isinstance(item.content, str):
                     continue
@@ -617,7 +619,7 @@ class ClaudeSession:
             # CLI's own result then only carries a diagnostic.
             raise ev.BackendError(f"the turn was stopped: {turn.stop_reason}")
         if result.is_error:
-            raise ev.BackendError(self._error_text(result))
+            raise self._error(result)
         usage = result.usage or {}
         return finished(
             text=result.result or "",
@@ -671,17 +673,17 @@ class ClaudeSession:
         if isinstance(window, int) and window > 0:
             self._context_window = window
 
-    def _error_text(self, result: ResultMessage) -> str:
+    def _error(self, result: ResultMessage) -> ev.BackendError:
         detail = result.result or "; ".join(result.errors or []) or result.subtype
         text = one_line(f"Claude Code: {detail}")
         lowered = text.lower()
         if result.api_error_status == 401 or "api key" in lowered or "/login" in lowered:
-            text += (
-                " (set ANTHROPIC_API_KEY in the server's environment or initializationOptions.env)"
-            )
-        elif result.api_error_status == 429:
+            # The client words where to set it (its own settings), from `needsEnv`.
+            text += " (set ANTHROPIC_API_KEY in the backend's environment)"
+            return ev.BackendError(text, needs_env="ANTHROPIC_API_KEY")
+        if result.api_error_status == 429:
             text += " (rate limited: wait and send again)"
-        return text
+        return ev.BackendError(text)
 
     async def _abandon_turn(self, turn: _Turn) -> None:
         """Interrupt a turn that went silent and wait for its end, so the next query
@@ -778,6 +780,23 @@ def _suggestion(update: Any) -> Suggestion:
         rules=tuple(pairs),
         mode=get(update, "mode"),
         behavior=get(update, "behavior"),
+    )
+
+
+def _retrying(data: dict[str, Any]) -> ev.Status:
+    """The CLI's `api_retry` notice as a status: it retries a failed model request."""
+    attempt, most = data.get("attempt"), data.get("max_retries")
+    delay = data.get("retry_delay_ms")
+    status = data.get("error_status")
+    why = f"API Error {status}" if status else str(data.get("error") or "API error")
+    seconds = f"{delay / 1000:.0f} s" if isinstance(delay, int | float) else "a moment"
+    of = f" of {most}" if isinstance(most, int) else ""
+    return ev.Status(
+        "retrying",
+        f"Retrying in {seconds} (attempt {attempt}{of}): {why}",
+        attempt if isinstance(attempt, int) else None,
+        most if isinstance(most, int) else None,
+        int(delay) if isinstance(delay, int | float) else None,
     )
 
 

@@ -115,3 +115,32 @@ async def test_a_stream_longer_than_request_timeout_seconds_is_not_a_hung_one(
     result, token = await query(client, session, "slow 40 100")
     assert len(result["text"].split()) == 40, result["text"]
     assert client.texts(token) == result["text"]
+
+
+async def test_a_missing_key_names_the_variable_for_the_client_to_word_the_fix(
+    client: DaveClient, session: str
+) -> None:
+    future, _ = start_query(client, session, "error 401 invalid x-api-key")
+    with pytest.raises(JsonRpcException) as error:
+        await asyncio.wait_for(future, 30)
+    assert error.value.data["needsEnv"] == "ANTHROPIC_API_KEY"
+    assert "initializationOptions" not in error.value.message
+
+
+async def test_retries_are_reported_as_they_happen(
+    backend_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    workspace = tmp_path_factory.mktemp("retries")
+    retrying = {**backend_env, "CLAUDE_CODE_MAX_RETRIES": "2"}
+    lsp_client = await start_client(server_options(retrying, workspace))
+    try:
+        future, token = start_query(lsp_client, new_session(), "error 500 still down")
+        with pytest.raises(JsonRpcException):
+            await asyncio.wait_for(future, 60)
+    finally:
+        await lsp_client.shutdown_session()
+    retries = [r for r in lsp_client.of_type(token, "status") if r["state"] == "retrying"]
+    assert [r["attempt"] for r in retries] == [1, 2]
+    assert all(r["maxAttempts"] == 2 and r["retryInMs"] > 0 for r in retries)
+    assert retries[0]["message"].startswith("Retrying in ")
+    assert "(attempt 1 of 2): API Error 500" in retries[0]["message"]
