@@ -80,6 +80,10 @@ CLOSE_TIMEOUT = 4.0
 WARM_UP_TIMEOUT = 10.0
 # How long a turn's end waits for the context window still being asked for.
 WINDOW_WAIT = 0.5
+# The context window of each model (by the session's `model`, "" for the default),
+# and the one request per model that learns it.
+_WINDOWS: dict[str, int] = {}
+_WINDOW_TASKS: dict[str, asyncio.Task[None]] = {}
 # The tools whose files the session snapshots before they run (review.py).
 FILE_TOOL_MATCHER = "Write|Edit|MultiEdit|NotebookEdit"
 WARM_UP_REASON = "dave-lsp warmed this session up in advance; the prompt was not sent"
@@ -135,8 +139,7 @@ class ClaudeSession:
         self._dead = False
         self._turn: _Turn | None = None
         self._cost_so_far = 0.0
-        self._context_window: int | None = None
-        self._window_task: asyncio.Task[None] | None = None
+
         self._stderr: deque[str] = deque(maxlen=20)
         self._warm_up_prompt = f"dave-lsp warm-up {uuid.uuid4()}"
         self._warm_up_conversation = ""  # the conversation file the warm-up started
@@ -364,8 +367,6 @@ class ClaudeSession:
             pump(client.receive_messages(), self._inbox.put_nowait, self._divert),
             name="claude reader",
         )
-        if self._context_window is None:
-            self._window_task = asyncio.create_task(self._learn_context_window())
 
     def _not_found(self) -> str:
         path = self._settings.cli_path
@@ -533,9 +534,7 @@ class ClaudeSession:
                         for event in self._tool_result(block, item, turn):
                             yield event
             elif isinstance(item, ResultMessage):
-                if self._window_task is not None and not self._window_task.done():
-                    # Asked for at connect; usually long answered by now.
-                    await asyncio.wait({self._window_task}, timeout=WINDOW_WAIT)
+                await self._window_known()
                 yield self._finish(item, turn)
                 return
 
@@ -628,7 +627,7 @@ class ClaudeSession:
                 input_tokens=int(usage.get("input_tokens") or 0),
                 output_tokens=int(usage.get("output_tokens") or 0),
                 context_tokens=turn.context_tokens,
-                context_window=self._context_window,
+                context_window=_WINDOWS.get(self._config.model or ""),
             ),
             cost_usd=cost,
             started=turn.started,
@@ -658,20 +657,19 @@ class ClaudeSession:
         ]
         return sorted(listed, key=lambda c: c["name"])
 
-    async def _learn_context_window(self) -> None:
-        """The model's window (`get_context_usage().maxTokens`), asked for once, right
-        after connecting, off any turn's path: turns report it from then on."""
-        client = self._client
-        if client is None or self._context_window is not None:
+    async def _window_known(self) -> None:
+        """Learn the model's context window once per model and server: the CLI's
+        `get_context_usage()` (its `maxTokens`) counts tokens with the API, so it is
+        asked once, in the background after a first turn, never on a turn's path;
+        the next turn waits for it at most WINDOW_WAIT."""
+        key = self._config.model or ""
+        if key in _WINDOWS or self._client is None:
             return
-        try:
-            usage = await asyncio.wait_for(client.get_context_usage(), CLOSE_TIMEOUT)
-        except Exception as exc:
-            log.debug("no context usage: %s", one_line(str(exc)))
-            return
-        window = (usage or {}).get("maxTokens")
-        if isinstance(window, int) and window > 0:
-            self._context_window = window
+        task = _WINDOW_TASKS.get(key)
+        if task is None:
+            _WINDOW_TASKS[key] = asyncio.create_task(_learn_window(self._client, key))
+        elif not task.done():
+            await asyncio.wait({task}, timeout=WINDOW_WAIT)
 
     def _error(self, result: ResultMessage) -> ev.BackendError:
         detail = result.result or "; ".join(result.errors or []) or result.subtype
@@ -712,9 +710,6 @@ class ClaudeSession:
             log.warning("interrupt failed: %s", one_line(str(exc)))
 
     async def close(self) -> None:
-        if self._window_task is not None:
-            self._window_task.cancel()
-            self._window_task = None
         client, self._client = self._client, None
         if self._reader is not None:
             self._reader.cancel()
@@ -781,6 +776,18 @@ def _suggestion(update: Any) -> Suggestion:
         mode=get(update, "mode"),
         behavior=get(update, "behavior"),
     )
+
+
+async def _learn_window(client: ClaudeSDKClient, key: str) -> None:
+    try:
+        usage = await asyncio.wait_for(client.get_context_usage(), CLOSE_TIMEOUT)
+    except Exception as exc:
+        log.debug("no context usage: %s", one_line(str(exc)))
+        _WINDOW_TASKS.pop(key, None)  # another session may ask again
+        return
+    window = (usage or {}).get("maxTokens")
+    if isinstance(window, int) and window > 0:
+        _WINDOWS[key] = window
 
 
 def _retrying(data: dict[str, Any]) -> ev.Status:

@@ -123,6 +123,7 @@ async def test_a_missing_key_names_the_variable_for_the_client_to_word_the_fix(
     future, _ = start_query(client, session, "error 401 invalid x-api-key")
     with pytest.raises(JsonRpcException) as error:
         await asyncio.wait_for(future, 30)
+    assert isinstance(error.value.data, dict)
     assert error.value.data["needsEnv"] == "ANTHROPIC_API_KEY"
     assert "initializationOptions" not in error.value.message
 
