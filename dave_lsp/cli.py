@@ -1,5 +1,5 @@
 """Command line: `dave-lsp` serves the protocol (stdio by default); `dave-lsp chat` is
-the headless client.
+the headless client; `dave-lsp acp` serves the Agent Client Protocol (dave_lsp/acp/).
 
 Serving guards stdout: the protocol writer gets a private copy of file descriptor 1,
 and fd 1 itself is pointed at stderr, so a stray print or a child process can never
@@ -68,6 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
             "streams the answer.",
         )
     )
+    from dave_lsp.acp.serve import add_acp_arguments
+
+    add_acp_arguments(
+        sub.add_parser(
+            "acp",
+            help="serve the Agent Client Protocol over stdio (Zed, Neovim, Emacs agents)",
+            description="An ACP agent over stdio (newline-delimited JSON-RPC) on the same "
+            "sessions as LSP mode. Options: a JSON config file with the keys of "
+            "initializationOptions, and flags over it.",
+        )
+    )
     return parser
 
 
@@ -77,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         from dave_lsp.chat import run_chat
 
         return run_chat(args)
+    if args.command == "acp":
+        from dave_lsp.acp.serve import run_acp
+
+        return run_acp(args)
     return serve(args)
 
 

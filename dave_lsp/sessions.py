@@ -612,12 +612,17 @@ class SessionManager:
         def fits(spare: SessionActor) -> bool:
             have = spare.config
             # A spare was connected without the client's MCP servers (ACP's session/new).
-            return config.resume is None and not config.mcp_servers and (
-                have.backend,
-                have.cwd,
-                have.model,
-                have.permission_mode,
-            ) == (config.backend, config.cwd, config.model, config.permission_mode)
+            return (
+                config.resume is None
+                and not config.mcp_servers
+                and (
+                    have.backend,
+                    have.cwd,
+                    have.model,
+                    have.permission_mode,
+                )
+                == (config.backend, config.cwd, config.model, config.permission_mode)
+            )
 
         spare = self.pool.take_spare(fits)
         if spare is not None:

@@ -6,7 +6,9 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-bash scripts/setup.sh
+# The test extra, and serve: a real OpenAI-compatible server (transformers serve, CPU
+# torch) for tests/test_openai_real_server.py.
+DAVE_EXTRAS="${DAVE_EXTRAS:-test,serve}" bash scripts/setup.sh
 echo "== lint and types (Python: ruff, mypy strict on dave_lsp; Lua: luacheck)"
 .venv/bin/ruff check dave_lsp tests bench
 .venv/bin/ruff format --check dave_lsp tests bench
@@ -14,5 +16,7 @@ echo "== lint and types (Python: ruff, mypy strict on dave_lsp; Lua: luacheck)"
 bash editors/nvim/scripts/lint.sh
 echo "== python tests (server, backends, neovim)"
 .venv/bin/python -m pytest -p no:cacheprovider "$@"
+echo "== acp: the official ACP TypeScript SDK's client against dave-lsp acp"
+DAVE_LSP_PYTHON="$ROOT/.venv/bin/python" bash tests/acp_node/run.sh
 echo "== vs code extension"
 DAVE_LSP_PYTHON="$ROOT/.venv/bin/python" bash editors/vscode/scripts/test.sh

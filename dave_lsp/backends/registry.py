@@ -30,9 +30,14 @@ class ClaudeOptions:
 class OpenAIOptions:
     """`initializationOptions.openai`."""
 
-    base_url: str | None = None
+    base_url: str | None = None  # else OPENAI_BASE_URL
     api_key_env: str = "OPENAI_API_KEY"
     system_prompt: str | None = None
+    # Offer the model tools (Read, Write, Edit, Bash, Glob, Grep, the editor's); false
+    # for a model that cannot call them.
+    tools: bool = True
+    # Model requests one turn may make before it is stopped (each tool round is one).
+    max_steps: int = 25
 
 
 @attrs.frozen

@@ -1,7 +1,10 @@
 """OpenAI chat-completions wire format for the fake model: `data:` chunks and JSON bodies.
 
 Same shape as fake_anthropic: `stream` yields bytes to send and floats (pauses).
-Thinking goes out as `reasoning_content`, the field OpenAI-compatible servers use.
+Thinking goes out as `reasoning_content`, the field OpenAI-compatible servers use. Tool
+calls stream as OpenAI streams them: per call, a first delta with its index, id, name and
+the first piece of the arguments, then deltas with more pieces; several calls in one
+answer (`calls`) come one after another.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from dave_lsp.testing.scripts import Plan, templated
+from dave_lsp.testing.scripts import Plan, ToolCall, templated
 
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 429: "rate_limit_error"}
 MODEL = "fake-model"
@@ -51,14 +54,24 @@ def _usage(plan: Plan, input_tokens: int) -> dict[str, int]:
     }
 
 
-def _tool_call(plan: Plan, arguments: str) -> dict[str, Any]:
-    assert plan.tool is not None
+def _tool_call(
+    plan: Plan, arguments: str, call: ToolCall | None = None, index: int = 0
+) -> dict[str, Any]:
+    call = call or plan.tool
+    assert call is not None
     return {
-        "index": 0,
+        "index": index,
         "id": f"call_fake_{uuid.uuid4().hex[:20]}",
         "type": "function",
-        "function": {"name": plan.tool.name, "arguments": arguments},
+        "function": {"name": call.name, "arguments": arguments},
     }
+
+
+def for_request(plan: Plan, body: dict[str, Any]) -> Plan:
+    """The plan for this request: `notools` fails one that offers tools."""
+    if plan.error_with_tools is not None and body.get("tools"):
+        plan.error = plan.error_with_tools
+    return plan
 
 
 def stream(plan: Plan, body: dict[str, Any], input_tokens: int) -> Iterator[bytes | float]:
@@ -86,11 +99,12 @@ def stream(plan: Plan, body: dict[str, Any], input_tokens: int) -> Iterator[byte
         yield content(piece)
     if plan.ending == "drop":
         return  # no finish_reason and no [DONE]: the server cuts the connection
-    if plan.tool:
-        pieces = plan.tool.pieces
-        yield chunk({"tool_calls": [_tool_call(plan, pieces[0] if pieces else "")]})
+    calls = [plan.tool, *plan.more_tools] if plan.tool else []
+    for index, call in enumerate(calls):
+        pieces = call.pieces
+        yield chunk({"tool_calls": [_tool_call(plan, pieces[0] if pieces else "", call, index)]})
         for piece in pieces[1:]:
-            yield chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+            yield chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
     yield chunk({}, "tool_calls" if plan.tool else "stop")
     options = body.get("stream_options")
     if isinstance(options, dict) and options.get("include_usage"):
@@ -104,8 +118,11 @@ def complete(plan: Plan, body: dict[str, Any], input_tokens: int) -> dict[str, A
     if plan.thinking:
         message["reasoning_content"] = "".join(plan.thinking)
     if plan.tool:
-        message["tool_calls"] = [_tool_call(plan, json.dumps(plan.tool.input))]
-        del message["tool_calls"][0]["index"]
+        message["tool_calls"] = [
+            _tool_call(plan, json.dumps(call.input), call) for call in [plan.tool, *plan.more_tools]
+        ]
+        for call_json in message["tool_calls"]:
+            del call_json["index"]
     choice = {
         "index": 0,
         "message": message,

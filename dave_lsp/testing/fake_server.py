@@ -184,6 +184,8 @@ class FakeModelServer:
             body = None
         body = body if isinstance(body, dict) else None  # None: answered with a 400
         plan = plan_for(body.get("messages") or []) if body is not None else None
+        if plan is not None and body is not None and api == "openai":
+            plan = fake_openai.for_request(plan, body)
         prompt = plan.prompt if plan else ""
         record = RecordedRequest(path, api, body or {}, prompt, headers, method)
         with self._lock:

@@ -1,0 +1,422 @@
+"""The ACP agent's handlers, each a thin layer over the one `SessionManager`.
+
+An ACP session is a dave-lsp session: `session/new` is `new_session`, a prompt is
+`submit` with a `TurnUpdates` sink, `session/cancel` is `cancel`, modes and models are
+`configure`, and the session records, rules, pool and idle reaper are LSP mode's. The
+ACP `sessionId` is the dave `sessionId` (a UUID), which `session/load` finds in the
+store after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import attrs
+
+from dave_lsp import __version__
+from dave_lsp import events as ev
+from dave_lsp.acp import history, schema
+from dave_lsp.acp.schema import acp
+from dave_lsp.acp.transport import INTERNAL_ERROR, RESOURCE_NOT_FOUND, Connection, RpcError
+from dave_lsp.acp.updates import UPDATE, TurnUpdates
+from dave_lsp.options import InitOptions
+from dave_lsp.permissions import PermissionBroker, PermissionPolicy
+from dave_lsp.protocol import AttachmentParam, ParamsError
+from dave_lsp.sessions import SessionActor, SessionManager
+from dave_lsp.store import SessionStore
+from dave_lsp.turns import QueryJob
+
+log = logging.getLogger(__name__)
+
+# After session/cancel, how long the prompt waits for the turn to wind down before it
+# answers `cancelled` anyway (the session layer goes on stopping it; the next prompt
+# queues behind). The issue's bound is 2 s.
+CANCEL_GRACE = 1.5
+
+
+@attrs.define(eq=False)
+class _Prompt:
+    job: QueryJob
+    cancelled: asyncio.Event = attrs.field(factory=asyncio.Event)
+
+
+class Agent:
+    """Every ACP handler of one connection."""
+
+    def __init__(self, conn: Connection, options: InitOptions) -> None:
+        self.conn = conn
+        self.options = options
+        self.broker = PermissionBroker()
+        state_dir = Path(options.state_dir).expanduser() if options.state_dir else None
+        self.manager = SessionManager(
+            options,
+            PermissionPolicy(self.broker, options.permission_timeout_seconds),
+            options.cwd or os.getcwd(),
+            SessionStore(state_dir),
+        )
+        self.prompts: dict[str, list[_Prompt]] = {}
+        self.client_capabilities: acp.ClientCapabilities | None = None
+        self._initialized = False
+        self._background: set[asyncio.Task[None]] = set()
+        self._warming: set[str] = set()  # sessions whose client is being connected ahead
+        self._announced: set[str] = set()  # sessions whose slash commands were sent
+        for method, handler in {
+            "initialize": self.initialize,
+            "authenticate": self.authenticate,
+            "session/new": self.new_session,
+            "session/load": self.load_session,
+            "session/resume": self.resume_session,
+            "session/list": self.list_sessions,
+            "session/prompt": self.prompt,
+            "session/set_mode": self.set_mode,
+            "session/set_config_option": self.set_config_option,
+            "session/close": self.close_session,
+            "session/delete": self.delete_session,
+        }.items():
+            conn.on_request(method, handler)
+        conn.on_notification("session/cancel", self.cancel)
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def initialize(self, params: Any) -> Any:
+        request = schema.parse("initialize", params, acp.InitializeRequest)
+        self.client_capabilities = request.client_capabilities
+        if not self._initialized:
+            self._initialized = True
+            self.manager.start_background()
+        return {
+            # ACP has one version so far; a client asking for a later one gets ours.
+            "protocolVersion": schema.PROTOCOL_VERSION,
+            "agentCapabilities": {
+                "loadSession": True,
+                "promptCapabilities": {"image": True, "audio": False, "embeddedContext": True},
+                "mcpCapabilities": {"http": True, "sse": True},
+                "sessionCapabilities": {"list": {}, "resume": {}, "close": {}},
+            },
+            "agentInfo": {"name": "dave-lsp", "title": "dave-lsp", "version": __version__},
+            "authMethods": [],
+        }
+
+    async def authenticate(self, params: Any) -> Any:
+        # The backend authenticates itself (ANTHROPIC_API_KEY, or the CLI's own login).
+        return {}
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await self.manager.close_all()
+
+    # -- sessions --------------------------------------------------------------------
+
+    async def new_session(self, params: Any) -> Any:
+        request = schema.parse("session/new", params, acp.NewSessionRequest)
+        cwd = _absolute("session/new", request.cwd)
+        config = self.manager.new_config(
+            str(uuid.uuid4()), cwd=cwd, mcp_servers=mcp_servers(request.mcp_servers)
+        )
+        actor = self.manager.create(config)  # adopts a warm spare when one fits
+        self._start(actor)
+        return {"sessionId": actor.session_id, **self._setup(actor)}
+
+    async def load_session(self, params: Any) -> Any:
+        request = schema.parse("session/load", params, acp.LoadSessionRequest)
+        actor = self._revive("session/load", request.session_id, request.cwd, request.mcp_servers)
+        conversation_id = actor.record.backend_session_id or actor.config.resume or ""
+        conversation = await asyncio.to_thread(history.messages, conversation_id, actor.config.env)
+        # The spec: every update of the replay comes before the response.
+        for body in history.replay(conversation, actor.config.cwd):
+            self.conn.notify(UPDATE, schema.update(actor.session_id, body))
+        self._start(actor)
+        return self._setup(actor)
+
+    async def resume_session(self, params: Any) -> Any:
+        request = schema.parse("session/resume", params, acp.ResumeSessionRequest)
+        actor = self._revive(
+            "session/resume", request.session_id, request.cwd, request.mcp_servers or []
+        )
+        self._start(actor)
+        return self._setup(actor)
+
+    def _revive(
+        self, method: str, session_id: str, cwd: str, servers: Sequence[Any]
+    ) -> SessionActor:
+        """The session to load: one the store remembers, else a Claude Code conversation
+        of that id (a session the CLI or another agent made), adopted as a new session."""
+        folder = _absolute(method, cwd)
+        mcp = mcp_servers(servers)
+        actor = self.manager.get(session_id)
+        if actor is None:
+            env = dict(self.options.env)
+            if history.transcript_path(session_id, env) is None:
+                raise RpcError(RESOURCE_NOT_FOUND, f"{method}: no session {session_id}")
+            config = self.manager.new_config(
+                session_id, cwd=folder, resume=session_id, mcp_servers=mcp
+            )
+            return self.manager.create(config)
+        if mcp and actor.backend is None:
+            # Not connected yet: its client starts with the servers the editor gave now.
+            actor.config = attrs.evolve(actor.config, mcp_servers=mcp)
+        return actor
+
+    def _setup(self, actor: SessionActor) -> dict[str, Any]:
+        return schema.session_setup(actor.config.permission_mode, actor.config.model)
+
+    async def list_sessions(self, params: Any) -> Any:
+        request = schema.parse("session/list", params, acp.ListSessionsRequest)
+        sessions = [
+            {
+                "sessionId": info.session_id,
+                "cwd": info.cwd,
+                "title": info.title or None,
+                "updatedAt": info.last_active_at,
+            }
+            for info in self.manager.list()
+            if request.cwd is None or _same_folder(request.cwd, info.cwd)
+        ]
+        return {"sessions": [{k: v for k, v in s.items() if v is not None} for s in sessions]}
+
+    async def close_session(self, params: Any) -> Any:
+        request = schema.parse("session/close", params, acp.CloseSessionRequest)
+        actor = self.manager.sessions.get(request.session_id)
+        if actor is None:
+            return {}
+        await self._cancel_all(request.session_id)
+        await actor.evict()  # its process ends; the record stays for session/load
+        return {}
+
+    async def delete_session(self, params: Any) -> Any:
+        request = schema.parse("session/delete", params, acp.DeleteSessionRequest)
+        await self.manager.delete(request.session_id)
+        return {}
+
+    async def set_mode(self, params: Any) -> Any:
+        request = schema.parse("session/set_mode", params, acp.SetSessionModeRequest)
+        if request.mode_id not in schema.MODE_IDS:
+            raise ParamsError(
+                f"session/set_mode: invalid params: modeId: {request.mode_id!r} is not one of "
+                + ", ".join(sorted(schema.MODE_IDS))
+            )
+        await self._configure(
+            "session/set_mode", request.session_id, permission_mode=request.mode_id
+        )
+        return {}
+
+    async def set_config_option(self, params: Any) -> Any:
+        request = schema.parse(
+            "session/set_config_option", params, acp.SetSessionConfigOptionSelectRequest
+        )
+        if request.config_id != "model":
+            raise ParamsError(
+                f"session/set_config_option: invalid params: configId: no option "
+                f"{request.config_id!r}; the options are: model"
+            )
+        await self._configure("session/set_config_option", request.session_id, model=request.value)
+        return {"configOptions": [schema.model_option(request.value)]}
+
+    async def _configure(self, method: str, session_id: str, **change: str) -> None:
+        try:
+            known = await self.manager.configure(session_id, **change)
+        except ev.BackendError as exc:
+            raise RpcError(INTERNAL_ERROR, f"{method}: {exc}") from None
+        if not known:
+            raise RpcError(RESOURCE_NOT_FOUND, f"{method}: no session {session_id}")
+
+    def _start(self, actor: SessionActor) -> None:
+        """Connect the session's client ahead of its first prompt when a process slot is
+        free, then announce its slash commands. In the background: the answer to
+        session/new must not wait for a process to start.
+
+        Without a free slot the first prompt connects it (evicting an idle session), and
+        the commands follow that prompt. Counting the warm-ups under way matters: a
+        burst of session/new would otherwise start every client at once, before any
+        counts as live, past maxLiveSessions."""
+        live = self.manager.pool.processes() + len(self._warming)
+        if actor.backend is None and live >= self.options.max_live_sessions:
+            return
+        session_id = actor.session_id
+        self._warming.add(session_id)
+
+        async def warm_then_announce() -> None:
+            try:
+                await actor.warm()
+            except ev.BackendError as exc:
+                log.info("session %s did not connect ahead: %s", session_id, exc)
+                return
+            finally:
+                self._warming.discard(session_id)
+            await self._announce_commands(actor)
+
+        self._background_task(warm_then_announce(), "acp warm-up")
+
+    async def _announce_commands(self, actor: SessionActor) -> None:
+        """Send the CLI's slash commands (its client is live: this never starts one)."""
+        session_id = actor.session_id
+        if session_id in self._announced or actor.backend is None:
+            return
+        self._announced.add(session_id)
+        try:
+            commands = await self.manager.list_commands(session_id)
+        except ev.BackendError as exc:
+            log.info("no slash commands for %s: %s", session_id, exc)
+            return
+        body = schema.commands_update(commands)
+        self.conn.notify(UPDATE, schema.update(session_id, body))
+
+    def _background_task(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(work, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- prompts ---------------------------------------------------------------------
+
+    async def prompt(self, params: Any) -> Any:
+        request = schema.parse("session/prompt", params, acp.PromptRequest)
+        session_id = request.session_id
+        actor = self.manager.get(session_id)
+        if actor is None:
+            raise RpcError(RESOURCE_NOT_FOUND, f"session/prompt: no session {session_id}")
+        text, images = prompt_content(request.prompt)
+        sink = TurnUpdates(self.conn, session_id, actor.config.cwd, self.broker)
+        try:
+            job = self.manager.submit(session_id, text, [], sink, attachments=images)
+        except ParamsError as exc:
+            raise ParamsError(str(exc).replace("dave/query", "session/prompt")) from None
+        except ev.BackendError as exc:
+            raise RpcError(INTERNAL_ERROR, f"session/prompt: {exc}") from None
+        running = _Prompt(job)
+        self.prompts.setdefault(session_id, []).append(running)
+        try:
+            return await self._outcome(running)
+        finally:
+            sink.close()
+            self._after_turn(actor)
+            waiting = self.prompts.get(session_id, [])
+            if running in waiting:
+                waiting.remove(running)
+            if not waiting:
+                self.prompts.pop(session_id, None)
+
+    def _after_turn(self, actor: SessionActor) -> None:
+        # Back within maxLiveSessions once sessions are idle again (the pool lets a busy
+        # moment run over the limit and does not come back by itself).
+        self.manager.pool.make_room_later(actor)
+        if actor.session_id not in self._announced:
+            self._background_task(self._announce_commands(actor), "acp commands")
+
+    async def _outcome(self, running: _Prompt) -> dict[str, Any]:
+        job = running.job
+        settled = asyncio.Event()
+        job.future.add_done_callback(lambda _: settled.set())
+        waits = {
+            asyncio.ensure_future(settled.wait()),
+            asyncio.ensure_future(running.cancelled.wait()),
+        }
+        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        for waiting in pending:
+            waiting.cancel()
+        if running.cancelled.is_set():
+            # A moment for the turn to end cleanly, so its last updates come first; the
+            # answer is `cancelled` whatever the turn did meanwhile (the spec's rule).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(job.finished), CANCEL_GRACE)
+            return {"stopReason": "cancelled"}
+        try:
+            result = job.future.result()
+        except ev.TurnCancelled:
+            return {"stopReason": "cancelled"}
+        except ev.BackendError as exc:
+            raise RpcError(
+                INTERNAL_ERROR, f"session/prompt: {exc}", {"partialText": "".join(job.text)}
+            ) from None
+        return {"stopReason": schema.stop_reason(result.stop_reason)}
+
+    async def cancel(self, params: Any) -> None:
+        try:
+            request = schema.parse("session/cancel", params, acp.CancelNotification)
+        except ParamsError as exc:
+            log.warning("%s", exc)
+            return
+        # Not awaited: the reader must go on reading (the permission answers, say).
+        self._background_task(self._cancel_all(request.session_id), "acp cancel")
+
+    async def _cancel_all(self, session_id: str) -> None:
+        prompts = list(self.prompts.get(session_id, []))
+        for running in prompts:
+            running.cancelled.set()
+        await asyncio.gather(*(self.manager.cancel(p.job) for p in prompts), return_exceptions=True)
+
+
+def _same_folder(a: str, b: str) -> bool:
+    return os.path.normpath(a) == os.path.normpath(b)
+
+
+def _absolute(method: str, cwd: str) -> str:
+    if not os.path.isabs(cwd):
+        raise ParamsError(f"{method}: invalid params: cwd: must be an absolute path, got {cwd!r}")
+    return os.path.normpath(cwd)
+
+
+def mcp_servers(servers: Sequence[Any]) -> dict[str, Any]:
+    """The client's MCP servers in the Claude SDK's `McpServerConfig` shape, by name."""
+    configs: dict[str, Any] = {}
+    for server in servers:
+        if isinstance(server, acp.McpServerStdio):
+            configs[server.name] = {
+                "type": "stdio",
+                "command": server.command,
+                "args": list(server.args),
+                "env": {e.name: e.value for e in server.env},
+            }
+        elif isinstance(server, acp.HttpMcpServer | acp.SseMcpServer):
+            configs[server.name] = {
+                "type": "http" if isinstance(server, acp.HttpMcpServer) else "sse",
+                "url": server.url,
+                "headers": {h.name: h.value for h in server.headers},
+            }
+        else:
+            log.warning("ignoring MCP server %s: its transport is not supported", server.name)
+    return configs
+
+
+def prompt_content(blocks: Sequence[Any]) -> tuple[str, list[AttachmentParam]]:
+    """A prompt's blocks as the session layer's prompt text and images. Text comes
+    first as typed (so a slash command stays a slash command); links are `@path`
+    mentions the model can read; embedded resources follow as context blocks."""
+    parts: list[str] = []
+    context: list[str] = []
+    images: list[AttachmentParam] = []
+    for block in blocks:
+        if isinstance(block, acp.TextContentBlock):
+            parts.append(block.text)
+        elif isinstance(block, acp.ImageContentBlock):
+            images.append(AttachmentParam("image", block.mime_type, block.data))
+        elif isinstance(block, acp.ResourceContentBlock):
+            parts.append(_mention(block.uri))
+        elif isinstance(block, acp.EmbeddedResourceContentBlock):
+            resource = block.resource
+            if isinstance(resource, acp.TextResourceContents):
+                context.append(f'<context ref="{resource.uri}">\n{resource.text}\n</context>')
+            else:
+                context.append(f'<context ref="{resource.uri}">(binary, not shown)</context>')
+        else:
+            raise ParamsError(
+                "session/prompt: invalid params: prompt: audio is not supported "
+                "(promptCapabilities.audio is false)"
+            )
+    text = " ".join(p for p in parts if p)
+    if context:
+        text = "\n\n".join([text, *context]) if text else "\n\n".join(context)
+    return text, images
+
+
+def _mention(uri: str) -> str:
+    parsed = urlparse(uri)
+    return f"@{unquote(parsed.path)}" if parsed.scheme == "file" else uri

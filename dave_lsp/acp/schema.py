@@ -1,0 +1,221 @@
+"""ACP's wire shapes for dave-lsp.
+
+Incoming params are parsed with the schema types of the `agent-client-protocol`
+package (pydantic models generated from ACP's schema.json), so field names and
+unions are the spec's; a mismatch is a one-line `ParamsError` naming the field.
+Outgoing messages are built here as plain dicts: a `session/update` goes out per
+coalesced text chunk, and building a model per chunk would cost the stream more
+than the JSON does. The tests check every builder's output against the same schema
+types and against the official TypeScript SDK's validators.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import pydantic
+from acp import schema as acp
+
+from dave_lsp.protocol import ParamsError
+
+PROTOCOL_VERSION = 1
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+
+
+def parse(method: str, params: Any, model: type[M]) -> M:
+    """`params` as `model`; ParamsError naming the first field that does not fit."""
+    try:
+        return model.model_validate(params if params is not None else {})
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "params"
+        raise ParamsError(f"{method}: invalid params: {where}: {first['msg']}") from None
+
+
+# -- permission modes and tool kinds ------------------------------------------------
+
+MODES: list[dict[str, str]] = [
+    {"id": "default", "name": "Default", "description": "Ask before edits and commands"},
+    {"id": "acceptEdits", "name": "Accept edits", "description": "Edit files without asking"},
+    {"id": "plan", "name": "Plan", "description": "Read and plan; change nothing"},
+    {
+        "id": "bypassPermissions",
+        "name": "Bypass permissions",
+        "description": "Run every tool without asking",
+    },
+]
+MODE_IDS = frozenset(m["id"] for m in MODES)
+
+# The Claude Code model aliases a client can pick from; the current model is added
+# when it is not one of them.
+MODELS: list[tuple[str, str]] = [
+    ("default", "Default (Claude Code's choice)"),
+    ("sonnet", "Sonnet"),
+    ("opus", "Opus"),
+    ("haiku", "Haiku"),
+]
+
+_KINDS = {
+    "Read": "read",
+    "NotebookRead": "read",
+    "Write": "edit",
+    "Edit": "edit",
+    "MultiEdit": "edit",
+    "NotebookEdit": "edit",
+    "Bash": "execute",
+    "BashOutput": "execute",
+    "KillShell": "execute",
+    "Grep": "search",
+    "Glob": "search",
+    "LS": "search",
+    "WebFetch": "fetch",
+    "WebSearch": "fetch",
+    "Task": "think",
+    "Agent": "think",
+    "ExitPlanMode": "switch_mode",
+}
+_PATH_KEYS = ("file_path", "notebook_path", "path")
+
+
+def tool_kind(tool_name: str) -> str:
+    return _KINDS.get(tool_name, "other")
+
+
+def locations(tool_input: dict[str, Any], cwd: str) -> list[dict[str, Any]]:
+    """The files a tool use touches, absolute, for the client's follow-along."""
+    for key in _PATH_KEYS:
+        path = tool_input.get(key)
+        if isinstance(path, str) and path:
+            return [{"path": os.path.normpath(os.path.join(cwd, path))}]
+    return []
+
+
+def modes_state(current: str) -> dict[str, Any]:
+    return {"currentModeId": current, "availableModes": MODES}
+
+
+def model_option(current: str | None) -> dict[str, Any]:
+    """The session's model as a `select` config option (category model)."""
+    value = current or "default"
+    options = [{"value": v, "name": n} for v, n in MODELS]
+    if all(v != value for v, _ in MODELS):
+        options.insert(0, {"value": value, "name": value})
+    return {
+        "id": "model",
+        "name": "Model",
+        "category": "model",
+        "type": "select",
+        "currentValue": value,
+        "options": options,
+    }
+
+
+def session_setup(permission_mode: str, model: str | None) -> dict[str, Any]:
+    """What session/new, load and resume answer besides the id: modes and models."""
+    return {"modes": modes_state(permission_mode), "configOptions": [model_option(model)]}
+
+
+# -- session/update ------------------------------------------------------------------
+
+
+def update(session_id: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"sessionId": session_id, "update": body}
+
+
+def chunk(kind: str, text: str) -> dict[str, Any]:
+    """`agent_message_chunk`, `agent_thought_chunk` or `user_message_chunk` of text."""
+    return {"sessionUpdate": kind, "content": {"type": "text", "text": text}}
+
+
+def text_content(text: str) -> dict[str, Any]:
+    return {"type": "content", "content": {"type": "text", "text": text}}
+
+
+def diff_content(proposal: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """A file tool's proposal (proposals.Proposal.to_json) as ACP `diff` content."""
+    if not proposal or "proposed" not in proposal:
+        return []
+    diff: dict[str, Any] = {
+        "type": "diff",
+        "path": proposal["path"],
+        "newText": proposal["proposed"],
+    }
+    # A new file has no old text: the spec's `oldText` is then null.
+    diff["oldText"] = proposal["original"] if proposal.get("exists") else None
+    return [diff]
+
+
+def tool_call(
+    tool_call_id: str,
+    title: str,
+    tool_name: str,
+    tool_input: dict[str, Any],
+    cwd: str,
+    status: str = "pending",
+) -> dict[str, Any]:
+    return {
+        "sessionUpdate": "tool_call",
+        "toolCallId": tool_call_id,
+        "title": title or tool_name,
+        "kind": tool_kind(tool_name),
+        "status": status,
+        "rawInput": tool_input,
+        "locations": locations(tool_input, cwd),
+    }
+
+
+def tool_call_update(tool_call_id: str, **fields: Any) -> dict[str, Any]:
+    return {"sessionUpdate": "tool_call_update", "toolCallId": tool_call_id, **fields}
+
+
+def commands_update(commands: Sequence[dict[str, str]]) -> dict[str, Any]:
+    """The CLI's slash commands (SessionManager.list_commands) as ACP commands."""
+    listed = []
+    for command in commands:
+        name = command.get("name", "").lstrip("/")
+        if not name:
+            continue
+        entry: dict[str, Any] = {"name": name, "description": command.get("description") or name}
+        if command.get("argumentHint"):
+            entry["input"] = {"hint": command["argumentHint"]}
+        listed.append(entry)
+    return {"sessionUpdate": "available_commands_update", "availableCommands": listed}
+
+
+# -- permission options ----------------------------------------------------------------
+
+ALLOW_ONCE = "allow"
+ALLOW_ALWAYS = "allowAlways"
+REJECT = "deny"
+
+
+def permission_options(always_label: str | None) -> list[dict[str, str]]:
+    """Allow once, allow always (named for the rule it adds), reject. The option ids
+    are the `dave/permission` decisions, so an answer maps onto the broker as is."""
+    options = [{"optionId": ALLOW_ONCE, "name": "Allow", "kind": "allow_once"}]
+    if always_label:
+        options.append(
+            {
+                "optionId": ALLOW_ALWAYS,
+                "name": f"Always allow {always_label}",
+                "kind": "allow_always",
+            }
+        )
+    options.append({"optionId": REJECT, "name": "Reject", "kind": "reject_once"})
+    return options
+
+
+def stop_reason(reason: str) -> str:
+    """The session layer's stop reason as ACP's `StopReason`."""
+    return {
+        "end_turn": "end_turn",
+        "max_tokens": "max_tokens",
+        "max_turns": "max_turn_requests",
+        "refusal": "refusal",
+    }.get(reason, "end_turn")
+
+
+__all__ = ["acp", "parse"]

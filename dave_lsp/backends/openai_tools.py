@@ -1,0 +1,511 @@
+"""The tools the OpenAI-compatible backend runs itself, named and shaped as Claude Code's.
+
+The model is offered `Read`, `Write`, `Edit`, `Bash`, `Glob` and `Grep` as function tools
+(plus the editor's tools when the client offers them), and dave-lsp runs them in the
+session's cwd. This module owns what each tool is (`specs`), whether the permission mode
+lets it run without asking (`gate`), and running it (`run`); the agent loop in
+openai_compat.py owns the order, the permission callback and the reports.
+
+Bounds, so one tool call cannot flood the model's context or hang the turn:
+
+- Read returns at most `READ_MAX_LINES` lines per call (page with offset/limit), each cut
+  at `READ_MAX_LINE_CHARS` characters, and at most `READ_MAX_BYTES` of text; a file over
+  `proposals.MAX_READ_BYTES` (10 MiB) or not UTF-8 text is refused.
+- Bash output (stdout and stderr together) keeps its first `BASH_HEAD_CHARS` and last
+  `BASH_TAIL_CHARS` characters; the command runs in its own process group with a timeout
+  (`timeout` in milliseconds as in Claude Code: default 120 s, at most 600 s) and the
+  whole group is killed on timeout or cancel.
+- Glob lists at most `MAX_LISTED` paths, newest first; Grep at most `MAX_LISTED` matching
+  lines, each cut at `GREP_LINE_CHARS`, scanning at most `GREP_MAX_FILES` files of at
+  most 1 MiB each.
+
+Edit and Write work out the new text with proposals.proposed_text, the same code that
+builds a permission request's proposal, so what lands is what the user was shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import glob as globbing
+import os
+import re
+import signal
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any, Final, Literal
+
+import attrs
+
+from dave_lsp.editor_tools import EditorToolError, EditorTools
+from dave_lsp.proposals import MAX_READ_BYTES, EditError, decode_text, proposed_text
+
+READ_MAX_LINES: Final = 2000
+READ_MAX_LINE_CHARS: Final = 2000
+READ_MAX_BYTES: Final = 256 * 1024
+BASH_HEAD_CHARS: Final = 10_000
+BASH_TAIL_CHARS: Final = 20_000
+BASH_DEFAULT_TIMEOUT_MS: Final = 120_000
+BASH_MAX_TIMEOUT_MS: Final = 600_000
+MAX_LISTED: Final = 200
+GREP_LINE_CHARS: Final = 300
+GREP_MAX_FILES: Final = 20_000
+GREP_MAX_FILE_BYTES: Final = 1024 * 1024
+# Folders no search should descend into: version control and dependency trees.
+_SKIPPED_DIRS: Final = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv"})
+
+READ_ONLY: Final = frozenset({"Read", "Glob", "Grep"})
+FILE_EDITS: Final = frozenset({"Write", "Edit"})
+BUILTIN: Final = READ_ONLY | FILE_EDITS | {"Bash"}
+
+PLAN_MODE_REASON: Final = (
+    "The session is in plan mode: only read-only tools (Read, Glob, Grep and the editor's"
+    " tools) run. Describe the plan instead; the user switches the mode to carry it out."
+)
+
+_PATH = {"type": "string", "description": "absolute path, or relative to the project folder"}
+_BUILTIN_SPECS: Final[list[tuple[str, str, dict[str, Any]]]] = [
+    (
+        "Read",
+        f"Read a text file. Lines come numbered (`number<TAB>text`); at most {READ_MAX_LINES}"
+        " lines per call: use offset and limit to page through a longer file.",
+        {
+            "type": "object",
+            "properties": {
+                "file_path": _PATH,
+                "offset": {"type": "integer", "description": "1-based line to start at"},
+                "limit": {"type": "integer", "description": "how many lines to read"},
+            },
+            "required": ["file_path"],
+        },
+    ),
+    (
+        "Write",
+        "Write a file, replacing it if it exists (parent folders are created).",
+        {
+            "type": "object",
+            "properties": {"file_path": _PATH, "content": {"type": "string"}},
+            "required": ["file_path", "content"],
+        },
+    ),
+    (
+        "Edit",
+        "Replace old_string with new_string in a file. old_string must match exactly once"
+        " (whitespace included) unless replace_all is true; an empty old_string creates a"
+        " new file with new_string.",
+        {
+            "type": "object",
+            "properties": {
+                "file_path": _PATH,
+                "old_string": {"type": "string"},
+                "new_string": {"type": "string"},
+                "replace_all": {"type": "boolean", "default": False},
+            },
+            "required": ["file_path", "old_string", "new_string"],
+        },
+    ),
+    (
+        "Bash",
+        "Run a shell command (bash -c) in the project folder; stdout and stderr come back"
+        " together, with the exit code when it is not 0.",
+        {
+            "type": "object",
+            "properties": {
+                "command": {"type": "string"},
+                "timeout": {
+                    "type": "integer",
+                    "description": f"milliseconds (default {BASH_DEFAULT_TIMEOUT_MS},"
+                    f" at most {BASH_MAX_TIMEOUT_MS})",
+                },
+            },
+            "required": ["command"],
+        },
+    ),
+    (
+        "Glob",
+        "Find files by glob pattern (`**/*.py`), newest first.",
+        {
+            "type": "object",
+            "properties": {
+                "pattern": {"type": "string"},
+                "path": {"type": "string", "description": "folder to search (default: project)"},
+            },
+            "required": ["pattern"],
+        },
+    ),
+    (
+        "Grep",
+        "Search file contents with a regular expression; answers `path:line: text` lines.",
+        {
+            "type": "object",
+            "properties": {
+                "pattern": {"type": "string", "description": "a Python regular expression"},
+                "path": {"type": "string", "description": "file or folder (default: project)"},
+                "glob": {"type": "string", "description": "only files matching, e.g. *.py"},
+            },
+            "required": ["pattern"],
+        },
+    ),
+]
+
+
+def specs(editor: EditorTools | None) -> list[dict[str, Any]]:
+    """The `tools` of a chat-completions request: the built-in tools, then the editor's."""
+    listed = [(name, text, schema) for name, text, schema in _BUILTIN_SPECS]
+    if editor is not None:
+        listed += [(s.name, s.description, s.input_schema) for s in editor.specs()]
+    return [
+        {"type": "function", "function": {"name": n, "description": d, "parameters": p}}
+        for n, d, p in listed
+    ]
+
+
+def is_editor_tool(name: str, editor: EditorTools | None) -> bool:
+    return editor is not None and any(s.name == name for s in editor.specs())
+
+
+Verdict = Literal["allow", "ask", "deny"]
+
+
+def gate(name: str, tool_input: dict[str, Any], mode: str, cwd: str) -> Verdict:
+    """What the permission mode says about a built-in tool use, before any rule: run it
+    without asking, ask (the policy then applies the session's rules), or refuse it."""
+    if mode == "bypassPermissions":
+        return "allow"
+    if name in READ_ONLY:
+        # Reads anywhere but in the project folder ask, in every other mode.
+        return "allow" if inside(target_of(name, tool_input), cwd) else "ask"
+    if mode == "plan":
+        return "deny"
+    if mode == "acceptEdits" and name in FILE_EDITS:
+        return "allow" if inside(target_of(name, tool_input), cwd) else "ask"
+    return "ask"
+
+
+def target_of(name: str, tool_input: dict[str, Any]) -> str:
+    """The path a tool use works on ("" for the project folder itself)."""
+    key = "file_path" if name in ("Read", *FILE_EDITS) else "path"
+    value = tool_input.get(key)
+    return value if isinstance(value, str) else ""
+
+
+def inside(path: str, cwd: str) -> bool:
+    """Whether `path` (relative to `cwd`) lies in `cwd`, symlinks resolved: a link in the
+    folder that points outside it is outside it."""
+    folder = os.path.realpath(cwd)
+    target = os.path.realpath(os.path.join(cwd, os.path.expanduser(path)))
+    return target == folder or target.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+@attrs.frozen
+class Output:
+    """A tool's result: the text for the model, whether it failed, and what the summary
+    needs (summaries.format_tool_summary's `structured`)."""
+
+    text: str
+    is_error: bool = False
+    structured: dict[str, Any] | None = None
+
+
+class ToolInputError(ValueError):
+    """The model's input does not fit the tool; the message is for the model."""
+
+
+async def run(
+    name: str,
+    tool_input: dict[str, Any],
+    cwd: str,
+    env: dict[str, str],
+    editor: EditorTools | None,
+    on_output: Callable[[str], None] | None = None,
+) -> Output:
+    """Run one tool use; every failure the model can act on is an error `Output`.
+    `on_output` gets Bash output as it arrives."""
+    try:
+        match name:
+            case "Read":
+                return await asyncio.to_thread(_read, tool_input, cwd)
+            case "Write" | "Edit":
+                return await asyncio.to_thread(_write, name, tool_input, cwd)
+            case "Bash":
+                return await _bash(tool_input, cwd, env, on_output)
+            case "Glob":
+                return await asyncio.to_thread(_glob, tool_input, cwd)
+            case "Grep":
+                return await asyncio.to_thread(_grep, tool_input, cwd)
+        if editor is not None and is_editor_tool(name, editor):
+            return Output(await editor.call(name, tool_input, cwd))
+        return Output(f"No such tool: {name}.", is_error=True)
+    except (ToolInputError, EditError, EditorToolError) as exc:
+        return Output(str(exc), is_error=True)
+    except OSError as exc:
+        return Output(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), is_error=True)
+
+
+def _text_arg(tool_input: dict[str, Any], key: str, required: bool = True) -> str:
+    value = tool_input.get(key)
+    if value is None and not required:
+        return ""
+    if not isinstance(value, str) or (required and not value):
+        raise ToolInputError(f"{key} must be a non-empty string")
+    return value
+
+
+def _int_arg(tool_input: dict[str, Any], key: str) -> int | None:
+    value = tool_input.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ToolInputError(f"{key} must be a non-negative integer")
+    return int(value)
+
+
+def _absolute(path: str, cwd: str) -> str:
+    return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
+
+
+def _label(path: str, cwd: str) -> str:
+    relative = os.path.relpath(path, cwd)
+    return path if relative.startswith("..") else relative
+
+
+# ---------------------------------------------------------------- Read
+
+
+def _read(tool_input: dict[str, Any], cwd: str) -> Output:
+    path = _absolute(_text_arg(tool_input, "file_path"), cwd)
+    offset = max(_int_arg(tool_input, "offset") or 1, 1)
+    limit = min(_int_arg(tool_input, "limit") or READ_MAX_LINES, READ_MAX_LINES)
+    if os.path.isdir(path):
+        raise ToolInputError(f"{path} is a folder; use Glob or Bash ls to list it")
+    if os.path.getsize(path) > MAX_READ_BYTES:
+        raise ToolInputError(
+            f"{path} is over {MAX_READ_BYTES // (1024 * 1024)} MiB; use Grep to find the part"
+        )
+    with open(path, "rb") as handle:
+        text = decode_text(handle.read())
+    if text is None:
+        raise ToolInputError(f"{path} is not UTF-8 text")
+    lines = text.splitlines()
+    chosen = lines[offset - 1 : offset - 1 + limit]
+    out: list[str] = []
+    size = 0
+    for number, line in enumerate(chosen, start=offset):
+        if len(line) > READ_MAX_LINE_CHARS:
+            line = line[:READ_MAX_LINE_CHARS] + " … (line cut)"
+        entry = f"{number:>6}\t{line}"
+        size += len(entry.encode("utf-8")) + 1
+        if size > READ_MAX_BYTES:
+            break
+        out.append(entry)
+    shown = len(out)
+    last = offset + shown - 1
+    if shown < len(lines) - (offset - 1):
+        out.append(
+            f"… (showed lines {offset}-{last} of {len(lines)}; read on with offset {last + 1})"
+        )
+    if not lines:
+        out.append("(the file is empty)")
+    return Output("\n".join(out), structured={"file": {"numLines": shown}})
+
+
+# ---------------------------------------------------------------- Write and Edit
+
+
+def _write(name: str, tool_input: dict[str, Any], cwd: str) -> Output:
+    path, _file, text = proposed_text(name, tool_input, cwd)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    # newline="": the text already has the line endings the file is to keep (CRLF files
+    # stay CRLF, as proposed_text worked out).
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    verb = "Wrote" if name == "Write" else "Edited"
+    return Output(f"{verb} {_label(path, cwd)}.")
+
+
+# ---------------------------------------------------------------- Bash
+
+
+class _Capture:
+    """Bounded command output: the head, and a rolling tail of what came after it."""
+
+    def __init__(self) -> None:
+        self.head: list[str] = []
+        self.head_size = 0
+        self.tail: deque[str] = deque()
+        self.tail_size = 0
+        self.dropped = 0
+
+    def add(self, text: str) -> None:
+        room = BASH_HEAD_CHARS - self.head_size
+        if room > 0:
+            self.head.append(text[:room])
+            self.head_size += len(text[:room])
+            text = text[room:]
+        if not text:
+            return
+        self.tail.append(text)
+        self.tail_size += len(text)
+        while self.tail_size > BASH_TAIL_CHARS:
+            first = self.tail.popleft()
+            excess = self.tail_size - BASH_TAIL_CHARS
+            if len(first) > excess:
+                self.tail.appendleft(first[excess:])
+                self.dropped += excess
+                self.tail_size -= excess
+            else:
+                self.dropped += len(first)
+                self.tail_size -= len(first)
+
+    def text(self) -> str:
+        head, tail = "".join(self.head), "".join(self.tail)
+        if self.dropped:
+            return f"{head}\n… ({self.dropped} characters of output cut) …\n{tail}"
+        return head + tail
+
+
+async def _bash(
+    tool_input: dict[str, Any],
+    cwd: str,
+    env: dict[str, str],
+    on_output: Callable[[str], None] | None,
+) -> Output:
+    command = _text_arg(tool_input, "command")
+    timeout_ms = _int_arg(tool_input, "timeout") or BASH_DEFAULT_TIMEOUT_MS
+    timeout = min(timeout_ms, BASH_MAX_TIMEOUT_MS) / 1000
+    process = await asyncio.create_subprocess_exec(
+        "/bin/bash",
+        "-c",
+        command,
+        cwd=cwd,
+        env={**os.environ, **env},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        # Its own process group, so a timeout or cancel ends everything it started.
+        start_new_session=True,
+    )
+    capture = _Capture()
+    assert process.stdout is not None
+    stdout = process.stdout
+
+    async def drain() -> None:
+        while chunk := await stdout.read(65536):
+            text = chunk.decode("utf-8", "replace")
+            capture.add(text)
+            if on_output is not None:
+                on_output(text)
+
+    timed_out = False
+    try:
+        try:
+            async with asyncio.timeout(timeout):
+                await drain()
+                await process.wait()
+        except TimeoutError:
+            timed_out = True
+    finally:
+        if process.returncode is None:
+            _kill_group(process.pid)
+            # Shielded: the process must be reaped even when the turn is being cancelled.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(process.wait())
+    output = capture.text()
+    if timed_out:
+        line = f"Command timed out after {timeout:g} s and was killed."
+        return Output(_then(output, line), is_error=True, structured={"stdout": output})
+    code = process.returncode
+    if code:
+        return Output(
+            _then(output, f"Exit code {code}"), is_error=True, structured={"stdout": output}
+        )
+    return Output(output or "(no output)", structured={"stdout": output})
+
+
+def _then(output: str, line: str) -> str:
+    """`line` on a line of its own after the output."""
+    return f"{output}{'' if not output or output.endswith(chr(10)) else chr(10)}{line}"
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+# ---------------------------------------------------------------- Glob and Grep
+
+
+def _search_root(tool_input: dict[str, Any], cwd: str) -> str:
+    root = _absolute(_text_arg(tool_input, "path", required=False) or ".", cwd)
+    if not os.path.exists(root):
+        raise ToolInputError(f"{root} does not exist")
+    return root
+
+
+def _glob(tool_input: dict[str, Any], cwd: str) -> Output:
+    pattern = _text_arg(tool_input, "pattern")
+    root = _search_root(tool_input, cwd)
+    found = [
+        os.path.join(root, p)
+        for p in globbing.iglob(pattern, root_dir=root, recursive=True)
+        if not any(part in _SKIPPED_DIRS for part in p.split(os.sep))
+    ]
+    files = [p for p in found if os.path.isfile(p)]
+    files.sort(key=lambda p: os.path.getmtime(p), reverse=True)
+    if not files:
+        return Output("No files found.")
+    shown = [_label(p, cwd) for p in files[:MAX_LISTED]]
+    if len(files) > MAX_LISTED:
+        shown.append(f"… and {len(files) - MAX_LISTED} more; narrow the pattern")
+    return Output("\n".join(shown))
+
+
+def _grep(tool_input: dict[str, Any], cwd: str) -> Output:
+    try:
+        regex = re.compile(_text_arg(tool_input, "pattern"))
+    except re.error as exc:
+        raise ToolInputError(f"pattern is not a valid regular expression: {exc}") from None
+    only = _text_arg(tool_input, "glob", required=False)
+    root = _search_root(tool_input, cwd)
+    hits: list[str] = []
+    total = scanned = 0
+    for path in _files_under(root):
+        rel = _label(path, cwd)
+        if only and not any(fnmatch.fnmatch(n, only) for n in (os.path.basename(path), rel)):
+            continue
+        scanned += 1
+        if scanned > GREP_MAX_FILES:
+            hits.append(f"… stopped after {GREP_MAX_FILES} files; narrow path or glob")
+            break
+        try:
+            if os.path.getsize(path) > GREP_MAX_FILE_BYTES:
+                continue
+            with open(path, "rb") as handle:
+                text = decode_text(handle.read())
+        except OSError:
+            continue
+        if text is None:
+            continue  # binary
+        for number, line in enumerate(text.splitlines(), start=1):
+            if regex.search(line):
+                total += 1
+                if len(hits) < MAX_LISTED:
+                    shown = line if len(line) <= GREP_LINE_CHARS else line[:GREP_LINE_CHARS] + "…"
+                    hits.append(f"{rel}:{number}: {shown}")
+    if not total:
+        return Output("No matches found.")
+    if total > MAX_LISTED:
+        hits.append(f"… and {total - MAX_LISTED} more matches; narrow the pattern")
+    return Output("\n".join(hits))
+
+
+def _files_under(root: str) -> Iterator[str]:
+    """The files under `root` (or `root` itself), lazily: Grep stops at its bound."""
+    if os.path.isfile(root):
+        yield root
+        return
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS)
+        for name in sorted(files):
+            yield os.path.join(folder, name)

@@ -1,0 +1,231 @@
+// The official ACP TypeScript SDK's client side drives `dave-lsp acp` (the real
+// agent, the bundled Claude Code CLI, the shipped fake model), and every message the
+// agent sends is checked against the SDK's own zod schemas: requests and
+// notifications by method, responses by the method of the request they answer.
+// Run: `bash tests/acp_node/run.sh` (npm ci, then node --test).
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { Readable, Writable } from "node:stream";
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+import * as acp from "@agentclientprotocol/sdk";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, "../..");
+const python = process.env.DAVE_LSP_PYTHON || join(repo, ".venv/bin/python");
+// The SDK's generated validators; not in its exports map, so imported by file.
+const zod = await import(
+  pathToFileURL(join(here, "node_modules/@agentclientprotocol/sdk/dist/v1/schema/zod.gen.js")).href
+);
+
+const RESPONSES = {
+  initialize: zod.zInitializeResponse,
+  "session/new": zod.zNewSessionResponse,
+  "session/load": zod.zLoadSessionResponse,
+  "session/list": zod.zListSessionsResponse,
+  "session/resume": zod.zResumeSessionResponse,
+  "session/prompt": zod.zPromptResponse,
+  "session/set_mode": zod.zSetSessionModeResponse,
+  "session/set_config_option": zod.zSetSessionConfigOptionResponse,
+};
+const INCOMING = {
+  "session/update": zod.zSessionNotification,
+  "session/request_permission": zod.zRequestPermissionRequest,
+};
+
+let fake;
+let fakeUrl;
+const work = mkdtempSync(join(tmpdir(), "dave-acp-node-"));
+const home = join(work, "home");
+const state = join(work, "state");
+mkdirSync(home);
+
+before(async () => {
+  fake = spawn(python, ["-m", "dave_lsp.testing"], { stdio: ["ignore", "ignore", "pipe"] });
+  fakeUrl = await new Promise((ok, fail) => {
+    let seen = "";
+    fake.stderr.on("data", (chunk) => {
+      seen += chunk;
+      const found = /listening on (\S+)/.exec(seen);
+      if (found) ok(found[1]);
+    });
+    fake.on("exit", (code) => fail(new Error(`fake model exited ${code}: ${seen}`)));
+  });
+});
+
+after(() => fake?.kill("SIGTERM"));
+
+/** Start `dave-lsp acp` and connect the SDK's client to it. */
+function startAgent({ onPermission }) {
+  const env = {
+    ANTHROPIC_BASE_URL: fakeUrl,
+    ANTHROPIC_API_KEY: "sk-ant-fake-test-key-0123456789",
+    CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC: "1",
+    CLAUDE_CODE_MAX_RETRIES: "0",
+    HOME: home,
+  };
+  const args = ["-m", "dave_lsp", "acp", `--state-dir=${state}`, `--cwd=${work}`, "--prewarm=0"];
+  for (const [key, value] of Object.entries(env)) args.push(`--env=${key}=${value}`);
+  const child = spawn(python, args, { stdio: ["pipe", "pipe", "inherit"] });
+  const rejected = [];
+  const sentMethods = new Map();
+  const updates = [];
+
+  // Tap both directions: remember what each of our requests asked for, and check
+  // every message that arrives before the SDK sees it.
+  const base = acp.ndJsonStream(Writable.toWeb(child.stdin), Readable.toWeb(child.stdout));
+  const checked = base.readable.pipeThrough(
+    new TransformStream({
+      transform(message, controller) {
+        let schema;
+        let what;
+        if (message.method) {
+          schema = INCOMING[message.method];
+          what = message.method;
+          if (!schema) rejected.push(`unexpected method ${message.method}`);
+        } else if (message.id !== undefined && message.id !== null) {
+          what = `${sentMethods.get(message.id)} response`;
+          schema = message.error ? null : RESPONSES[sentMethods.get(message.id)];
+        }
+        if (schema) {
+          const parsed = schema.safeParse(message.method ? message.params : message.result);
+          if (!parsed.success) rejected.push(`${what}: ${parsed.error.message}`);
+        }
+        controller.enqueue(message);
+      },
+    }),
+  );
+  const writer = base.writable.getWriter();
+  const tapped = new WritableStream({
+    write(message) {
+      if (message.method && message.id !== undefined) sentMethods.set(message.id, message.method);
+      return writer.write(message);
+    },
+    close: () => writer.close(),
+  });
+
+  const app = acp
+    .client({ name: "dave-acp-node-test" })
+    .onRequest("session/request_permission", ({ params }) => onPermission(params))
+    .onNotification("session/update", ({ params }) => {
+      updates.push(params);
+    });
+  const connection = app.connect({ readable: checked, writable: tapped });
+  return {
+    agent: connection.agent,
+    updates,
+    rejected,
+    async stop() {
+      connection.close();
+      child.stdin.end();
+      await new Promise((ok) => child.on("exit", ok));
+    },
+  };
+}
+
+const texts = (updates, sessionId, kind = "agent_message_chunk") =>
+  updates
+    .filter((u) => u.sessionId === sessionId && u.update.sessionUpdate === kind)
+    .map((u) => u.update.content.text)
+    .join("");
+
+let sessionId;
+let permissions = [];
+let answer = "allow";
+
+test("initialize, a session, a streamed prompt and a follow-up", async () => {
+  const peer = startAgent({
+    onPermission: (params) => {
+      permissions.push(params);
+      return { outcome: { outcome: "selected", optionId: answer } };
+    },
+  });
+  try {
+    const init = await peer.agent.request("initialize", {
+      protocolVersion: acp.PROTOCOL_VERSION,
+      clientCapabilities: { fs: { readTextFile: false, writeTextFile: false } },
+    });
+    assert.equal(init.protocolVersion, 1);
+    assert.equal(init.agentCapabilities.loadSession, true);
+
+    const created = await peer.agent.request("session/new", { cwd: work, mcpServers: [] });
+    sessionId = created.sessionId;
+    const first = await peer.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "think about ducks" }],
+    });
+    assert.equal(first.stopReason, "end_turn");
+    assert.equal(texts(peer.updates, sessionId), "Thought: about ducks");
+    assert.equal(texts(peer.updates, sessionId, "agent_thought_chunk"), "Thinking about about ducks");
+
+    // A Write asks, with the diff; allowed, it lands.
+    writeFileSync(join(work, "notes.txt"), "old\n");
+    const wrote = await peer.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "write notes.txt new" }],
+    });
+    assert.equal(wrote.stopReason, "end_turn");
+    assert.equal(readFileSync(join(work, "notes.txt"), "utf8"), "new");
+    const [asked] = permissions;
+    assert.deepEqual(asked.toolCall.content, [
+      { type: "diff", path: join(work, "notes.txt"), oldText: "old\n", newText: "new" },
+    ]);
+    assert.ok(peer.updates.some((u) => u.update.sessionUpdate === "tool_call"));
+
+    // Rejected: the file stays.
+    answer = "deny";
+    await peer.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "write notes.txt rejected" }],
+    });
+    assert.equal(readFileSync(join(work, "notes.txt"), "utf8"), "new");
+
+    // Cancel: the turn ends as cancelled, quickly, and the session goes on.
+    const slow = peer.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "slow 200 50" }],
+    });
+    while (!texts(peer.updates, sessionId).includes("s0")) await new Promise((ok) => setTimeout(ok, 20));
+    const started = Date.now();
+    await peer.agent.notify("session/cancel", { sessionId });
+    assert.equal((await slow).stopReason, "cancelled");
+    assert.ok(Date.now() - started < 2000, `cancel took ${Date.now() - started} ms`);
+    const after = await peer.agent.request("session/prompt", {
+      sessionId,
+      prompt: [{ type: "text", text: "recall" }],
+    });
+    assert.equal(after.stopReason, "end_turn");
+
+    await peer.agent.request("session/set_mode", { sessionId, modeId: "acceptEdits" });
+    await peer.agent.request("session/set_config_option", {
+      sessionId,
+      configId: "model",
+      value: "haiku",
+    });
+    const commands = peer.updates.find((u) => u.update.sessionUpdate === "available_commands_update");
+    assert.ok(commands, "no available_commands_update");
+    assert.deepEqual(peer.rejected, []);
+  } finally {
+    await peer.stop();
+  }
+});
+
+test("session/load after a restart replays the conversation", async () => {
+  const peer = startAgent({ onPermission: () => ({ outcome: { outcome: "cancelled" } }) });
+  try {
+    await peer.agent.request("initialize", { protocolVersion: 1, clientCapabilities: {} });
+    const listed = await peer.agent.request("session/list", {});
+    assert.ok(listed.sessions.some((s) => s.sessionId === sessionId));
+    await peer.agent.request("session/load", { sessionId, cwd: work, mcpServers: [] });
+    assert.match(texts(peer.updates, sessionId, "user_message_chunk"), /think about ducks/);
+    assert.match(texts(peer.updates, sessionId), /Thought: about ducks/);
+    assert.ok(peer.updates.some((u) => u.update.sessionUpdate === "tool_call"));
+    assert.deepEqual(peer.rejected, []);
+  } finally {
+    await peer.stop();
+  }
+});

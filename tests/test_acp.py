@@ -1,0 +1,315 @@
+"""`dave-lsp acp` end to end: the real agent over stdio, the real bundled Claude Code
+CLI, the shipped fake model. Every message the agent sends is checked against the ACP
+schema types (tests/acp_harness.py)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.acp_harness import AcpClient, AcpError, allow
+from tests.conftest import cli_processes
+
+Start = Callable[..., Any]
+
+
+@pytest.fixture
+def agent(backend_env: dict[str, str], tmp_path: Path) -> Start:
+    """`agent(*flags)`: an initialized AcpClient; every agent of a test shares one state
+    dir, as an editor restarting its agent would."""
+
+    @asynccontextmanager
+    async def start(*flags: str) -> AsyncIterator[AcpClient]:
+        env_flags = [f"--env={k}={v}" for k, v in backend_env.items()]
+        client = await AcpClient.start(
+            *env_flags,
+            f"--state-dir={tmp_path / 'state'}",
+            f"--cwd={tmp_path}",
+            "--prewarm=0",
+            *flags,
+        )
+        try:
+            await client.initialize()
+            yield client
+        finally:
+            assert await client.stop() == 0
+
+    return start
+
+
+async def test_initialize_advertises_what_the_agent_does(agent: Start) -> None:
+    async with agent() as client:
+        result = await client.initialize()
+        caps = result["agentCapabilities"]
+        assert result["protocolVersion"] == 1
+        assert caps["loadSession"] is True
+        assert caps["promptCapabilities"] == {
+            "image": True,
+            "audio": False,
+            "embeddedContext": True,
+        }
+        assert {"list", "resume"} <= set(caps["sessionCapabilities"])
+        # A client's mistakes are answered, and the agent goes on.
+        with pytest.raises(AcpError) as unknown:
+            await client.request("session/frobnicate", {})
+        assert unknown.value.code == -32601
+        with pytest.raises(AcpError) as bad:
+            await client.request("session/new", {"cwd": "relative/dir", "mcpServers": []})
+        assert bad.value.code == -32602 and "cwd" in str(bad.value)
+        with pytest.raises(AcpError) as missing:
+            await client.prompt("no-such-session", "hi")
+        assert "no session" in str(missing.value)
+        assert client.proc.stdin is not None
+        client.proc.stdin.write(b"{not json\n")
+        assert (await client.request("session/list", {}))["sessions"] == []
+        assert [e["code"] for e in client.unattributed] == [-32700]
+
+
+async def test_prompt_streams_and_follows_up(agent: Start, tmp_path: Path) -> None:
+    async with agent() as client:
+        session = await client.new_session(tmp_path)
+        result = await client.prompt(session, "think about ducks")
+        assert result == {"stopReason": "end_turn"}
+        assert client.text(session) == "Thought: about ducks"
+        assert client.text(session, "agent_thought_chunk") == "Thinking about about ducks"
+        commands = await client.wait_update(session, "available_commands_update")
+        names = {c["name"] for c in commands["availableCommands"]}
+        assert "compact" in names or names, names
+        before = len(client.updates[session])
+        assert (await client.prompt(session, "recall"))["stopReason"] == "end_turn"
+        follow = [u for u in client.updates[session][before:] if "content" in u]
+        assert "think about ducks" in "".join(u["content"]["text"] for u in follow)
+
+
+async def test_write_asks_with_a_diff_and_reject_is_kept(agent: Start, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("old\n")
+    async with agent() as client:
+        session = await client.new_session(tmp_path)
+        client.choose = allow("deny")
+        result = await client.prompt(session, "write notes.txt new text")
+        assert result["stopReason"] == "end_turn"
+        assert (tmp_path / "notes.txt").read_text() == "old\n"
+        [asked] = client.permission_requests
+        call = asked["toolCall"]
+        assert call["kind"] == "edit"
+        assert call["locations"] == [{"path": str(tmp_path / "notes.txt")}]
+        assert call["content"] == [
+            {
+                "type": "diff",
+                "path": str(tmp_path / "notes.txt"),
+                "oldText": "old\n",
+                "newText": "new text",
+            }
+        ]
+        kinds = {o["kind"]: o["optionId"] for o in asked["options"]}
+        assert set(kinds) == {"allow_once", "allow_always", "reject_once"}
+        [done] = [
+            u for u in client.of_kind(session, "tool_call_update") if u.get("status") == "failed"
+        ]
+        assert done["toolCallId"] == call["toolCallId"]
+
+        # Allow once writes; allow always adds the session's rule, so the next edit
+        # in the folder is not asked about.
+        client.choose = allow("allow")
+        await client.prompt(session, "write notes.txt once")
+        assert (tmp_path / "notes.txt").read_text() == "once"
+        client.choose = allow("allowAlways")
+        await client.prompt(session, "write notes.txt always")
+        assert (tmp_path / "notes.txt").read_text() == "always"
+        asked_before = len(client.permission_requests)
+        await client.prompt(session, "write other.txt by rule")
+        assert (tmp_path / "other.txt").read_text() == "by rule"
+        assert len(client.permission_requests) == asked_before
+        new_file = client.permission_requests[1]["toolCall"]["content"][0]
+        assert new_file["oldText"] == "old\n"
+
+
+async def test_cancel_ends_the_turn_fast_and_the_session_goes_on(
+    agent: Start, tmp_path: Path
+) -> None:
+    async with agent() as client:
+        session = await client.new_session(tmp_path)
+        turn = asyncio.ensure_future(client.prompt(session, "slow 200 50"))
+        await client.wait_update(session, "agent_message_chunk")
+        started = time.monotonic()
+        client.notify("session/cancel", {"sessionId": session})
+        result = await asyncio.wait_for(turn, 10)
+        elapsed = time.monotonic() - started
+        assert result["stopReason"] == "cancelled"
+        assert elapsed < 2, elapsed
+        before = len(client.updates[session])
+        assert (await client.prompt(session, "think again"))["stopReason"] == "end_turn"
+        after = "".join(
+            u["content"]["text"]
+            for u in client.updates[session][before:]
+            if u["sessionUpdate"] == "agent_message_chunk"
+        )
+        assert after == "Thought: again"
+
+
+async def test_load_after_a_restart_replays_the_conversation(agent: Start, tmp_path: Path) -> None:
+    async with agent() as client:
+        session = await client.new_session(tmp_path)
+        client.choose = allow("allow")
+        await client.prompt(session, "think about geese")
+        await client.prompt(session, "write kept.txt kept")
+    async with agent() as client:
+        listed = await client.request("session/list", {"cwd": str(tmp_path)})
+        assert [s["sessionId"] for s in listed["sessions"]] == [session]
+        assert listed["sessions"][0]["title"] == "think about geese"
+        result = await client.request(
+            "session/load", {"sessionId": session, "cwd": str(tmp_path), "mcpServers": []}
+        )
+        assert result["modes"]["currentModeId"] == "default"
+        replayed = client.updates[session]
+        assert client.text(session, "user_message_chunk").startswith("think about geese")
+        assert "Thought: about geese" in client.text(session)
+        [write] = [u for u in replayed if u["sessionUpdate"] == "tool_call"]
+        assert write["title"] == "Write" and write["kind"] == "edit"
+        assert any(
+            u["sessionUpdate"] == "tool_call_update" and u["status"] == "completed"
+            for u in replayed
+        )
+        before = len(client.updates[session])
+        await client.prompt(session, "recall")
+        recalled = "".join(
+            u["content"]["text"]
+            for u in client.updates[session][before:]
+            if u["sessionUpdate"] == "agent_message_chunk"
+        )
+        assert "think about geese" in recalled
+        with pytest.raises(AcpError):
+            await client.request(
+                "session/load",
+                {
+                    "sessionId": "00000000-0000-0000-0000-000000000000",
+                    "cwd": str(tmp_path),
+                    "mcpServers": [],
+                },
+            )
+
+
+async def test_modes_and_models_go_through_configure(agent: Start, tmp_path: Path) -> None:
+    async with agent() as client:
+        created = await client.request("session/new", {"cwd": str(tmp_path), "mcpServers": []})
+        session = created["sessionId"]
+        assert [m["id"] for m in created["modes"]["availableModes"]] == [
+            "default",
+            "acceptEdits",
+            "plan",
+            "bypassPermissions",
+        ]
+        assert created["configOptions"][0]["category"] == "model"
+        await client.request("session/set_mode", {"sessionId": session, "modeId": "acceptEdits"})
+        await client.prompt(session, "write auto.txt no question")
+        assert (tmp_path / "auto.txt").read_text() == "no question"
+        assert client.permission_requests == []
+        with pytest.raises(AcpError):
+            await client.request("session/set_mode", {"sessionId": session, "modeId": "yolo"})
+        changed = await client.request(
+            "session/set_config_option",
+            {"sessionId": session, "configId": "model", "value": "haiku"},
+        )
+        assert changed["configOptions"][0]["currentValue"] == "haiku"
+        listed = await client.request("session/list", {})
+        assert listed["sessions"][0]["sessionId"] == session
+
+
+async def test_thirteen_sessions_within_max_live_sessions(agent: Start, tmp_path: Path) -> None:
+    async with agent("--max-live-sessions=3") as client:
+        peak = 0
+
+        async def sample() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, len(cli_processes(client.proc.pid)))
+                await asyncio.sleep(0.05)
+
+        sampler = asyncio.ensure_future(sample())
+        try:
+            # A burst of session/new, then a prompt in each, one after another.
+            sessions = await asyncio.gather(*(client.new_session(tmp_path) for _ in range(13)))
+            for session in sessions:
+                await client.prompt(session, "think briefly")
+            # An evicted session resumes its conversation on its next prompt.
+            before = len(client.updates[sessions[0]])
+            await client.prompt(sessions[0], "recall")
+        finally:
+            sampler.cancel()
+        recalled = "".join(
+            u["content"]["text"]
+            for u in client.updates[sessions[0]][before:]
+            if u["sessionUpdate"] == "agent_message_chunk"
+        )
+        assert "think briefly" in recalled
+        assert peak <= 3, peak
+
+
+def test_mcp_servers_and_prompt_blocks_map_onto_the_session_layer(tmp_path: Path) -> None:
+    from acp import schema as acp
+
+    from dave_lsp.acp.agent import mcp_servers, prompt_content
+    from dave_lsp.acp.schema import parse
+
+    request = parse(
+        "session/new",
+        {
+            "cwd": str(tmp_path),
+            "mcpServers": [
+                {
+                    "name": "files",
+                    "command": "mcp-files",
+                    "args": ["-v"],
+                    "env": [{"name": "TOKEN", "value": "t"}],
+                },
+                {
+                    "type": "http",
+                    "name": "web",
+                    "url": "http://127.0.0.1:9/mcp",
+                    "headers": [{"name": "X-Key", "value": "k"}],
+                },
+            ],
+        },
+        acp.NewSessionRequest,
+    )
+    assert mcp_servers(request.mcp_servers) == {
+        "files": {"type": "stdio", "command": "mcp-files", "args": ["-v"], "env": {"TOKEN": "t"}},
+        "web": {"type": "http", "url": "http://127.0.0.1:9/mcp", "headers": {"X-Key": "k"}},
+    }
+    prompt = parse(
+        "session/prompt",
+        {
+            "sessionId": "s",
+            "prompt": [
+                {"type": "text", "text": "/review"},
+                {"type": "resource_link", "name": "a.py", "uri": "file:///src/a%20b.py"},
+                {"type": "resource", "resource": {"uri": "file:///src/c.py", "text": "print(1)"}},
+                {"type": "image", "mimeType": "image/png", "data": "aGk="},
+            ],
+        },
+        acp.PromptRequest,
+    )
+    text, images = prompt_content(prompt.prompt)
+    assert text == '/review @/src/a b.py\n\n<context ref="file:///src/c.py">\nprint(1)\n</context>'
+    assert [(i.media_type, i.data) for i in images] == [("image/png", "aGk=")]
+
+
+def test_options_come_from_a_config_file_with_flags_over_it(tmp_path: Path) -> None:
+    from dave_lsp.acp.serve import add_acp_arguments, raw_options
+    from dave_lsp.options import parse_options
+
+    config = tmp_path / "acp.json"
+    config.write_text('{"maxLiveSessions": 4, "prewarm": 2, "env": {"A": "1"}}')
+    parser = argparse.ArgumentParser()
+    add_acp_arguments(parser)
+    args = parser.parse_args([f"--config={config}", "--prewarm=0", "--env=B=2"])
+    options, unknown = parse_options(raw_options(args))
+    assert (options.max_live_sessions, options.prewarm) == (4, 0)
+    assert options.env == {"A": "1", "B": "2"} and unknown == []
