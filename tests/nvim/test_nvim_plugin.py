@@ -63,14 +63,29 @@ PLAIN_PROMPT = pytest.mark.parametrize("review_diff", [False], ids=["plain-promp
 
 
 @pytest.fixture
+def active_file() -> bool:
+    """Whether a prompt carries the active file as `context` (the default). Tests of the
+    plugin with it off (a range's lines pasted into the prompt) parametrize it to False."""
+    return True
+
+
+CONTEXT_OFF = pytest.mark.parametrize("active_file", [False], ids=["context-off"])
+
+
+@pytest.fixture
 def ed(
-    nvim_env: dict[str, str], backend_env: dict[str, str], workdir: Path, review_diff: bool
+    nvim_env: dict[str, str],
+    backend_env: dict[str, str],
+    workdir: Path,
+    review_diff: bool,
+    active_file: bool,
 ) -> Iterator[Editor]:
     with editor(nvim_env) as e:
         e.setup(
             cmd=SERVER_CMD,
             init_options={"env": backend_env, "cwd": str(workdir)},
             review={"diff": review_diff},
+            context={"active_file": active_file},
         )
         yield e
 
@@ -367,6 +382,7 @@ def test_transcript_is_resent_once_after_a_failed_query(ed: Editor) -> None:
     assert queries[3]["messages"] == [] or queries[3]["messages"] == {}
 
 
+@CONTEXT_OFF  # with the active file as context, see test_a_visual_range_goes_as_the_selection
 def test_visual_range_sends_the_lines_and_file_name(ed: Editor, workdir: Path) -> None:
     source = workdir / "calc.py"
     source.write_text("def add(a, b):\n    return a + b\n\nprint(add(1, 2))\n")
@@ -723,3 +739,322 @@ def test_review_commands_complete(nvim_env: dict[str, str]) -> None:
         names = set(e.nvim.call("getcompletion", "Dave ", "cmdline"))
         assert {"review", "accept", "reject", "changes", "undo"} <= names
         assert e.nvim.call("getcompletion", "Dave accept ", "cmdline") == ["always"]
+
+
+# ------------------------------------------------------ the editor's context and tools (issue 15)
+
+JEDI = str(Path(sys.executable).parent / "jedi-language-server")
+EDITOR_TOOLS = [
+    "diagnostics",
+    "definition",
+    "references",
+    "symbols",
+    "hover",
+    "openEditors",
+    "selection",
+]
+
+
+def steps(*calls: tuple[str, dict[str, Any]]) -> str:
+    """A prompt whose scripted model calls these tools one after another."""
+    return "steps " + json.dumps([[name, tool_input] for name, tool_input in calls])
+
+
+def ask(e: Editor, prompt: str) -> None:
+    """`:Dave ask prompt`, with the prompt as one argument whatever it holds."""
+    e.lua("require('dave').ask(...)", prompt)
+
+
+def start_jedi(e: Editor, root: Path) -> int:
+    """jedi-language-server attached to the current buffer, initialized."""
+    client_id = e.lua(
+        "local cmd, root = ...;"
+        " return vim.lsp.start({ name = 'jedi', cmd = { cmd }, root_dir = root })",
+        JEDI,
+        str(root),
+    )
+    e.wait(
+        lambda: e.lua(
+            "local c = vim.lsp.get_client_by_id(...); return c ~= nil and c.initialized == true"
+            " and #vim.lsp.get_clients({ bufnr = 0, name = 'jedi' }) == 1",
+            client_id,
+        ),
+        20,
+        "jedi to start",
+    )
+    return client_id
+
+
+def model_saw(fake_model: FakeModelServer, marker: str) -> str:
+    """Every message request the model received that holds marker, as one text."""
+    return "\n".join(
+        json.dumps(r.body, ensure_ascii=False) for r in fake_model.requests_containing(marker)
+    )
+
+
+@pytest.fixture
+def project(workdir: Path) -> dict[str, Path]:
+    a = workdir / "greeting.py"
+    a.write_text('def greet(name):\n    return "hi " + name\n\n\ngreet("x")\n')
+    b = workdir / "use.py"
+    b.write_text('from greeting import greet\n\nprint(greet("y"))\n')
+    return {"a": a, "b": b}
+
+
+def test_the_model_reads_neovims_diagnostics_and_jedis_references(
+    ed: Editor, project: dict[str, Path], fake_model: FakeModelServer
+) -> None:
+    a = project["a"]
+    ed.command(f"edit {a}")
+    start_jedi(ed, a.parent)
+    marker = uuid.uuid4().hex
+    ed.lua(
+        """
+        local ns = vim.api.nvim_create_namespace("dave-test")
+        vim.diagnostic.set(ns, 0, { { lnum = 1, col = 11, end_col = 15,
+          severity = vim.diagnostic.severity.WARN,
+          message = "greeting too short " .. ..., source = "mylint", code = "G001" } })
+        """,
+        marker,
+    )
+    ask(
+        ed,
+        steps(
+            ("mcp__editor__getDiagnostics", {}),
+            ("mcp__editor__findReferences", {"path": str(a), "symbol": "greet"}),
+        ),
+    )
+    ed.wait_text("Tool said:", 30)
+    ed.wait_idle(30)
+    said = answer(ed)
+    # jedi's references, as the model received them: file:line:column and the line.
+    assert "greeting.py:1:5: def greet(name):" in said
+    assert 'greeting.py:5:1: greet("x")' in said
+    assert "use.py:1:22: from greeting import greet" in said
+    assert 'use.py:3:7: print(greet("y"))' in said
+    # The client offered every editor tool in initialize.
+    offered = "return vim.lsp.get_clients({ name = 'dave' })[1].capabilities.experimental.dave"
+    assert ed.lua(offered) == {"editorTools": EDITOR_TOOLS}
+    # The diagnostic set in Neovim reached the model as the first tool's result.
+    seen = model_saw(fake_model, marker)
+    assert f"greeting.py:2:12: warning [mylint G001]: greeting too short {marker}" in seen
+    assert not [n for n in ed.notes() if n["level"] >= 3]
+
+
+def test_a_file_not_loaded_is_loaded_for_its_language_server(
+    ed: Editor, project: dict[str, Path]
+) -> None:
+    # use.py is in no buffer: it is loaded (unlisted) and the running jedi, whose root holds
+    # it, is attached to it, then asked.
+    a, b = project["a"], project["b"]
+    ed.command(f"edit {a}")
+    start_jedi(ed, a.parent)
+    ask(ed, steps(("mcp__editor__findDefinition", {"path": str(b), "symbol": "greet", "line": 3})))
+    ed.wait_text("Tool said:", 30)
+    ed.wait_idle(30)
+    said = answer(ed)
+    assert "greeting.py:1:5: def greet(name):" in said, said
+    buf = ed.lua("return vim.fn.bufnr(...)", str(b))
+    assert buf > 0
+    assert ed.lua("return vim.bo[...].buflisted", buf) is False
+    assert ed.lua("return #vim.lsp.get_clients({ bufnr = ..., name = 'jedi' })", buf) == 1
+    # ...so it is no open editor; the file the chat was opened from is the active one.
+    ask(ed, steps(("mcp__editor__getOpenEditors", {})))
+    ed.wait_text("Tool said: greeting.py (python) [active]", 30)
+    ed.wait_idle()
+    assert "use.py" not in answer(ed)
+
+
+def test_hover_symbols_and_a_file_no_language_server_serves(
+    ed: Editor, project: dict[str, Path], workdir: Path
+) -> None:
+    a = project["a"]
+    ed.command(f"edit {a}")
+    start_jedi(ed, a.parent)
+    ask(ed, steps(("mcp__editor__hover", {"path": str(a), "symbol": "greet"})))
+    ed.wait_text("Tool said:", 30)
+    ed.wait_idle(30)
+    assert "greet(name)" in answer(ed)
+    ask(ed, steps(("mcp__editor__searchSymbols", {"query": "greet"})))
+    ed.wait_idle(30)
+    assert "function greet" in answer(ed) and "greeting.py:1:5" in answer(ed)
+    notes = workdir / "notes.txt"
+    notes.write_text("hello there\n")
+    ask(ed, steps(("mcp__editor__findReferences", {"path": str(notes), "symbol": "hello"})))
+    ed.wait_idle(30)
+    said = answer(ed)
+    assert "Tool said: (error)" in said
+    assert "no language server in Neovim serves notes.txt (filetype text)" in said
+
+
+def test_the_selection_tool_answers_with_the_last_visual_selection(
+    ed: Editor, project: dict[str, Path]
+) -> None:
+    a = project["a"]
+    ed.command(f"edit {a}")
+    ask(ed, steps(("mcp__editor__getCurrentSelection", {})))
+    ed.wait_text("Tool said: Nothing is selected.")
+    ed.wait_idle()
+    assert ed.lua("return vim.bo.filetype") == "python"  # the chat opened beside it
+    ed.nvim.feedkeys(ed.nvim.replace_termcodes("2G0wvj\\<Esc>", True, False, True), "x", False)
+    ask(ed, steps(("mcp__editor__getCurrentSelection", {})))
+    ed.wait_text("Tool said: greeting.py, lines 2-3:")
+    ed.wait_idle()
+    assert answer(ed).endswith('return "hi " + name')
+
+
+def test_a_visual_range_goes_as_the_selection(
+    ed: Editor, workdir: Path, fake_model: FakeModelServer
+) -> None:
+    marker = uuid.uuid4().hex
+    source = workdir / "calc.py"
+    line2 = f"    return a + b  # {marker}"
+    source.write_text(f"def add(a, b):\n{line2}\n\nprint(add(1, 2))\n")
+    ed.command(f"edit {source}")
+    # A charwise selection from `add` on line 1 to the end of line 2.
+    ed.nvim.feedkeys(ed.nvim.replace_termcodes("1G0wvj$<Esc>", True, False, True), "x", False)
+    ed.command("'<,'>Dave ask explain this")
+    ed.wait_text("You said: explain this")
+    ed.wait_idle()
+    [query] = ed.lua("return T.queries")
+    assert query["prompt"] == "explain this"  # nothing pasted into it
+    assert query["context"]["activeFile"] == {
+        "path": str(source),
+        "languageId": "python",
+        "selection": {
+            "start": {"line": 0, "character": 4},
+            "end": {"line": 1, "character": len(line2)},
+        },
+        "selectedText": f"add(a, b):\n{line2}",
+    }
+    assert "_with calc.py, lines 1-2_" in ed.text()
+    # What the model received: the editor's context block, then the prompt.
+    seen = model_saw(fake_model, marker)
+    assert (
+        "The user's active file in the editor is calc.py (python), with lines 1-2 selected:" in seen
+    )
+    assert "print(add" not in seen
+    # Whole lines for a range that is not the last Visual selection's.
+    ed.command("4Dave ask and this")
+    ed.wait_idle()
+    assert ed.lua("return T.queries[2].context.activeFile.selectedText") == "print(add(1, 2))"
+    assert ed.lua("return T.queries[2].context.activeFile.selection") == {
+        "start": {"line": 3, "character": 0},
+        "end": {"line": 3, "character": 16},
+    }
+
+
+def test_every_prompt_carries_the_file_the_chat_was_opened_from(
+    ed: Editor, project: dict[str, Path]
+) -> None:
+    a = project["a"]
+    ed.command(f"edit {a}")
+    ed.command("Dave")  # opens the chat and enters it
+    assert ed.lua("return vim.bo.filetype") == "dave"
+    ask(ed, "hello")
+    ed.wait_idle()
+    assert ed.lua("return T.queries[1].context") == {
+        "activeFile": {"path": str(a), "languageId": "python"}
+    }
+    assert "_with" not in ed.text()  # no selection went along
+
+
+@CONTEXT_OFF
+def test_no_active_file_with_context_off(ed: Editor, project: dict[str, Path]) -> None:
+    ed.command(f"edit {project['a']}")
+    ask(ed, "hello")
+    ed.wait_idle()
+    assert ed.lua("return T.queries[1].context") is None
+
+
+def test_at_mentions_become_context_and_stay_in_the_prompt(
+    ed: Editor, workdir: Path, fake_model: FakeModelServer
+) -> None:
+    marker = uuid.uuid4().hex
+    (workdir / "src").mkdir()
+    util = workdir / "src" / "util.py"
+    util.write_text(f"# line 1 {marker}-one\n# line 2 {marker}-two\n# line 3\n# line 4\n")
+    other = workdir / "other.txt"
+    other.write_text("other\n")
+    ed.command(f"cd {workdir}")
+    prompt = f"look at @src/util.py#L2-3, @other.txt and @missing.py\nping {marker}"
+    ask(ed, prompt)
+    ed.wait_text(f"You said: ping {marker}")
+    ed.wait_idle()
+    [query] = ed.lua("return T.queries")
+    assert query["prompt"] == prompt
+    assert query["context"]["mentions"] == [
+        {"path": str(util), "startLine": 2, "endLine": 3},
+        {"path": str(other)},
+    ]
+    seen = model_saw(fake_model, f"{marker}-two")
+    assert "The user mentioned src/util.py, lines 2-3:" in seen
+    assert f"{marker}-one" not in seen
+    ask(ed, f"@src/util.py#L4 only\nping {marker}")
+    ed.wait_idle()
+    assert ed.lua("return T.queries[2].context.mentions") == [
+        {"path": str(util), "startLine": 4, "endLine": 4}
+    ]
+
+
+def test_at_completes_file_names_in_the_prompt(ed: Editor, workdir: Path) -> None:
+    (workdir / "src").mkdir()
+    (workdir / "src" / "util.py").write_text("")
+    (workdir / "setup.cfg").write_text("")
+    ed.command(f"cd {workdir}")
+    complete = "return require('dave.context').complete_input(...)"
+    assert ed.lua(complete, "see @s") == ["see @setup.cfg", "see @src/"]
+    assert ed.lua(complete, "see @src/") == ["see @src/util.py"]
+    assert ed.lua(complete, "mail a@s") == []
+    # The prompt input offers it.
+    ed.lua(
+        "T.inputs = {}; vim.ui.input = function(opts) table.insert(T.inputs, opts) end;"
+        " require('dave').prompt()"
+    )
+    assert (
+        ed.lua("return T.inputs[1].completion")
+        == "customlist,v:lua.require'dave.context'.complete_input"
+    )
+    # And so does `:Dave ask`.
+    assert ed.nvim.call("getcompletion", "Dave ask look at @src/u", "cmdline") == ["@src/util.py"]
+
+
+def test_selections_are_lsp_positions_in_utf16(nvim_env: dict[str, str]) -> None:
+    with editor(nvim_env) as e:
+        e.lua("require('dave').setup({})")
+        e.lua("vim.api.nvim_buf_set_lines(0, 0, -1, false, { 'héllo wörld 𝄞 x', 'two' })")
+        selection = "return require('dave.context').visual_selection(0)"
+        e.nvim.feedkeys(e.nvim.replace_termcodes("1G0wv$<Esc>", True, False, True), "x", False)
+        assert e.lua(selection) == {
+            "range": {"start": {"line": 0, "character": 6}, "end": {"line": 0, "character": 16}},
+            "text": "wörld 𝄞 x",
+            "line1": 1,
+            "line2": 1,
+        }
+        e.nvim.feedkeys(e.nvim.replace_termcodes("1G0wwvj<Esc>", True, False, True), "x", False)
+        got = e.lua(selection)
+        assert got["range"] == {
+            "start": {"line": 0, "character": 12},
+            "end": {"line": 1, "character": 3},
+        }
+        assert got["text"] == "𝄞 x\ntwo"
+        e.nvim.feedkeys(e.nvim.replace_termcodes("2GV<Esc>", True, False, True), "x", False)
+        got = e.lua(selection)
+        assert got["text"] == "two" and got["range"]["start"] == {"line": 1, "character": 0}
+
+
+def test_editor_tools_off_gives_the_model_none(
+    nvim_env: dict[str, str], backend_env: dict[str, str], workdir: Path
+) -> None:
+    with editor(nvim_env) as e:
+        e.setup(
+            cmd=SERVER_CMD,
+            init_options={"env": backend_env, "cwd": str(workdir)},
+            editor_tools=False,
+        )
+        ask(e, steps(("mcp__editor__getOpenEditors", {})))
+        e.wait_text("Tool said: (error)", 30)
+        e.wait_idle()
+        assert "No such tool available: mcp__editor__getOpenEditors" in answer(e)
+        offered = "return vim.lsp.get_clients({ name = 'dave' })[1].capabilities.experimental.dave"
+        assert e.lua(offered) == {"editorTools": []}  # an empty list (or object): none

@@ -215,10 +215,16 @@ function Chat:append_note(line)
   end)
 end
 
---- Starts a turn: the user's prompt, then the header under which the answer streams.
-function Chat:begin_turn(prompt)
+--- Starts a turn: the user's prompt (and a note under it), then the header under which the
+--- answer streams.
+---@param prompt string
+---@param note string?
+function Chat:begin_turn(prompt, note)
   local lines = { "## You", "" }
   vim.list_extend(lines, vim.split(prompt, "\n", { plain = true }))
+  if note then
+    vim.list_extend(lines, { "", note })
+  end
   vim.list_extend(lines, { "", "## Dave", "" })
   self:_edit(function(buf)
     if is_empty(buf) then

@@ -142,12 +142,18 @@ local function start()
   end
   state.generation = state.generation + 1
   local opts = config.options
+  local tools = require("dave.tools")
+  local offered = config.editor_tools()
+  local handlers = tools.lsp_handlers(offered)
+  handlers["$/progress"] = on_progress
   local lsp_config = {
     name = NAME,
     cmd = spawn(cmd, state.generation),
     root_dir = opts.init_options.cwd or vim.fn.getcwd(),
     init_options = config.init_options(),
-    handlers = { ["$/progress"] = on_progress },
+    -- What the model may ask this editor (dave/editor/* requests, answered by tools.lua).
+    capabilities = { experimental = { dave = { editorTools = offered } } },
+    handlers = handlers,
     on_init = on_init,
     on_exit = on_exit,
     on_error = on_error,
@@ -263,6 +269,11 @@ end
 --- Whether the running server advertises a method (false before it has started).
 function M.supports(method)
   return vim.tbl_contains(state.methods, method)
+end
+
+--- The client id of the running server (nil: none).
+function M.id()
+  return state.id
 end
 
 function M.is_running()

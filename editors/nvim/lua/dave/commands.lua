@@ -60,6 +60,9 @@ local arguments = {
   accept = function(arglead)
     return vim.startswith("always", arglead) and { "always" } or {}
   end,
+  ask = function(arglead)
+    return require("dave.context").complete_word(arglead)
+  end,
   undo = function(arglead)
     return require("dave.changes").complete_files(require("dave.sessions").peek(), arglead)
   end,

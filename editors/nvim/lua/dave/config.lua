@@ -26,6 +26,15 @@ M.defaults = {
     diff = true,
     keymaps = { accept = "<leader>da", reject = "<leader>dr" },
   },
+  --- What goes with a prompt: `active_file` sends the file of the window the chat was opened
+  --- from (with a range, its selection) as `context.activeFile`; false sends none, and a
+  --- range's lines go into the prompt's text instead. `@path` mentions go along either way.
+  context = { active_file = true },
+  --- What the model may ask this Neovim (`dave/editor/*`): any of "diagnostics",
+  --- "definition", "references", "symbols", "hover", "openEditors", "selection"; {} or false
+  --- for none.
+  ---@type string[]|false
+  editor_tools = { "diagnostics", "definition", "references", "symbols", "hover", "openEditors", "selection" },
 }
 
 ---@type dave.Config
@@ -34,6 +43,7 @@ M.options = vim.deepcopy(M.defaults)
 local PERMISSION_MODES = { "default", "acceptEdits", "plan", "bypassPermissions" }
 local BACKENDS = { "claude", "openai" }
 local POSITIONS = { "right", "left", "above", "below" }
+local EDITOR_TOOLS = { "diagnostics", "definition", "references", "symbols", "hover", "openEditors", "selection" }
 
 local has_011 = vim.fn.has("nvim-0.11") == 1
 
@@ -87,6 +97,14 @@ local function validate(o)
   for action, lhs in pairs(o.review.keymaps) do
     if lhs ~= false then
       check("review.keymaps." .. tostring(action), lhs, "string")
+    end
+  end
+  check("context", o.context, "table")
+  check("context.active_file", o.context.active_file, "boolean")
+  if o.editor_tools ~= false then
+    check("editor_tools", o.editor_tools, "table")
+    for i, name in ipairs(o.editor_tools) do
+      one_of(("editor_tools[%d]"):format(i), name, EDITOR_TOOLS)
     end
   end
 end
@@ -162,6 +180,12 @@ function M.relative(path)
     return path:sub(#cwd + 2)
   end
   return vim.fn.fnamemodify(path, ":~")
+end
+
+--- The editor tools offered to the server (`editor_tools`, false: none).
+---@return string[]
+function M.editor_tools()
+  return M.options.editor_tools and vim.deepcopy(M.options.editor_tools) or {}
 end
 
 --- A table that encodes as a JSON object even when empty.

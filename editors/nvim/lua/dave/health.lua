@@ -124,6 +124,28 @@ local function check_backend(health)
   end
 end
 
+local function check_editor_tools(health)
+  health.start("dave: editor tools")
+  local offered = config.editor_tools()
+  if #offered == 0 then
+    health.info("none offered (editor_tools = false): the model cannot ask Neovim anything")
+    return
+  end
+  health.ok("offered to the model: " .. table.concat(offered, ", "))
+  local servers = {}
+  for _, c in ipairs(vim.lsp.get_clients()) do
+    if c.name ~= "dave" then
+      table.insert(servers, c.name)
+    end
+  end
+  if #servers > 0 then
+    health.info("language servers running now (for definition, references, hover, symbols): "
+      .. table.concat(servers, ", "))
+  else
+    health.info("no language server runs now: definition, references, hover and symbols need one for the file")
+  end
+end
+
 function M.check()
   local health = vim.health
   health.start("dave")
@@ -137,6 +159,7 @@ function M.check()
   local cmd, err = config.server_cmd()
   if not cmd then
     health.error(err)
+    check_editor_tools(health)
     return check_backend(health)
   end
   health.ok(("server command: %s (%s)"):format(table.concat(cmd, " "), vim.fn.exepath(cmd[1])))
@@ -170,6 +193,7 @@ function M.check()
       )
     end
   end
+  check_editor_tools(health)
   check_backend(health)
 end
 

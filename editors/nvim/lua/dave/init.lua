@@ -2,6 +2,7 @@
 --- `require("dave").setup(opts)` sets the options; the functions here back `:Dave`.
 local config = require("dave.config")
 local sessions = require("dave.sessions")
+require("dave.context") -- from now on, it knows which window a chat is opened from
 
 local M = {}
 
@@ -27,37 +28,62 @@ function M.toggle()
   sessions.current().chat:toggle()
 end
 
---- Sends text in the current chat; with a range, the selected lines of the current buffer
---- go along as context.
+--- The lines of a range as text pasted into a prompt (when `context.active_file` is off).
+local function pasted(range)
+  local lines = vim.api.nvim_buf_get_lines(range.buf, range.line1 - 1, range.line2, false)
+  local name = vim.fn.fnamemodify(vim.api.nvim_buf_get_name(range.buf), ":~:.")
+  return ("%s, lines %d-%d:\n```%s\n%s\n```"):format(
+    name ~= "" and name or "[No Name]",
+    range.line1,
+    range.line2,
+    vim.bo[range.buf].filetype,
+    table.concat(lines, "\n")
+  )
+end
+
+--- Sends text in the current chat with the editor's context (`:help dave-context`): the file of
+--- the window the chat was opened from, with a range its selection, and the files the text
+--- mentions (`@path#L5-10`). With `context.active_file` off, a range's lines are pasted into
+--- the text instead.
 ---@param text string
 ---@param range {buf: integer, line1: integer, line2: integer}?
 function M.ask(text, range)
   text = vim.trim(text or "")
-  if range then
-    local lines = vim.api.nvim_buf_get_lines(range.buf, range.line1 - 1, range.line2, false)
-    local name = vim.fn.fnamemodify(vim.api.nvim_buf_get_name(range.buf), ":~:.")
-    local context = ("%s, lines %d-%d:\n```%s\n%s\n```"):format(
-      name ~= "" and name or "[No Name]",
-      range.line1,
-      range.line2,
-      vim.bo[range.buf].filetype,
-      table.concat(lines, "\n")
-    )
-    text = text == "" and context or (text .. "\n\n" .. context)
+  local context = require("dave.context")
+  local with_file = require("dave.config").options.context.active_file
+  if range and not (with_file and context.active_file(range.buf)) then -- no file: paste its lines
+    local lines = pasted(range)
+    text = text == "" and lines or (text .. "\n\n" .. lines)
+    range = nil
   end
   if text == "" then
-    return M.prompt()
+    return M.prompt(range)
+  end
+  local ctx = context.for_prompt(text, range)
+  local note
+  local file = ctx and ctx.activeFile
+  if file and file.selection then
+    local first, last = file.selection.start.line + 1, file.selection["end"].line + 1
+    note = ("_with %s, %s_"):format(
+      require("dave.config").relative(file.path),
+      first == last and ("line %d"):format(first) or ("lines %d-%d"):format(first, last)
+    )
   end
   local session = sessions.current()
   session.chat:open(false)
-  sessions.ask(session, text)
+  sessions.ask(session, text, { context = ctx, note = note })
 end
 
---- Asks for a prompt with vim.ui.input and sends it.
-function M.prompt()
-  vim.ui.input({ prompt = "Ask Dave: " }, function(text)
+--- Asks for a prompt with vim.ui.input (`@` completes file names) and sends it; with a range,
+--- that selection goes along.
+---@param range {buf: integer, line1: integer, line2: integer}?
+function M.prompt(range)
+  vim.ui.input({
+    prompt = range and "Ask Dave about the selection: " or "Ask Dave: ",
+    completion = require("dave.context").INPUT_COMPLETION,
+  }, function(text)
     if text and vim.trim(text) ~= "" then
-      M.ask(text)
+      M.ask(text, range)
     end
   end)
 end

@@ -304,7 +304,10 @@ end
 --- Sends a prompt in the session; its answer streams into the chat.
 ---@param session dave.Session
 ---@param prompt string
-function M.ask(session, prompt)
+---@param opts {context: table?, note: string?}? `context` of the query (context.lua); `note`, a
+--- line shown under the prompt in the chat (what goes along)
+function M.ask(session, prompt, opts)
+  opts = opts or {}
   if session.query then
     vim.notify("dave: a query is still running in this chat; :Dave cancel stops it", vim.log.levels.WARN)
     return
@@ -315,7 +318,7 @@ function M.ask(session, prompt)
   end
   local query = { prompt = prompt, parts = {}, requests = {}, denied = {} }
   session.query = query
-  chat:begin_turn(prompt)
+  chat:begin_turn(prompt, opts.note)
   chat:set_status("starting", true)
   client.with_client(function(c, err)
     if query.done then
@@ -337,6 +340,7 @@ function M.ask(session, prompt)
       prompt = prompt,
       messages = resend and session.transcript or {},
       workDoneToken = query.token,
+      context = opts.context,
     }, function(rpc_err, result)
       on_response(session, query, rpc_err, result)
     end)
