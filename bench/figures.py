@@ -468,3 +468,9 @@ FIGURES: dict[str, Measure] = {
     "rss_growth": rss,
 }
 ORDER: list[Measure] = [startup, ttft, stream, followup, prewarm, concurrent, rss]
+
+# The ACP figures (issue 19), side by side with claude-agent-acp: bench/acp.py.
+from bench import acp as _acp  # noqa: E402
+
+FIGURES.update(_acp.FIGURES)
+ORDER += _acp.ORDER

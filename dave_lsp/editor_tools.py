@@ -362,7 +362,10 @@ class _View:
             return "Nothing is selected."
         range_ = answer.get("range") or {}
         start = (range_.get("start") or {}).get("line", 0) + 1
-        end = (range_.get("end") or {}).get("line", 0) + 1
+        end_at = range_.get("end") or {}
+        end = end_at.get("line", 0) + 1
+        if end_at.get("character") == 0 and end > start:
+            end -= 1  # as context.py: a selection ending at column 0 does not take that line
         text = str(answer.get("text") or "")
         if len(text) > MAX_TEXT:
             text = text[:MAX_TEXT] + "\n… (cut)"

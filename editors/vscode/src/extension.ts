@@ -9,7 +9,9 @@ import { ChatController } from './chat/chatController';
 import { ProposalReview } from './chat/review';
 import { manageRules } from './chat/rules';
 import { ChatViewProvider, CHAT_VIEW_ID } from './chatView';
+import { activeFileContext, EditorTools } from './editor/editorTools';
 import { errorMessage } from './protocol/daveClient';
+import type { PermissionMode } from './protocol/types';
 import { VscodeReview, requestIdOf } from './review/vscodeReview';
 import { ServerConnection } from './serverConnection';
 
@@ -18,7 +20,8 @@ let server: ServerConnection | undefined;
 
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('Dave', { log: true });
-  server = new ServerConnection(output);
+  // The editor's tools for the model (issue 15): the vscode module is the API they use.
+  server = new ServerConnection(output, new EditorTools(vscode));
   const connection = server;
   const view = new ChatViewProvider(context.extensionUri);
   const review = new VscodeReview();
@@ -41,6 +44,12 @@ export function activate(context: vscode.ExtensionContext): void {
       return answer === 'Delete';
     },
     onBusyChanged: (busy) => void vscode.commands.executeCommand('setContext', 'dave.busy', busy),
+    activeFile: () =>
+      vscode.workspace.getConfiguration('dave').get<boolean>('context.activeFile', true)
+        ? activeFileContext(vscode.window.activeTextEditor)
+        : undefined,
+    findFiles: (query) => findFiles(query),
+    defaultPermissionMode: () => vscode.workspace.getConfiguration('dave').get<PermissionMode>('permissionMode') ?? 'default',
   });
   controller = chat;
   view.setHandler((message) => {
@@ -127,6 +136,8 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.commands.registerCommand('dave.undoLastChanges', () => chat.undoLastChanges()),
     vscode.workspace.onDidChangeConfiguration(async (event) => {
       if (!event.affectsConfiguration('dave') || !connection.isRunning) return;
+      // Read at each prompt: no restart needed.
+      if (event.affectsConfiguration('dave.context') && !['server', 'backend', 'model', 'permissionMode'].some((k) => event.affectsConfiguration(`dave.${k}`))) return;
       const answer = await vscode.window.showInformationMessage(
         'Dave settings changed. Restart the Dave server to apply them? Running answers are stopped.',
         'Restart',
@@ -165,6 +176,23 @@ async function askAboutSelection(chat: ChatController, view: ChatViewProvider): 
   ].join('\n');
   await view.reveal();
   await chat.send(prompt);
+}
+
+/** Workspace files for an `@` completion: paths relative to the workspace, best matches first. */
+async function findFiles(query: string): Promise<string[]> {
+  const q = query.replace(/[[\]{}*?!]/g, '');
+  const glob = q === '' ? '**/*' : `**/*${q.split('').join('*')}*`;
+  const found = await vscode.workspace.findFiles(glob, '**/{node_modules,.git,.venv,dist,out}/**', 200);
+  const paths = found.map((uri) => vscode.workspace.asRelativePath(uri, false));
+  const lower = q.toLowerCase();
+  const score = (p: string): number => {
+    const l = p.toLowerCase();
+    const base = l.slice(l.lastIndexOf('/') + 1);
+    if (base.startsWith(lower)) return 0;
+    if (l.includes(lower)) return 1;
+    return 2;
+  };
+  return paths.sort((a, b) => score(a) - score(b) || a.length - b.length || a.localeCompare(b)).slice(0, 20);
 }
 
 export async function deactivate(): Promise<void> {

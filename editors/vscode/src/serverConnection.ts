@@ -8,6 +8,7 @@
 import * as vscode from 'vscode';
 import { LanguageClient, State, type LanguageClientOptions } from 'vscode-languageclient/node';
 
+import type { EditorTools } from './editor/editorTools';
 import { DaveClient, errorMessage, rpcFrom } from './protocol/daveClient';
 import {
   describeCommand,
@@ -17,7 +18,7 @@ import {
   spawnServer,
   type ServerCommand,
 } from './protocol/server';
-import type { DaveCapabilities, InitializationOptions, PermissionMode } from './protocol/types';
+import { EDITOR_TOOLS, type DaveCapabilities, type InitializationOptions, type PermissionMode } from './protocol/types';
 
 export interface DaveSettings {
   command: ServerCommand;
@@ -57,7 +58,11 @@ export class ServerConnection implements vscode.Disposable {
   /** Fires when a running server stops or is restarted. */
   readonly onDidStop = this.stopped.event;
 
-  constructor(private readonly output: vscode.LogOutputChannel) {}
+  constructor(
+    private readonly output: vscode.LogOutputChannel,
+    /** Answers the server's `dave/editor/*` requests (issue 15); listed at initialize. */
+    private readonly editorTools?: EditorTools,
+  ) {}
 
   get isRunning(): boolean {
     return this.languageClient?.state === State.Running;
@@ -135,6 +140,21 @@ export class ServerConnection implements vscode.Disposable {
       },
       clientOptions,
     );
+    const tools = this.editorTools;
+    if (tools !== undefined) {
+      // Offer the editor's tools at initialize (capabilities.experimental.dave.editorTools) ...
+      languageClient.registerFeature({
+        fillClientCapabilities: (capabilities) => {
+          const experimental = (capabilities.experimental ?? {}) as Record<string, unknown>;
+          capabilities.experimental = { ...experimental, dave: { editorTools: [...EDITOR_TOOLS] } };
+        },
+        initialize: () => undefined,
+        getState: () => ({ kind: 'static' }),
+        clear: () => undefined,
+      });
+      // ... and answer them.
+      tools.register((method, handler) => languageClient.onRequest(method, handler));
+    }
     languageClient.onDidChangeState((event) => {
       if (event.newState === State.Stopped && this.languageClient === languageClient) {
         this.languageClient = undefined;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before } from 'node:test';
 
-import { startStdioServer, type StdioServer } from '../src/protocol/server';
+import { startStdioServer, type StdioServer, type StdioServerOptions } from '../src/protocol/server';
 import type { InitializationOptions } from '../src/protocol/types';
 
 /** editors/vscode; tests run bundled from out/test/. */
@@ -96,7 +96,12 @@ export interface DaveUnderTest {
   close(): Promise<void>;
 }
 
-export async function startDave(url: string, extra: InitializationOptions = {}): Promise<DaveUnderTest> {
+export async function startDave(
+  url: string,
+  extra: InitializationOptions = {},
+  /** More for startStdioServer: client capabilities and request handlers (the editor tools). */
+  more: Pick<StdioServerOptions, 'experimental' | 'onConnection'> = {},
+): Promise<DaveUnderTest> {
   const workspace = tempDir('ws');
   const home = tempDir('home');
   const server = await startStdioServer({
@@ -106,6 +111,7 @@ export async function startDave(url: string, extra: InitializationOptions = {}):
     workspaceFolder: workspace,
     initializationOptions: { ...fakeModelOptions(url, home, workspace), ...extra },
     initializeTimeoutMs: 60_000,
+    ...more,
   });
   return {
     server,

@@ -120,6 +120,7 @@ describe('the .vsix package', { skip: existsSync(VSIX) ? false : `no ${VSIX}: ru
     assert.deepEqual(manifest.contributes.views.dave, [{ type: 'webview', id: 'dave.chat', name: 'Chat' }]);
     assert.deepEqual(Object.keys(manifest.contributes.configuration.properties).sort(), [
       'dave.backend',
+      'dave.context.activeFile',
       'dave.model',
       'dave.permissionMode',
       'dave.server.command',

@@ -4,7 +4,9 @@
  * the Dave view, asks a question and sees the streamed answer, allows a Write
  * and sees the file appear, stops a slow answer, edits a Write's proposal in
  * the diff editor and accepts it from the editor title, reviews and undoes the
- * turn, and saves screenshots.
+ * turn, sends an editor's selection with a prompt (and the model reads it back
+ * through its getCurrentSelection tool), answers the model's question by
+ * clicking an option, and saves screenshots.
  *
  * scripts/test.sh installs the tools (scripts/e2e-setup.sh) and passes their
  * paths in DAVE_E2E_CHROMIUM, DAVE_E2E_NODE24_BIN and DAVE_E2E_CODE_SERVER;
@@ -13,7 +15,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -103,6 +105,18 @@ async function rightSideShows(page: Page, text: string): Promise<void> {
   throw new Error(`the diff editor's right side never showed ${JSON.stringify(text)}; it showed ${JSON.stringify(seen)}`);
 }
 
+/** The Claude Code transcripts (`*.jsonl`) under a folder, and their text. */
+function transcripts(dir: string): string {
+  let text = '';
+  if (!existsSync(dir)) return text;
+  for (const name of readdirSync(dir)) {
+    const file = path.join(dir, name);
+    if (statSync(file).isDirectory()) text += transcripts(file);
+    else if (name.endsWith('.jsonl')) text += readFileSync(file, 'utf8');
+  }
+  return text;
+}
+
 describe('the extension in a real VS Code (code-server + Chromium)', { skip }, () => {
   let fake: FakeModel;
   let server: ChildProcess | undefined;
@@ -122,6 +136,7 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
     const home = path.join(root, 'home');
     for (const dir of [workspace, path.join(userData, 'User'), extensions, home]) mkdirSync(dir, { recursive: true });
     writeFileSync(path.join(workspace, 'README.md'), '# e2e project\n');
+    writeFileSync(path.join(workspace, 'greet.py'), 'def greet(name):\n    return f"hi {name}"\n\n\nprint(greet("a"))\n');
 
     fake = await startFakeModel();
     const options = fakeModelOptions(fake.url, home, workspace);
@@ -316,5 +331,73 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
     assert.equal(existsSync(target), false, 'Undo deletes the file the turn created');
     await row.locator('.changes-file.reverted').waitFor({ timeout: 30_000 });
     await page.screenshot({ path: path.join(artifacts, 'vscode-undo.png') });
+  });
+
+  it('the selection goes with a prompt, and the model can ask the editor for it', { timeout: STEP * 2 }, async () => {
+    // Open greet.py (Quick Open) and select its first two lines.
+    await page.locator('.tabs-container .tab.active').first().click();
+    await page.keyboard.press('Control+P');
+    const quickOpen = page.locator('.quick-input-widget input');
+    await quickOpen.waitFor({ timeout: 30_000 });
+    await quickOpen.fill('greet.py');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'greet.py' }).first().waitFor({ timeout: 30_000 });
+    await page.keyboard.press('Enter');
+    await page.locator('.tabs-container .tab.active', { hasText: 'greet.py' }).waitFor({ timeout: 30_000 });
+    await page.locator('.editor-group-container.active .monaco-editor .view-lines').first().click();
+    await page.keyboard.press('Control+Home');
+    await page.keyboard.press('Shift+ArrowDown');
+    await page.keyboard.press('Shift+ArrowDown');
+    await page.locator('.statusbar', { hasText: 'selected' }).waitFor({ timeout: 30_000 });
+    // The Dave view is still showing (a click on its icon would hide the side bar).
+    if (!(await page.locator('.part.sidebar').isVisible())) await page.locator('.activitybar [aria-label^="Dave"]').first().click();
+    chat = await chatFrame(page, 60_000);
+    await chat.locator('textarea[aria-label="Message Dave"]').waitFor({ state: 'visible', timeout: 30_000 });
+
+    const box = chat.locator('textarea[aria-label="Message Dave"]');
+    await box.fill('hello ctx-e2e-marker');
+    await box.press('Enter');
+    await chat.locator('.item.assistant', { hasText: 'You said: hello ctx-e2e-marker' }).waitFor({ timeout: 60_000 });
+    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    // The model's conversation (the CLI's transcript) has the editor's context before the prompt.
+    const said = transcripts(path.join(root, 'home', '.claude'))
+      .split('\n')
+      .filter((line) => line.includes('ctx-e2e-marker') && line.includes('"type":"user"'))
+      .join('\n');
+    assert.match(said, /The user's active file in the editor is greet\.py \(python\), with lines 1-2 selected/);
+    assert.match(said, /def greet\(name\):/);
+
+    await box.fill('tool mcp__editor__getCurrentSelection {}');
+    await box.press('Enter');
+    const answer = chat.locator('.item.assistant', { hasText: 'Tool said: greet.py, lines 1-3' });
+    await answer.waitFor({ timeout: 60_000 });
+    assert.match((await answer.textContent()) ?? '', /def greet\(name\):/);
+    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'vscode-context.png') });
+  });
+
+  it('the model asks a question; clicking an option answers it', { timeout: STEP }, async () => {
+    const question = {
+      question: 'Which color?',
+      header: 'Color',
+      multiSelect: false,
+      options: [
+        { label: 'Blue', description: 'calm' },
+        { label: 'Red', description: 'warm' },
+      ],
+    };
+    const box = chat.locator('textarea[aria-label="Message Dave"]');
+    await box.fill(`tool AskUserQuestion ${JSON.stringify({ questions: [question] })}`);
+    await box.press('Enter');
+    const card = chat.locator('.item.permission.question-card').last();
+    await card.waitFor({ timeout: 60_000 });
+    await card.locator('legend', { hasText: 'Which color?' }).waitFor({ timeout: 30_000 });
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'vscode-question.png') });
+    await card.getByRole('button', { name: 'Blue', exact: true }).click();
+    await chat.locator('.item.assistant', { hasText: '"Which color?"="Blue"' }).waitFor({ timeout: 60_000 });
+    await card.locator('.permission-outcome', { hasText: 'Answered' }).waitFor({ timeout: 30_000 });
+    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    await page.screenshot({ path: path.join(artifacts, 'vscode-question-answered.png') });
   });
 });

@@ -19,10 +19,36 @@
  * the webview, and tests drive it against the real server.
  */
 
-import type { DaveClient, QueryOutcome, RunningQuery } from '../protocol/daveClient';
-import { errorMessage } from '../protocol/daveClient';
-import type { ChangedFile, HunkRef, RevertChangesResult, ServerSessionInfo, TranscriptMessage } from '../protocol/types';
-import type { ChatItem, ChatViewState, FromWebview, PermissionAnswer, ToWebview } from '../shared/messages';
+import { statSync } from 'node:fs';
+import * as path from 'node:path';
+
+import type { DaveClient, PermissionExtra, QueryOutcome, RunningQuery } from '../protocol/daveClient';
+import { errorCode, errorMessage } from '../protocol/daveClient';
+import {
+  ErrorCodes,
+  Methods,
+  type ActiveFileContext,
+  type ChangedFile,
+  type HunkRef,
+  type ImageAttachment,
+  type PermissionMode,
+  type QueryContext,
+  type Question,
+  type RevertChangesResult,
+  type ServerSessionInfo,
+  type TranscriptMessage,
+} from '../protocol/types';
+import type {
+  ChatItem,
+  ChatViewState,
+  FromWebview,
+  Meter,
+  PermissionAnswer,
+  QueuedPrompt,
+  SessionSettings,
+  ToWebview,
+} from '../shared/messages';
+import { parseMentions } from './mentions';
 import { TurnChanges, type ChangesUi } from './changes';
 import type { ProposalReview } from './review';
 import { SessionStore, titleFrom, type Session, type StateStore } from './sessionStore';
@@ -48,6 +74,31 @@ export interface ChatHost {
   proposals?: ProposalReview;
   /** Review and Undo of a turn's changes; without it they only update the chat. */
   changesUi?: ChangesUi;
+  /**
+   * The active editor's file and selection for a prompt's `context.activeFile`
+   * (issue 15); undefined when there is none or the `dave.context.activeFile`
+   * setting is off.
+   */
+  activeFile?(): ActiveFileContext | undefined;
+  /** Workspace files matching an `@` completion's query, relative to the workspace. */
+  findFiles?(query: string): Promise<string[]>;
+  /** The permission mode a session starts in (the `dave.permissionMode` setting). */
+  defaultPermissionMode?(): PermissionMode;
+}
+
+/** What a prompt carries besides its text. */
+export interface SendOptions {
+  attachments?: ImageAttachment[];
+}
+
+/** A prompt waiting for its session's running turn (issue 16). */
+interface Queued {
+  readonly id: string;
+  readonly text: string;
+  readonly attachments: ImageAttachment[];
+  /** The editor's context when it was sent (the selection then, not when it runs). */
+  readonly context: QueryContext | undefined;
+  readonly done: (outcome: QueryOutcome | undefined) => void;
 }
 
 
@@ -68,6 +119,9 @@ export class ChatController {
   private turnCounter = 0;
   /** Review and Undo of the turns' "files changed" rows. */
   private readonly changes: TurnChanges;
+  /** Prompts waiting for their session's turn, by session id, in order. */
+  private readonly queues = new Map<string, Queued[]>();
+  private queueCounter = 0;
 
   constructor(private readonly host: ChatHost) {
     this.store = new SessionStore(host.store, (message) => host.log?.(message));
@@ -87,7 +141,15 @@ export class ChatController {
       items: active?.items.map((i) => ({ ...i })) ?? [],
       busy: active !== undefined && this.turns.has(active.id),
       status: active?.status ?? '',
+      queued: this.queuedOf(active?.id),
+      settings: this.settingsOf(active),
+      ...(active?.meter !== undefined ? { meter: { ...active.meter } } : {}),
     };
+  }
+
+  /** The prompts waiting in a session (the active one by default). */
+  queued(sessionId?: string): QueuedPrompt[] {
+    return this.queuedOf(sessionId ?? this.store.activeId);
   }
 
   /** The transcript of a session (tests and "ask" use it). */
@@ -106,13 +168,31 @@ export class ChatController {
         void this.refreshServerSessions();
         break;
       case 'send':
-        await this.send(message.text);
+        await this.send(message.text, undefined, message.attachments === undefined ? {} : { attachments: message.attachments });
+        break;
+      case 'unqueue':
+        this.unqueue(message.id);
+        break;
+      case 'setModel':
+        await this.setModel(message.model);
+        break;
+      case 'setPermissionMode':
+        await this.setPermissionMode(message.mode);
+        break;
+      case 'listCommands':
+        await this.postCommands();
+        break;
+      case 'findFiles':
+        await this.postFiles(message.query);
         break;
       case 'stop':
         this.stop();
         break;
       case 'permission':
-        await this.answerPermission(message.requestId, message.decision, message.reason);
+        await this.answerPermission(message.requestId, message.decision, message.reason, {
+          ...(message.answers !== undefined ? { answers: message.answers } : {}),
+          ...(message.permissionMode !== undefined ? { permissionMode: message.permissionMode } : {}),
+        });
         break;
       case 'newSession':
         this.newSession();
@@ -145,8 +225,12 @@ export class ChatController {
     if (this.store.activate(sessionId)) this.postState();
   }
 
-  /** Sends a prompt on the active session (a new one if none); resolves when the turn ends. */
-  async send(text: string, sessionId?: string): Promise<QueryOutcome | undefined> {
+  /**
+   * Sends a prompt on the active session (a new one if none); resolves when its
+   * turn ends. While the session's turn runs, the prompt waits in the queue and
+   * runs after it (and after any queued before it); removed, it resolves undefined.
+   */
+  async send(text: string, sessionId?: string, options: SendOptions = {}): Promise<QueryOutcome | undefined> {
     const prompt = text.trim();
     if (prompt === '') return undefined;
     let session = this.store.get(sessionId ?? this.store.activeId);
@@ -154,13 +238,47 @@ export class ChatController {
       this.newSession();
       session = this.store.active()!;
     }
-    if (this.turns.has(session.id) || this.sending.has(session.id)) {
-      this.addItem(session, { id: this.store.itemId(), kind: 'notice', text: 'Dave is still answering: press Stop first.' });
-      return undefined;
+    const context = this.contextFor(prompt);
+    const attachments = options.attachments ?? [];
+    const waiting = this.queues.get(session.id) ?? [];
+    if (this.turns.has(session.id) || this.sending.has(session.id) || waiting.length > 0) {
+      this.queueCounter += 1;
+      const id = `q${Date.now().toString(36)}-${this.queueCounter}`;
+      const target = session;
+      return new Promise((done) => {
+        waiting.push({ id, text: prompt, attachments, context, done });
+        this.queues.set(target.id, waiting);
+        this.postQueue(target);
+      });
     }
+    return this.run(session, prompt, attachments, context);
+  }
+
+  /** Removes a queued prompt before it runs; false when it is not waiting (any more). */
+  unqueue(id: string): boolean {
+    for (const [sessionId, waiting] of this.queues) {
+      const at = waiting.findIndex((q) => q.id === id);
+      if (at < 0) continue;
+      const [removed] = waiting.splice(at, 1);
+      if (waiting.length === 0) this.queues.delete(sessionId);
+      removed?.done(undefined);
+      const session = this.store.get(sessionId);
+      if (session !== undefined) this.postQueue(session);
+      return true;
+    }
+    return false;
+  }
+
+  private async run(
+    session: Session,
+    prompt: string,
+    attachments: ImageAttachment[],
+    context: QueryContext | undefined,
+  ): Promise<QueryOutcome | undefined> {
     if (session.history.length === 0 && !session.resumed) session.title = titleFrom(prompt);
     const earlier = this.store.addPrompt(session, prompt);
-    this.addItem(session, { id: this.store.itemId(), kind: 'user', text: prompt });
+    const images = attachments.length > 0 ? { images: attachments.length } : {};
+    this.addItem(session, { id: this.store.itemId(), kind: 'user', text: prompt, ...images });
     this.postSessions();
 
     this.sending.add(session.id);
@@ -175,10 +293,50 @@ export class ChatController {
         return undefined;
       }
       this.setStatus(session, 'Working…');
-      return await this.runQuery(client, session, prompt, this.store.messagesFor(session, client, earlier));
+      const messages = this.store.messagesFor(session, client, earlier);
+      return await this.runQuery(client, session, prompt, messages, { attachments, context });
     } finally {
       this.sending.delete(session.id);
       this.store.scheduleSave(0);
+      this.runNext(session);
+    }
+  }
+
+  /** The next queued prompt of a session, once its turn has ended. */
+  private runNext(session: Session): void {
+    const waiting = this.queues.get(session.id);
+    const next = waiting?.shift();
+    if (waiting !== undefined && waiting.length === 0) this.queues.delete(session.id);
+    if (next === undefined) return;
+    this.postQueue(session);
+    if (this.store.get(session.id) === undefined) {
+      next.done(undefined);
+      return;
+    }
+    this.run(session, next.text, next.attachments, next.context).then(next.done, (error: unknown) => {
+      this.host.log?.(`dave: a queued prompt failed: ${errorMessage(error)}`);
+      next.done(undefined);
+    });
+  }
+
+  /** `context` of a prompt: the active file (unless the setting is off) and its @mentions that are files. */
+  private contextFor(prompt: string): QueryContext | undefined {
+    // A slash command goes to the CLI as typed: no context.
+    if (prompt.startsWith('/')) return undefined;
+    const activeFile = this.host.activeFile?.();
+    const mentions = parseMentions(prompt).filter((m) => this.isFile(m.path));
+    if (activeFile === undefined && mentions.length === 0) return undefined;
+    return { ...(activeFile !== undefined ? { activeFile } : {}), ...(mentions.length > 0 ? { mentions } : {}) };
+  }
+
+  private isFile(file: string): boolean {
+    const base = this.host.cwd;
+    const absolute = path.isAbsolute(file) ? file : base === undefined ? undefined : path.join(base, file);
+    if (absolute === undefined) return false;
+    try {
+      return statSync(absolute).isFile();
+    } catch {
+      return false;
     }
   }
 
@@ -197,12 +355,29 @@ export class ChatController {
    * that is not pending there is left alone. An allow of a proposal carries the
    * diff editor's right side as `editedContent` when the user changed it.
    */
-  async answerPermission(requestId: string, decision: PermissionAnswer, reason?: string): Promise<void> {
-    const turn = [...this.turns.values()].find((t) => t.client.permissions.get(requestId)?.state === 'pending');
-    if (turn === undefined) return;
+  async answerPermission(
+    requestId: string,
+    decision: PermissionAnswer,
+    reason?: string,
+    extra: Pick<PermissionExtra, 'answers' | 'permissionMode'> = {},
+  ): Promise<void> {
+    const entry = [...this.turns.entries()].find(([, t]) => t.client.permissions.get(requestId)?.state === 'pending');
+    if (entry === undefined) return;
+    const [sessionId, turn] = entry;
+    const request = turn.client.permissions.get(requestId)!;
     const edited = decision === 'deny' ? undefined : this.host.proposals?.editedContent(requestId);
+    const note = answerNote(request.questions, request.plan, decision, reason, extra);
     try {
-      await turn.client.answerPermission(requestId, decision, reason, undefined, edited);
+      await turn.client.answerPermission(requestId, decision, reason, undefined, edited, {
+        ...extra,
+        ...(note !== undefined ? { note } : {}),
+      });
+      // An approved plan switches the session's mode (the server remembers it too).
+      const session = this.store.get(sessionId);
+      if (request.plan !== undefined && decision !== 'deny' && session !== undefined) {
+        session.permissionMode = extra.permissionMode ?? 'default';
+        this.postSettings(session);
+      }
     } catch (error) {
       // The ledger has expired the request, and its card says why.
       this.host.log?.(`dave: answering permission ${requestId} failed: ${errorMessage(error)}`);
@@ -213,6 +388,8 @@ export class ChatController {
     const session = this.store.get(sessionId);
     if (session === undefined) return false;
     if (this.host.confirmDelete !== undefined && !(await this.host.confirmDelete(session.title))) return false;
+    for (const queued of this.queues.get(sessionId) ?? []) queued.done(undefined);
+    this.queues.delete(sessionId);
     this.turns.get(sessionId)?.query?.cancel();
     let problem: string | undefined;
     try {
@@ -238,7 +415,17 @@ export class ChatController {
       this.host.log?.(`dave: listSessions failed: ${errorMessage(error)}`);
       return;
     }
-    if (listed !== undefined && this.store.addListed(listed)) this.postState();
+    if (listed === undefined) return;
+    const added = this.store.addListed(listed);
+    for (const info of listed) {
+      const session = this.store.get(info.sessionId);
+      if (session !== undefined) this.learnListed(session, info);
+    }
+    if (added) this.postState();
+    else {
+      const active = this.store.active();
+      if (active?.meter !== undefined) this.host.post({ type: 'meter', meter: { ...active.meter } });
+    }
   }
 
   /**
@@ -281,12 +468,20 @@ export class ChatController {
     session: Session,
     prompt: string,
     messages: TranscriptMessage[],
+    extra: { attachments: ImageAttachment[]; context: QueryContext | undefined },
   ): Promise<QueryOutcome> {
     this.turnCounter += 1;
     const turn: Turn = { client, state: startTurn(`t${Date.now().toString(36)}-${this.turnCounter}`, this.host.cwd) };
     const apply = (event: TurnEvent): void => this.applyTurn(session, turn, event);
     const query = client.query(
-      { sessionId: session.id, prompt, messages },
+      {
+        sessionId: session.id,
+        prompt,
+        messages,
+        ...(extra.context !== undefined ? { context: extra.context } : {}),
+        ...(extra.attachments.length > 0 ? { attachments: extra.attachments } : {}),
+        ...(session.model !== undefined && session.model !== '' && !session.resumed ? { model: session.model } : {}),
+      },
       {
         onMessage: (text) => apply({ type: 'message', text }),
         onToken: (text) => {
@@ -294,9 +489,17 @@ export class ChatController {
           this.store.scheduleSave(2000);
         },
         onThinking: (text) => apply({ type: 'thinking', text }),
-        onToolUse: (r) => apply({ type: 'toolUse', toolUseId: r.toolUseId, toolName: r.toolName, message: r.message }),
+        onToolUse: (r) =>
+          apply({ type: 'toolUse', toolUseId: r.toolUseId, toolName: r.toolName, message: r.message, parentToolUseId: r.parentToolUseId }),
         onToolResult: (r) =>
-          apply({ type: 'toolResult', toolUseId: r.toolUseId, toolName: r.toolName, summary: r.summary, isError: r.isError }),
+          apply({
+            type: 'toolResult',
+            toolUseId: r.toolUseId,
+            toolName: r.toolName,
+            summary: r.summary,
+            isError: r.isError,
+            parentToolUseId: r.parentToolUseId,
+          }),
         onPermissionChange: (permission) => {
           apply({ type: 'permission', permission });
           // The proposal's diff editor follows the ledger like the card does.
@@ -317,7 +520,125 @@ export class ChatController {
     apply({ type: 'end', outcome, streamedText: query.text });
     if (outcome.kind === 'failed') this.store.transcriptLost(session);
     this.postBusy(session);
+    if (outcome.kind === 'done') await this.learnMeter(client, session, outcome);
     return outcome;
+  }
+
+  /** The context meter from the turn's usage, and the session's cost from dave/listSessions (else the turns' sum). */
+  private async learnMeter(client: DaveClient, session: Session, outcome: Extract<QueryOutcome, { kind: 'done' }>): Promise<void> {
+    const usage = outcome.result.usage;
+    const meter: Meter = { ...(session.meter ?? {}) };
+    if (typeof usage?.contextTokens === 'number') meter.contextTokens = usage.contextTokens;
+    if (typeof usage?.contextWindow === 'number') meter.contextWindow = usage.contextWindow;
+    if (typeof outcome.result.costUsd === 'number') {
+      session.turnsCost = (session.turnsCost ?? meter.costUsd ?? 0) + outcome.result.costUsd;
+      meter.costUsd = session.turnsCost;
+    }
+    session.meter = meter;
+    try {
+      const listed = (await client.listSessions())?.sessions.find((s) => s.sessionId === session.id);
+      if (listed !== undefined) this.learnListed(session, listed);
+    } catch (error) {
+      this.host.log?.(`dave: listSessions failed: ${errorMessage(error)}`);
+    }
+    if (this.isActive(session)) this.host.post({ type: 'meter', meter: { ...meter } });
+  }
+
+  /** What dave/listSessions says of a session: its cost and its mode (an approved plan may have changed it). */
+  private learnListed(session: Session, listed: ServerSessionInfo): void {
+    if (typeof listed.costUsd === 'number') {
+      session.meter = { ...(session.meter ?? {}), costUsd: listed.costUsd };
+      session.turnsCost = listed.costUsd;
+    }
+    const mode = listed.permissionMode as PermissionMode | undefined;
+    if (mode !== undefined && ['default', 'acceptEdits', 'plan', 'bypassPermissions'].includes(mode) && mode !== session.permissionMode) {
+      session.permissionMode = mode;
+      this.postSettings(session);
+    }
+  }
+
+  // ---- pickers, commands, files (issue 16) -------------------------------
+
+  /** The model of the active session ("" for the backend's default): dave/setModel, or the session's first query. */
+  async setModel(model: string): Promise<void> {
+    const session = this.activeOrNew();
+    session.model = model;
+    this.postSettings(session);
+    await this.configure(session, (client) => client.setModel(session.id, model), { model });
+    this.store.scheduleSave(0);
+  }
+
+  /** The permission mode of the active session: dave/setPermissionMode, or dave/newSession for one the server does not know yet. */
+  async setPermissionMode(mode: PermissionMode): Promise<void> {
+    const session = this.activeOrNew();
+    session.permissionMode = mode;
+    this.postSettings(session);
+    await this.configure(session, (client) => client.setPermissionMode(session.id, mode), { permissionMode: mode });
+    this.store.scheduleSave(0);
+  }
+
+  private async configure(
+    session: Session,
+    change: (client: DaveClient) => Promise<void>,
+    settings: { model?: string; permissionMode?: PermissionMode },
+  ): Promise<void> {
+    let client: DaveClient;
+    try {
+      client = await this.host.getClient();
+    } catch (error) {
+      this.setStatus(session, `The server could not change the session: ${errorMessage(error)}`);
+      return;
+    }
+    try {
+      await change(client);
+    } catch (error) {
+      if (errorCode(error) !== ErrorCodes.InvalidParams || !client.supports(Methods.newSession)) {
+        this.setStatus(session, `The server could not change the session: ${errorMessage(error)}`);
+        return;
+      }
+      // The server does not know this session yet: create it with the settings.
+      const model = settings.model ?? session.model;
+      const permissionMode = settings.permissionMode ?? session.permissionMode;
+      try {
+        await client.newSession({
+          sessionId: session.id,
+          ...(model !== undefined && model !== '' ? { model } : {}),
+          ...(permissionMode !== undefined ? { permissionMode } : {}),
+        });
+      } catch (again) {
+        this.setStatus(session, `The server could not change the session: ${errorMessage(again)}`);
+      }
+    }
+  }
+
+  private async postCommands(): Promise<void> {
+    try {
+      const client = await this.host.getClient();
+      const session = this.store.active();
+      const known = session !== undefined && (session.history.length > 0 || session.resumed === true);
+      const commands = await client.listCommands(known ? session.id : undefined);
+      this.host.post({ type: 'commands', commands });
+    } catch (error) {
+      this.host.log?.(`dave: listCommands failed: ${errorMessage(error)}`);
+      this.host.post({ type: 'commands', commands: [] });
+    }
+  }
+
+  private async postFiles(query: string): Promise<void> {
+    let paths: string[] = [];
+    try {
+      paths = (await this.host.findFiles?.(query)) ?? [];
+    } catch (error) {
+      this.host.log?.(`dave: finding files failed: ${errorMessage(error)}`);
+    }
+    this.host.post({ type: 'files', query, paths });
+  }
+
+  private activeOrNew(): Session {
+    const active = this.store.active();
+    if (active !== undefined) return active;
+    this.newSession();
+    return this.store.active()!;
   }
 
   /** One reducer step; the state is stored before the effects run, as they may re-enter (a click on a new card). */
@@ -370,6 +691,26 @@ export class ChatController {
     this.notifyBusy();
   }
 
+  private queuedOf(sessionId: string | undefined): QueuedPrompt[] {
+    const waiting = sessionId === undefined ? undefined : this.queues.get(sessionId);
+    return (waiting ?? []).map((q) => ({ id: q.id, text: q.text, images: q.attachments.length }));
+  }
+
+  private settingsOf(session: Session | undefined): SessionSettings {
+    return {
+      model: session?.model ?? '',
+      permissionMode: session?.permissionMode ?? this.host.defaultPermissionMode?.() ?? 'default',
+    };
+  }
+
+  private postQueue(session: Session): void {
+    if (this.isActive(session)) this.host.post({ type: 'queue', queued: this.queuedOf(session.id) });
+  }
+
+  private postSettings(session: Session): void {
+    if (this.isActive(session)) this.host.post({ type: 'settings', settings: this.settingsOf(session) });
+  }
+
   private postSessions(): void {
     this.host.post({ type: 'sessions', sessions: this.summaries(), activeSessionId: this.store.activeId });
   }
@@ -398,4 +739,29 @@ export class ChatController {
     this.store.addItem(session, item);
     if (this.isActive(session)) this.host.post({ type: 'append', item: { ...item } });
   }
+}
+
+/** How a question or plan card words its answer. */
+export function answerNote(
+  questions: readonly Question[] | undefined,
+  plan: string | undefined,
+  decision: PermissionAnswer,
+  reason: string | undefined,
+  extra: Pick<PermissionExtra, 'answers' | 'permissionMode'>,
+): string | undefined {
+  if (questions !== undefined) {
+    if (decision === 'deny') return reason ? `Declined to answer: ${reason}` : 'Declined to answer';
+    const said = questions
+      .filter((q) => extra.answers?.[q.question] !== undefined)
+      .map((q) => {
+        const a = extra.answers![q.question];
+        return `${q.header ?? q.question}: ${Array.isArray(a) ? a.join(', ') : a}`;
+      });
+    return said.length > 0 ? `Answered (${said.join('; ')})` : 'Answered';
+  }
+  if (plan !== undefined) {
+    if (decision === 'deny') return reason ? `Kept planning: ${reason}` : 'Kept planning';
+    return extra.permissionMode === 'acceptEdits' ? 'Approved; accepting edits' : 'Approved';
+  }
+  return undefined;
 }

@@ -13,8 +13,8 @@
  */
 
 import { errorMessage } from '../protocol/daveClient';
-import type { ServerSessionInfo, TranscriptMessage } from '../protocol/types';
-import type { ChatItem, SessionSummary } from '../shared/messages';
+import type { PermissionMode, ServerSessionInfo, TranscriptMessage } from '../protocol/types';
+import { PERMISSION_MODES, type ChatItem, type Meter, type SessionSummary } from '../shared/messages';
 import { cardAfterReload } from './turnReducer';
 
 export const STORAGE_KEY = 'dave.chat.v1';
@@ -40,9 +40,17 @@ export interface Session {
   status: string;
   /** The server process (its client) that has this transcript; never stored. */
   transcriptAt?: object;
+  /** The model the pickers chose ("" or absent: the backend's default). */
+  model?: string;
+  /** The permission mode, once chosen or learnt from the server (absent: the setting's). */
+  permissionMode?: PermissionMode;
+  /** The context meter and cost, from the last turn and dave/listSessions. */
+  meter?: Meter;
+  /** The sum of this window's turns' costUsd, for servers that do not list a session's cost. */
+  turnsCost?: number;
 }
 
-type StoredSession = Pick<Session, 'id' | 'title' | 'createdAt' | 'items' | 'history' | 'resumed'>;
+type StoredSession = Pick<Session, 'id' | 'title' | 'createdAt' | 'items' | 'history' | 'resumed' | 'model' | 'permissionMode' | 'meter'>;
 
 interface StoredState {
   activeSessionId?: string;
@@ -144,6 +152,9 @@ export class SessionStore {
         history: [],
         resumed: true,
         status: '',
+        ...(typeof s.model === 'string' && s.model !== '' ? { model: s.model } : {}),
+        ...((PERMISSION_MODES as readonly string[]).includes(s.permissionMode ?? '') ? { permissionMode: s.permissionMode as PermissionMode } : {}),
+        ...(typeof s.costUsd === 'number' ? { meter: { costUsd: s.costUsd } } : {}),
       });
       added = true;
     }
@@ -257,6 +268,9 @@ export class SessionStore {
         history: Array.isArray(s.history) ? s.history.filter((m) => m && typeof m.content === 'string') : [],
         status: '',
         ...(s.resumed ? { resumed: true } : {}),
+        ...(typeof s.model === 'string' && s.model !== '' ? { model: s.model } : {}),
+        ...((PERMISSION_MODES as readonly string[]).includes(s.permissionMode ?? '') ? { permissionMode: s.permissionMode } : {}),
+        ...(typeof s.meter === 'object' && s.meter !== null ? { meter: s.meter } : {}),
       });
     }
     this.activeSessionId =
@@ -276,6 +290,9 @@ export class SessionStore {
           items: s.items.slice(-MAX_STORED_ITEMS),
           history: s.history,
           ...(s.resumed ? { resumed: true } : {}),
+          ...(s.model !== undefined && s.model !== '' ? { model: s.model } : {}),
+          ...(s.permissionMode !== undefined ? { permissionMode: s.permissionMode } : {}),
+          ...(s.meter !== undefined ? { meter: s.meter } : {}),
         }),
       );
     const state: StoredState = { sessions };

@@ -25,8 +25,8 @@ export type TurnEvent =
   | { type: 'message'; text: string }
   | { type: 'token'; text: string }
   | { type: 'thinking'; text: string }
-  | { type: 'toolUse'; toolUseId: string; toolName: string; message?: string }
-  | { type: 'toolResult'; toolUseId: string; toolName: string; summary: string; isError: boolean }
+  | { type: 'toolUse'; toolUseId: string; toolName: string; message?: string; parentToolUseId?: string }
+  | { type: 'toolResult'; toolUseId: string; toolName: string; summary: string; isError: boolean; parentToolUseId?: string }
   /** A request of this turn changed state in the ledger (opened, answered, resolved, expired). */
   | { type: 'permission'; permission: PendingPermission }
   | { type: 'permissionResolved'; requestId: string; decision: 'allow' | 'deny'; by: string; rule?: string }
@@ -143,6 +143,7 @@ class Turn {
           summary: target,
           isError: false,
           done: false,
+          ...parentOf(event.parentToolUseId),
         });
         break;
       }
@@ -160,6 +161,7 @@ class Turn {
             summary: event.summary,
             isError: event.isError,
             done: true,
+            ...parentOf(event.parentToolUseId),
           });
         }
         break;
@@ -287,6 +289,10 @@ class Turn {
   }
 }
 
+function parentOf(parentToolUseId: string | undefined): { parentToolUseId?: string } {
+  return typeof parentToolUseId === 'string' && parentToolUseId !== '' ? { parentToolUseId } : {};
+}
+
 /** The server's description of a tool use less the tool's name, which the row shows on its own. */
 export function toolTarget(toolName: string, message: string | undefined): string {
   if (message === undefined || message === '' || message === toolName) return '';
@@ -329,6 +335,8 @@ export function permissionCard(
     detail: detail ?? permissionDetail(target, p.input),
     ...(p.allowAlways !== undefined ? { allowAlways: { ...p.allowAlways } } : {}),
     ...(p.proposal !== undefined ? { review: proposalCardInfo(p.proposal, cwd) } : {}),
+    ...(p.questions !== undefined ? { questions: p.questions.map((q) => ({ ...q, options: (q.options ?? []).map((o) => ({ ...o })) })) } : {}),
+    ...(p.plan !== undefined ? { plan: p.plan } : {}),
     ...cardState(p),
   };
 }
@@ -339,10 +347,10 @@ function cardState(p: PendingPermission): { state: PermissionCardState; outcome?
       return { state: 'pending' };
     case 'answering':
     case 'answered':
-      return { state: 'answered', outcome: answerText(p.answer, p.answerEdited) };
+      return { state: 'answered', outcome: p.answerNote ?? answerText(p.answer, p.answerEdited) };
     case 'resolved': {
       const { decision, by, rule, edited } = p.resolved ?? { decision: 'deny', by: 'cancel' };
-      const answered = p.answer === undefined ? undefined : answerText(p.answer, edited === true || p.answerEdited);
+      const answered = p.answer === undefined ? undefined : (p.answerNote ?? answerText(p.answer, edited === true || p.answerEdited));
       return {
         state: decision === 'allow' ? 'allowed' : 'denied',
         outcome: resolvedText(decision, by, answered, rule, edited === true),

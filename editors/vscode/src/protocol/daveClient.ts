@@ -26,6 +26,11 @@ import {
   type ChangesResult,
   type DaveCapabilities,
   type DeleteSessionResult,
+  type ImageAttachment,
+  type ListCommandsResult,
+  type PermissionMode,
+  type QueryContext,
+  type SlashCommand,
   type ListRulesResult,
   type ListSessionsResult,
   type PermissionDecision,
@@ -120,6 +125,10 @@ export interface QueryListener {
 export interface QueryRequest {
   sessionId: string;
   prompt: string;
+  /** The editor's context (issue 15): the active file and the prompt's @mentions. */
+  context?: QueryContext;
+  /** Images (issue 16). */
+  attachments?: ImageAttachment[];
   messages?: TranscriptMessage[];
   cwd?: string;
   model?: string;
@@ -160,6 +169,14 @@ export class RunningQuery {
   }
 }
 
+/** What an answer carries besides allow or deny (issue 16), and how its card words it. */
+export interface PermissionExtra {
+  answers?: Record<string, string | string[]>;
+  permissionMode?: PermissionMode;
+  /** The card's words for the answer, e.g. `Answered: "Which color?" = Blue`. */
+  note?: string;
+}
+
 export interface DaveClientOptions {
   /** Makes unique progress tokens; tests may make them predictable. */
   newToken?: () => string;
@@ -178,6 +195,7 @@ export class DaveClient {
   /** The permission requests of this connection's queries, and their states. */
   readonly permissions: PermissionLedger;
   private capabilities: DaveCapabilities | undefined;
+  private readonly commands = new Map<string, Promise<SlashCommand[]>>();
   private readonly newToken: () => string;
   private readonly log: (message: string) => void;
 
@@ -217,6 +235,10 @@ export class DaveClient {
       messages: request.messages ?? [],
       workDoneToken: token,
     };
+    if (request.context !== undefined && (request.context.activeFile !== undefined || (request.context.mentions?.length ?? 0) > 0)) {
+      params.context = request.context;
+    }
+    if (request.attachments !== undefined && request.attachments.length > 0) params.attachments = request.attachments;
     if (request.cwd !== undefined) params.cwd = request.cwd;
     if (request.model !== undefined && request.model !== '') params.model = request.model;
 
@@ -259,15 +281,18 @@ export class DaveClient {
     reason?: string,
     updatedInput?: Record<string, unknown>,
     editedContent?: string,
+    extra: PermissionExtra = {},
   ): Promise<boolean> {
     const known = this.permissions.get(requestId) !== undefined;
     const edited = editedContent !== undefined && decision !== 'deny';
     // A request this client knows is answered once; an unknown id goes to the server, which says.
-    if (known && !this.permissions.beginAnswer(requestId, decision, edited)) return false;
+    if (known && !this.permissions.beginAnswer(requestId, decision, edited, extra.note)) return false;
     const params: PermissionParams = { requestId, decision };
     if (reason !== undefined && reason !== '') params.reason = reason;
     if (updatedInput !== undefined) params.updatedInput = updatedInput;
     if (edited) params.editedContent = editedContent;
+    if (extra.answers !== undefined && decision !== 'deny') params.answers = extra.answers;
+    if (extra.permissionMode !== undefined && decision !== 'deny') params.permissionMode = extra.permissionMode;
     try {
       await this.rpc.sendRequest<{ ok: boolean }>(Methods.permission, params);
       this.permissions.answerSent(requestId);
@@ -276,6 +301,43 @@ export class DaveClient {
       this.permissions.answerFailed(requestId, errorMessage(error));
       throw error;
     }
+  }
+
+  /** `dave/newSession` with this id (and its settings); false when the server does not offer it. */
+  async newSession(params: { sessionId: string; model?: string; permissionMode?: PermissionMode }): Promise<boolean> {
+    if (!this.supports(Methods.newSession)) return false;
+    await this.rpc.sendRequest<{ sessionId: string }>(Methods.newSession, params);
+    return true;
+  }
+
+  /** `dave/setModel`; "" for the backend's default. Rejects with -32602 for a session the server does not know. */
+  async setModel(sessionId: string, model: string): Promise<void> {
+    await this.rpc.sendRequest(Methods.setModel, { sessionId, model: model === '' ? null : model });
+  }
+
+  /** `dave/setPermissionMode`. Rejects with -32602 for a session the server does not know. */
+  async setPermissionMode(sessionId: string, mode: PermissionMode): Promise<void> {
+    await this.rpc.sendRequest(Methods.setPermissionMode, { sessionId, mode });
+  }
+
+  /**
+   * `dave/listCommands`: the slash commands, cached per server (this client) and
+   * per session; [] when the server does not offer it.
+   */
+  listCommands(sessionId?: string): Promise<SlashCommand[]> {
+    if (!this.supports(Methods.listCommands)) return Promise.resolve([]);
+    const key = sessionId ?? '';
+    let cached = this.commands.get(key);
+    if (cached === undefined) {
+      const params = sessionId === undefined ? {} : { sessionId };
+      cached = this.rpc.sendRequest<ListCommandsResult>(Methods.listCommands, params).then((r) =>
+        (Array.isArray(r?.commands) ? r.commands : []).filter((c) => typeof c?.name === 'string' && c.name !== ''),
+      );
+      // A failure is not kept: the next `/` asks again.
+      cached.catch(() => this.commands.delete(key));
+      this.commands.set(key, cached);
+    }
+    return cached;
   }
 
   /** Cancels every running query of a session; returns how many were cancelled. */

@@ -22,6 +22,7 @@ import type {
   PermissionRequestReport,
   PermissionResolvedReport,
   Proposal,
+  Question,
 } from './types';
 
 export type PermissionState = 'pending' | 'answering' | 'answered' | 'resolved' | 'expired';
@@ -49,11 +50,19 @@ export interface PendingPermission {
   readonly allowAlways?: AllowAlwaysOffer;
   /** The file before and after the tool (issue 14); undefined when the server sent none. */
   readonly proposal?: Proposal;
+  /** AskUserQuestion's questions (issue 16); undefined for other tools. */
+  readonly questions?: Question[];
+  /** ExitPlanMode's plan as markdown (issue 16); undefined for other tools. */
+  readonly plan?: string;
+  /** The Agent tool use of the subagent that asked (issue 16). */
+  readonly parentToolUseId?: string;
   readonly state: PermissionState;
   /** What the user answered, once answered. */
   readonly answer?: PermissionDecision;
   /** The answer carried the user's edited version of the proposal (`editedContent`). */
   readonly answerEdited?: boolean;
+  /** How the card words the answer when it is more than allow or deny (a question's answers, a plan's approval). */
+  readonly answerNote?: string;
   /** How it ended, from `permissionResolved`. */
   readonly resolved?: { decision: 'allow' | 'deny'; by: string; rule?: string; edited?: boolean };
   /** Why it expired. */
@@ -99,6 +108,11 @@ export class PermissionLedger {
         ? { allowAlways: { rule: offer.rule, label: offer.label } }
         : {}),
       ...proposalOf(report.proposal),
+      ...questionsOf(report.questions),
+      ...(typeof report.plan === 'string' ? { plan: report.plan } : {}),
+      ...(typeof report.parentToolUseId === 'string' && report.parentToolUseId !== ''
+        ? { parentToolUseId: report.parentToolUseId }
+        : {}),
       state: 'pending',
     };
     this.entries.set(entry.requestId, { entry, notify });
@@ -110,12 +124,13 @@ export class PermissionLedger {
    * The user answers: pending → answering. False when the request is not pending
    * (answered already, resolved or expired): then nothing may be sent.
    */
-  beginAnswer(requestId: string, decision: PermissionDecision, edited = false): boolean {
+  beginAnswer(requestId: string, decision: PermissionDecision, edited = false, note?: string): boolean {
     const entry = this.entries.get(requestId)?.entry;
     if (entry === undefined || entry.state !== 'pending') return false;
     entry.state = 'answering';
     entry.answer = decision;
     if (edited) entry.answerEdited = true;
+    if (note !== undefined && note !== '') entry.answerNote = note;
     this.changed(requestId);
     return true;
   }
@@ -187,6 +202,27 @@ export class PermissionLedger {
       this.onListenerError(error);
     }
   }
+}
+
+/** The questions whose text is a string, their options those with a string label. */
+function questionsOf(raw: unknown): { questions?: Question[] } {
+  if (!Array.isArray(raw)) return {};
+  const questions: Question[] = [];
+  for (const q of raw as unknown[]) {
+    if (typeof q !== 'object' || q === null) continue;
+    const r = q as Record<string, unknown>;
+    if (typeof r.question !== 'string' || r.question === '') continue;
+    const options = (Array.isArray(r.options) ? (r.options as unknown[]) : [])
+      .filter((o): o is { label: string; description?: unknown } => typeof (o as { label?: unknown })?.label === 'string')
+      .map((o) => ({ label: o.label, ...(typeof o.description === 'string' && o.description !== '' ? { description: o.description } : {}) }));
+    questions.push({
+      question: r.question,
+      ...(typeof r.header === 'string' && r.header !== '' ? { header: r.header } : {}),
+      multiSelect: r.multiSelect === true,
+      options,
+    });
+  }
+  return questions.length > 0 ? { questions } : {};
 }
 
 /** The request's proposal as the client keeps it: a path, texts only where they are strings. */

@@ -182,6 +182,10 @@ export interface StdioServerOptions {
   onStderr?: (chunk: string) => void;
   /** Called for `window/logMessage`. */
   onLog?: (type: number, message: string) => void;
+  /** `capabilities.experimental` to send at initialize, e.g. `{dave: {editorTools: [...]}}`. */
+  experimental?: Record<string, unknown>;
+  /** Registers server-to-client request handlers before initialize (e.g. the editor tools). */
+  onConnection?: (connection: MessageConnection) => void;
 }
 
 export interface StdioServer {
@@ -224,6 +228,7 @@ export async function startStdioServer(options: StdioServerOptions): Promise<Std
   // The server may create progress tokens itself when a query has none.
   connection.onRequest('window/workDoneProgress/create', () => null);
   connection.onError(() => undefined);
+  options.onConnection?.(connection);
   connection.listen();
 
   const client = new DaveClient(rpcFrom(connection));
@@ -240,7 +245,10 @@ export async function startStdioServer(options: StdioServerOptions): Promise<Std
         workspaceFolders: workspaceFolder
           ? [{ uri: pathToFileURL(workspaceFolder).href, name: path.basename(workspaceFolder) }]
           : null,
-        capabilities: { window: { workDoneProgress: true } },
+        capabilities: {
+          window: { workDoneProgress: true },
+          ...(options.experimental !== undefined ? { experimental: options.experimental } : {}),
+        },
         initializationOptions: options.initializationOptions ?? {},
       }),
       exited.then(({ code, signal }) => {

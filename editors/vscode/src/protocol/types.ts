@@ -19,7 +19,21 @@ export const Methods = {
   /** Additive (issue 14, "Reviewing changes"); used only when the server advertises them. */
   changes: 'dave/changes',
   revertChanges: 'dave/revertChanges',
+  /** Additive (issue 16, "The turn's state"); used only when the server advertises them. */
+  newSession: 'dave/newSession',
+  setModel: 'dave/setModel',
+  setPermissionMode: 'dave/setPermissionMode',
+  listCommands: 'dave/listCommands',
 } as const;
+
+/** The editor tools a client can answer (issue 15), as listed in `capabilities.experimental.dave.editorTools`. */
+export const EDITOR_TOOLS = ['diagnostics', 'definition', 'references', 'symbols', 'hover', 'openEditors', 'selection'] as const;
+export type EditorToolName = (typeof EDITOR_TOOLS)[number];
+
+/** The server-to-client request of an editor tool: `dave/editor/<name>`. */
+export function editorMethod(name: EditorToolName): string {
+  return `dave/editor/${name}`;
+}
 
 export const ErrorCodes = {
   InvalidParams: -32602,
@@ -56,13 +70,112 @@ export interface TranscriptMessage {
   content: string;
 }
 
+// ---- the editor's context and tools (issue 15), LSP shapes ---------------
+
+export interface LspPosition {
+  line: number;
+  character: number;
+}
+
+export interface LspRange {
+  start: LspPosition;
+  end: LspPosition;
+}
+
+export interface LspLocation {
+  uri: string;
+  range: LspRange;
+}
+
+export interface LspLocationLink {
+  originSelectionRange?: LspRange;
+  targetUri: string;
+  targetRange: LspRange;
+  targetSelectionRange: LspRange;
+}
+
+export interface LspDiagnostic {
+  range: LspRange;
+  /** 1 error, 2 warning, 3 information, 4 hint. */
+  severity?: 1 | 2 | 3 | 4;
+  code?: string | number;
+  source?: string;
+  message: string;
+}
+
+export interface LspHover {
+  contents: { kind: 'markdown' | 'plaintext'; value: string };
+  range?: LspRange;
+}
+
+export interface LspSymbolInformation {
+  name: string;
+  /** LSP's SymbolKind: 1 File … 26 TypeParameter. */
+  kind: number;
+  containerName?: string;
+  location: LspLocation;
+}
+
+export interface OpenEditorInfo {
+  uri: string;
+  languageId: string;
+  isActive: boolean;
+  isDirty: boolean;
+}
+
+export interface SelectionInfo {
+  uri: string;
+  range: LspRange;
+  text: string;
+}
+
+/** `context.activeFile` of a query. */
+export interface ActiveFileContext {
+  path: string;
+  languageId?: string;
+  selection?: LspRange;
+  selectedText?: string;
+}
+
+/** `context.mentions[]` of a query: lines 1-based and inclusive, both optional. */
+export interface Mention {
+  path: string;
+  startLine?: number;
+  endLine?: number;
+}
+
+export interface QueryContext {
+  activeFile?: ActiveFileContext;
+  mentions?: Mention[];
+}
+
+export interface ImageAttachment {
+  type: 'image';
+  mediaType: string;
+  /** base64 */
+  data: string;
+}
+
 export interface QueryParams {
   sessionId: string;
   prompt: string;
+  /** Additive (issue 16). */
+  attachments?: ImageAttachment[];
+  /** Additive (issue 15). */
+  context?: QueryContext;
   messages?: TranscriptMessage[];
   workDoneToken?: string | number;
   cwd?: string;
   model?: string;
+}
+
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  /** Additive (issue 16): the conversation's size as of this turn. */
+  contextTokens?: number;
+  /** Additive (issue 16): the model's window, when the backend knows it. */
+  contextWindow?: number;
 }
 
 export interface ToolResultSummary {
@@ -91,7 +204,7 @@ export interface QueryResult {
   toolResults: ToolResultSummary[];
   /** Additive (issue 14): the files this turn changed; absent from older servers. */
   changes?: ChangeSummary[];
-  usage?: { inputTokens: number; outputTokens: number };
+  usage?: Usage;
   costUsd?: number;
   durationMs?: number;
   backendSessionId?: string;
@@ -114,6 +227,28 @@ export interface PermissionParams {
   updatedInput?: Record<string, unknown>;
   /** The whole file as the user accepted it after editing the proposal (issue 14); only with an allow. */
   editedContent?: string;
+  /** AskUserQuestion's answers by question text: a label, labels, or the user's words (issue 16). */
+  answers?: Record<string, string | string[]>;
+  /** The session's mode after an approved plan (issue 16). */
+  permissionMode?: PermissionMode;
+}
+
+/** One of AskUserQuestion's questions (`permissionRequest.questions`, issue 16). */
+export interface Question {
+  question: string;
+  header?: string;
+  multiSelect?: boolean;
+  options?: Array<{ label: string; description?: string }>;
+}
+
+export interface SlashCommand {
+  name: string;
+  description?: string;
+  argumentHint?: string;
+}
+
+export interface ListCommandsResult {
+  commands: SlashCommand[];
 }
 
 /**
@@ -224,6 +359,8 @@ export interface ServerSessionInfo {
   turns?: number;
   title?: string;
   backendSessionId?: string;
+  /** Additive (issue 16): the session's running cost. */
+  costUsd?: number;
 }
 
 export interface ListSessionsResult {
@@ -266,6 +403,8 @@ export interface ToolUseReport extends ReportBase {
   toolUseId: string;
   toolName: string;
   input: Record<string, unknown>;
+  /** Additive (issue 16): a subagent's tool use, under this Agent tool use. */
+  parentToolUseId?: string;
 }
 
 export interface PermissionRequestReport extends ReportBase {
@@ -280,6 +419,12 @@ export interface PermissionRequestReport extends ReportBase {
   allowAlways?: AllowAlwaysOffer;
   /** Additive (issue 14): a Write, Edit or MultiEdit's file before and after. */
   proposal?: Proposal;
+  /** Additive (issue 16): AskUserQuestion's questions. */
+  questions?: Question[];
+  /** Additive (issue 16): ExitPlanMode's plan, as markdown. */
+  plan?: string;
+  /** Additive (issue 16): the Agent tool use this subagent's request belongs to. */
+  parentToolUseId?: string;
 }
 
 export interface PermissionResolvedReport extends ReportBase {
@@ -299,6 +444,7 @@ export interface ToolResultReport extends ReportBase {
   toolName: string;
   summary: string;
   isError: boolean;
+  parentToolUseId?: string;
 }
 
 export interface StatusReport extends ReportBase {

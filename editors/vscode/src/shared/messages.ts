@@ -4,10 +4,14 @@
  * it and reports what the user did.
  */
 
+import type { ImageAttachment, PermissionMode, Question, SlashCommand } from '../protocol/types';
+
+export type { ImageAttachment, PermissionMode, Question, SlashCommand } from '../protocol/types';
+
 export type PermissionCardState = 'pending' | 'answered' | 'allowed' | 'denied' | 'expired';
 
 export type ChatItem =
-  | { id: string; kind: 'user'; text: string }
+  | { id: string; kind: 'user'; text: string; /** Images attached (issue 16). */ images?: number }
   | { id: string; kind: 'assistant'; text: string; streaming: boolean }
   | { id: string; kind: 'thinking'; text: string }
   | {
@@ -19,6 +23,8 @@ export type ChatItem =
       summary: string;
       isError: boolean;
       done: boolean;
+      /** A subagent's tool use: the Agent tool use it runs under (issue 16). */
+      parentToolUseId?: string;
     }
   | {
       id: string;
@@ -32,6 +38,10 @@ export type ChatItem =
       allowAlways?: { rule: string; label: string };
       /** The request carries a proposal (issue 14), reviewed in a diff editor. */
       review?: ProposalCardInfo;
+      /** The model asks the user (AskUserQuestion, issue 16): the card is a question card. */
+      questions?: Question[];
+      /** The model asks to leave plan mode (ExitPlanMode, issue 16): the plan, as markdown. */
+      plan?: string;
       state: PermissionCardState;
       /** The answer given, or how the request ended. */
       outcome?: string;
@@ -87,12 +97,35 @@ export interface SessionSummary {
   resumed?: boolean;
 }
 
+/** A prompt sent while a turn runs: it waits in the view, removable, and runs in order. */
+export interface QueuedPrompt {
+  id: string;
+  text: string;
+  images: number;
+}
+
+/** The session's model ("" for the backend's default) and permission mode, as the pickers show them. */
+export interface SessionSettings {
+  model: string;
+  permissionMode: PermissionMode;
+}
+
+/** The context meter and the session's cost (issue 16). */
+export interface Meter {
+  contextTokens?: number;
+  contextWindow?: number;
+  costUsd?: number;
+}
+
 export interface ChatViewState {
   sessions: SessionSummary[];
   activeSessionId: string | undefined;
   items: ChatItem[];
   busy: boolean;
   status: string;
+  queued?: QueuedPrompt[];
+  settings?: SessionSettings;
+  meter?: Meter;
 }
 
 /** Extension → webview. */
@@ -104,16 +137,41 @@ export type ToWebview =
   | { type: 'update'; item: ChatItem }
   | { type: 'busy'; busy: boolean }
   | { type: 'status'; text: string }
-  | { type: 'focusInput'; text?: string };
+  | { type: 'focusInput'; text?: string }
+  | { type: 'queue'; queued: QueuedPrompt[] }
+  | { type: 'settings'; settings: SessionSettings }
+  | { type: 'meter'; meter: Meter | undefined }
+  /** The slash commands (`dave/listCommands`), for `/` completion. */
+  | { type: 'commands'; commands: SlashCommand[] }
+  /** Workspace files matching an `@` completion's query. */
+  | { type: 'files'; query: string; paths: string[] };
+
+export const PERMISSION_MODES: readonly PermissionMode[] = ['default', 'acceptEdits', 'plan', 'bypassPermissions'];
+const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
 
 export type PermissionAnswer = 'allow' | 'allowAlways' | 'deny';
 
 /** Webview → extension. */
 export type FromWebview =
   | { type: 'ready' }
-  | { type: 'send'; text: string }
+  | { type: 'send'; text: string; attachments?: ImageAttachment[] }
   | { type: 'stop' }
-  | { type: 'permission'; requestId: string; decision: PermissionAnswer; reason?: string }
+  | {
+      type: 'permission';
+      requestId: string;
+      decision: PermissionAnswer;
+      reason?: string;
+      /** A question card's answers, by question text. */
+      answers?: Record<string, string | string[]>;
+      /** A plan card's "Approve and accept edits". */
+      permissionMode?: PermissionMode;
+    }
+  /** Removes a queued prompt before it runs. */
+  | { type: 'unqueue'; id: string }
+  | { type: 'setModel'; model: string }
+  | { type: 'setPermissionMode'; mode: PermissionMode }
+  | { type: 'listCommands' }
+  | { type: 'findFiles'; query: string }
   | { type: 'newSession' }
   | { type: 'switchSession'; sessionId: string }
   | { type: 'deleteSession'; sessionId: string }
@@ -135,7 +193,40 @@ const fromWebviewTypes = new Set<FromWebview['type']>([
   'openProposal',
   'reviewChanges',
   'undoChanges',
+  'unqueue',
+  'setModel',
+  'setPermissionMode',
+  'listCommands',
+  'findFiles',
 ]);
+
+function attachmentsOf(raw: unknown): ImageAttachment[] | undefined {
+  if (!Array.isArray(raw)) return undefined;
+  const out = (raw as unknown[]).filter(
+    (a): a is ImageAttachment =>
+      typeof a === 'object' &&
+      a !== null &&
+      (a as ImageAttachment).type === 'image' &&
+      IMAGE_TYPES.has((a as ImageAttachment).mediaType) &&
+      typeof (a as ImageAttachment).data === 'string' &&
+      (a as ImageAttachment).data !== '',
+  );
+  return out.length > 0 ? out.map((a) => ({ type: 'image', mediaType: a.mediaType, data: a.data })) : undefined;
+}
+
+function answersOf(raw: unknown): Record<string, string | string[]> | undefined {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
+  const out: Record<string, string | string[]> = {};
+  for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
+    if (typeof value === 'string') out[key] = value;
+    else if (Array.isArray(value) && value.every((v) => typeof v === 'string')) out[key] = [...(value)];
+  }
+  return out;
+}
+
+function isMode(raw: unknown): raw is PermissionMode {
+  return typeof raw === 'string' && (PERMISSION_MODES as readonly string[]).includes(raw);
+}
 
 /** Validates a message from the webview: it is untrusted input. */
 export function parseFromWebview(raw: unknown): FromWebview | undefined {
@@ -143,17 +234,32 @@ export function parseFromWebview(raw: unknown): FromWebview | undefined {
   const m = raw as Record<string, unknown>;
   if (typeof m.type !== 'string' || !fromWebviewTypes.has(m.type as FromWebview['type'])) return undefined;
   switch (m.type) {
-    case 'send':
-      return typeof m.text === 'string' ? { type: 'send', text: m.text } : undefined;
-    case 'permission':
+    case 'send': {
+      if (typeof m.text !== 'string') return undefined;
+      const attachments = attachmentsOf(m.attachments);
+      return { type: 'send', text: m.text, ...(attachments !== undefined ? { attachments } : {}) };
+    }
+    case 'permission': {
       if (typeof m.requestId !== 'string') return undefined;
       if (m.decision !== 'allow' && m.decision !== 'allowAlways' && m.decision !== 'deny') return undefined;
+      const answers = answersOf(m.answers);
       return {
         type: 'permission',
         requestId: m.requestId,
         decision: m.decision,
         ...(typeof m.reason === 'string' ? { reason: m.reason } : {}),
+        ...(answers !== undefined ? { answers } : {}),
+        ...(isMode(m.permissionMode) ? { permissionMode: m.permissionMode } : {}),
       };
+    }
+    case 'unqueue':
+      return typeof m.id === 'string' ? { type: 'unqueue', id: m.id } : undefined;
+    case 'setModel':
+      return typeof m.model === 'string' ? { type: 'setModel', model: m.model.trim() } : undefined;
+    case 'setPermissionMode':
+      return isMode(m.mode) ? { type: 'setPermissionMode', mode: m.mode } : undefined;
+    case 'findFiles':
+      return typeof m.query === 'string' ? { type: 'findFiles', query: m.query.slice(0, 200) } : undefined;
     case 'switchSession':
     case 'deleteSession':
       return typeof m.sessionId === 'string' ? { type: m.type, sessionId: m.sessionId } : undefined;
@@ -165,6 +271,6 @@ export function parseFromWebview(raw: unknown): FromWebview | undefined {
       if (typeof m.itemId !== 'string') return undefined;
       return { type: 'undoChanges', itemId: m.itemId, ...(typeof m.path === 'string' ? { path: m.path } : {}) };
     default:
-      return { type: m.type as 'ready' | 'stop' | 'newSession' };
+      return { type: m.type as 'ready' | 'stop' | 'newSession' | 'listCommands' };
   }
 }

@@ -5,13 +5,20 @@
  * is on screen; the extension resends everything on `ready`.
  */
 
-import type {
-  ChatItem,
-  ChatViewState,
-  FromWebview,
-  PermissionAnswer,
-  SessionSummary,
-  ToWebview,
+import {
+  PERMISSION_MODES,
+  type ChatItem,
+  type ChatViewState,
+  type FromWebview,
+  type ImageAttachment,
+  type Meter,
+  type PermissionAnswer,
+  type PermissionMode,
+  type QueuedPrompt,
+  type SessionSettings,
+  type SessionSummary,
+  type SlashCommand,
+  type ToWebview,
 } from '../shared/messages';
 import type { MarkdownRenderer } from './markdown';
 
@@ -22,6 +29,36 @@ export interface WebviewHost {
 export interface ChatAppOptions {
   /** Defers markdown re-rendering while tokens stream (requestAnimationFrame in the webview). */
   schedule?: (fn: () => void) => void;
+  /** Waits before asking for `@` file completions (debounce); setTimeout by default. */
+  debounce?: (fn: () => void, ms: number) => () => void;
+  /** Reads a pasted or dropped image as a data: URL (FileReader by default). */
+  readImage?: (file: Blob) => Promise<string>;
+}
+
+const MODE_LABELS: Record<PermissionMode, string> = {
+  default: 'Ask before changes',
+  acceptEdits: 'Accept edits',
+  plan: 'Plan only',
+  bypassPermissions: 'Bypass permissions',
+};
+/** The model picker's choices besides the session's own ("" is the backend's default). */
+export const MODEL_CHOICES: ReadonlyArray<[string, string]> = [
+  ['', 'Default model'],
+  ['sonnet', 'Sonnet'],
+  ['opus', 'Opus'],
+  ['haiku', 'Haiku'],
+];
+const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
+const MAX_IMAGE_BYTES = 5 * 1024 * 1024;
+
+interface Completion {
+  kind: 'command' | 'file';
+  /** Where the completed word starts in the input, and what it replaces up to the caret. */
+  start: number;
+  end: number;
+  query: string;
+  options: Array<{ label: string; detail: string; insert: string }>;
+  selected: number;
 }
 
 function required<T extends Element>(doc: Document, selector: string): T {
@@ -47,7 +84,23 @@ export class ChatApp {
   private readonly statusLine: HTMLElement;
   private readonly sessionSelect: HTMLSelectElement;
   private readonly deleteButton: HTMLButtonElement;
+  private readonly queueButton: HTMLButtonElement;
+  private readonly queueList: HTMLElement;
+  private readonly attachmentList: HTMLElement;
+  private readonly completionList: HTMLElement;
+  private readonly modelSelect: HTMLSelectElement;
+  private readonly modeSelect: HTMLSelectElement;
+  private readonly meterBox: HTMLElement;
   private readonly schedule: (fn: () => void) => void;
+  private readonly debounce: (fn: () => void, ms: number) => () => void;
+  private readonly readImage: (file: Blob) => Promise<string>;
+  /** Images for the next send: the attachment and its data: URL for the thumbnail. */
+  private images: Array<{ attachment: ImageAttachment; url: string }> = [];
+  private commands: SlashCommand[] | undefined;
+  private commandsAsked = false;
+  private completion: Completion | undefined;
+  private cancelFileQuery: (() => void) | undefined;
+  private fileQuery: string | undefined;
 
   constructor(
     private readonly doc: Document,
@@ -56,6 +109,13 @@ export class ChatApp {
     options: ChatAppOptions = {},
   ) {
     this.schedule = options.schedule ?? ((fn) => setTimeout(fn, 16));
+    this.debounce =
+      options.debounce ??
+      ((fn, ms) => {
+        const timer = setTimeout(fn, ms);
+        return () => clearTimeout(timer);
+      });
+    this.readImage = options.readImage ?? readAsDataUrl;
     this.transcript = required(doc, '#transcript');
     this.input = required(doc, '#message');
     this.sendButton = required(doc, '#send');
@@ -65,17 +125,62 @@ export class ChatApp {
     this.deleteButton = required(doc, '#delete-session');
     const newButton = required<HTMLButtonElement>(doc, '#new-session');
     const composer = required<HTMLFormElement>(doc, '#composer');
+    this.queueButton = required(doc, '#queue-send');
+    this.queueList = required(doc, '#queue');
+    this.attachmentList = required(doc, '#attachments');
+    this.completionList = required(doc, '#completions');
+    this.modelSelect = required(doc, '#model-select');
+    this.modeSelect = required(doc, '#mode-select');
+    this.meterBox = required(doc, '#meter');
 
     composer.addEventListener('submit', (event) => {
       event.preventDefault();
       this.send();
     });
     this.input.addEventListener('keydown', (event) => {
-      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && !event.altKey && !event.ctrlKey && !event.metaKey) {
+      if (this.completionKey(event)) return;
+      if (event.key !== 'Enter' || event.shiftKey || event.isComposing || event.altKey) return;
+      if (event.ctrlKey || event.metaKey) {
+        // Ctrl+Enter: send, or queue while Dave answers.
+        event.preventDefault();
+        this.send(true);
+      } else {
         event.preventDefault();
         this.send();
       }
     });
+    this.input.addEventListener('input', () => this.updateCompletion());
+    this.input.addEventListener('blur', () => {
+      // A click on a suggestion lands first (mousedown keeps the focus).
+      this.closeCompletion();
+    });
+    this.input.addEventListener('paste', (event) => {
+      const files = [...(event.clipboardData?.items ?? [])]
+        .filter((i) => i.kind === 'file')
+        .map((i) => i.getAsFile())
+        .filter((f): f is File => f !== null);
+      if (files.some((f) => IMAGE_TYPES.has(f.type))) {
+        event.preventDefault();
+        void this.addImages(files);
+      }
+    });
+    composer.addEventListener('dragover', (event) => {
+      if ([...(event.dataTransfer?.items ?? [])].some((i) => i.kind === 'file')) event.preventDefault();
+    });
+    composer.addEventListener('drop', (event) => {
+      const files = [...(event.dataTransfer?.files ?? [])];
+      if (files.length > 0) {
+        event.preventDefault();
+        void this.addImages(files);
+      }
+    });
+    this.queueButton.addEventListener('click', () => this.send(true));
+    this.modelSelect.append(...MODEL_CHOICES.map(([value, label]) => this.option(value, label)));
+    this.modeSelect.append(...PERMISSION_MODES.map((mode) => this.option(mode, MODE_LABELS[mode])));
+    this.modelSelect.addEventListener('change', () => this.host.postMessage({ type: 'setModel', model: this.modelSelect.value }));
+    this.modeSelect.addEventListener('change', () =>
+      this.host.postMessage({ type: 'setPermissionMode', mode: this.modeSelect.value as PermissionMode }),
+    );
     this.stopButton.addEventListener('click', () => {
       if (this.busy) this.host.postMessage({ type: 'stop' });
     });
@@ -129,6 +234,22 @@ export class ChatApp {
         if (message.text !== undefined) this.input.value = message.text;
         this.input.focus();
         break;
+      case 'queue':
+        this.setQueue(message.queued);
+        break;
+      case 'settings':
+        this.setSettings(message.settings);
+        break;
+      case 'meter':
+        this.setMeter(message.meter);
+        break;
+      case 'commands':
+        this.commands = message.commands;
+        this.updateCompletion();
+        break;
+      case 'files':
+        if (message.query === this.fileQuery) this.showFiles(message.query, message.paths);
+        break;
     }
   }
 
@@ -157,7 +278,236 @@ export class ChatApp {
     this.setSessions(state.sessions, state.activeSessionId);
     this.setBusy(state.busy);
     this.statusLine.textContent = state.status;
+    this.setQueue(state.queued ?? []);
+    if (state.settings !== undefined) this.setSettings(state.settings);
+    this.setMeter(state.meter);
     this.transcript.scrollTop = this.transcript.scrollHeight;
+  }
+
+  private option(value: string, label: string): HTMLOptionElement {
+    const option = this.doc.createElement('option');
+    option.value = value;
+    option.textContent = label;
+    return option;
+  }
+
+  private setQueue(queued: QueuedPrompt[]): void {
+    this.queueList.hidden = queued.length === 0;
+    this.queueList.replaceChildren(
+      ...queued.map((q, index) => {
+        const row = this.el('div', 'queued-item');
+        row.setAttribute('role', 'listitem');
+        row.dataset.id = q.id;
+        const images = q.images > 0 ? ` (+${q.images} image${q.images === 1 ? '' : 's'})` : '';
+        row.append(this.el('span', 'queued-label', `Queued ${index + 1}`), this.el('span', 'queued-text', `${q.text}${images}`));
+        const remove = this.el('button', 'unqueue secondary', '×');
+        remove.type = 'button';
+        remove.setAttribute('aria-label', `Remove queued prompt: ${q.text}`);
+        remove.title = 'Remove it before it runs';
+        remove.addEventListener('click', () => this.host.postMessage({ type: 'unqueue', id: q.id }));
+        row.append(remove);
+        return row;
+      }),
+    );
+  }
+
+  private setSettings(settings: SessionSettings): void {
+    if (![...this.modelSelect.options].some((o) => o.value === settings.model)) {
+      this.modelSelect.append(this.option(settings.model, settings.model));
+    }
+    this.modelSelect.value = settings.model;
+    this.modeSelect.value = settings.permissionMode;
+  }
+
+  private setMeter(meter: Meter | undefined): void {
+    const text = meterText(meter);
+    this.meterBox.hidden = text === '';
+    const bar = this.meterBox.querySelector('meter');
+    const tokens = meter?.contextTokens;
+    const window = meter?.contextWindow;
+    if (bar !== null) {
+      bar.hidden = tokens === undefined || window === undefined || window <= 0;
+      bar.value = tokens !== undefined && window !== undefined && window > 0 ? Math.min(1, tokens / window) : 0;
+    }
+    const label = this.meterBox.querySelector('#meter-text');
+    if (label !== null) label.textContent = text;
+    this.meterBox.title =
+      tokens !== undefined
+        ? `The conversation is ${tokens.toLocaleString('en')} tokens${window !== undefined ? ` of the model's ${window.toLocaleString('en')}` : ''}`
+        : '';
+  }
+
+  // ---- images --------------------------------------------------------------
+
+  private async addImages(files: readonly File[]): Promise<void> {
+    for (const file of files) {
+      if (!IMAGE_TYPES.has(file.type)) {
+        this.statusLine.textContent = `Not an image Dave can read: ${file.name || file.type} (PNG, JPEG, GIF or WebP)`;
+        continue;
+      }
+      if (file.size > MAX_IMAGE_BYTES) {
+        this.statusLine.textContent = `${file.name || 'The image'} is over 5 MB`;
+        continue;
+      }
+      const url = await this.readImage(file);
+      const data = url.slice(url.indexOf(',') + 1);
+      this.images.push({ attachment: { type: 'image', mediaType: file.type, data }, url });
+    }
+    this.renderImages();
+  }
+
+  private renderImages(): void {
+    this.attachmentList.hidden = this.images.length === 0;
+    this.attachmentList.replaceChildren(
+      ...this.images.map((image, index) => {
+        const chip = this.el('div', 'attachment');
+        chip.setAttribute('role', 'listitem');
+        const thumb = this.el('img', 'thumbnail');
+        thumb.src = image.url;
+        thumb.alt = `Image ${index + 1}`;
+        const remove = this.el('button', 'remove-image secondary', '×');
+        remove.type = 'button';
+        remove.setAttribute('aria-label', `Remove image ${index + 1}`);
+        remove.addEventListener('click', () => {
+          this.images.splice(index, 1);
+          this.renderImages();
+          this.input.focus();
+        });
+        chip.append(thumb, remove);
+        return chip;
+      }),
+    );
+  }
+
+  // ---- completion: / commands and @ files ---------------------------------
+
+  /** What the text before the caret asks to complete, if anything. */
+  private completionContext(): { kind: 'command' | 'file'; start: number; end: number; query: string } | undefined {
+    const end = this.input.selectionStart ?? this.input.value.length;
+    const before = this.input.value.slice(0, end);
+    const slash = /^\/(\S*)$/.exec(before);
+    if (slash !== null) return { kind: 'command', start: 0, end, query: slash[1] ?? '' };
+    const at = /(?:^|[\s([{])@([^\s@]*)$/.exec(before);
+    if (at !== null) {
+      const query = at[1] ?? '';
+      return { kind: 'file', start: end - query.length - 1, end, query };
+    }
+    return undefined;
+  }
+
+  private updateCompletion(): void {
+    const context = this.completionContext();
+    if (context === undefined) {
+      this.closeCompletion();
+      return;
+    }
+    if (context.kind === 'command') {
+      if (this.commands === undefined) {
+        if (!this.commandsAsked) {
+          this.commandsAsked = true;
+          this.host.postMessage({ type: 'listCommands' });
+        }
+        return;
+      }
+      const q = context.query.toLowerCase();
+      const options = this.commands
+        .filter((c) => c.name.toLowerCase().startsWith(q))
+        .concat(this.commands.filter((c) => !c.name.toLowerCase().startsWith(q) && c.name.toLowerCase().includes(q)))
+        .slice(0, 50)
+        .map((c) => ({
+          label: `/${c.name}${c.argumentHint ? ` ${c.argumentHint}` : ''}`,
+          detail: c.description ?? '',
+          insert: `/${c.name} `,
+        }));
+      this.openCompletion({ ...context, options, selected: 0 });
+      return;
+    }
+    this.cancelFileQuery?.();
+    this.fileQuery = context.query;
+    const query = context.query;
+    this.cancelFileQuery = this.debounce(() => this.host.postMessage({ type: 'findFiles', query }), 150);
+  }
+
+  private showFiles(query: string, paths: string[]): void {
+    const context = this.completionContext();
+    if (context?.kind !== 'file' || context.query !== query) return;
+    const options = paths.map((p) => ({ label: p, detail: '', insert: `@${p} ` }));
+    this.openCompletion({ ...context, options, selected: 0 });
+  }
+
+  private openCompletion(completion: Completion): void {
+    if (completion.options.length === 0) {
+      this.closeCompletion();
+      return;
+    }
+    this.completion = completion;
+    this.completionList.hidden = false;
+    this.completionList.replaceChildren(
+      ...completion.options.map((option, index) => {
+        const li = this.el('li', `completion${index === completion.selected ? ' selected' : ''}`);
+        li.id = `completion-${index}`;
+        li.setAttribute('role', 'option');
+        li.setAttribute('aria-selected', index === completion.selected ? 'true' : 'false');
+        li.append(this.el('span', 'completion-label', option.label));
+        if (option.detail !== '') li.append(this.el('span', 'completion-detail', option.detail));
+        li.addEventListener('mousedown', (event) => {
+          event.preventDefault();
+          this.acceptCompletion(index);
+        });
+        return li;
+      }),
+    );
+    this.input.setAttribute('aria-activedescendant', `completion-${completion.selected}`);
+    this.input.setAttribute('aria-expanded', 'true');
+  }
+
+  private closeCompletion(): void {
+    this.completion = undefined;
+    this.completionList.hidden = true;
+    this.completionList.replaceChildren();
+    this.input.removeAttribute('aria-activedescendant');
+    this.input.setAttribute('aria-expanded', 'false');
+  }
+
+  private acceptCompletion(index: number): void {
+    const c = this.completion;
+    const option = c?.options[index];
+    if (c === undefined || option === undefined) return;
+    const value = this.input.value;
+    this.input.value = value.slice(0, c.start) + option.insert + value.slice(c.end);
+    const caret = c.start + option.insert.length;
+    this.input.setSelectionRange(caret, caret);
+    this.closeCompletion();
+    this.input.focus();
+  }
+
+  /** Arrows, Enter, Tab and Escape while suggestions show; true when the key was theirs. */
+  private completionKey(event: KeyboardEvent): boolean {
+    const c = this.completion;
+    if (c === undefined) return false;
+    const move = (by: number): void => {
+      this.openCompletion({ ...c, selected: (c.selected + by + c.options.length) % c.options.length });
+    };
+    switch (event.key) {
+      case 'ArrowDown':
+        move(1);
+        break;
+      case 'ArrowUp':
+        move(-1);
+        break;
+      case 'Enter':
+      case 'Tab':
+        if (event.shiftKey) return false;
+        this.acceptCompletion(c.selected);
+        break;
+      case 'Escape':
+        this.closeCompletion();
+        break;
+      default:
+        return false;
+    }
+    event.preventDefault();
+    return true;
   }
 
   private setSessions(sessions: SessionSummary[], activeSessionId: string | undefined): void {
@@ -177,17 +527,30 @@ export class ChatApp {
   private setBusy(busy: boolean): void {
     this.busy = busy;
     this.sendButton.hidden = busy;
+    this.queueButton.hidden = !busy;
     this.stopButton.hidden = !busy;
     this.stopButton.disabled = !busy;
     this.transcript.setAttribute('aria-busy', busy ? 'true' : 'false');
     if (!busy) this.flush();
   }
 
-  private send(): void {
+  /**
+   * Sends the box's text and images. While Dave answers, Enter keeps them (so a
+   * half-typed message is not sent by accident); `queue` (the Queue button,
+   * Ctrl+Enter) sends them to wait for the running answer.
+   */
+  private send(queue = false): void {
     const text = this.input.value;
-    if (this.busy || text.trim() === '') return;
+    if ((this.busy && !queue) || text.trim() === '') return;
     this.input.value = '';
-    this.host.postMessage({ type: 'send', text });
+    this.closeCompletion();
+    const message: FromWebview = { type: 'send', text };
+    if (this.images.length > 0) {
+      message.attachments = this.images.map((i) => i.attachment);
+      this.images = [];
+      this.renderImages();
+    }
+    this.host.postMessage(message);
   }
 
   private upsert(item: ChatItem): void {
@@ -207,10 +570,26 @@ export class ChatApp {
       node = this.doc.createElement('div');
       node.dataset.id = item.id;
       this.nodes.set(item.id, node);
-      this.transcript.appendChild(node);
+      this.parentOf(item).appendChild(node);
     }
     this.dirty.delete(item.id);
     this.fill(node, this.items.get(item.id)!);
+  }
+
+  /** Where an item's node goes: a subagent's tool row under its Agent row, else the transcript. */
+  private parentOf(item: ChatItem): HTMLElement {
+    if (item.kind !== 'tool' || item.parentToolUseId === undefined) return this.transcript;
+    const parent = [...this.items.values()].find((i) => i.kind === 'tool' && i.toolUseId === item.parentToolUseId);
+    const node = parent === undefined ? undefined : this.nodes.get(parent.id);
+    if (node === undefined) return this.transcript;
+    let children = node.querySelector<HTMLElement>(':scope > .tool-children');
+    if (children === null) {
+      children = this.el('div', 'tool-children');
+      children.setAttribute('role', 'group');
+      children.setAttribute('aria-label', 'Subagent tool uses');
+      node.append(children);
+    }
+    return children;
   }
 
   private markDirty(id: string): void {
@@ -240,7 +619,11 @@ export class ChatApp {
     node.className = `item ${item.kind}`;
     switch (item.kind) {
       case 'user': {
-        node.replaceChildren(this.el('div', 'who', 'You'), this.el('div', 'body plain', item.text));
+        const parts = [this.el('div', 'who', 'You'), this.el('div', 'body plain', item.text)];
+        if (item.images !== undefined && item.images > 0) {
+          parts.push(this.el('div', 'user-images', item.images === 1 ? '1 image attached' : `${item.images} images attached`));
+        }
+        node.replaceChildren(...parts);
         break;
       }
       case 'assistant': {
@@ -267,7 +650,9 @@ export class ChatApp {
           this.el('span', 'tool-summary', item.summary),
           this.el('span', 'tool-state', state === 'running' ? 'running' : state === 'failed' ? 'failed' : ''),
         );
-        node.replaceChildren(row);
+        // A subagent's rows stay nested under this one.
+        const children = node.querySelector(':scope > .tool-children');
+        node.replaceChildren(...(children !== null ? [row, children] : [row]));
         break;
       }
       case 'permission':
@@ -330,6 +715,14 @@ export class ChatApp {
   }
 
   private fillPermission(node: HTMLElement, item: Extract<ChatItem, { kind: 'permission' }>): void {
+    if (item.questions !== undefined) {
+      this.fillQuestions(node, item, item.questions);
+      return;
+    }
+    if (item.plan !== undefined) {
+      this.fillPlan(node, item, item.plan);
+      return;
+    }
     node.setAttribute('role', 'group');
     node.setAttribute('aria-label', `Permission request: ${item.toolName}`);
     const children: HTMLElement[] = [this.el('div', 'permission-message', item.message)];
@@ -387,10 +780,153 @@ export class ChatApp {
     node.replaceChildren(...children);
   }
 
-  private answer(requestId: string, decision: PermissionAnswer, node: HTMLElement, reason?: string): void {
+  /**
+   * The model's questions (AskUserQuestion): each question's header and text, its
+   * options as buttons (one pick answers a single question at once) or, for
+   * multiSelect, checkboxes, and a field for the user's own words; Submit sends
+   * them all, Decline denies.
+   */
+  private fillQuestions(node: HTMLElement, item: Extract<ChatItem, { kind: 'permission' }>, questions: NonNullable<typeof item.questions>): void {
+    node.setAttribute('role', 'group');
+    node.setAttribute('aria-label', 'Dave asks');
+    node.classList.add('question-card');
+    const pending = item.state === 'pending' && !this.answered.has(item.requestId);
+    const children: HTMLElement[] = [];
+    const chosen = new Map<string, string>();
+    const readers: Array<() => [string, string | string[]] | undefined> = [];
+    const single = questions.length === 1 && questions[0]?.multiSelect !== true;
+    const submit = (): void => {
+      const answers: Record<string, string | string[]> = {};
+      for (const read of readers) {
+        const pair = read();
+        if (pair !== undefined) answers[pair[0]] = pair[1];
+      }
+      this.answer(item.requestId, 'allow', node, undefined, { answers });
+    };
+    questions.forEach((q, qi) => {
+      const box = this.el('fieldset', 'question');
+      const legend = this.el('legend', 'question-text');
+      if (q.header !== undefined) legend.append(this.el('span', 'question-header', q.header), ' ');
+      legend.append(q.question);
+      box.append(legend);
+      if (!pending) {
+        children.push(box);
+        return;
+      }
+      const options = q.options ?? [];
+      const checks: HTMLInputElement[] = [];
+      const list = this.el('div', 'question-options');
+      options.forEach((option, oi) => {
+        if (q.multiSelect === true) {
+          const label = this.el('label', 'question-check');
+          const check = this.el('input');
+          check.type = 'checkbox';
+          check.value = option.label;
+          check.id = `${item.id}-q${qi}-o${oi}`;
+          checks.push(check);
+          label.append(check, ` ${option.label}`);
+          if (option.description) label.append(this.el('span', 'option-description', ` — ${option.description}`));
+          list.append(label);
+        } else {
+          const button = this.el('button', 'question-option secondary', option.label);
+          button.type = 'button';
+          if (option.description) button.title = option.description;
+          button.setAttribute('aria-pressed', 'false');
+          button.addEventListener('click', () => {
+            chosen.set(q.question, option.label);
+            for (const b of list.querySelectorAll('button')) b.setAttribute('aria-pressed', b === button ? 'true' : 'false');
+            if (single) submit();
+          });
+          list.append(button);
+          if (option.description) list.append(this.el('span', 'option-description', option.description));
+        }
+      });
+      const own = this.el('input', 'question-own');
+      own.type = 'text';
+      own.setAttribute('aria-label', `Your own answer to: ${q.question}`);
+      own.placeholder = 'Or type your own answer';
+      own.addEventListener('keydown', (event) => {
+        if (event.key === 'Enter') {
+          event.preventDefault();
+          submit();
+        }
+      });
+      box.append(list, own);
+      readers.push(() => {
+        const typed = own.value.trim();
+        if (typed !== '') return [q.question, typed];
+        if (q.multiSelect === true) {
+          const picked = checks.filter((c) => c.checked).map((c) => c.value);
+          return picked.length > 0 ? [q.question, picked] : undefined;
+        }
+        const pick = chosen.get(q.question);
+        return pick === undefined ? undefined : [q.question, pick];
+      });
+      children.push(box);
+    });
+    if (pending) {
+      const buttons = this.el('div', 'permission-buttons');
+      const send = this.el('button', 'submit-answers', 'Submit');
+      const decline = this.el('button', 'decline secondary', 'Decline');
+      for (const b of [send, decline]) b.type = 'button';
+      send.addEventListener('click', submit);
+      decline.addEventListener('click', () => this.answer(item.requestId, 'deny', node));
+      buttons.append(send, decline);
+      children.push(buttons);
+    } else {
+      children.push(this.el('div', 'permission-outcome', permissionOutcomeText(item)));
+    }
+    node.replaceChildren(...children);
+  }
+
+  /** A plan (ExitPlanMode) as markdown: Approve, Approve and accept edits, or Keep planning with feedback. */
+  private fillPlan(node: HTMLElement, item: Extract<ChatItem, { kind: 'permission' }>, plan: string): void {
+    node.setAttribute('role', 'group');
+    node.setAttribute('aria-label', "Dave's plan");
+    node.classList.add('plan-card');
+    const pending = item.state === 'pending' && !this.answered.has(item.requestId);
+    const body = this.el('div', 'plan-body markdown');
+    body.innerHTML = this.markdown.render(plan.trim() === '' ? '_The model sent no plan text._' : plan);
+    const children: HTMLElement[] = [this.el('div', 'permission-message', 'Dave wants to leave plan mode with this plan:'), body];
+    if (pending) {
+      const buttons = this.el('div', 'permission-buttons');
+      const approve = this.el('button', 'approve', 'Approve');
+      const edits = this.el('button', 'approve-edits secondary', 'Approve and accept edits');
+      edits.title = 'Approve, and let Dave edit files without asking (permission mode acceptEdits)';
+      const keep = this.el('button', 'keep-planning secondary', 'Keep planning');
+      for (const b of [approve, edits, keep]) b.type = 'button';
+      const feedback = this.el('input', 'plan-feedback');
+      feedback.type = 'text';
+      feedback.setAttribute('aria-label', 'Feedback on the plan');
+      feedback.placeholder = 'Feedback for Keep planning (optional, the model is told)';
+      approve.addEventListener('click', () => this.answer(item.requestId, 'allow', node));
+      edits.addEventListener('click', () => this.answer(item.requestId, 'allow', node, undefined, { permissionMode: 'acceptEdits' }));
+      const back = (): void => this.answer(item.requestId, 'deny', node, feedback.value);
+      keep.addEventListener('click', back);
+      feedback.addEventListener('keydown', (event) => {
+        if (event.key === 'Enter') {
+          event.preventDefault();
+          back();
+        }
+      });
+      buttons.append(approve, edits, keep);
+      children.push(buttons, feedback);
+    } else {
+      children.push(this.el('div', 'permission-outcome', permissionOutcomeText(item)));
+    }
+    node.replaceChildren(...children);
+  }
+
+  private answer(
+    requestId: string,
+    decision: PermissionAnswer,
+    node: HTMLElement,
+    reason?: string,
+    extra: { answers?: Record<string, string | string[]>; permissionMode?: PermissionMode } = {},
+  ): void {
     if (this.answered.has(requestId)) return;
     this.answered.add(requestId);
-    const message: FromWebview = { type: 'permission', requestId, decision };
+    const message: FromWebview = { type: 'permission', requestId, decision, ...extra };
     if (decision === 'deny' && reason !== undefined && reason.trim() !== '') message.reason = reason.trim();
     this.host.postMessage(message);
     // Close the card at once; the extension's update fills in how it ended.
@@ -398,7 +934,12 @@ export class ChatApp {
     const item = [...this.items.values()].find((i) => i.kind === 'permission' && i.requestId === requestId);
     if (item !== undefined && item.kind === 'permission') {
       item.state = 'answered';
-      item.outcome = decision === 'deny' ? 'Denied' : decision === 'allowAlways' ? 'Allowed always' : 'Allowed';
+      item.outcome =
+        item.questions !== undefined
+          ? decision === 'deny' ? 'Declined to answer' : 'Answered'
+          : item.plan !== undefined
+            ? decision === 'deny' ? 'Kept planning' : 'Approved'
+            : decision === 'deny' ? 'Denied' : decision === 'allowAlways' ? 'Allowed always' : 'Allowed';
       this.fill(node, item);
     }
     this.input.focus();
@@ -422,4 +963,33 @@ export function permissionOutcomeText(item: Extract<ChatItem, { kind: 'permissio
 export function changesHeadline(item: Extract<ChatItem, { kind: 'changes' }>): string {
   const n = item.files.length;
   return n === 1 ? '1 file changed' : `${n} files changed`;
+}
+
+/** "Context 12% of 200k · $0.0123", or "" when nothing is known yet. */
+export function meterText(meter: Meter | undefined): string {
+  if (meter === undefined) return '';
+  const parts: string[] = [];
+  const { contextTokens: tokens, contextWindow: window, costUsd } = meter;
+  if (tokens !== undefined && window !== undefined && window > 0) {
+    parts.push(`Context ${Math.round((tokens / window) * 100)}% of ${compact(window)}`);
+  } else if (tokens !== undefined) {
+    parts.push(`Context ${compact(tokens)} tokens`);
+  }
+  if (costUsd !== undefined) parts.push(`$${costUsd < 0.01 ? costUsd.toFixed(4) : costUsd.toFixed(2)}`);
+  return parts.join(' · ');
+}
+
+function compact(n: number): string {
+  if (n >= 1_000_000) return `${Math.round(n / 100_000) / 10}M`;
+  if (n >= 1000) return `${Math.round(n / 1000)}k`;
+  return String(n);
+}
+
+function readAsDataUrl(file: Blob): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(typeof reader.result === 'string' ? reader.result : '');
+    reader.onerror = () => reject(reader.error ?? new Error('could not read the image'));
+    reader.readAsDataURL(file);
+  });
 }

@@ -34,12 +34,21 @@ export const SHELL_BODY = `
     <button id="new-session" type="button">New session</button>
     <button id="delete-session" type="button">Delete session</button>
   </div>
+  <div class="toolbar pickers" role="toolbar" aria-label="Session settings">
+    <select id="model-select" aria-label="Model" title="The model of this session"></select>
+    <select id="mode-select" aria-label="Permission mode" title="How Dave asks before it runs tools"></select>
+    <span id="meter" class="meter" hidden><meter id="context-meter" min="0" max="1" value="0" aria-label="Context used"></meter><span id="meter-text"></span></span>
+  </div>
   <div id="transcript" role="log" aria-live="polite" aria-relevant="additions text" aria-label="Conversation with Dave" tabindex="0"></div>
   <div id="status" role="status" aria-live="polite"></div>
+  <div id="queue" class="queue" role="list" aria-label="Queued prompts" hidden></div>
   <form id="composer">
-    <textarea id="message" rows="3" aria-label="Message Dave" placeholder="Ask Dave (Enter to send, Shift+Enter for a new line)"></textarea>
+    <div id="attachments" class="attachments" role="list" aria-label="Attached images" hidden></div>
+    <ul id="completions" class="completions" role="listbox" aria-label="Suggestions" hidden></ul>
+    <textarea id="message" rows="3" aria-label="Message Dave" aria-autocomplete="list" aria-controls="completions" placeholder="Ask Dave (Enter to send, Shift+Enter for a new line, @ for a file, / for a command)"></textarea>
     <div class="composer-buttons">
       <button id="send" type="submit">Send</button>
+      <button id="queue-send" type="button" class="secondary" title="Send this after the running answer (Ctrl+Enter)" hidden>Queue</button>
       <button id="stop" type="button" hidden>Stop</button>
     </div>
   </form>
