@@ -1,7 +1,8 @@
 """Short, human summaries of tool results, by the protocol's rules.
 
 Read `file (N lines)`; Write `file (N bytes)`; Edit `file`; Bash the command plus the
-size of its output; Grep and Glob `'pattern'`; any other tool an empty string.
+size of its output; Grep and Glob `'pattern'`; the editor's tools what was asked and how
+many results came back; any other tool an empty string.
 """
 
 from __future__ import annotations
@@ -82,6 +83,12 @@ def format_tool_summary(
         return f"{tool_input.get('command', '')} ({plural(size, 'byte')} of output)"
     if tool_name in ("Grep", "Glob"):
         return f"'{tool_input.get('pattern', '')}'"
+    if tool_name.startswith("mcp__editor__"):
+        # The editor's tools: what was asked, and how much came back.
+        asked = tool_input.get("symbol") or tool_input.get("query") or path
+        lines = [line for line in output.splitlines() if line and not line.startswith(" ")]
+        answer = plural(len(lines), "result") if lines else "nothing"
+        return f"{asked} ({answer})" if asked else f"({answer})"
     return ""
 
 

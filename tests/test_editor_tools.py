@@ -98,6 +98,8 @@ async def test_editor_tools_reach_the_editor_and_their_answers_reach_the_model(
         )
         assert not client.of_type(token, "permissionRequest")
         assert client.of_type(token, "permissionResolved")[0]["by"] == "mode"
+        [tool_result] = client.of_type(token, "toolResult")
+        assert tool_result["summary"] == "greet (2 results)"
     assert asked[0] == ("diagnostics", {"uri": uri})
     kind, params = asked[1]
     assert kind == "references"
