@@ -116,17 +116,58 @@ def _nested(report: dict[str, Any], parent: str | None) -> dict[str, Any]:
     return report
 
 
+class TextCoalescer:
+    """A turn's text, as few messages as keep it live: the first piece goes out at once
+    (time to first token is what a user feels), later ones are merged for at most
+    FLUSH_SECONDS or FLUSH_CHARS. `flush` before anything else is sent keeps the order
+    exact. Shared by the LSP and ACP front ends; `send(kind, text)` writes one message,
+    kind being "token" or "thinking"."""
+
+    def __init__(self, send: Callable[[str, str], None]) -> None:
+        self._send = send
+        self._kind = ""  # what the buffer holds
+        self._buffer: list[str] = []
+        self._buffered = 0
+        self._sent_text = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, kind: str, text: str) -> None:
+        if not text:
+            return
+        if kind != self._kind:
+            self.flush()
+            self._kind = kind
+        if not self._sent_text:
+            self._sent_text = True
+            self._send(kind, text)
+            return
+        self._buffer.append(text)
+        self._buffered += len(text)
+        if self._buffered >= FLUSH_CHARS:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._buffer:
+            text = "".join(self._buffer)
+            self._buffer.clear()
+            self._buffered = 0
+            self._send(self._kind, text)
+
+
 class ProgressSink:
     """Sends one query's reports on its work-done token; a no-op without one."""
 
     def __init__(self, send: Send | None, session_id: str) -> None:
         self._send = send
         self._session_id = session_id
-        self._kind = ""  # "token" or "thinking": what the buffer holds
-        self._buffer: list[str] = []
-        self._buffered = 0
-        self._sent_text = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._text = TextCoalescer(
+            lambda kind, text: self._post({"kind": "report", "type": kind, "text": text})
+        )
         self._closed = False
 
     @property
@@ -141,7 +182,7 @@ class ProgressSink:
         if self._closed:
             return
         if isinstance(event, ev.Token | ev.Thinking):
-            self._text("token" if isinstance(event, ev.Token) else "thinking", event.text)
+            self._text.add("token" if isinstance(event, ev.Token) else "thinking", event.text)
             return
         report = report_for(event, self._session_id)
         if report is not None:
@@ -159,32 +200,8 @@ class ProgressSink:
         self._post({"kind": "end"})
         self._closed = True
 
-    def _text(self, kind: str, text: str) -> None:
-        if not text:
-            return
-        if kind != self._kind:
-            self.flush()
-            self._kind = kind
-        if not self._sent_text:
-            self._sent_text = True
-            self._post({"kind": "report", "type": kind, "text": text})
-            return
-        self._buffer.append(text)
-        self._buffered += len(text)
-        if self._buffered >= FLUSH_CHARS:
-            self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
-
     def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._buffer:
-            text = "".join(self._buffer)
-            self._buffer.clear()
-            self._buffered = 0
-            self._post({"kind": "report", "type": self._kind, "text": text})
+        self._text.flush()
 
     def _post(self, value: dict[str, Any]) -> None:
         if self._send is not None and not self._closed:

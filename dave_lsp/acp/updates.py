@@ -19,7 +19,7 @@ from dave_lsp import events as ev
 from dave_lsp.acp import schema
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.permissions import PermissionBroker, Reply, UnknownRequest
-from dave_lsp.progress import FLUSH_CHARS, FLUSH_SECONDS
+from dave_lsp.progress import TextCoalescer
 from dave_lsp.protocol import ParamsError
 
 log = logging.getLogger(__name__)
@@ -39,11 +39,7 @@ class TurnUpdates:
         self._session_id = session_id
         self._cwd = cwd
         self._broker = broker
-        self._kind = ""
-        self._buffer: list[str] = []
-        self._buffered = 0
-        self._sent_text = False
-        self._timer: asyncio.TimerHandle | None = None
+        self._text = TextCoalescer(lambda kind, text: self._send(schema.chunk(_KIND[kind], text)))
         self._closed = False
         self._asking: set[asyncio.Task[None]] = set()
         self._titles: dict[str, str] = {}
@@ -61,10 +57,10 @@ class TurnUpdates:
         if self._closed:
             return
         if type(event) is ev.Token:  # the common case first
-            self._text("token", event.text)
+            self._text.add("token", event.text)
             return
         if isinstance(event, ev.Thinking):
-            self._text("thinking", event.text)
+            self._text.add("thinking", event.text)
             return
         self.flush()
         match event:
@@ -95,32 +91,8 @@ class TurnUpdates:
 
     # -- text ------------------------------------------------------------------------
 
-    def _text(self, kind: str, text: str) -> None:
-        if not text:
-            return
-        if kind != self._kind:
-            self.flush()
-            self._kind = kind
-        if not self._sent_text:
-            self._sent_text = True
-            self._send(schema.chunk(_KIND[kind], text))
-            return
-        self._buffer.append(text)
-        self._buffered += len(text)
-        if self._buffered >= FLUSH_CHARS:
-            self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
-
     def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._buffer:
-            text = "".join(self._buffer)
-            self._buffer.clear()
-            self._buffered = 0
-            self._send(schema.chunk(_KIND[self._kind], text))
+        self._text.flush()
 
     def close(self) -> None:
         """The turn is over: send what is buffered; nothing after this."""
