@@ -369,7 +369,8 @@ class _View:
         text = str(answer.get("text") or "")
         if len(text) > MAX_TEXT:
             text = text[:MAX_TEXT] + "\n… (cut)"
-        head = f"{self.label(str(answer['uri']))}, lines {start}-{end}"
+        where = f"line {start}" if start == end else f"lines {start}-{end}"
+        head = f"{self.label(str(answer['uri']))}, {where}"
         return f"{head}:\n{text}" if text else f"{head} (no text selected)"
 
 

@@ -3,8 +3,10 @@ CLI and the shipped fake model (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
+import re
 import sys
 import uuid
 from collections.abc import Iterator
@@ -898,7 +900,9 @@ def test_the_selection_tool_answers_with_the_last_visual_selection(
     assert ed.lua("return vim.bo.filetype") == "python"  # the chat opened beside it
     ed.nvim.feedkeys(ed.nvim.replace_termcodes("2G0wvj\\<Esc>", True, False, True), "x", False)
     ask(ed, steps(("mcp__editor__getCurrentSelection", {})))
-    ed.wait_text("Tool said: greeting.py, lines 2-3:")
+    # Onto the empty line 3 at its first column: the text is line 2's (with its newline),
+    # and a range ending at column 0 does not take that line.
+    ed.wait_text("Tool said: greeting.py, line 2:")
     ed.wait_idle()
     assert answer(ed).endswith('return "hi " + name')
 
@@ -1058,3 +1062,254 @@ def test_editor_tools_off_gives_the_model_none(
         assert "No such tool available: mcp__editor__getOpenEditors" in answer(e)
         offered = "return vim.lsp.get_clients({ name = 'dave' })[1].capabilities.experimental.dave"
         assert e.lua(offered) == {"editorTools": []}  # an empty list (or object): none
+
+
+# ---------------------------------------------------------------- the turn's state (issue 16)
+
+QUESTION = {
+    "question": "Which color?",
+    "header": "Color",
+    "multiSelect": False,
+    "options": [
+        {"label": "Blue", "description": "calm"},
+        {"label": "Red", "description": "warm"},
+    ],
+}
+# A 1x1 PNG.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d4944415478da63f8cfc0f01f0005000201a1e9d6a60000000049454e44ae426082"
+)
+
+
+def warnings(e: Editor) -> list[str]:
+    return [n["msg"] for n in e.notes() if n["level"] >= 3]
+
+
+def test_a_prompt_sent_while_a_turn_runs_is_queued_and_sent_after_it(ed: Editor) -> None:
+    ed.command("Dave ask slow 30 50")
+    ed.wait_text("s1 ")
+    ed.command("Dave ask hello queued")
+    assert "⏳ queued (1): hello queued" in ed.text()
+    assert ed.lua("return require('dave').status()").endswith("1 queued")
+    ed.wait_text("You said: hello queued", timeout=30)
+    ed.wait_idle()
+    text = ed.text()
+    assert (
+        text.index("s29 ")
+        < text.index("## You\n\nhello queued")
+        < text.index("You said: hello queued")
+    )
+    assert [q["prompt"] for q in ed.lua("return T.queries")] == ["slow 30 50", "hello queued"]
+    assert answer(ed) == "You said: hello queued"
+    assert not warnings(ed)
+
+    # A queued prompt can be removed before it runs; it is never sent.
+    ed.command("Dave ask slow 20 50")
+    ed.wait_text("s1 ")
+    ed.command("Dave ask hello first")
+    ed.command("Dave ask hello never")
+    ed.command("Dave unqueue")
+    assert "⏳ unqueued: hello never" in ed.text()
+    ed.wait_text("You said: hello first", timeout=30)
+    ed.wait_idle()
+    assert [q["prompt"] for q in ed.lua("return T.queries")][2:] == ["slow 20 50", "hello first"]
+    assert "You said: hello never" not in ed.text()
+    ed.command("Dave unqueue")
+    assert any("no prompt is queued" in n["msg"] for n in ed.notes())
+    assert not warnings(ed)
+
+
+def test_the_models_questions_are_asked_with_vim_ui_select(ed: Editor) -> None:
+    ask_one = "tool AskUserQuestion " + json.dumps({"questions": [QUESTION]})
+    ed.lua("T.answer_with({ 'Blue' })")
+    ask(ed, ask_one)
+    ed.wait_text('"Which color?"="Blue"')
+    ed.wait_idle()
+    [asked] = prompts(ed)
+    assert asked["kind"] == "dave.question"
+    assert asked["prompt"] == "[Color] Which color?"
+    assert asked["items"] == ["Blue — calm", "Red — warm", "Other…"]
+    assert answers(ed)[-1]["decision"] == "allow"
+    assert answers(ed)[-1]["answers"] == {"Which color?": "Blue"}
+
+    # Other…: the user's own words.
+    ed.lua("T.answer_with({ 'Other' }, 'green please')")
+    ask(ed, ask_one)
+    ed.wait_text('"Which color?"="green please"')
+    ed.wait_idle()
+
+    # multiSelect: rounds until Done.
+    multi = {**QUESTION, "multiSelect": True}
+    ed.lua("T.answer_with({ 'Blue', 'Red', 'Done' })")
+    ask(ed, "tool AskUserQuestion " + json.dumps({"questions": [multi]}))
+    ed.wait_text('"Which color?"="Blue, Red"')
+    ed.wait_idle()
+    assert [p["items"] for p in prompts(ed)] == [
+        ["Blue — calm", "Red — warm", "Other…", "Done"],
+        ["Red — warm", "Other…", "Done"],
+        ["Other…", "Done"],
+    ]
+    assert answers(ed)[-1]["answers"] == {"Which color?": ["Blue", "Red"]}
+
+    # Dismissing declines.
+    ed.lua("T.answer_with({})")
+    ask(ed, ask_one)
+    ed.wait(lambda: len(prompts(ed)) == 1, what="the question")
+    ed.lua("T.prompts[1].on_choice(nil)")
+    ed.wait_text("The user declined to answer.")
+    ed.wait_idle()
+    assert answers(ed)[-1]["decision"] == "deny"
+    assert not warnings(ed)
+
+
+def test_a_plan_is_shown_and_approved_into_accept_edits(ed: Editor, workdir: Path) -> None:
+    ed.command("Dave mode plan")  # a chat the server does not know yet: created in plan mode
+    ed.wait_text("_mode: plan_")
+    ed.lua("T.answer_with({})")  # the approval stays open
+    ask(ed, "plan # Tidy up | - rename x")
+    ed.wait(lambda: len(prompts(ed)) == 1, what="the plan's approval")
+    [asked] = prompts(ed)
+    assert asked["kind"] == "dave.plan"
+    assert asked["items"] == ["Approve", "Approve and accept edits", "Keep planning"]
+    shown = ed.lua(
+        "for _, win in ipairs(vim.api.nvim_list_wins()) do"
+        " local buf = vim.api.nvim_win_get_buf(win)"
+        " if vim.api.nvim_buf_get_name(buf):find('dave://plan/', 1, true) then"
+        " return { lines = vim.api.nvim_buf_get_lines(buf, 0, -1, true),"
+        " ft = vim.bo[buf].filetype, float = vim.api.nvim_win_get_config(win).relative ~= '' }"
+        " end end"
+    )
+    assert shown == {"lines": ["# Tidy up", "- rename x"], "ft": "markdown", "float": True}
+    ed.lua("T.choose(1, 'Approve and accept edits')")
+    ed.wait_idle(timeout=30)
+    assert answers(ed)[-1]["decision"] == "allow"
+    assert answers(ed)[-1]["permissionMode"] == "acceptEdits"
+    assert not ed.lua(
+        "for _, b in ipairs(vim.api.nvim_list_bufs()) do"
+        " if vim.api.nvim_buf_get_name(b):find('dave://plan/', 1, true) then return true end"
+        " end return false"
+    )
+    # The approved mode holds: the next write runs without asking.
+    ed.lua("T.answer_with({})")
+    ask(ed, "write after-plan.txt done")
+    ed.wait_text("Write after-plan.txt (4 bytes)")
+    ed.wait_idle()
+    assert (workdir / "after-plan.txt").read_text() == "done"
+    assert prompts(ed) == []
+    assert tabs(ed) == 1  # no diff tab either
+    assert not warnings(ed)
+
+
+@pytest.mark.parametrize("review_diff", [False], ids=["plain-prompt"])
+def test_keep_planning_sends_the_feedback(ed: Editor) -> None:
+    ed.command("Dave mode plan")
+    ed.wait_text("_mode: plan_")
+    ed.lua("T.answer_with({ 'Keep planning' }, 'add tests')")
+    ask(ed, "plan # Tidy up | - rename x")
+    ed.wait_idle(timeout=30)
+    assert answers(ed)[-1] == {
+        "requestId": answers(ed)[-1]["requestId"],
+        "decision": "deny",
+        "reason": "add tests",
+    }
+    assert "add tests" in answer(ed)
+
+
+def test_model_and_mode_apply_to_the_current_chat(ed: Editor, workdir: Path) -> None:
+    assert ed.nvim.call("getcompletion", "Dave mode a", "cmdline") == ["acceptEdits"]
+    assert set(ed.nvim.call("getcompletion", "Dave mode ", "cmdline")) == {
+        "default",
+        "acceptEdits",
+        "plan",
+        "bypassPermissions",
+    }
+    ed.command("Dave ask hello")
+    ed.wait_text("You said: hello")
+    ed.wait_idle()
+    ed.command("Dave mode acceptEdits")  # a session the server knows: dave/setPermissionMode
+    ed.wait_text("_mode: acceptEdits_")
+    ed.command("Dave model claude-sonnet-4-5")
+    ed.wait_text("_model: claude-sonnet-4-5_")
+    ed.lua(
+        "require('dave.client').request('dave/listSessions', vim.empty_dict(),"
+        " function(_, r) T.listed = r end)"
+    )
+    ed.wait(lambda: ed.lua("return T.listed ~= nil"), what="dave/listSessions")
+    sid = ed.lua("return T.session().id")
+    [mine] = [s for s in ed.lua("return T.listed.sessions") if s["sessionId"] == sid]
+    assert mine["permissionMode"] == "acceptEdits"
+    ed.lua("T.answer_with({})")
+    ask(ed, "write mode.txt ok")
+    ed.wait_text("Write mode.txt (2 bytes)")
+    ed.wait_idle()
+    assert prompts(ed) == []
+    ed.lua("pcall(vim.cmd, 'Dave mode sideways')")
+    assert any("unknown mode" in n["msg"] for n in ed.notes())
+
+
+def test_status_shows_the_state_context_meter_and_cost(ed: Editor) -> None:
+    assert ed.lua("return require('dave').status()") == ""
+    ed.command("Dave ask hello meter")
+    ed.wait_text("You said: hello meter")
+    ed.wait_idle()
+    status = ed.lua("return require('dave').status()")
+    assert re.fullmatch(r"Dave: ready · \d+k?(/\d+k)? · \$\d+\.\d\d", status), status
+    ed.command("Dave ask hello again")  # the backend knows the model's window by now
+    ed.wait_text("You said: hello again")
+    ed.wait_idle()
+    status = ed.lua("return require('dave').status()")
+    assert re.fullmatch(r"Dave: ready · \d+k?/\d+[kM] · \$\d+\.\d\d", status), status
+    usage = ed.lua("return T.session().usage")
+    assert usage["contextTokens"] > 0 and usage["contextWindow"] > usage["contextTokens"]
+
+
+def test_slash_commands_complete_and_go_as_typed(ed: Editor) -> None:
+    complete = "return require('dave.context').complete_input(...)"
+    ed.lua(complete, "/comp")  # the first call fetches the list
+    ed.wait(lambda: "/compact" in ed.lua(complete, "/comp"), 60, "/compact to complete")
+    assert all(c.startswith("/comp") for c in ed.lua(complete, "/comp"))
+    assert ed.lua(complete, "see /comp") == []
+    ed.command("Dave ask hello before compacting")
+    ed.wait_text("You said: hello before compacting")
+    ed.wait_idle()
+    ed.command("Dave ask /compact")
+    ed.wait_idle(timeout=60)
+    last = ed.lua("return T.queries[#T.queries]")
+    assert last["prompt"] == "/compact"
+    assert "context" not in last
+    assert not warnings(ed)
+
+
+def test_an_image_mention_is_attached(ed: Editor, workdir: Path) -> None:
+    (workdir / "shot.png").write_bytes(PNG)
+    ed.command(f"cd {workdir}")
+    ask(ed, "images @shot.png")
+    ed.wait_text("Images: image/png")
+    ed.wait_idle()
+    assert re.fullmatch(r"Images: image/png \(\d+ bytes\)", answer(ed)), answer(ed)
+    [query] = ed.lua("return T.queries")
+    assert query["attachments"] == [
+        {"type": "image", "mediaType": "image/png", "data": base64.b64encode(PNG).decode()}
+    ]
+    assert "mentions" not in (query.get("context") or {})
+    assert "_with image shot.png_" in ed.text()
+    assert query["prompt"] == "images shot.png"  # not `@shot.png`: the CLI would attach it again
+
+
+def test_a_subagents_tool_lines_are_indented_under_its_agent(ed: Editor, workdir: Path) -> None:
+    (workdir / "inner.txt").write_text("from the subagent\n")
+    inner = "tool Read " + json.dumps({"file_path": str(workdir / "inner.txt")})
+    agent = {
+        "description": "look",
+        "prompt": inner,
+        "subagent_type": "general-purpose",
+        "run_in_background": False,
+    }
+    ask(ed, "tool Agent " + json.dumps(agent))
+    ed.wait_idle(timeout=60)
+    lines = ed.text().split("\n")
+    [start] = [i for i, line in enumerate(lines) if line.startswith("▸ Agent")]
+    [read] = [i for i, line in enumerate(lines) if "Read inner.txt (1 line)" in line]
+    assert start < read
+    assert lines[read] == "    ✓ Read inner.txt (1 line)"

@@ -368,7 +368,7 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
 
     await box.fill('tool mcp__editor__getCurrentSelection {}');
     await box.press('Enter');
-    const answer = chat.locator('.item.assistant', { hasText: 'Tool said: greet.py, lines 1-3' });
+    const answer = chat.locator('.item.assistant', { hasText: 'Tool said: greet.py, lines 1-2' });
     await answer.waitFor({ timeout: 60_000 });
     assert.match((await answer.textContent()) ?? '', /def greet\(name\):/);
     await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });

@@ -53,6 +53,20 @@ local subcommands = {
   undo = function(args)
     require("dave").undo(vim.split(args, "%s+", { trimempty = true }))
   end,
+  unqueue = function(args)
+    local index = tonumber(args)
+    if args ~= "" and not (index and index >= 1 and index == math.floor(index)) then
+      return vim.notify(("dave: :Dave unqueue takes a queued prompt's number (1, 2, ...), not %q"):format(args),
+        vim.log.levels.ERROR)
+    end
+    require("dave").unqueue(index)
+  end,
+  model = function(args)
+    require("dave").model(args)
+  end,
+  mode = function(args)
+    require("dave").mode(args)
+  end,
 }
 
 --- Completion of a subcommand's arguments.
@@ -65,6 +79,11 @@ local arguments = {
   end,
   undo = function(arglead)
     return require("dave.changes").complete_files(require("dave.sessions").peek(), arglead)
+  end,
+  mode = function(arglead)
+    return vim.tbl_filter(function(mode)
+      return vim.startswith(mode, arglead)
+    end, { "default", "acceptEdits", "plan", "bypassPermissions" })
   end,
 }
 

@@ -200,6 +200,67 @@ local function resolve(path)
   end
 end
 
+--- Image files a prompt names as `@path` go as attachments, not mentions.
+M.IMAGE_TYPES = { png = "image/png", jpg = "image/jpeg", jpeg = "image/jpeg", gif = "image/gif", webp = "image/webp" }
+
+local function image_type(path)
+  local ext = path:match("%.([%w]+)$")
+  return ext and M.IMAGE_TYPES[ext:lower()]
+end
+
+--- The `@words` of a prompt: each one's path (trailing punctuation dropped) and line range.
+local function at_words(prompt)
+  local out = {}
+  for word in (" " .. prompt):gmatch("%s@([^%s@]+)") do
+    local path, first, last = word:match("^(.-)#L(%d+)%-L?(%d+)")
+    if not path then
+      path, first = word:match("^(.-)#L(%d+)")
+    end
+    path = path or word:gsub("[%.,;:!%?%)%]}'\"`]+$", "")
+    table.insert(out, { path = path, first = first, last = last })
+  end
+  return out
+end
+
+--- The images a prompt names (`@shot.png`: png, jpeg, gif, webp files) as `dave/query`
+--- attachments, the file's bytes in base64; nil when there are none.
+---@param prompt string
+---@return {type: string, mediaType: string, data: string}[]?, string[]? attachments, their paths
+function M.images(prompt)
+  local found, paths = {}, {}
+  for _, w in ipairs(at_words(prompt)) do
+    local media = image_type(w.path)
+    local abs = media and w.path ~= "" and resolve(w.path)
+    if abs and not vim.tbl_contains(paths, abs) then
+      local f = io.open(abs, "rb")
+      local bytes = f and f:read("*a")
+      if f then
+        f:close()
+      end
+      if bytes then
+        table.insert(paths, abs)
+        table.insert(found, { type = "image", mediaType = media, data = vim.base64.encode(bytes) })
+      end
+    end
+  end
+  if #found > 0 then
+    return found, paths
+  end
+end
+
+--- The `@words` of a prompt that name image files (without the `@`).
+---@param prompt string
+---@return string[]
+function M.image_words(prompt)
+  local out = {}
+  for _, w in ipairs(at_words(prompt)) do
+    if image_type(w.path) and w.path ~= "" and resolve(w.path) then
+      table.insert(out, w.path)
+    end
+  end
+  return out
+end
+
 --- The files a prompt mentions: `@path`, `@path#L5`, `@path#L5-10` (or `#L5-L10`) after a
 --- space or at the start of a line, where path is a readable file. Trailing punctuation
 --- (`@a.py,`) is not part of the path. The prompt's text stays as it is.
@@ -207,13 +268,9 @@ end
 ---@return {path: string, startLine: integer?, endLine: integer?}[]
 function M.mentions(prompt)
   local found, seen = {}, {}
-  for word in (" " .. prompt):gmatch("%s@([^%s@]+)") do
-    local path, first, last = word:match("^(.-)#L(%d+)%-L?(%d+)")
-    if not path then
-      path, first = word:match("^(.-)#L(%d+)")
-    end
-    path = path or word:gsub("[%.,;:!%?%)%]}'\"`]+$", "")
-    local abs = path ~= "" and resolve(path)
+  for _, w in ipairs(at_words(prompt)) do
+    local path, first, last = w.path, w.first, w.last
+    local abs = path ~= "" and not image_type(path) and resolve(path)
     if abs then
       local a, b = tonumber(first), tonumber(last or first)
       if a and b and b < a then
@@ -262,9 +319,58 @@ function M.complete_word(arglead)
   end, files(lead))
 end
 
+--- Slash commands of each session (`dave/listCommands`), fetched once.
+local commands = {} ---@type table<string, {name: string, description: string?}[]>
+local fetching = {} ---@type table<string, boolean>
+
+--- Fetches (once) the slash commands of the current chat's session, for `/` completion.
+function M.fetch_commands()
+  local session = require("dave.sessions").peek()
+  local key = session and session.id or ""
+  if commands[key] or fetching[key] then
+    return
+  end
+  local client = require("dave.client")
+  fetching[key] = true
+  client.request("dave/listCommands", session and { sessionId = session.id } or vim.empty_dict(), function(err, result)
+    fetching[key] = nil
+    if not err and result and type(result.commands) == "table" then
+      commands[key] = result.commands
+    end
+  end)
+end
+
+--- The cached slash commands of the current chat (nil: not fetched yet).
+function M.commands()
+  local session = require("dave.sessions").peek()
+  return commands[session and session.id or ""] or commands[""]
+end
+
+--- Completions of a prompt that is a slash command being typed (`/com`): `/compact`, ...
+---@param text string
+---@return string[]?
+function M.complete_command(text)
+  local lead = text:match("^/(%S*)$")
+  if not lead then
+    return nil
+  end
+  local list = M.commands()
+  if not list then
+    M.fetch_commands()
+    return {}
+  end
+  local out = {}
+  for _, command in ipairs(list) do
+    if type(command.name) == "string" and vim.startswith(command.name, lead) then
+      table.insert(out, "/" .. command.name)
+    end
+  end
+  return out
+end
+
 --- For `vim.ui.input`'s completion (`customlist`): the whole input is the lead.
 function M.complete_input(arglead)
-  return M.complete(arglead)
+  return M.complete_command(arglead) or M.complete(arglead)
 end
 
 M.INPUT_COMPLETION = "customlist,v:lua.require'dave.context'.complete_input"

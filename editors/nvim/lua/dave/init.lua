@@ -49,6 +49,11 @@ end
 ---@param range {buf: integer, line1: integer, line2: integer}?
 function M.ask(text, range)
   text = vim.trim(text or "")
+  if text:sub(1, 1) == "/" then -- a slash command goes to the CLI as typed, without context
+    local session = sessions.current()
+    session.chat:open(false)
+    return sessions.ask(session, text, {})
+  end
   local context = require("dave.context")
   local with_file = require("dave.config").options.context.active_file
   if range and not (with_file and context.active_file(range.buf)) then -- no file: paste its lines
@@ -60,6 +65,7 @@ function M.ask(text, range)
     return M.prompt(range)
   end
   local ctx = context.for_prompt(text, range)
+  local images, image_paths = context.images(text)
   local note
   local file = ctx and ctx.activeFile
   if file and file.selection then
@@ -69,15 +75,27 @@ function M.ask(text, range)
       first == last and ("line %d"):format(first) or ("lines %d-%d"):format(first, last)
     )
   end
+  if image_paths then
+    -- The image goes as an attachment only: Claude Code would attach an `@file` it can read
+    -- a second time, so the prompt names it without the `@`.
+    for _, word in ipairs(context.image_words(text)) do
+      text = text:gsub("(%s)@" .. vim.pesc(word), "%1" .. word:gsub("%%", "%%%%"))
+      text = text:gsub("^@" .. vim.pesc(word), (word:gsub("%%", "%%%%")))
+    end
+    local names = vim.tbl_map(require("dave.config").relative, image_paths)
+    local line = ("_with image%s %s_"):format(#names == 1 and "" or "s", table.concat(names, ", "))
+    note = note and (note .. " " .. line) or line
+  end
   local session = sessions.current()
   session.chat:open(false)
-  sessions.ask(session, text, { context = ctx, note = note })
+  sessions.ask(session, text, { context = ctx, note = note, attachments = images })
 end
 
 --- Asks for a prompt with vim.ui.input (`@` completes file names) and sends it; with a range,
 --- that selection goes along.
 ---@param range {buf: integer, line1: integer, line2: integer}?
 function M.prompt(range)
+  require("dave.context").fetch_commands() -- for `/` completion
   vim.ui.input({
     prompt = range and "Ask Dave about the selection: " or "Ask Dave: ",
     completion = require("dave.context").INPUT_COMPLETION,
@@ -93,6 +111,103 @@ function M.cancel()
   if not (session and sessions.cancel(session)) then
     notify("dave: nothing to cancel in this chat")
   end
+end
+
+--- Removes a prompt queued in the current chat (default: the last one queued) before it is sent.
+---@param index integer?
+function M.unqueue(index)
+  local session = sessions.peek()
+  local removed = session and sessions.unqueue(session, index)
+  if not removed then
+    notify(index and ("dave: no queued prompt %d in this chat"):format(index)
+      or "dave: no prompt is queued in this chat")
+  end
+end
+
+M.MODES = { "default", "acceptEdits", "plan", "bypassPermissions" }
+
+--- Applies a setting to the current chat's session: `dave/setModel` / `dave/setPermissionMode`;
+--- a chat the server does not know yet is created with it (`dave/newSession`).
+local function configure(method, key, value, param)
+  local session = sessions.current()
+  local function done(err)
+    if err then
+      return notify(("dave: could not set the %s: %s"):format(key, tostring(err.message)), vim.log.levels.WARN)
+    end
+    session[key] = value
+    session.chat:append_note(("_%s: %s_"):format(key, value))
+  end
+  local client = require("dave.client")
+  client.request(method, { sessionId = session.id, [param] = value }, function(err)
+    if err and err.code == -32602 and tostring(err.message):find("no session", 1, true) then
+      local field = key == "mode" and "permissionMode" or "model"
+      return client.request("dave/newSession", { sessionId = session.id, [field] = value }, done)
+    end
+    done(err)
+  end)
+end
+
+--- Sets the model of the current chat (`:Dave model {name}`).
+---@param name string
+function M.model(name)
+  if name == "" then
+    local session = sessions.peek()
+    return notify("dave: model: " .. tostring(session and session.model or "the server's default"))
+  end
+  configure("dave/setModel", "model", name, "model")
+end
+
+--- Sets the permission mode of the current chat (`:Dave mode {mode}`).
+---@param mode string
+function M.mode(mode)
+  if mode == "" then
+    local session = sessions.peek()
+    return notify("dave: mode: " .. tostring(session and session.mode or "the server's default"))
+  end
+  if not vim.tbl_contains(M.MODES, mode) then
+    local known = table.concat(M.MODES, ", ")
+    return notify(("dave: unknown mode %q; one of: %s"):format(mode, known), vim.log.levels.ERROR)
+  end
+  configure("dave/setPermissionMode", "mode", mode, "mode")
+end
+
+local function tokens(n)
+  if n >= 1000000 then
+    return (("%.1fM"):format(n / 1000000):gsub("%.0M$", "M"))
+  elseif n >= 1000 then
+    return ("%dk"):format(math.floor(n / 1000 + 0.5))
+  end
+  return tostring(math.floor(n))
+end
+
+--- A line for a statusline: the current chat's state, its context meter (the last turn's
+--- context size over the model's window, e.g. `12k/200k`), its cost so far and queued prompts.
+--- "" when there is no chat.
+---@return string
+function M.status()
+  local session = sessions.peek()
+  if not session then
+    return ""
+  end
+  local parts = { "Dave: " .. tostring(session.chat.status) }
+  if session.mode and session.mode ~= "default" then
+    table.insert(parts, session.mode)
+  end
+  local usage = session.usage
+  if type(usage) == "table" and type(usage.contextTokens) == "number" then
+    local meter = tokens(usage.contextTokens)
+    if type(usage.contextWindow) == "number" and usage.contextWindow > 0 then
+      meter = ("%s/%s"):format(meter, tokens(usage.contextWindow))
+    end
+    table.insert(parts, meter)
+  end
+  if type(session.cost) == "number" then
+    table.insert(parts, ("$%.2f"):format(session.cost))
+  end
+  if #session.queued > 0 then
+    table.insert(parts, ("%d queued"):format(#session.queued))
+  end
+  return table.concat(parts, " · ")
 end
 
 --- Starts a new chat (a new session) and shows it.

@@ -22,6 +22,9 @@ local ALLOW, ALWAYS, DENY = "Allow", "Allow always", "Deny"
 ---@field prompt_win integer? a floating window the select UI opened
 ---@field proposal table? what a file tool would write (reviewed in a diff tab)
 ---@field waiting_autocmd integer? the ModeChanged autocmd that opens the diff tab later
+---@field questions table[]? the model's questions (AskUserQuestion)
+---@field plan string? the plan of an ExitPlanMode request (markdown)
+---@field plan_win integer? the float that shows the plan
 
 local queue = {} ---@type dave.PermissionRequest[]
 local active = nil ---@type dave.PermissionRequest?
@@ -32,17 +35,18 @@ local function notify(message, level)
   vim.notify(message, level or vim.log.levels.INFO, { title = "dave" })
 end
 
-local function answer(req, decision, reason, edited)
+--- extra: more params of the answer (`answers`, `permissionMode`).
+local function answer(req, decision, reason, edited, extra)
   if req.ended then
     return
   end
   req.ended = true
-  client.request("dave/permission", {
+  client.request("dave/permission", vim.tbl_extend("force", extra or {}, {
     requestId = req.requestId,
     decision = decision,
     reason = reason,
     editedContent = edited,
-  }, function(err)
+  }), function(err)
     if err then
       vim.notify("dave: " .. (err.message or "the permission answer failed"), vim.log.levels.WARN)
     end
@@ -128,6 +132,190 @@ local function review_later(req)
   })
 end
 
+--- vim.ui.select for a request; an asynchronous select UI's floating window is remembered, to
+--- be closed if the request ends before the user answers.
+local function select(req, items, opts, on_done)
+  local before = api.nvim_get_current_win()
+  vim.ui.select(items, opts, on_done)
+  local win = api.nvim_get_current_win()
+  if active == req and not req.ended and win ~= before and api.nvim_win_get_config(win).relative ~= "" then
+    req.prompt_win = win
+  end
+end
+
+local OTHER, DONE = "Other…", "Done"
+
+local function labels_of(question)
+  local labels = {}
+  for _, option in ipairs(type(question.options) == "table" and question.options or {}) do
+    if type(option) == "table" and type(option.label) == "string" then
+      table.insert(labels, option.label)
+    end
+  end
+  return labels
+end
+
+--- Asks one question: cb(answer) with a label, a list of labels (multiSelect) or the user's own
+--- words; cb(nil) when dismissed.
+local function ask_question(req, question, cb)
+  local descriptions = {}
+  for _, option in ipairs(type(question.options) == "table" and question.options or {}) do
+    if type(option) == "table" and type(option.label) == "string" then
+      descriptions[option.label] = option.description
+    end
+  end
+  local text = tostring(question.question or "")
+  local header = type(question.header) == "string" and question.header ~= "" and ("[%s] "):format(question.header)
+    or ""
+  local function format(item)
+    local d = descriptions[item]
+    return (type(d) == "string" and d ~= "") and ("%s — %s"):format(item, d) or item
+  end
+  local function other(done)
+    vim.ui.input({ prompt = text .. " " }, function(words)
+      done((words and vim.trim(words) ~= "") and words or nil)
+    end)
+  end
+  if not question.multiSelect then
+    local items = labels_of(question)
+    table.insert(items, OTHER)
+    local opts = { prompt = header .. text, kind = "dave.question", format_item = format }
+    return select(req, items, opts, function(choice)
+      if choice == OTHER then
+        return other(cb)
+      end
+      cb(choice)
+    end)
+  end
+  local chosen = {}
+  local function round()
+    if req.ended then
+      return cb(nil)
+    end
+    local items = vim.tbl_filter(function(label)
+      return not vim.tbl_contains(chosen, label)
+    end, labels_of(question))
+    table.insert(items, OTHER)
+    table.insert(items, DONE)
+    local so_far = #chosen > 0 and (" (chosen: %s)"):format(table.concat(chosen, ", ")) or ""
+    select(req, items, {
+      prompt = header .. text .. so_far,
+      kind = "dave.question",
+      format_item = format,
+    }, function(choice)
+      if choice == nil then
+        return cb(nil)
+      elseif choice == DONE then
+        return cb(#chosen > 0 and chosen or nil)
+      elseif choice == OTHER then
+        return other(function(words)
+          if words then
+            table.insert(chosen, words)
+          end
+          round()
+        end)
+      end
+      table.insert(chosen, choice)
+      round()
+    end)
+  end
+  round()
+end
+
+--- The model's questions, asked one after another; the answers go in one `allow`. Dismissing
+--- any question declines them all (deny).
+local function ask_questions(req)
+  local answers = {}
+  local i = 0
+  local function next_question()
+    if req.ended then
+      return finish(req)
+    end
+    i = i + 1
+    local question = req.questions[i]
+    if not question then
+      answer(req, "allow", nil, nil, { answers = answers })
+      return finish(req)
+    end
+    ask_question(req, question, function(value)
+      if req.ended then
+        return finish(req)
+      end
+      if value == nil then
+        answer(req, "deny", "The user declined to answer.")
+        return finish(req)
+      end
+      answers[tostring(question.question)] = value
+      vim.schedule(next_question)
+    end)
+  end
+  next_question()
+end
+
+local function close_plan(req)
+  if req.plan_win and api.nvim_win_is_valid(req.plan_win) then
+    local buf = api.nvim_win_get_buf(req.plan_win)
+    pcall(api.nvim_win_close, req.plan_win, true)
+    pcall(api.nvim_buf_delete, buf, { force = true })
+  end
+  req.plan_win = nil
+end
+
+--- The plan in a markdown float (not entered), while its approval is asked.
+local function show_plan(req)
+  local lines = vim.split(req.plan ~= "" and req.plan or "(the model wrote no plan)", "\n", { plain = true })
+  local buf = api.nvim_create_buf(false, true)
+  api.nvim_buf_set_lines(buf, 0, -1, false, lines)
+  vim.bo[buf].bufhidden = "wipe"
+  vim.bo[buf].modifiable = false
+  vim.bo[buf].filetype = "markdown"
+  pcall(api.nvim_buf_set_name, buf, "dave://plan/" .. req.requestId)
+  local width = math.min(math.max(40, math.floor(vim.o.columns * 0.6)), vim.o.columns - 4)
+  local height = math.min(#lines + 1, math.max(3, math.floor(vim.o.lines * 0.6)))
+  req.plan_win = api.nvim_open_win(buf, false, {
+    relative = "editor",
+    width = math.max(width, 1),
+    height = math.max(height, 1),
+    row = 1,
+    col = math.max(0, math.floor((vim.o.columns - width) / 2)),
+    border = "rounded",
+    title = " Dave's plan ",
+    title_pos = "center",
+    style = "minimal",
+  })
+  vim.wo[req.plan_win].wrap = true
+end
+
+M.PLAN_CHOICES = { "Approve", "Approve and accept edits", "Keep planning" }
+
+--- An ExitPlanMode request: the plan is shown, then approved (into the default mode or
+--- acceptEdits) or sent back with feedback.
+local function ask_plan(req)
+  show_plan(req)
+  local prompt = (req.title and ("[%s] "):format(req.title) or "") .. "Approve the plan?"
+  select(req, M.PLAN_CHOICES, { prompt = prompt, kind = "dave.plan" }, function(choice)
+    if req.ended then
+      close_plan(req)
+      return finish(req)
+    end
+    if choice == M.PLAN_CHOICES[1] then
+      answer(req, "allow")
+    elseif choice == M.PLAN_CHOICES[2] then
+      answer(req, "allow", nil, nil, { permissionMode = "acceptEdits" })
+    elseif choice == M.PLAN_CHOICES[3] then
+      return vim.ui.input({ prompt = "What should change in the plan? " }, function(feedback)
+        close_plan(req)
+        answer(req, "deny", (feedback and vim.trim(feedback) ~= "") and feedback or "Keep planning.")
+        finish(req)
+      end)
+    else
+      answer(req, "deny", "The user dismissed the plan; keep planning.")
+    end
+    close_plan(req)
+    finish(req)
+  end)
+end
+
 show_next = function()
   if active or #queue == 0 then
     return
@@ -137,6 +325,12 @@ show_next = function()
   if reviewed(req) then
     return review_later(req)
   end
+  if req.questions then
+    return ask_questions(req)
+  end
+  if req.plan then
+    return ask_plan(req)
+  end
   -- The server words the question (`Allow Write notes.txt?`); only an older server's request
   -- without one gets the bare tool name.
   local prompt = (type(req.message) == "string" and req.message ~= "") and req.message
@@ -144,17 +338,10 @@ show_next = function()
   if req.title then
     prompt = ("[%s] %s"):format(req.title, prompt)
   end
-  local before = api.nvim_get_current_win()
   local choices, decisions = M.choices(req)
-  vim.ui.select(choices, { prompt = prompt, kind = "dave.permission" }, function(choice)
+  select(req, choices, { prompt = prompt, kind = "dave.permission" }, function(choice)
     on_choice(req, choice and decisions[choice])
   end)
-  -- An asynchronous select UI leaves its window open; remember it to close it if the
-  -- request ends before the user answers.
-  local win = api.nvim_get_current_win()
-  if active == req and win ~= before and api.nvim_win_get_config(win).relative ~= "" then
-    req.prompt_win = win
-  end
 end
 
 --- Queues a `permissionRequest` report for an answer.
@@ -167,6 +354,7 @@ end
 local function close(req)
   req.ended = true
   stop_waiting(req)
+  close_plan(req)
   if req.proposal then
     require("dave.review").close(req)
   end

@@ -33,6 +33,10 @@ local counter = 0
 ---@field synced integer? the server generation that holds this session's conversation
 ---@field query dave.Query?
 ---@field changes table[]? the `changes` of the chat's last turn that changed files
+---@field queued {prompt: string, opts: table}[] prompts sent while a query ran, in order
+---@field usage table? the last turn's `usage` (contextTokens, contextWindow)
+---@field cost number? the sum of the chat's turns' `costUsd`
+---@field agents table<string, boolean>? toolUseIds of the running query's Agent tool uses
 
 -- The transcript rule (the VS Code extension follows the same one): a query sends the chat's
 -- transcript as `messages` only when it is the session's first query to this server process
@@ -107,6 +111,11 @@ local function finish(session, query, outcome, message, changes)
   if text ~= "" then
     table.insert(session.transcript, { role = "assistant", content = text })
   end
+  if #session.queued > 0 then
+    vim.schedule(function()
+      M.next_queued(session)
+    end)
+  end
 end
 
 --- The server's description of a tool use (`toolUse` and `permissionRequest` reports carry it
@@ -117,6 +126,12 @@ local function described(value)
     return value.message
   end
   return tostring(value.toolName or "tool")
+end
+
+--- Two spaces before the line of a subagent's tool use (one with `parentToolUseId`), so it
+--- sits under its Agent tool line.
+local function indent(value)
+  return type(value.parentToolUseId) == "string" and "    " or ""
 end
 
 --- One `$/progress` value of a query.
@@ -140,6 +155,11 @@ local function on_report(session, query, value)
     chat:set_status("thinking", true)
   elseif type_ == "toolUse" then
     chat:set_status("running " .. described(value), true)
+    if value.toolName == "Agent" and not value.parentToolUseId then
+      -- The subagent's tool lines go under this one.
+      query.agents[value.toolUseId or ""] = true
+      chat:append_note("▸ " .. described(value))
+    end
   elseif type_ == "permissionRequest" then
     query.requests[value.requestId] = value
     chat:set_status("waiting for permission", true)
@@ -151,6 +171,12 @@ local function on_report(session, query, value)
         config.relative(tostring(proposal.path))
       ))
     end
+    local questions = type(value.questions) == "table" and #value.questions > 0 and value.questions or nil
+    if questions then
+      chat:set_status("waiting for your answer", true)
+    elseif value.toolName == "ExitPlanMode" then
+      chat:set_status("waiting for plan approval", true)
+    end
     permissions.ask({
       requestId = value.requestId,
       sessionId = value.sessionId or session.id,
@@ -158,6 +184,8 @@ local function on_report(session, query, value)
       message = value.message,
       allowAlways = value.allowAlways,
       proposal = proposal,
+      questions = questions,
+      plan = value.toolName == "ExitPlanMode" and (type(value.plan) == "string" and value.plan or "") or nil,
       title = chat.title,
     })
   elseif type_ == "permissionResolved" then
@@ -166,7 +194,7 @@ local function on_report(session, query, value)
     local rule = type(value.rule) == "string" and value.rule ~= "" and value.rule or nil
     if req and value.decision == "deny" then
       query.denied[req.toolUseId or ""] = true
-      chat:append_note(("✗ %s denied (%s)"):format(req.toolName, value.by or "user"))
+      chat:append_note(indent(req) .. ("✗ %s denied (%s)"):format(req.toolName, value.by or "user"))
     elseif value.decision == "allow" then
       if value.edited == true then
         chat:append_note(("✓ %s: your edited version was accepted (the model is told)"):format(
@@ -182,7 +210,7 @@ local function on_report(session, query, value)
     chat:set_status("working", true)
   elseif type_ == "toolResult" and not query.denied[value.toolUseId or ""] then
     local line = vim.trim(("%s %s"):format(value.toolName or "tool", value.summary or ""))
-    chat:append_note((value.isError and "✗ " or "✓ ") .. line)
+    chat:append_note(indent(value) .. (value.isError and "✗ " or "✓ ") .. line)
     if FILE_TOOLS[value.toolName] then
       reload_buffers()
     end
@@ -209,6 +237,12 @@ local function on_response(session, query, err, result)
     if streamed == "" and result and result.text and result.text ~= "" then
       table.insert(query.parts, result.text)
       session.chat:append_text(result.text)
+    end
+    if result and type(result.usage) == "table" then
+      session.usage = result.usage
+    end
+    if result and type(result.costUsd) == "number" then
+      session.cost = (session.cost or 0) + result.costUsd
     end
     return finish(session, query, "ok", nil, result and result.changes)
   end
@@ -256,6 +290,7 @@ function M.new(id, title)
     id = id,
     chat = Chat.new(id, title, actions),
     transcript = {},
+    queued = {},
   }
   chats[id] = session
   table.insert(order, id)
@@ -304,19 +339,25 @@ end
 --- Sends a prompt in the session; its answer streams into the chat.
 ---@param session dave.Session
 ---@param prompt string
----@param opts {context: table?, note: string?}? `context` of the query (context.lua); `note`, a
---- line shown under the prompt in the chat (what goes along)
+---@param opts {context: table?, note: string?, attachments: table[]?}? `context` of the query
+--- (context.lua); `note`, a line shown under the prompt in the chat (what goes along);
+--- `attachments`, images. While a query runs in the chat the prompt is queued: it is sent when
+--- the queries before it have ended (`:Dave unqueue` removes it before that).
 function M.ask(session, prompt, opts)
   opts = opts or {}
-  if session.query then
-    vim.notify("dave: a query is still running in this chat; :Dave cancel stops it", vim.log.levels.WARN)
+  if session.query or #session.queued > 0 then
+    table.insert(session.queued, { prompt = prompt, opts = opts })
+    session.chat:append_note(("⏳ queued (%d): %s  (:Dave unqueue removes it)"):format(
+      #session.queued,
+      title_of(prompt)
+    ))
     return
   end
   local chat = session.chat
   if #session.transcript == 0 and chat.title == "new chat" then
     chat:set_title(title_of(prompt))
   end
-  local query = { prompt = prompt, parts = {}, requests = {}, denied = {} }
+  local query = { prompt = prompt, parts = {}, requests = {}, denied = {}, agents = {} }
   session.query = query
   chat:begin_turn(prompt, opts.note)
   chat:set_status("starting", true)
@@ -341,10 +382,34 @@ function M.ask(session, prompt, opts)
       messages = resend and session.transcript or {},
       workDoneToken = query.token,
       context = opts.context,
+      attachments = opts.attachments,
     }, function(rpc_err, result)
       on_response(session, query, rpc_err, result)
     end)
   end)
+end
+
+--- Sends the first queued prompt of the session, when no query runs there.
+function M.next_queued(session)
+  if session.query or #session.queued == 0 or chats[session.id] ~= session then
+    return
+  end
+  local next_one = table.remove(session.queued, 1)
+  M.ask(session, next_one.prompt, next_one.opts)
+end
+
+--- Removes a queued prompt (default: the last one queued); returns its text, or nil.
+---@param index integer?
+---@return string?
+function M.unqueue(session, index)
+  local n = #session.queued
+  index = index or n
+  if index < 1 or index > n then
+    return nil
+  end
+  local removed = table.remove(session.queued, index)
+  session.chat:append_note(("⏳ unqueued: %s"):format(title_of(removed.prompt)))
+  return removed.prompt
 end
 
 --- Stops the session's running query; the session keeps its history.
@@ -368,6 +433,7 @@ end
 --- Drops the chat locally (its buffer too).
 function M.forget(session)
   remove(session)
+  session.queued = {}
   if session.query then
     finish(session, session.query, "cancelled")
   end
