@@ -607,3 +607,20 @@ async def test_cancel_through_the_server_stops_a_command(
         with pytest.raises(Exception, match="cancel"):
             await asyncio.wait_for(future, 10)
         assert time.monotonic() - started < 5
+
+
+def test_glob_and_grep_stay_in_the_folder_the_permission_covered(tmp_path: Path) -> None:
+    from dave_lsp.backends import openai_tools
+
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    project.mkdir()
+    outside.mkdir()
+    (outside / "secret.txt").write_text("the secret\n")
+    (project / "mine.txt").write_text("not the secret here\n")
+    (project / "link").symlink_to(outside)
+    cwd = str(project)
+    listed = openai_tools._glob({"pattern": "**/*.txt"}, cwd).text
+    assert listed == "mine.txt"
+    assert openai_tools._glob({"pattern": "../outside/*"}, cwd).text == "No files found."
+    found = openai_tools._grep({"pattern": "secret"}, cwd).text
+    assert found == "mine.txt:1: not the secret here"

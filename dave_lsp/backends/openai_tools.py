@@ -451,7 +451,9 @@ def _glob(tool_input: dict[str, Any], cwd: str) -> Output:
         for p in globbing.iglob(pattern, root_dir=root, recursive=True)
         if not any(part in _SKIPPED_DIRS for part in p.split(os.sep))
     ]
-    files = [p for p in found if os.path.isfile(p)]
+    # A pattern such as `../**` or a symlink must not list what lies outside the folder
+    # the permission covered.
+    files = [p for p in found if os.path.isfile(p) and inside(p, root)]
     files.sort(key=lambda p: os.path.getmtime(p), reverse=True)
     if not files:
         return Output("No files found.")
@@ -471,6 +473,8 @@ def _grep(tool_input: dict[str, Any], cwd: str) -> Output:
     hits: list[str] = []
     total = scanned = 0
     for path in _files_under(root):
+        if not inside(path, root):
+            continue  # a symlink out of the folder the permission covered
         rel = _label(path, cwd)
         if only and not any(fnmatch.fnmatch(n, only) for n in (os.path.basename(path), rel)):
             continue
