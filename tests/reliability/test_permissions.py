@@ -84,17 +84,27 @@ async def test_nothing_with_an_effect_runs_unasked(client: DaveClient) -> None:
         ): lambda: (workspace / "edit-me.txt").read_text() != "alpha\n",
     }
     started = [start_query(client, new_session(), prompt) for prompt in effects]
-    requests = [await client.wait_report(token, "permissionRequest") for _, token in started]
-    await asyncio.sleep(0.5)  # time enough for anything to run that would run unasked
-    assert not any(happened() for happened in effects.values())
-    for request in requests:
+
+    async def held_then_denied(future: Any, token: str, happened: Any) -> None:
+        # Each request is answered 0.5 s after it arrived, well inside the module's
+        # permissionTimeoutSeconds, however long the other sessions take to start.
+        request = await client.wait_report(token, "permissionRequest")
+        await asyncio.sleep(0.5)  # time enough for anything to run that would run unasked
+        assert not happened()
         answer = {"requestId": request["requestId"], "decision": "deny", "reason": "not-now-41"}
         await client.request("dave/permission", answer)
-    for (future, token), happened in zip(started, effects.values(), strict=True):
         result = await asyncio.wait_for(future, 30)
         assert "not-now-41" in result["text"]  # the model saw the user's reason
         assert [r["isError"] for r in client.of_type(token, "toolResult")] == [True]
         assert not happened()
+
+    await asyncio.gather(
+        *(
+            held_then_denied(future, token, happened)
+            for (future, token), happened in zip(started, effects.values(), strict=True)
+        )
+    )
+    assert not any(happened() for happened in effects.values())
     # A read-only tool runs without asking in this mode, and the client is told so.
     result, token = await query(client, new_session(), tool("Read", file_path="edit-me.txt"))
     assert client.of_type(token, "permissionResolved")[0]["by"] == "mode"
