@@ -9,25 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import json
 import os
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+from bench.rpcpeer import RpcError, RpcPeer
+
+__all__ = ["DAVE_CMD", "LspClient", "Query", "RpcError"]
+
 DAVE_CMD = [sys.executable, "-m", "dave_lsp"]
-
-
-class RpcError(Exception):
-    """An error response: code, message and data as the server sent them."""
-
-    def __init__(self, error: dict[str, Any]) -> None:
-        super().__init__(f"{error.get('code')}: {error.get('message')}")
-        self.code = error.get("code")
-        self.data = error.get("data")
 
 
 class Query:
@@ -65,76 +59,39 @@ class Query:
         return self.answered - self.sent
 
 
-class LspClient:
+class LspClient(RpcPeer):
     """One server process and the messages it sends."""
 
+    read_limit = 1 << 24
+
     def __init__(self, command: list[str], stderr: IO[bytes] | int | None = None) -> None:
-        self.command = command
-        self.stderr = stderr
-        self.process: asyncio.subprocess.Process | None = None
-        self.started = 0.0
-        self._ids = itertools.count(1)
-        self._pending: dict[int | str, asyncio.Future[Any]] = {}
+        super().__init__(command, stderr)
         self._queries: dict[str, Query] = {}
-        self._reader: asyncio.Task[None] | None = None
         self.logs: list[tuple[int, str]] = []
         self.progress: dict[Any, list[dict[str, Any]]] = defaultdict(list)
 
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
+    def _frame(self, body: bytes) -> bytes:
+        return b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
 
-    async def start(self, env: dict[str, str] | None = None) -> None:
-        self.started = time.perf_counter()
-        self.process = await asyncio.create_subprocess_exec(
-            *self.command,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=self.stderr,
-            env={**os.environ, **(env or {})},
-            limit=1 << 24,
-        )
-        self._reader = asyncio.create_task(self._read())
+    async def _next_body(self, stdout: asyncio.StreamReader) -> bytes | None:
+        length = 0
+        while (line := await stdout.readline()) not in (b"\r\n", b"\n"):
+            if not line:
+                return None
+            name, _, value = line.decode("ascii").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        return await stdout.readexactly(length)
 
-    async def _read(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        stdout = self.process.stdout
-        try:
-            while True:
-                length = 0
-                while (line := await stdout.readline()) not in (b"\r\n", b"\n"):
-                    if not line:
-                        return
-                    name, _, value = line.decode("ascii").partition(":")
-                    if name.strip().lower() == "content-length":
-                        length = int(value)
-                body = await stdout.readexactly(length)
-                now = time.perf_counter()
-                self._dispatch(json.loads(body), now)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            return
-        finally:
-            for future in self._pending.values():
-                if not future.done():
-                    future.set_exception(ConnectionError("the server closed its stdout"))
+    def _answered(self, message: dict[str, Any], now: float) -> None:
+        query = self._queries.pop(str(message.get("id")), None)
+        if query is not None:
+            query.answered = now
 
     def _dispatch(self, message: dict[str, Any], now: float) -> None:
         method = message.get("method")
-        if method is None:  # a response
-            msg_id = message.get("id")
-            future = self._pending.pop(msg_id, None) if msg_id is not None else None
-            if future is not None and not future.done():
-                if "error" in message:
-                    future.set_exception(RpcError(message["error"]))
-                else:
-                    future.set_result(message.get("result"))
-            query = self._queries.pop(str(message.get("id")), None)
-            if query is not None:
-                query.answered = now
-            return
         if "id" in message:  # a request from the server: accept it
-            self._write({"jsonrpc": "2.0", "id": message["id"], "result": None})
+            self.reply(message["id"], None)
             return
         params = message.get("params") or {}
         if method == "$/progress":
@@ -149,22 +106,15 @@ class LspClient:
         elif method == "window/logMessage":
             self.logs.append((int(params.get("type", 0)), str(params.get("message", ""))))
 
-    def _write(self, message: dict[str, Any]) -> None:
-        assert self.process is not None and self.process.stdin is not None
-        body = json.dumps(message).encode()
-        self.process.stdin.write(b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-
     def request(
         self, method: str, params: Any, msg_id: int | str | None = None
     ) -> asyncio.Future[Any]:
-        rid = msg_id if msg_id is not None else next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[rid] = future
-        self._write({"jsonrpc": "2.0", "id": rid, "method": method, "params": params})
-        return future
-
-    def notify(self, method: str, params: Any = None) -> None:
-        self._write({"jsonrpc": "2.0", "method": method, "params": params})
+        """Send a request; the future gets its result."""
+        result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.send(method, params, msg_id).add_done_callback(
+            lambda f: _chain(f, result, lambda stamped: stamped[1])
+        )
+        return result
 
     async def initialize(self, options: dict[str, Any], root: str | None = None) -> Any:
         """initialize + initialized; returns the initialize result."""
@@ -204,27 +154,19 @@ class LspClient:
     async def stop(self, within: float = 15.0) -> None:
         """shutdown, exit, close stdin and wait; kill the process if it lingers."""
         process = self.process
-        if process is None:
-            return
-        if process.returncode is None:
+        if process is not None and process.returncode is None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.request("shutdown", None), within)
             with contextlib.suppress(Exception):
                 self.notify("exit")
-                assert process.stdin is not None
-                process.stdin.close()
-            try:
-                await asyncio.wait_for(process.wait(), within)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(BaseException):
-                await self._reader
+        await self._end(within)
 
 
-def _chain(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
+def _chain(
+    source: asyncio.Future[Any],
+    target: asyncio.Future[Any],
+    take: Callable[[Any], Any] = lambda result: result,
+) -> None:
     if target.done():
         return
     if source.cancelled():
@@ -232,4 +174,4 @@ def _chain(source: asyncio.Future[Any], target: asyncio.Future[Any]) -> None:
     elif (exc := source.exception()) is not None:
         target.set_exception(exc)
     else:
-        target.set_result(source.result())
+        target.set_result(take(source.result()))
