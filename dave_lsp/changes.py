@@ -52,6 +52,7 @@ import attrs
 from dave_lsp.proposals import (
     MAX_DIFF_BYTES,
     MAX_SIDE_BYTES,
+    FileText,
     Hunk,
     absolute_path,
     cut_diff,
@@ -300,6 +301,16 @@ class ChangeRecorder:
         """`before` for a file tool's target; other tools are ignored."""
         if tool_name in FILE_TOOLS and (path := file_path(tool_input)):
             self.before(path)
+
+    def before_text(self, path: str) -> FileText | None:
+        """What the absolute `path` held before the turn's tools changed it (text None:
+        binary or over KEEP_BYTES); None when no tool of the turn touched it."""
+        if path not in self._before:
+            return None
+        snapshot = self._before[path]
+        if snapshot is None:
+            return FileText(exists=False, text="")
+        return FileText(exists=True, text=snapshot.text, size=snapshot.size)
 
     @property
     def touched(self) -> list[str]:

@@ -30,6 +30,7 @@ from pygls.lsp.client import LanguageClient
 from dave_lsp import PROTOCOL_VERSION, __version__
 from dave_lsp.backends import registry
 from dave_lsp.protocol import (
+    HISTORY,
     PERMISSION,
     QUERY,
     REQUEST_CANCELLED,
@@ -78,6 +79,11 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="FILE",
         help="attach an image (png, jpeg, gif, webp) to the first prompt (repeatable)",
+    )
+    parser.add_argument(
+        "--history",
+        action="store_true",
+        help="print the --session's conversation first (then exit, unless a prompt is given)",
     )
     parser.add_argument(
         "--json",
@@ -410,6 +416,23 @@ class ChatClient:
         self.term.text("" if self.term.at_line_start else "\n")
         return result if isinstance(result, dict) else {}
 
+    async def history(self) -> None:
+        """Print the session's conversation (`dave/history`) to stdout: prompts as `> `
+        lines, answers as they were, tool uses as the live chat notes them."""
+        try:
+            found = await self.client.protocol.send_request_async(
+                HISTORY, {"sessionId": self.session_id}
+            )
+        except JsonRpcException as exc:
+            raise ChatError(exc.message) from None
+        if self.args.json:
+            self.term.out.write(json.dumps(found) + "\n")
+        elif not found.get("available", True):
+            self.term.note(f"no history: {found.get('reason', '')}")
+        else:
+            self.term.out.write(_history_text(found.get("entries") or []))
+        self.term.out.flush()
+
     async def _show(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         while True:
             value = await queue.get()
@@ -475,14 +498,43 @@ class ChatClient:
         self.stop_event.set()
 
 
+def _history_text(entries: list[dict[str, Any]]) -> str:
+    """`dave/history` entries as the chat shows a conversation (thinking left out)."""
+    lines: list[str] = []
+    for entry in entries:
+        if entry.get("role") == "user":
+            if lines:
+                lines.append("")
+            text = str(entry.get("text") or "")
+            lines += [f"> {line}".rstrip() for line in text.splitlines() or [""]]
+            if entry.get("images"):
+                lines.append(f"> [{entry['images']} image(s)]")
+            continue
+        if entry.get("text"):
+            lines.append(str(entry["text"]))
+        for use in entry.get("toolUses") or []:
+            if "summary" in use:
+                mark = "✗" if use.get("isError") else "✓"
+                lines.append(f"  {mark} {use.get('toolName')} {use.get('summary')}".rstrip())
+            else:
+                lines.append(f"  • {use.get('message')}")
+    return "".join(line + "\n" for line in lines)
+
+
 async def _chat(args: argparse.Namespace, term: Terminal) -> int:
     failures = 0
+    if args.history and not args.session:
+        raise ChatError("--history needs --session ID: the session whose conversation to print")
     with _demo(args) as demo:
         if args.demo:
             term.note(DEMO_NOTE)
         chat = ChatClient(args, term)
         try:
             await chat.start(_init_options(args, demo))
+            if args.history:
+                await chat.history()
+                if not args.prompt:
+                    return 0
             images = _images(args.image)
             async for prompt in _prompts(args, term):
                 try:

@@ -9,7 +9,8 @@ session's cwd, 1-based lines, the source line.
 
 Backend-neutral: the Claude backend serves these through an in-process SDK MCP server
 named `editor` (so `mcp__editor__getDiagnostics`, ...); another backend can offer the
-same `specs()` as its own function tools.
+same `specs()` as its own function tools. `ToolServer` is that shape; an ACP client's
+file system (acp/files.py, a `FileTools`) is served the same way.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ import os
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import attrs
 
+from dave_lsp.proposals import Proposal
 from dave_lsp.summaries import display_path
 
 SERVER_NAME = "editor"
@@ -129,6 +131,41 @@ _SYMBOL_KIND = {
 Request = Callable[[str, Any], Awaitable[Any]]
 
 
+class ToolServer(Protocol):
+    """Tools the model gets from an in-process server named `server_name`; a call's
+    text goes back to the model, an EditorToolError's message as an error result."""
+
+    @property
+    def server_name(self) -> str: ...
+
+    def specs(self) -> list[ToolSpec]: ...
+
+    async def call(self, name: str, args: dict[str, Any], cwd: str) -> str: ...
+
+
+class FileTools(ToolServer, Protocol):
+    """A `ToolServer` whose tools stand in for built-in file tools (`replaces`: their
+    names, which are also the tools' own): the backend disables those built-ins, and
+    the session layer sees these under the built-in names, so rules, proposals and
+    summaries apply as they are."""
+
+    @property
+    def replaces(self) -> tuple[str, ...]: ...
+
+    def runs_unasked(
+        self, tool_name: str, tool_input: dict[str, Any], permission_mode: str, cwd: str
+    ) -> bool:
+        """Whether the backend's own tool would run without asking in this mode (the
+        CLI asks for every MCP tool, whatever the mode)."""
+        ...
+
+    async def proposal(
+        self, tool_name: str, tool_input: dict[str, Any], cwd: str
+    ) -> Proposal | None:
+        """What a Write or Edit would write, from the file system these tools use."""
+        ...
+
+
 def method_for(capability: str) -> str:
     return f"dave/editor/{capability}"
 
@@ -144,6 +181,8 @@ def path_of(uri: str) -> str:
 
 class EditorTools:
     """The editor tools of one server: the client's capabilities and how to reach it."""
+
+    server_name = SERVER_NAME
 
     def __init__(
         self, capabilities: Sequence[str], request: Request, timeout: float = REQUEST_TIMEOUT

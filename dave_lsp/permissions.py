@@ -24,7 +24,7 @@ import attrs
 from dave_lsp import events as ev
 from dave_lsp import rules as allow_rules
 from dave_lsp.backends.base import PermissionAnswer
-from dave_lsp.editor_tools import TOOL_PREFIX
+from dave_lsp.editor_tools import TOOL_PREFIX, FileTools
 from dave_lsp.proposals import Proposal, proposal_for
 from dave_lsp.review import AcceptedEdit
 from dave_lsp.rules import Rule, Suggestion
@@ -173,7 +173,11 @@ class PermissionPolicy:
         rules: Sequence[Rule],
         request: ToolRequest,
         sink: Sink,
+        files: FileTools | None = None,
     ) -> Decision:
+        """`files`: the session's file tools, when its files are not the disk's (an ACP
+        client's buffers): a proposal for a tool they stand in for is then worked out
+        from their text."""
         name, tool_input = request.tool_name, request.tool_input
         parent = request.parent_tool_use_id
         if name.startswith(TOOL_PREFIX):
@@ -198,7 +202,9 @@ class PermissionPolicy:
             None if asking_user else allow_rules.propose(name, tool_input, request.suggestions, cwd)
         )
         change = None
-        if name in allow_rules.FILE_TOOLS:
+        if name in allow_rules.FILE_TOOLS and files is not None and name in files.replaces:
+            change = await files.proposal(name, tool_input, cwd)
+        elif name in allow_rules.FILE_TOOLS:
             # Reads the file (up to 10 MiB) and diffs it: off the loop.
             change = await asyncio.to_thread(proposal_for, name, tool_input, cwd)
         pending = self.broker.register(session_id, name)

@@ -469,15 +469,13 @@ def make_proposal(
 
 
 def proposed_text(
-    tool_name: str, tool_input: dict[str, Any], cwd: str
+    tool_name: str, tool_input: dict[str, Any], cwd: str, file: FileText | None = None
 ) -> tuple[str, FileText, str]:
     """(absolute path, the file now, its whole text after the tool) for a Write, Edit or
-    MultiEdit; EditError when the tool would refuse or we cannot tell."""
-    raw_path = tool_input.get("file_path")
-    if not isinstance(raw_path, str) or not raw_path:
-        raise EditError("no file_path")
-    path = absolute_path(raw_path, cwd)
-    file = read_text(path)
+    MultiEdit; EditError when the tool would refuse or we cannot tell. `file` is the
+    file's text when it comes from elsewhere than the disk (an editor's buffer)."""
+    path = absolute_path(target_path(tool_input), cwd)
+    file = read_text(path) if file is None else file
     if file is None:
         raise EditError("not a regular file we can read, or too large")
     if tool_name == "Write":
@@ -494,11 +492,21 @@ def proposed_text(
     return path, file, _edited_text(path, file, tool_input)
 
 
-def proposal_for(tool_name: str, tool_input: dict[str, Any], cwd: str) -> Proposal | None:
+def target_path(tool_input: dict[str, Any]) -> str:
+    """A file tool's `file_path` as given; EditError without one."""
+    raw_path = tool_input.get("file_path")
+    if not isinstance(raw_path, str) or not raw_path:
+        raise EditError("no file_path")
+    return raw_path
+
+
+def proposal_for(
+    tool_name: str, tool_input: dict[str, Any], cwd: str, file: FileText | None = None
+) -> Proposal | None:
     """The proposal for this tool use, or None: not a text file tool (NotebookEdit
     included), or an edit the tool would refuse, so the server asks without one."""
     try:
-        path, file, proposed = proposed_text(tool_name, tool_input, cwd)
+        path, file, proposed = proposed_text(tool_name, tool_input, cwd, file)
     except EditError as exc:
         log.debug("no proposal for %s: %s", tool_name, exc)
         return None

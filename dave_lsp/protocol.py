@@ -29,6 +29,7 @@ LIST_RULES = "dave/listRules"
 REMOVE_RULE = "dave/removeRule"
 CHANGES = "dave/changes"
 REVERT_CHANGES = "dave/revertChanges"
+HISTORY = "dave/history"
 METHODS = [
     QUERY,
     PERMISSION,
@@ -42,6 +43,7 @@ METHODS = [
     LIST_COMMANDS,
     CHANGES,
     REVERT_CHANGES,
+    HISTORY,
 ]
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions"]
 
@@ -193,6 +195,11 @@ class RemoveRuleParams:
 class ChangesParams:
     session_id: str
     turn: int | None = None
+
+
+@attrs.frozen
+class HistoryParams:
+    session_id: str
 
 
 @attrs.frozen

@@ -24,7 +24,7 @@ from typing import Any
 import attrs
 
 from dave_lsp.changes import ChangeRecorder, ChangeSet, ChangeStore, write_atomic
-from dave_lsp.proposals import edited_feedback
+from dave_lsp.proposals import FileText, edited_feedback
 from dave_lsp.summaries import display_path
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,10 @@ class Review:
         recorder = self._recorder
         if recorder is not None:
             await asyncio.to_thread(recorder.before_tool, tool_name, tool_input)
+
+    def before_text(self, path: str) -> FileText | None:
+        """What `path` held before the running turn's tools changed it (None: untouched)."""
+        return self._recorder.before_text(path) if self._recorder is not None else None
 
     def accept_edit(self, tool_use_id: str, edit: AcceptedEdit) -> None:
         self._edits[tool_use_id] = edit

@@ -471,3 +471,20 @@ async def revert_changes(
     except proto.ParamsError as exc:
         raise proto.ParamsError(f"{proto.REVERT_CHANGES}: {exc}") from None
     return result.to_json()
+
+
+@dave_method(proto.HISTORY, proto.HistoryParams)
+async def history(_: DaveServer, manager: SessionManager, params: proto.HistoryParams) -> Any:
+    try:
+        found = await manager.history(params.session_id)
+    except proto.ParamsError as exc:
+        raise proto.ParamsError(f"{proto.HISTORY}: {exc}") from None
+    result: dict[str, Any] = {
+        "sessionId": params.session_id,
+        "backend": found.backend,
+        "available": not found.reason,
+        "entries": found.entries,
+    }
+    if found.reason:
+        result["reason"] = found.reason
+    return result

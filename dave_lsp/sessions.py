@@ -28,6 +28,7 @@ import attrs
 
 from dave_lsp import context as editor_context
 from dave_lsp import events as ev
+from dave_lsp import history as conversation
 from dave_lsp.backends import registry
 from dave_lsp.backends.base import BackendSession, ChatMessage, PermissionAnswer, SessionConfig
 from dave_lsp.changes import ChangeSet, ChangeStore, HunkRef, RevertResult, revert
@@ -399,7 +400,12 @@ class SessionActor:
         job.produced = True  # the model asked for a tool: this turn is under way
         request = ToolRequest(tool_use_id, tool_name, tool_input, suggestions, parent_tool_use_id)
         decision = await self._policy.decide(
-            self.session_id, self.config.cwd, self.record.rules, request, job.sink
+            self.session_id,
+            self.config.cwd,
+            self.record.rules,
+            request,
+            job.sink,
+            self.config.files,
         )
         added = decision.new_rule
         if added is not None and all(r.rule != added.rule for r in self.record.rules):
@@ -611,10 +617,12 @@ class SessionManager:
 
         def fits(spare: SessionActor) -> bool:
             have = spare.config
-            # A spare was connected without the client's MCP servers (ACP's session/new).
+            # A spare was connected without the client's MCP servers or file tools
+            # (ACP's session/new).
             return (
                 config.resume is None
                 and not config.mcp_servers
+                and config.files is None
                 and (
                     have.backend,
                     have.cwd,
@@ -789,6 +797,27 @@ class SessionManager:
         if change_set is None:
             return RevertResult((), ())
         return await asyncio.to_thread(revert, change_set, paths, hunks)
+
+    async def history(self, session_id: str) -> conversation.History:
+        """The session's conversation, from its backend's own record; ParamsError for an
+        unknown session. A remembered session is read, not revived: nothing starts."""
+        actor = self.sessions.get(session_id)
+        live = actor if actor is not None and not actor.closing else None
+        record = live.record if live is not None else self.store.load(session_id)
+        if record is None:
+            raise ParamsError(f"no session {session_id}")
+        backend = live.backend if live is not None else None
+        # Copied here, on the loop: the actor's task may change it while the file is read.
+        chat = list(backend.history) if isinstance(backend, conversation.ChatHistory) else None
+        return await asyncio.to_thread(
+            conversation.read,
+            record.backend,
+            record.backend_session_id,
+            record.cwd,
+            live.config.env if live is not None else self.options.env,
+            record.turns,
+            chat,
+        )
 
     def _known(self, session_id: str) -> None:
         if self.get(session_id) is None:

@@ -1,8 +1,10 @@
 """An ACP client for the tests: starts `dave-lsp acp` over stdio the way an editor
 does, keeps every `session/update`, answers `session/request_permission` with a
-choice the test sets, and checks every message it receives against the ACP schema
-types of the `agent-client-protocol` package (a message that does not fit fails the
-test at the end, in `stop`)."""
+choice the test sets, serves `fs/read_text_file` and `fs/write_text_file` from its
+`buffers` (an editor's unsaved text; the disk for a path it has no buffer of) when it
+offers them, and checks every message it receives against the ACP schema types of the
+`agent-client-protocol` package (a message that does not fit fails the test at the
+end, in `stop`)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,12 @@ RESPONSES: dict[str, type[pydantic.BaseModel]] = {
     "session/prompt": acp.PromptResponse,
     "session/set_mode": acp.SetSessionModeResponse,
     "session/set_config_option": acp.SetSessionConfigOptionResponse,
+}
+
+# The client's file system requests, checked against the schema.
+FS: dict[str, type[pydantic.BaseModel]] = {
+    "fs/read_text_file": acp.ReadTextFileRequest,
+    "fs/write_text_file": acp.WriteTextFileRequest,
 }
 
 Chooser = Callable[[dict[str, Any]], dict[str, Any]]
@@ -65,6 +73,8 @@ class AcpClient:
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self.updates: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.permission_requests: list[dict[str, Any]] = []
+        self.buffers: dict[str, str] = {}  # path -> the editor's text of it
+        self.fs_requests: list[tuple[str, dict[str, Any]]] = []
         self.choose: Chooser = allow()
         self.invalid: list[str] = []
         self.unattributed: list[dict[str, Any]] = []
@@ -128,6 +138,10 @@ class AcpClient:
                 self.arrived.set()
                 answer = self.choose(message["params"])
                 self._write({"id": message["id"], "result": answer})
+            elif method in FS:
+                self._check(FS[method], message["params"], method)
+                self.fs_requests.append((method, message["params"]))
+                self._write({"id": message["id"], **self._fs(method, message["params"])})
             elif method is not None:
                 self.invalid.append(f"unexpected method {method}")
             elif message.get("id") is None:  # an error about a message it could not read
@@ -141,6 +155,23 @@ class AcpClient:
                     if model is not None:
                         self._check(model, message["result"], f"{sent} response")
                     future.set_result(message["result"])
+
+    def _fs(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        path = params["path"]
+        if method == "fs/write_text_file":
+            self.buffers[path] = params["content"]
+            return {"result": {}}
+        text = self.buffers.get(path)
+        if text is None:
+            try:
+                text = Path(path).read_text()
+            except OSError as exc:
+                return {"error": {"code": -32002, "message": f"{path}: {exc.strerror}"}}
+        start = (params.get("line") or 1) - 1
+        lines = text.splitlines(keepends=True)[start:]
+        if params.get("limit") is not None:
+            lines = lines[: params["limit"]]
+        return {"result": {"content": "".join(lines)}}
 
     def of_kind(self, session_id: str, kind: str) -> list[dict[str, Any]]:
         return [u for u in self.updates[session_id] if u["sessionUpdate"] == kind]
@@ -157,12 +188,14 @@ class AcpClient:
                 self.arrived.clear()
                 await self.arrived.wait()
 
-    async def initialize(self) -> Any:
+    async def initialize(self, fs: bool = False, write: bool | None = None) -> Any:
+        """`fs`: offer the client's file system (`write`: writes too; default as `fs`)."""
+        writes = fs if write is None else write
         return await self.request(
             "initialize",
             {
                 "protocolVersion": 1,
-                "clientCapabilities": {"fs": {"readTextFile": False, "writeTextFile": False}},
+                "clientCapabilities": {"fs": {"readTextFile": fs, "writeTextFile": writes}},
                 "clientInfo": {"name": "dave-tests", "version": "0"},
             },
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -26,7 +27,9 @@ def agent(backend_env: dict[str, str], tmp_path: Path) -> Start:
     dir, as an editor restarting its agent would."""
 
     @asynccontextmanager
-    async def start(*flags: str) -> AsyncIterator[AcpClient]:
+    async def start(
+        *flags: str, fs: bool = False, write: bool | None = None
+    ) -> AsyncIterator[AcpClient]:
         env_flags = [f"--env={k}={v}" for k, v in backend_env.items()]
         client = await AcpClient.start(
             *env_flags,
@@ -36,7 +39,7 @@ def agent(backend_env: dict[str, str], tmp_path: Path) -> Start:
             *flags,
         )
         try:
-            await client.initialize()
+            await client.initialize(fs=fs, write=write)
             yield client
         finally:
             assert await client.stop() == 0
@@ -49,6 +52,9 @@ async def test_initialize_advertises_what_the_agent_does(agent: Start) -> None:
         result = await client.initialize()
         caps = result["agentCapabilities"]
         assert result["protocolVersion"] == 1
+        # acplint sends the version as the string "1": read as 1, answered as the spec's.
+        liberal = await client.request("initialize", {"protocolVersion": "1"})
+        assert liberal["protocolVersion"] == 1
         assert caps["loadSession"] is True
         assert caps["promptCapabilities"] == {
             "image": True,
@@ -211,6 +217,15 @@ async def test_modes_and_models_go_through_configure(agent: Start, tmp_path: Pat
         await client.prompt(session, "write auto.txt no question")
         assert (tmp_path / "auto.txt").read_text() == "no question"
         assert client.permission_requests == []
+        # Unasked, the edit's diff comes with its completed update (from the change
+        # tracking), and a second edit of the file diffs from the first one's text.
+        auto = str(tmp_path / "auto.txt")
+        await client.prompt(session, "write auto.txt second")
+        assert diffs(client, session) == [
+            {"type": "diff", "path": auto, "oldText": None, "newText": "no question"},
+            {"type": "diff", "path": auto, "oldText": "no question", "newText": "second"},
+        ]
+        assert client.fs_requests == []  # a client without fs: the disk, as before
         with pytest.raises(AcpError):
             await client.request("session/set_mode", {"sessionId": session, "modeId": "yolo"})
         changed = await client.request(
@@ -250,6 +265,191 @@ async def test_thirteen_sessions_within_max_live_sessions(agent: Start, tmp_path
         )
         assert "think briefly" in recalled
         assert peak <= 3, peak
+
+
+def diffs(client: AcpClient, session: str) -> list[dict[str, Any]]:
+    """The diff content of the session's completed tool calls, in order."""
+    return [
+        c
+        for u in client.of_kind(session, "tool_call_update")
+        if u.get("status") == "completed"
+        for c in u.get("content") or []
+        if c["type"] == "diff"
+    ]
+
+
+def fs_tool(name: str, **tool_input: Any) -> str:
+    return f"tool mcp__acp__{name} {json.dumps(tool_input)}"
+
+
+async def test_client_fs_reads_the_buffer_and_edits_go_through_the_client(
+    agent: Start, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("disk text\n")
+    path = str(notes)
+    async with agent(fs=True) as client:
+        client.buffers[path] = "unsaved buffer text\n"
+        session = await client.new_session(tmp_path)
+        await client.prompt(session, fs_tool("Read", file_path=path))
+        said = client.text(session)
+        assert "unsaved buffer text" in said and "disk text" not in said
+        [call] = client.of_kind(session, "tool_call")
+        assert (call["kind"], call["title"]) == ("read", "Read notes.txt")
+        assert client.permission_requests == []  # a read in the folder is not asked
+
+        # The built-in file tools are off: nothing reaches the disk behind the editor.
+        await client.prompt(session, "write notes.txt behind the editor's back")
+        assert "No such tool available: Write" in client.text(session)
+
+        # An edit is asked with the diff against the buffer, then goes to the client.
+        client.choose = allow("deny")
+        edit = fs_tool("Edit", file_path=path, old_string="unsaved", new_string="edited")
+        await client.prompt(session, edit)
+        [asked] = client.permission_requests
+        assert asked["toolCall"]["kind"] == "edit"
+        assert asked["toolCall"]["content"] == [
+            {
+                "type": "diff",
+                "path": path,
+                "oldText": "unsaved buffer text\n",
+                "newText": "edited buffer text\n",
+            }
+        ]
+        assert not [r for r in client.fs_requests if r[0] == "fs/write_text_file"]
+        client.choose = allow("allow")
+        await client.prompt(session, edit)
+        [(_, written)] = [r for r in client.fs_requests if r[0] == "fs/write_text_file"]
+        assert written == {"sessionId": session, "path": path, "content": "edited buffer text\n"}
+        assert client.buffers[path] == "edited buffer text\n"
+        assert notes.read_text() == "disk text\n"  # the editor saves it, not the agent
+
+        # A new file goes through the client too; in acceptEdits it is not asked, and
+        # its completed update carries the diff.
+        await client.request("session/set_mode", {"sessionId": session, "modeId": "acceptEdits"})
+        asked_before = len(client.permission_requests)
+        new = str(tmp_path / "new.txt")
+        await client.prompt(session, fs_tool("Write", file_path=new, content="fresh\n"))
+        assert len(client.permission_requests) == asked_before
+        assert client.buffers[new] == "fresh\n"
+        assert not (tmp_path / "new.txt").exists()
+        assert diffs(client, session)[-1] == {
+            "type": "diff",
+            "path": new,
+            "oldText": None,
+            "newText": "fresh\n",
+        }
+
+
+async def test_a_client_that_only_reads_keeps_the_disk(agent: Start, tmp_path: Path) -> None:
+    """Reads from the buffer with writes on disk would not work: without the CLI's
+    own Read, it refuses its Write of a file "not read yet" (probed)."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("disk\n")
+    async with agent(fs=True, write=False) as client:
+        client.buffers[str(notes)] = "buffer\n"
+        session = await client.new_session(tmp_path)
+        await client.prompt(session, f"tool Read {json.dumps({'file_path': str(notes)})}")
+        assert "disk" in client.text(session) and "buffer" not in client.text(session)
+        await client.prompt(session, "write notes.txt new")
+        [asked] = client.permission_requests
+        assert asked["toolCall"]["content"][0]["oldText"] == "disk\n"
+        assert notes.read_text() == "new"
+        assert client.fs_requests == []
+
+
+async def test_a_buffer_changed_after_the_question_is_not_overwritten(
+    agent: Start, tmp_path: Path
+) -> None:
+    path = str(tmp_path / "a.txt")
+    async with agent(fs=True) as client:
+        client.buffers[path] = "one\n"
+        session = await client.new_session(tmp_path)
+
+        def edit_then_allow(params: dict[str, Any]) -> dict[str, Any]:
+            client.buffers[path] = "one, and the user typed more\n"
+            return allow("allow")(params)
+
+        client.choose = edit_then_allow
+        await client.prompt(
+            session, fs_tool("Edit", file_path=path, old_string="one", new_string="1")
+        )
+        assert client.buffers[path] == "one, and the user typed more\n"
+        assert "changed in the editor since the permission was asked" in client.text(session)
+
+
+async def test_fs_tools_keep_the_clis_modes(
+    agent: Start, tmp_path: Path, backend_env: dict[str, str]
+) -> None:
+    """A read outside the folder is asked; in plan mode the CLI's plan file is written
+    on disk without asking (it is the CLI's, not the editor's), other edits are asked."""
+    outside = tmp_path.parent / f"{tmp_path.name}-outside.txt"
+    outside.write_text("elsewhere\n")
+    plan = Path(backend_env["HOME"], ".claude", "plans", f"{tmp_path.name}.md")
+    async with agent("--permission-mode=plan", fs=True) as client:
+        session = await client.new_session(tmp_path)
+        client.choose = allow("deny")
+        await client.prompt(session, fs_tool("Read", file_path=str(outside)))
+        [asked] = client.permission_requests
+        assert asked["toolCall"]["kind"] == "read"
+        assert "elsewhere" not in client.text(session)
+        client.permission_requests.clear()
+        steps = [
+            ["mcp__acp__Write", {"file_path": str(plan), "content": "# Plan\n- one\n"}],
+            ["mcp__acp__Write", {"file_path": str(tmp_path / "code.py"), "content": "x = 1\n"}],
+        ]
+        await client.prompt(session, "steps " + json.dumps(steps))
+        assert await asyncio.to_thread(plan.read_text) == "# Plan\n- one\n"
+        [asked] = client.permission_requests
+        assert asked["toolCall"]["locations"] == [{"path": str(tmp_path / "code.py")}]
+        assert [r[1]["path"] for r in client.fs_requests if r[0] == "fs/write_text_file"] == []
+        assert not (tmp_path / "code.py").exists()
+
+
+async def test_all_of_the_models_questions_are_asked(agent: Start, tmp_path: Path) -> None:
+    questions = [
+        {
+            "question": "Which color?",
+            "header": "Color",
+            "multiSelect": False,
+            "options": [{"label": "Blue", "description": ""}, {"label": "Red", "description": ""}],
+        },
+        {
+            "question": "Which size?",
+            "header": "Size",
+            "multiSelect": False,
+            "options": [{"label": "S", "description": ""}, {"label": "L", "description": ""}],
+        },
+    ]
+    async with agent() as client:
+        session = await client.new_session(tmp_path)
+        client.choose = lambda p: allow(p["options"][-2]["optionId"])(p)  # the last choice
+        await client.prompt(session, "tool AskUserQuestion " + json.dumps({"questions": questions}))
+        titles = [r["toolCall"]["title"] for r in client.permission_requests]
+        assert titles == ["Which color?", "Which size?"]
+        said = client.text(session)
+        assert '"Which color?"="Red"' in said and '"Which size?"="L"' in said
+
+
+async def test_an_approved_plan_changes_the_mode_and_usage_is_reported(
+    agent: Start, tmp_path: Path
+) -> None:
+    async with agent("--permission-mode=plan") as client:
+        session = await client.new_session(tmp_path)
+        client.choose = allow("plan:acceptEdits")
+        await client.prompt(session, "plan # Tidy up | - rename x")
+        [asked] = client.permission_requests
+        assert asked["toolCall"]["kind"] == "switch_mode"
+        [mode] = client.of_kind(session, "current_mode_update")
+        assert mode["currentModeId"] == "acceptEdits"
+        await client.prompt(session, "write after-plan.txt done")
+        assert (tmp_path / "after-plan.txt").read_text() == "done"
+        assert len(client.permission_requests) == 1
+        # The context meter: once the window is known (after a first turn), each turn
+        # ends with the context used of it and the session's cost.
+        usage = client.of_kind(session, "usage_update")
+        assert usage and 0 < usage[-1]["used"] < usage[-1]["size"]
+        assert usage[-1]["cost"]["currency"] == "USD"
 
 
 def test_mcp_servers_and_prompt_blocks_map_onto_the_session_layer(tmp_path: Path) -> None:

@@ -24,9 +24,12 @@ import attrs
 from dave_lsp import __version__
 from dave_lsp import events as ev
 from dave_lsp.acp import history, schema
+from dave_lsp.acp.files import ClientFiles
 from dave_lsp.acp.schema import acp
 from dave_lsp.acp.transport import INTERNAL_ERROR, RESOURCE_NOT_FOUND, Connection, RpcError
 from dave_lsp.acp.updates import UPDATE, TurnUpdates
+from dave_lsp.backends.base import SessionConfig
+from dave_lsp.editor_tools import FileTools
 from dave_lsp.options import InitOptions
 from dave_lsp.permissions import PermissionBroker, PermissionPolicy
 from dave_lsp.protocol import AttachmentParam, ParamsError
@@ -122,7 +125,8 @@ class Agent:
         config = self.manager.new_config(
             str(uuid.uuid4()), cwd=cwd, mcp_servers=mcp_servers(request.mcp_servers)
         )
-        actor = self.manager.create(config)  # adopts a warm spare when one fits
+        # Adopts a warm spare when one fits (not with the client's file tools).
+        actor = self.manager.create(self._with_files(config))
         self._start(actor)
         return {"sessionId": actor.session_id, **self._setup(actor)}
 
@@ -160,11 +164,24 @@ class Agent:
             config = self.manager.new_config(
                 session_id, cwd=folder, resume=session_id, mcp_servers=mcp
             )
-            return self.manager.create(config)
-        if mcp and actor.backend is None:
-            # Not connected yet: its client starts with the servers the editor gave now.
-            actor.config = attrs.evolve(actor.config, mcp_servers=mcp)
+            return self.manager.create(self._with_files(config))
+        if actor.backend is None:
+            # Not connected yet: its client starts with what this client gives now.
+            config = attrs.evolve(actor.config, mcp_servers=mcp or actor.config.mcp_servers)
+            actor.config = self._with_files(config)
         return actor
+
+    def _with_files(self, config: SessionConfig) -> SessionConfig:
+        """The config with the client's file system as the model's Read/Write/Edit, when
+        the client offers both reads and writes (acp/files.py; with one of them only,
+        the disk, as without). Only the Claude backend's tools can be swapped so; the
+        OpenAI backend's run on disk."""
+        fs = self.client_capabilities.fs if self.client_capabilities else None
+        both = bool(fs and fs.read_text_file and fs.write_text_file)
+        if config.backend != "claude" or not both:
+            return attrs.evolve(config, files=None)
+        files: FileTools = ClientFiles(self.conn, config.session_id, env=config.env)
+        return attrs.evolve(config, files=files)
 
     def _setup(self, actor: SessionActor) -> dict[str, Any]:
         return schema.session_setup(actor.config.permission_mode, actor.config.model)
@@ -284,7 +301,19 @@ class Agent:
         if actor is None:
             raise RpcError(RESOURCE_NOT_FOUND, f"session/prompt: no session {session_id}")
         text, images = prompt_content(request.prompt)
-        sink = TurnUpdates(self.conn, session_id, actor.config.cwd, self.broker)
+        if actor.backend is None and actor.config.files is None:
+            # Revived from the store without session/load: its client starts with
+            # this client's file system too.
+            actor.config = self._with_files(actor.config)
+        files = actor.config.files
+        sink = TurnUpdates(
+            self.conn,
+            session_id,
+            actor.config.cwd,
+            self.broker,
+            before_turn=actor.review.before_text,
+            written=files.written if isinstance(files, ClientFiles) else None,
+        )
         try:
             job = self.manager.submit(session_id, text, [], sink, attachments=images)
         except ParamsError as exc:
@@ -294,7 +323,7 @@ class Agent:
         running = _Prompt(job)
         self.prompts.setdefault(session_id, []).append(running)
         try:
-            return await self._outcome(running)
+            return await self._outcome(running, sink, actor)
         finally:
             sink.close()
             self._after_turn(actor)
@@ -311,7 +340,9 @@ class Agent:
         if actor.session_id not in self._announced:
             self._background_task(self._announce_commands(actor), "acp commands")
 
-    async def _outcome(self, running: _Prompt) -> dict[str, Any]:
+    async def _outcome(
+        self, running: _Prompt, sink: TurnUpdates, actor: SessionActor
+    ) -> dict[str, Any]:
         job = running.job
         settled = asyncio.Event()
         job.future.add_done_callback(lambda _: settled.set())
@@ -336,6 +367,7 @@ class Agent:
             raise RpcError(
                 INTERNAL_ERROR, f"session/prompt: {exc}", {"partialText": "".join(job.text)}
             ) from None
+        sink.usage(result.usage, actor.record.cost_usd)
         return {"stopReason": schema.stop_reason(result.stop_reason)}
 
     async def cancel(self, params: Any) -> None:

@@ -7,12 +7,21 @@ a turn goes out at once, later ones are merged for at most 16 ms or 4 KB and flu
 before any other update, so order and content stay exact. A permission request is
 answered through the same `PermissionBroker` as `dave/permission`, so the policy,
 the allow-always rules and the timeouts are LSP mode's.
+
+A file tool's `diff` content goes with its permission request; a Write or Edit that
+ran unasked (acceptEdits, a rule, bypass) gets it on its `completed` update instead,
+from the text before (the turn's change tracking, or the client file tools' record of
+the write) and after. AskUserQuestion asks one `session/request_permission` per
+question, in order, and answers them all at once; an approved plan sends
+`current_mode_update`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from collections.abc import Callable
 from typing import Any
 
 from dave_lsp import events as ev
@@ -20,7 +29,9 @@ from dave_lsp.acp import schema
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.permissions import PermissionBroker, Reply, UnknownRequest
 from dave_lsp.progress import TextCoalescer
+from dave_lsp.proposals import MAX_SIDE_BYTES, FileText, absolute_path, read_text
 from dave_lsp.protocol import ParamsError
+from dave_lsp.rules import FILE_TOOLS, file_path
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +39,28 @@ UPDATE = "session/update"
 REQUEST_PERMISSION = "session/request_permission"
 _KIND = {"token": "agent_message_chunk", "thinking": "agent_thought_chunk"}
 
+# (path) -> the text before and after the latest write of that file by the session's
+# client file tools (acp/files.py), or None.
+Written = Callable[[str], tuple[str | None, str] | None]
+# (path) -> what the file held before the running turn's tools changed it (review.py).
+BeforeTurn = Callable[[str], FileText | None]
+
 
 class TurnUpdates:
     """Sends one prompt turn's updates; asks the client for its permissions."""
 
     def __init__(
-        self, conn: Connection, session_id: str, cwd: str, broker: PermissionBroker
+        self,
+        conn: Connection,
+        session_id: str,
+        cwd: str,
+        broker: PermissionBroker,
+        *,
+        before_turn: BeforeTurn | None = None,
+        written: Written | None = None,
     ) -> None:
+        self._before_turn = before_turn
+        self._written = written
         self._conn = conn
         self._session_id = session_id
         self._cwd = cwd
@@ -44,6 +70,9 @@ class TurnUpdates:
         self._asking: set[asyncio.Task[None]] = set()
         self._titles: dict[str, str] = {}
         self._tool_of: dict[str, str] = {}  # permission request id -> tool use id
+        self._inputs: dict[str, tuple[str, dict[str, Any]]] = {}  # tool use id -> its tool
+        self._diffed: set[str] = set()  # tool uses whose diff was sent
+        self._after: dict[str, str] = {}  # path -> its text after this turn's last edit
 
     @property
     def can_ask(self) -> bool:
@@ -66,13 +95,15 @@ class TurnUpdates:
         match event:
             case ev.ToolUse(tool_use_id, tool_name, tool_input, message, _):
                 self._titles[tool_use_id] = message or tool_name
+                self._inputs[tool_use_id] = (tool_name, tool_input)
                 self._send(schema.tool_call(tool_use_id, message, tool_name, tool_input, self._cwd))
             case ev.ToolResult(tool_use_id, _, summary, is_error, _):
+                content = [] if is_error else self._unasked_diff(tool_use_id)
+                if summary:
+                    content.append(schema.text_content(summary))
                 self._send(
                     schema.tool_call_update(
-                        tool_use_id,
-                        status="failed" if is_error else "completed",
-                        content=[schema.text_content(summary)] if summary else [],
+                        tool_use_id, status="failed" if is_error else "completed", content=content
                     )
                 )
             case ev.PermissionRequested() as request:
@@ -88,6 +119,61 @@ class TurnUpdates:
                     self._send(schema.tool_call_update(tool_use_id, status="in_progress"))
             case _:
                 pass  # status changes and Done: the prompt's response says how it ended
+
+    def _unasked_diff(self, tool_use_id: str) -> list[dict[str, Any]]:
+        """The `diff` of a Write or Edit that ran without a permission request showing
+        one; [] for other tools or when the texts are unknown (binary, too large)."""
+        tool_name, tool_input = self._inputs.get(tool_use_id, ("", {}))
+        raw = file_path(tool_input)
+        if tool_name not in FILE_TOOLS or not raw:
+            return []
+        path = absolute_path(raw, self._cwd)
+        # Worked out for an asked one too: the next edit's diff starts from its text.
+        change = self._written(path) if self._written is not None else None
+        if change is None:
+            change = self._disk_change(path)
+        if change is None:
+            self._after.pop(path, None)
+            return []
+        before, after = change
+        self._after[path] = after
+        if tool_use_id in self._diffed:
+            return []
+        return schema.diff_content(
+            {"path": path, "exists": before is not None, "original": before, "proposed": after}
+        )
+
+    def _disk_change(self, path: str) -> tuple[str | None, str] | None:
+        """The file's text before this tool (after the turn's earlier edit of it, else
+        before the turn) and now. Read on the loop: a text file of at most 256 KiB, once
+        per unasked edit, costs less than a thread hop."""
+        before: str | None
+        if path in self._after:
+            before = self._after[path]
+        else:
+            start = self._before_turn(path) if self._before_turn is not None else None
+            if start is None or (start.exists and start.text is None):
+                return None
+            before = start.text if start.exists else None
+        now = read_text(path, MAX_SIDE_BYTES) if os.path.isfile(path) else None
+        if now is None or now.text is None:
+            return None
+        return before, now.text
+
+    def usage(self, usage: ev.Usage, cost_usd: float) -> None:
+        """`usage_update` at the turn's end: the context used of the model's window and
+        the session's cost so far (sent once the backend knows the window)."""
+        if usage.context_tokens is None or not usage.context_window:
+            return
+        self.flush()
+        self._send(
+            {
+                "sessionUpdate": "usage_update",
+                "used": usage.context_tokens,
+                "size": usage.context_window,
+                "cost": {"amount": round(cost_usd, 6), "currency": "USD"},
+            }
+        )
 
     # -- text ------------------------------------------------------------------------
 
@@ -112,14 +198,21 @@ class TurnUpdates:
         del tool_call["sessionUpdate"]
         diff = schema.diff_content(request.proposal)
         if diff:
+            self._diffed.add(request.tool_use_id)
             tool_call["content"] = diff
             # The diff on the tool call itself too, for clients that show the card.
             self._send(schema.tool_call_update(request.tool_use_id, content=diff))
-        options = _options(request)
-        params = {"sessionId": self._session_id, "toolCall": tool_call, "options": options}
         try:
-            result = await self._conn.request(REQUEST_PERMISSION, params)
-            decision, reply = _decision(request, result)
+            if request.tool_name == "AskUserQuestion":
+                decision, reply = await self._questions(request, tool_call)
+            else:
+                params = {
+                    "sessionId": self._session_id,
+                    "toolCall": tool_call,
+                    "options": _options(request),
+                }
+                result = await self._conn.request(REQUEST_PERMISSION, params)
+                decision, reply = _decision(result)
         except RpcError as exc:
             decision, reply = "deny", Reply(f"The editor could not ask the user: {exc}")
         except ParamsError as exc:
@@ -128,40 +221,63 @@ class TurnUpdates:
         try:
             self._broker.answer(request.request_id, decision, reply)
         except UnknownRequest:
-            pass  # cancelled or timed out meanwhile: the policy has its answer
+            return  # cancelled or timed out meanwhile: the policy has its answer
+        if request.tool_name == "ExitPlanMode" and decision == "allow":
+            # The CLI leaves plan mode on an approval (for `default` without a mode).
+            mode = reply.permission_mode or "default"
+            self._send({"sessionUpdate": "current_mode_update", "currentModeId": mode})
+
+    async def _questions(
+        self, request: ev.PermissionRequested, tool_call: dict[str, Any]
+    ) -> tuple[str, Reply]:
+        """AskUserQuestion: ACP asks one choice at a time, so one request per question,
+        in order; a reject of any declines them all."""
+        answers: dict[str, str | list[str]] = {}
+        for question, labels in _questions(request.details or {}):
+            options = [
+                {"optionId": f"answer:{label}", "name": label, "kind": "allow_once"}
+                for label in labels
+            ]
+            options.append({"optionId": schema.REJECT, "name": "Decline", "kind": "reject_once"})
+            params = {
+                "sessionId": self._session_id,
+                "toolCall": {**tool_call, "title": question or tool_call["title"]},
+                "options": options,
+            }
+            decision, reply = _decision(await self._conn.request(REQUEST_PERMISSION, params))
+            if decision != "allow" or reply.answers is None:
+                return decision, reply
+            answers[question] = reply.answers[""]
+        return "allow", Reply(answers=answers)
 
 
 def _options(request: ev.PermissionRequested) -> list[dict[str, str]]:
-    details = request.details or {}
     if request.tool_name == "ExitPlanMode":
         return [
             {"optionId": "plan:acceptEdits", "name": "Yes, and accept edits", "kind": "allow_once"},
             {"optionId": "plan:default", "name": "Yes, and ask before edits", "kind": "allow_once"},
             {"optionId": schema.REJECT, "name": "No, keep planning", "kind": "reject_once"},
         ]
-    if request.tool_name == "AskUserQuestion":
-        options = [
-            {"optionId": f"answer:{label}", "name": label, "kind": "allow_once"}
-            for label in _first_question(details)[1]
-        ]
-        return [*options, {"optionId": schema.REJECT, "name": "Decline", "kind": "reject_once"}]
     label = request.allow_always.label if request.allow_always is not None else None
     return schema.permission_options(label)
 
 
-def _first_question(details: dict[str, Any]) -> tuple[str, list[str]]:
-    """AskUserQuestion's first question and its option labels (ACP asks one choice)."""
-    questions = details.get("questions") or []
-    first = questions[0] if questions and isinstance(questions[0], dict) else {}
-    labels = [
-        str(o.get("label"))
-        for o in first.get("options") or []
-        if isinstance(o, dict) and o.get("label")
-    ]
-    return str(first.get("question") or ""), labels
+def _questions(details: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """AskUserQuestion's questions, each with its option labels."""
+    found = []
+    for question in details.get("questions") or []:
+        if not isinstance(question, dict):
+            continue
+        labels = [
+            str(o.get("label"))
+            for o in question.get("options") or []
+            if isinstance(o, dict) and o.get("label")
+        ]
+        found.append((str(question.get("question") or ""), labels))
+    return found
 
 
-def _decision(request: ev.PermissionRequested, result: Any) -> tuple[str, Reply]:
+def _decision(result: Any) -> tuple[str, Reply]:
     """The client's RequestPermissionResponse as a broker decision and reply."""
     answer = schema.parse(REQUEST_PERMISSION, result, schema.acp.RequestPermissionResponse)
     outcome = answer.outcome
@@ -173,6 +289,6 @@ def _decision(request: ev.PermissionRequested, result: Any) -> tuple[str, Reply]
     if option.startswith("plan:"):
         return "allow", Reply(permission_mode=option.removeprefix("plan:"))
     if option.startswith("answer:"):
-        question, _ = _first_question(request.details or {})
-        return "allow", Reply(answers={question: option.removeprefix("answer:")})
+        # The question is the caller's (one request per question).
+        return "allow", Reply(answers={"": option.removeprefix("answer:")})
     return "deny", Reply("The user rejected this tool use.")

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import attrs
 
-from dave_lsp.editor_tools import EditorTools
+from dave_lsp.editor_tools import EditorTools, FileTools
 from dave_lsp.events import Event
 from dave_lsp.rules import Suggestion
 
@@ -91,6 +91,9 @@ class SessionConfig:
     # MCP servers the client asked for (ACP's session/new `mcpServers`), by name, in
     # the Claude SDK's `McpServerConfig` shape.
     mcp_servers: dict[str, Any] = attrs.field(factory=dict)
+    # File tools in place of the backend's Read/Write/Edit (an ACP client's file
+    # system: acp/files.py), when the client offers one.
+    files: FileTools | None = None
 
 
 class BackendSession(Protocol):

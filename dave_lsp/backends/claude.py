@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import logging
 import os
 import time
@@ -57,6 +56,7 @@ from claude_agent_sdk import (
 from claude_agent_sdk.types import HookEvent, McpServerConfig, StreamEvent
 
 from dave_lsp import events as ev
+from dave_lsp import history
 from dave_lsp.backends.base import (
     Attachment,
     ChatMessage,
@@ -67,7 +67,7 @@ from dave_lsp.backends.base import (
 )
 from dave_lsp.backends.common import Ended, finished, one_line, pump
 from dave_lsp.backends.registry import ClaudeOptions, options_of
-from dave_lsp.editor_tools import SERVER_NAME, EditorToolError
+from dave_lsp.editor_tools import EditorToolError, ToolServer
 from dave_lsp.pids import LIVE_PIDS, kill_pid, pid_alive
 from dave_lsp.rules import Suggestion
 from dave_lsp.summaries import describe_tool_use, format_tool_summary, result_text
@@ -134,6 +134,10 @@ class ClaudeSession:
         self._reader: asyncio.Task[None] | None = None
         self._inbox: asyncio.Queue[Any] = asyncio.Queue()
         self._settings = options_of(config, ClaudeOptions)
+        files = config.files
+        self._renamed = (
+            {f"mcp__{files.server_name}__{n}": n for n in files.replaces} if files else {}
+        )
         self._backend_session_id = config.resume or ""
         self._has_conversation = False
         self._dead = False
@@ -179,34 +183,20 @@ class ClaudeSession:
             stderr=self._stderr.append,
             resume=resume,
             hooks=hooks or None,
-            mcp_servers={**config.mcp_servers, **self._editor_server()},
+            mcp_servers={
+                **config.mcp_servers,
+                **_tool_server(config.editor, config.cwd),
+                **_tool_server(config.files, config.cwd),
+            },
+            # The client's file tools stand in for these (probed: docs/architecture.md).
+            disallowed_tools=list(config.files.replaces) if config.files is not None else [],
         )
 
-    def _editor_server(self) -> dict[str, McpServerConfig]:
-        """The editor's tools as an in-process MCP server named `editor` (not `ide`: the
-        CLI keeps only two tools of a server by that name); none when the client offers
-        none. The SDK runs each call as its own task, so a tool waiting on the editor
-        blocks nothing."""
-        editor = self._config.editor
-        if editor is None or not editor.specs():
-            return {}
-        cwd = self._config.cwd
-
-        def handler(name: str) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
-            async def call(args: dict[str, Any]) -> dict[str, Any]:
-                try:
-                    text = await editor.call(name, args, cwd)
-                except EditorToolError as exc:
-                    return {"content": [{"type": "text", "text": str(exc)}], "is_error": True}
-                return {"content": [{"type": "text", "text": text}]}
-
-            return call
-
-        tools = [
-            SdkMcpTool(spec.name, spec.description, spec.input_schema, handler(spec.name))
-            for spec in editor.specs()
-        ]
-        return {SERVER_NAME: create_sdk_mcp_server(name=SERVER_NAME, tools=tools)}
+    def _session_name(self, name: str) -> str:
+        """The tool's name for the session layer: a client file tool is the built-in it
+        stands in for (`mcp__acp__Write` is `Write`), so rules, proposals and summaries
+        apply as they are."""
+        return self._renamed.get(name, name)
 
     def _cli_env(self) -> dict[str, str]:
         env = dict(self._config.env)
@@ -399,6 +389,14 @@ class ClaudeSession:
     async def _can_use_tool(
         self, tool_name: str, tool_input: dict[str, Any], context: ToolPermissionContext
     ) -> PermissionResultAllow | PermissionResultDeny:
+        files = self._config.files
+        if tool_name in self._renamed and files is not None:
+            tool_name = self._renamed[tool_name]
+            if files.runs_unasked(
+                tool_name, tool_input, self._config.permission_mode, self._config.cwd
+            ):
+                # The CLI asks for every MCP tool; the built-in would have run unasked.
+                return PermissionResultAllow(updated_input=tool_input)
         reply: asyncio.Future[PermissionAnswer] = asyncio.get_running_loop().create_future()
         self._inbox.put_nowait(
             _Ask(
@@ -412,6 +410,10 @@ class ClaudeSession:
         answer = await reply
         if answer.allow:
             updates = None
+            if tool_name == "ExitPlanMode":
+                # The CLI leaves plan mode (for `default` without a mode).
+                mode_after = answer.set_mode or "default"
+                self._config = attrs.evolve(self._config, permission_mode=mode_after)
             if answer.set_mode is not None:
                 mode: Any = answer.set_mode
                 updates = [PermissionUpdate(type="setMode", mode=mode, destination="session")]
@@ -514,11 +516,12 @@ class ClaudeSession:
                         if parent is not None:
                             turn.parents[block.id] = parent
                         tool_input = dict(block.input)
+                        name = self._session_name(block.name)
                         yield ev.ToolUse(
                             block.id,
-                            block.name,
+                            name,
                             tool_input,
-                            describe_tool_use(block.name, tool_input, self._config.cwd),
+                            describe_tool_use(name, tool_input, self._config.cwd),
                             parent,
                         )
             elif isinstance(item, SystemMessage):
@@ -587,7 +590,7 @@ class ClaudeSession:
     ) -> list[ev.Event]:
         tool = turn.tools.pop(block.tool_use_id, None)
         parent = turn.parents.get(block.tool_use_id)
-        name = tool.name if tool else ""
+        name = self._session_name(tool.name) if tool else ""
         tool_input = dict(tool.input) if tool else {}
         is_error = bool(block.is_error)
         out: list[ev.Event] = []
@@ -731,20 +734,41 @@ class ClaudeSession:
         self._warm_up_conversation = ""
 
     def _delete_conversation(self, conversation_id: str) -> None:
-        env = {**os.environ, **self._config.env}
-        config_dir = env.get("CLAUDE_CONFIG_DIR") or os.path.join(
-            env.get("HOME") or os.path.expanduser("~"), ".claude"
-        )
-        pattern = os.path.join(glob.escape(config_dir), "projects", "*", f"{conversation_id}.jsonl")
-        for path in glob.glob(pattern):
+        for path in history.transcript_paths(conversation_id, self._config.env):
             with contextlib.suppress(OSError):
-                os.unlink(path)
+                path.unlink()
 
     async def _disconnect(self, client: ClaudeSDKClient) -> None:
         try:
             await asyncio.wait_for(client.disconnect(), CLOSE_TIMEOUT)
         except Exception as exc:  # the process is killed below all the same
             log.debug("disconnect: %s", one_line(str(exc)))
+
+
+def _tool_server(server: ToolServer | None, cwd: str) -> dict[str, McpServerConfig]:
+    """A `ToolServer`'s tools as an in-process MCP server of its name (the editor's is
+    `editor`, not `ide`: the CLI keeps only two tools of a server by that name); none
+    when it offers none. The SDK runs each call as its own task, so a tool waiting on
+    the editor blocks nothing."""
+    if server is None or not server.specs():
+        return {}
+
+    def handler(name: str) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+        async def call(args: dict[str, Any]) -> dict[str, Any]:
+            try:
+                text = await server.call(name, args, cwd)
+            except EditorToolError as exc:
+                return {"content": [{"type": "text", "text": str(exc)}], "is_error": True}
+            return {"content": [{"type": "text", "text": text}]}
+
+        return call
+
+    tools = [
+        SdkMcpTool(spec.name, spec.description, spec.input_schema, handler(spec.name))
+        for spec in server.specs()
+    ]
+    name = server.server_name
+    return {name: create_sdk_mcp_server(name=name, tools=tools)}
 
 
 def _delta_event(event: dict[str, Any]) -> ev.Event | None:

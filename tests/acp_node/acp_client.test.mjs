@@ -35,6 +35,8 @@ const RESPONSES = {
 const INCOMING = {
   "session/update": zod.zSessionNotification,
   "session/request_permission": zod.zRequestPermissionRequest,
+  "fs/read_text_file": zod.zReadTextFileRequest,
+  "fs/write_text_file": zod.zWriteTextFileRequest,
 };
 
 let fake;
@@ -60,7 +62,7 @@ before(async () => {
 after(() => fake?.kill("SIGTERM"));
 
 /** Start `dave-lsp acp` and connect the SDK's client to it. */
-function startAgent({ onPermission }) {
+function startAgent({ onPermission, buffers = null }) {
   const env = {
     ANTHROPIC_BASE_URL: fakeUrl,
     ANTHROPIC_API_KEY: "sk-ant-fake-test-key-0123456789",
@@ -108,9 +110,21 @@ function startAgent({ onPermission }) {
     close: () => writer.close(),
   });
 
-  const app = acp
+  let app = acp
     .client({ name: "dave-acp-node-test" })
-    .onRequest("session/request_permission", ({ params }) => onPermission(params))
+    .onRequest("session/request_permission", ({ params }) => onPermission(params));
+  if (buffers) {
+    // The editor's unsaved text, by path; the disk for a path it has no buffer of.
+    app = app
+      .onRequest("fs/read_text_file", ({ params }) => ({
+        content: buffers.get(params.path) ?? readFileSync(params.path, "utf8"),
+      }))
+      .onRequest("fs/write_text_file", ({ params }) => {
+        buffers.set(params.path, params.content);
+        return {};
+      });
+  }
+  app = app
     .onNotification("session/update", ({ params }) => {
       updates.push(params);
     });
@@ -208,6 +222,8 @@ test("initialize, a session, a streamed prompt and a follow-up", async () => {
     });
     const commands = peer.updates.find((u) => u.update.sessionUpdate === "available_commands_update");
     assert.ok(commands, "no available_commands_update");
+    // The context meter, once the window is known: validated like every update.
+    assert.ok(peer.updates.some((u) => u.update.sessionUpdate === "usage_update"), "no usage_update");
     assert.deepEqual(peer.rejected, []);
   } finally {
     await peer.stop();
@@ -224,6 +240,54 @@ test("session/load after a restart replays the conversation", async () => {
     assert.match(texts(peer.updates, sessionId, "user_message_chunk"), /think about ducks/);
     assert.match(texts(peer.updates, sessionId), /Thought: about ducks/);
     assert.ok(peer.updates.some((u) => u.update.sessionUpdate === "tool_call"));
+    assert.deepEqual(peer.rejected, []);
+  } finally {
+    await peer.stop();
+  }
+});
+
+test("a client's file system: reads see its buffers, edits go through it", async () => {
+  const buffers = new Map();
+  const asked = [];
+  const peer = startAgent({
+    buffers,
+    onPermission: (params) => {
+      asked.push(params);
+      return { outcome: { outcome: "selected", optionId: "allow" } };
+    },
+  });
+  try {
+    await peer.agent.request("initialize", {
+      protocolVersion: 1,
+      clientCapabilities: { fs: { readTextFile: true, writeTextFile: true } },
+    });
+    const path = join(work, "buffer.txt");
+    writeFileSync(path, "on disk\n");
+    buffers.set(path, "in the buffer\n");
+    const { sessionId: fsSession } = await peer.agent.request("session/new", {
+      cwd: work,
+      mcpServers: [],
+    });
+    const prompt = (text) =>
+      peer.agent.request("session/prompt", { sessionId: fsSession, prompt: [{ type: "text", text }] });
+    await prompt(`tool mcp__acp__Read ${JSON.stringify({ file_path: path })}`);
+    assert.match(texts(peer.updates, fsSession), /in the buffer/);
+    const edit = { file_path: path, old_string: "in the", new_string: "edited in the" };
+    await prompt(`tool mcp__acp__Edit ${JSON.stringify(edit)}`);
+    assert.deepEqual(asked[0].toolCall.content, [
+      { type: "diff", path, oldText: "in the buffer\n", newText: "edited in the buffer\n" },
+    ]);
+    assert.equal(buffers.get(path), "edited in the buffer\n");
+    assert.equal(readFileSync(path, "utf8"), "on disk\n");
+    // Unasked (acceptEdits): the diff comes with the completed tool call.
+    await peer.agent.request("session/set_mode", { sessionId: fsSession, modeId: "acceptEdits" });
+    const fresh = join(work, "fresh.txt");
+    await prompt(`tool mcp__acp__Write ${JSON.stringify({ file_path: fresh, content: "new\n" })}`);
+    assert.equal(buffers.get(fresh), "new\n");
+    const done = peer.updates.filter(
+      (u) => u.update.sessionUpdate === "tool_call_update" && u.update.status === "completed",
+    );
+    assert.ok(done.at(-1).update.content.some((c) => c.type === "diff" && c.path === fresh));
     assert.deepEqual(peer.rejected, []);
   } finally {
     await peer.stop();

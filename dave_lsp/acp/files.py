@@ -1,0 +1,285 @@
+"""An ACP client's file system as the model's Read, Write and Edit.
+
+When the client's `initialize` offers `clientCapabilities.fs.readTextFile` and
+`writeTextFile`, a session's model gets these tools from an in-process MCP server
+named `acp` (`mcp__acp__Read`, ...; the Claude backend serves any
+`editor_tools.ToolServer` so) in place of Claude Code's own, which the backend
+disables. A read is `fs/read_text_file`, so the model sees the editor's unsaved
+buffers; a write is `fs/write_text_file` after the permission, so the edit lands in
+the editor. The session layer sees the tools under the built-in names, so the
+permission policy, the allow-always rules and the proposal apply as they are; the
+proposal (the permission request's diff) is worked out from the buffer's text here.
+
+What is written is what was shown: an asked Write or Edit remembers the text its
+proposal was made from, and the tool refuses (telling the model to read again) when
+the buffer changed between the question and the write.
+
+Claude Code's plan file (under its config folder's `plans/`) is the CLI's own file,
+not the project's: it is read and written on disk, and written without asking in plan
+mode, as the CLI's own Write does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from typing import Any
+
+from dave_lsp import rules as allow_rules
+from dave_lsp.acp.transport import Connection, RpcError
+from dave_lsp.changes import write_atomic
+from dave_lsp.editor_tools import EditorToolError, ToolSpec
+from dave_lsp.proposals import (
+    EditError,
+    FileText,
+    Proposal,
+    absolute_path,
+    make_proposal,
+    proposed_text,
+    read_text,
+    target_path,
+)
+from dave_lsp.summaries import display_path
+
+log = logging.getLogger(__name__)
+
+SERVER_NAME = "acp"
+READ_FILE = "fs/read_text_file"
+WRITE_FILE = "fs/write_text_file"
+# A client answers from memory or its disk; 30 s covers a slow remote file system.
+REQUEST_TIMEOUT = 30.0
+MAX_READ_LINES = 2000  # what one Read returns without a limit, as the CLI's Read
+MAX_LINE_CHARS = 2000
+
+_PATH = {"type": "string", "description": "The absolute path of the file"}
+SPECS = {
+    "Read": ToolSpec(
+        "readTextFile",
+        "Read",
+        "Read a file as the editor has it (unsaved changes included). Lines are numbered "
+        f"from 1; at most {MAX_READ_LINES} lines unless `limit` says otherwise.",
+        {
+            "type": "object",
+            "properties": {
+                "file_path": _PATH,
+                "offset": {"type": "integer", "description": "The 1-based line to start at"},
+                "limit": {"type": "integer", "description": "How many lines to read"},
+            },
+            "required": ["file_path"],
+        },
+    ),
+    "Write": ToolSpec(
+        "writeTextFile",
+        "Write",
+        "Write a whole file (created if missing) in the editor, after the user's "
+        "permission where the mode asks for it.",
+        {
+            "type": "object",
+            "properties": {"file_path": _PATH, "content": {"type": "string"}},
+            "required": ["file_path", "content"],
+        },
+    ),
+    "Edit": ToolSpec(
+        "writeTextFile",
+        "Edit",
+        "Replace `old_string` with `new_string` in a file as the editor has it. "
+        "`old_string` must match exactly once unless `replace_all` is true.",
+        {
+            "type": "object",
+            "properties": {
+                "file_path": _PATH,
+                "old_string": {"type": "string"},
+                "new_string": {"type": "string"},
+                "replace_all": {"type": "boolean", "default": False},
+            },
+            "required": ["file_path", "old_string", "new_string"],
+        },
+    ),
+}
+
+
+class ClientFiles:
+    """One ACP session's file tools (`editor_tools.FileTools`) over the client's fs."""
+
+    server_name = SERVER_NAME
+
+    def __init__(
+        self,
+        conn: Connection,
+        session_id: str,
+        *,
+        env: dict[str, str],
+        timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
+        self._conn = conn
+        self._session_id = session_id
+        self._timeout = timeout
+        home = env.get("HOME") or os.path.expanduser("~")
+        config_dir = env.get("CLAUDE_CONFIG_DIR") or os.path.join(home, ".claude")
+        self._plans = os.path.realpath(os.path.join(config_dir, "plans"))
+        # (path, the tool's input) -> the text an asked Write/Edit's proposal was made
+        # from (None: no file).
+        self._shown: dict[tuple[str, str], str | None] = {}
+        # path -> (text before, text after) of the latest write, for the tool's diff.
+        self._written: dict[str, tuple[str | None, str]] = {}
+
+    @property
+    def replaces(self) -> tuple[str, ...]:
+        # All three or none: with the built-in Read gone, the CLI refuses its own Write
+        # and Edit of a file "not read yet" (probed), so a client that only reads keeps
+        # the disk (agent.py).
+        return ("Read", "Write", "Edit")
+
+    def specs(self) -> list[ToolSpec]:
+        return [SPECS[name] for name in self.replaces]
+
+    # -- permissions -----------------------------------------------------------------
+
+    def _plan_file(self, path: str) -> bool:
+        real = os.path.realpath(path)
+        return real.startswith(self._plans + os.sep) and real.endswith(".md")
+
+    def runs_unasked(
+        self, tool_name: str, tool_input: dict[str, Any], permission_mode: str, cwd: str
+    ) -> bool:
+        """As the CLI's built-ins: Read inside the session's folder, Write and Edit
+        there in acceptEdits; the plan file in plan mode; everything in bypass."""
+        if permission_mode == "bypassPermissions":
+            return True
+        raw = allow_rules.file_path(tool_input)
+        if not raw:
+            return False
+        if self._plan_file(absolute_path(raw, cwd)):
+            return tool_name == "Read" or permission_mode == "plan"
+        folder = f"Edit({os.path.realpath(cwd)}/**)"
+        inside = allow_rules.covers(folder, "Edit", {"file_path": raw}, cwd)
+        return inside and (tool_name == "Read" or permission_mode == "acceptEdits")
+
+    async def proposal(
+        self, tool_name: str, tool_input: dict[str, Any], cwd: str
+    ) -> Proposal | None:
+        try:
+            path, file, proposed = await self._proposed(tool_name, tool_input, cwd)
+        except (EditError, EditorToolError) as exc:
+            log.debug("no proposal for %s: %s", tool_name, exc)
+            return None
+        self._shown[(path, _key(tool_input))] = file.text if file.exists else None
+        return make_proposal(path, file.exists, file.text, proposed, cwd)
+
+    # -- the tools -------------------------------------------------------------------
+
+    async def call(self, name: str, args: dict[str, Any], cwd: str) -> str:
+        if name not in self.replaces:
+            raise EditorToolError(f"the editor does not offer {name}")
+        if name == "Read":
+            return await self._read_tool(args, cwd)
+        try:
+            path, file, proposed = await self._proposed(name, args, cwd)
+        except EditError as exc:
+            raise EditorToolError(str(exc)) from None
+        before = file.text if file.exists else None
+        shown = (path, _key(args))
+        if shown in self._shown and self._shown.pop(shown) != before:
+            # The user saw a diff against other text: what lands must be what was shown.
+            raise EditorToolError(
+                f"{display_path(path, cwd)} changed in the editor since the permission "
+                "was asked; nothing was written. Read it again before editing it."
+            )
+        if self._plan_file(path):
+            await asyncio.to_thread(_write_disk, path, proposed)
+        else:
+            await self._ask(WRITE_FILE, {"path": path, "content": proposed})
+        self._written[path] = (before, proposed)
+        label = display_path(path, cwd)
+        if not file.exists:
+            return f"File created successfully at: {label}"
+        return f"The file {label} has been updated successfully."
+
+    def written(self, path: str) -> tuple[str | None, str] | None:
+        """The text before and after this turn's latest write of `path` (None: none)."""
+        return self._written.pop(path, None)
+
+    async def _read_tool(self, args: dict[str, Any], cwd: str) -> str:
+        path = absolute_path(_path(args), cwd)
+        offset = _positive(args, "offset") or 1
+        limit = _positive(args, "limit") or MAX_READ_LINES
+        if self._plan_file(path):
+            file = await asyncio.to_thread(read_text, path)
+            if file is None or not file.exists or file.text is None:
+                raise EditorToolError(f"cannot read {display_path(path, cwd)}")
+            lines = file.text.splitlines()[offset - 1 : offset - 1 + limit]
+        else:
+            params = {"path": path, "line": offset, "limit": limit}
+            lines = _content(await self._ask(READ_FILE, params)).splitlines()
+        if not lines:
+            return "(the file is empty)" if offset == 1 else f"(no lines from line {offset})"
+        return "\n".join(
+            f"{number:6}\t{line[:MAX_LINE_CHARS]}" for number, line in enumerate(lines, offset)
+        )
+
+    async def _proposed(
+        self, tool_name: str, tool_input: dict[str, Any], cwd: str
+    ) -> tuple[str, FileText, str]:
+        path = absolute_path(target_path(tool_input), cwd)
+        file = await self._file(path)
+        return proposed_text(tool_name, tool_input, cwd, file)
+
+    async def _file(self, path: str) -> FileText:
+        """The file as the editor has it; a file neither the editor nor the disk has is
+        a new one."""
+        if not self._plan_file(path):
+            try:
+                text = _content(await self._ask(READ_FILE, {"path": path}))
+                return FileText(exists=True, text=text, size=len(text.encode("utf-8")))
+            except EditorToolError:
+                if await asyncio.to_thread(os.path.lexists, path):
+                    raise
+                return FileText(exists=False, text="")
+        file = await asyncio.to_thread(read_text, path)
+        if file is None:
+            raise EditorToolError(f"{path} is not a regular file that can be read")
+        return file
+
+    async def _ask(self, method: str, params: dict[str, Any]) -> Any:
+        request = {"sessionId": self._session_id, **params}
+        try:
+            return await asyncio.wait_for(self._conn.request(method, request), self._timeout)
+        except TimeoutError:
+            raise EditorToolError(
+                f"the editor did not answer {method} within {self._timeout:g} s"
+            ) from None
+        except RpcError as exc:
+            raise EditorToolError(f"the editor could not answer {method}: {exc}") from None
+
+
+def _key(tool_input: dict[str, Any]) -> str:
+    return json.dumps(tool_input, sort_keys=True, ensure_ascii=False)
+
+
+def _path(args: dict[str, Any]) -> str:
+    try:
+        return target_path(args)
+    except EditError:
+        raise EditorToolError("file_path is required") from None
+
+
+def _positive(args: dict[str, Any], key: str) -> int | None:
+    value = args.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise EditorToolError(f"{key} must be a positive integer")
+    return value
+
+
+def _content(result: Any) -> str:
+    content = result.get("content") if isinstance(result, dict) else None
+    if not isinstance(content, str):
+        raise EditorToolError(f"the editor's {READ_FILE} answer had no content")
+    return content
+
+
+def _write_disk(path: str, text: str) -> None:
+    write_atomic(os.path.realpath(path), text.encode("utf-8"), 0o644)
