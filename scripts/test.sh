@@ -15,7 +15,11 @@ echo "== lint and types (Python: ruff, mypy strict on dave_lsp; Lua: luacheck)"
 .venv/bin/mypy
 bash editors/nvim/scripts/lint.sh
 echo "== python tests (server, backends, neovim)"
-.venv/bin/python -m pytest -p no:cacheprovider "$@"
+# Two workers (pytest-xdist), one module's tests on one worker (their module-scoped
+# servers stay shared): most of a test is waiting on a CLI or an editor, so two at once
+# take about two thirds of the time on this two-core machine. DAVE_TEST_WORKERS=0 runs
+# them in this process; `-n 0` among the arguments does too.
+.venv/bin/python -m pytest -p no:cacheprovider -n "${DAVE_TEST_WORKERS:-2}" --dist loadscope "$@"
 echo "== acp: the official ACP TypeScript SDK's client against dave-lsp acp"
 DAVE_LSP_PYTHON="$ROOT/.venv/bin/python" bash tests/acp_node/run.sh
 echo "== vs code extension"
