@@ -51,10 +51,13 @@ export class ChatViewProvider implements vscode.WebviewViewProvider, vscode.Disp
     void this.view?.webview.postMessage(message);
   }
 
-  /** Shows the view and, optionally, puts text in the message box. */
-  async reveal(text?: string): Promise<void> {
+  /**
+   * Shows the view and, with `focus`, puts the focus in the message box (with
+   * `focus` as its text when it is not empty; "" keeps what is typed there).
+   */
+  async reveal(focus?: string): Promise<void> {
     await vscode.commands.executeCommand(`${CHAT_VIEW_ID}.focus`);
-    if (text !== undefined) this.post({ type: 'focusInput', text });
+    if (focus !== undefined) this.post(focus === '' ? { type: 'focusInput' } : { type: 'focusInput', text: focus });
   }
 
   dispose(): void {

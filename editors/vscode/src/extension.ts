@@ -6,6 +6,7 @@
 import * as vscode from 'vscode';
 
 import { ChatController } from './chat/chatController';
+import { selectionChip } from './chat/promptContext';
 import { ProposalReview } from './chat/review';
 import { manageRules } from './chat/rules';
 import { ChatViewProvider, CHAT_VIEW_ID } from './chatView';
@@ -49,6 +50,17 @@ export function activate(context: vscode.ExtensionContext): void {
         ? activeFileContext(vscode.window.activeTextEditor)
         : undefined,
     findFiles: (query) => findFiles(query),
+    welcome: () => {
+      const config = vscode.workspace.getConfiguration('dave');
+      return { backend: config.get<string>('backend') || 'claude', model: config.get<string>('model') ?? '' };
+    },
+    copyText: async (text) => {
+      await vscode.env.clipboard.writeText(text);
+    },
+    insertText: (text) => insertAtCursor(text),
+    openFile: async (file) => {
+      await vscode.window.showTextDocument(vscode.Uri.file(file), { preview: true, viewColumn: vscode.ViewColumn.One });
+    },
     defaultPermissionMode: () => vscode.workspace.getConfiguration('dave').get<PermissionMode>('permissionMode') ?? 'default',
   });
   controller = chat;
@@ -76,7 +88,8 @@ export function activate(context: vscode.ExtensionContext): void {
       webviewOptions: { retainContextWhenHidden: true },
     }),
     connection.onDidStop(() => chat.serverStopped()),
-    vscode.commands.registerCommand('dave.openChat', () => view.reveal()),
+    // Opens the chat with the focus in its message box (Ctrl+Alt+D).
+    vscode.commands.registerCommand('dave.openChat', () => view.reveal('')),
     vscode.commands.registerCommand('dave.newSession', async () => {
       chat.newSession();
       await view.reveal();
@@ -148,34 +161,43 @@ export function activate(context: vscode.ExtensionContext): void {
   );
 }
 
+/**
+ * "Ask Dave About Selection": the selection becomes a chip in the message box
+ * that goes with the next message (sent, or queued while Dave answers); the
+ * focus goes to the message box for the question. Nothing is sent yet.
+ */
 async function askAboutSelection(chat: ChatController, view: ChatViewProvider): Promise<void> {
   const editor = vscode.window.activeTextEditor;
-  if (editor === undefined) {
-    void vscode.window.showInformationMessage('Open a file and select some code to ask Dave about.');
+  if (editor === undefined || editor.selection.isEmpty) {
+    void vscode.window.showInformationMessage(
+      editor === undefined
+        ? 'Open a file and select some code, then run "Ask Dave About Selection".'
+        : 'Nothing is selected: select the code to ask Dave about, then run "Ask Dave About Selection" again.',
+    );
     return;
   }
-  const selection = editor.selection;
-  const document = editor.document;
-  const range = selection.isEmpty ? document.lineAt(selection.active.line).range : selection;
-  const code = document.getText(range);
-  const question = await vscode.window.showInputBox({
-    title: 'Ask Dave about the selection',
-    prompt: 'Your question (empty: explain it)',
-    placeHolder: 'Explain this code',
+  const { document, selection } = editor;
+  const chip = selectionChip(
+    { path: document.uri.fsPath, label: vscode.workspace.asRelativePath(document.uri, false), languageId: document.languageId },
+    {
+      start: { line: selection.start.line, character: selection.start.character },
+      end: { line: selection.end.line, character: selection.end.character },
+    },
+    document.getText(selection),
+  );
+  if (chip === undefined) return;
+  chat.addContext(chip);
+  await view.reveal('');
+}
+
+/** A code block's Insert at cursor: into the editor the user last worked in (the chat has the focus now). */
+async function insertAtCursor(text: string): Promise<string | undefined> {
+  const editor = vscode.window.activeTextEditor ?? vscode.window.visibleTextEditors[0];
+  if (editor === undefined) return 'open a file to insert it into';
+  const done = await editor.edit((edit) => {
+    for (const selection of editor.selections) edit.replace(selection, text);
   });
-  if (question === undefined) return;
-  const file = vscode.workspace.asRelativePath(document.uri, false);
-  const fence = code.includes('```') ? '````' : '```';
-  const prompt = [
-    question.trim() || 'Explain this code.',
-    '',
-    `File: ${file} (lines ${range.start.line + 1}-${range.end.line + 1}, language: ${document.languageId})`,
-    `${fence}${document.languageId}`,
-    code,
-    fence,
-  ].join('\n');
-  await view.reveal();
-  await chat.send(prompt);
+  return done ? undefined : 'the editor did not take the edit';
 }
 
 /** Workspace files for an `@` completion: paths relative to the workspace, best matches first. */

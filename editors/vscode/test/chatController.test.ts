@@ -10,59 +10,18 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 
-import { ChatController, STORAGE_KEY, type ChatHost, type StateStore } from '../src/chat/chatController';
+import { ChatController, STORAGE_KEY } from '../src/chat/chatController';
 import { manageRules, NO_RULES, type RulePick } from '../src/chat/rules';
-import { DaveClient, rpcFrom } from '../src/protocol/daveClient';
-import { ServerStartError, type StdioServer } from '../src/protocol/server';
-import { Methods, type QueryParams } from '../src/protocol/types';
+import type { DaveClient } from '../src/protocol/daveClient';
+import { ServerStartError } from '../src/protocol/server';
 import type { ChatItem, PermissionAnswer, ToWebview } from '../src/shared/messages';
-import { serverForSuite, startDave, waitFor } from './helpers';
+import { MemoryStore, recordingClient, serverForSuite, startDave, testHost, waitFor, type TestHost } from './helpers';
 
 const T = { timeout: 120_000 };
 
-class MemoryStore implements StateStore {
-  data = new Map<string, unknown>();
-  get<T>(key: string): T | undefined {
-    return structuredClone(this.data.get(key)) as T | undefined;
-  }
-  update(key: string, value: unknown): Promise<void> {
-    this.data.set(key, structuredClone(value));
-    return Promise.resolve();
-  }
-}
-
-interface TestHost extends ChatHost {
-  posted: ToWebview[];
-  onPost?: (message: ToWebview) => void;
-}
-
+/** The suite's host: `store` shared across controllers stands in for a window reload. */
 function host(client: () => Promise<DaveClient>, store = new MemoryStore()): TestHost {
-  const h: TestHost = {
-    posted: [],
-    getClient: client,
-    post: (message) => {
-      h.posted.push(message);
-      h.onPost?.(message);
-    },
-    store,
-    confirmDelete: () => Promise.resolve(true),
-  };
-  return h;
-}
-
-/** A client of `server` that records the params of every dave/query it sends. */
-function recordingClient(server: StdioServer): { client: DaveClient; queries: QueryParams[] } {
-  const queries: QueryParams[] = [];
-  const rpc = rpcFrom(server.connection);
-  const client = new DaveClient({
-    sendRequest: (method, params, token) => {
-      if (method === Methods.query) queries.push(structuredClone(params as QueryParams));
-      return rpc.sendRequest(method, params, token);
-    },
-    onProgress: (token, handler) => rpc.onProgress(token, handler),
-  });
-  client.setCapabilities(server.capabilities);
-  return { client, queries };
+  return testHost(client, { store });
 }
 
 function itemsOf(controller: ChatController): ChatItem[] {

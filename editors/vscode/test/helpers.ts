@@ -1,6 +1,8 @@
 /**
  * Test helpers: the Python that runs dave-lsp, the shipped fake model server,
- * and a real dave-lsp server over stdio pointed at it. No mocks of our own.
+ * a real dave-lsp server over stdio pointed at it, and what the chat tests
+ * share: an in-memory workspace state, a host that records what the view is
+ * sent, and a client that records what it sends. No mocks of our own.
  */
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -9,8 +11,11 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { after, before } from 'node:test';
 
+import type { ChatHost, StateStore } from '../src/chat/chatController';
+import { DaveClient, rpcFrom } from '../src/protocol/daveClient';
 import { startStdioServer, type StdioServer, type StdioServerOptions } from '../src/protocol/server';
-import type { InitializationOptions } from '../src/protocol/types';
+import { Methods, type InitializationOptions, type PermissionParams, type ProgressValue, type QueryParams } from '../src/protocol/types';
+import type { ToWebview } from '../src/shared/messages';
 
 /** editors/vscode; tests run bundled from out/test/. */
 export const extensionRoot = path.resolve(__dirname, '..', '..');
@@ -170,4 +175,69 @@ let sessionCounter = 0;
 export function newSessionId(name: string): string {
   sessionCounter += 1;
   return `test-${name}-${process.pid}-${sessionCounter}`;
+}
+
+/** The workspace state (vscode.Memento) in memory; values are copied as VS Code's are. */
+export class MemoryStore implements StateStore {
+  data = new Map<string, unknown>();
+  get<T>(key: string): T | undefined {
+    return structuredClone(this.data.get(key)) as T | undefined;
+  }
+  update(key: string, value: unknown): Promise<void> {
+    this.data.set(key, structuredClone(value));
+    return Promise.resolve();
+  }
+}
+
+/** A ChatHost that records every message for the view. */
+export interface TestHost extends ChatHost {
+  posted: ToWebview[];
+  onPost?: (message: ToWebview) => void;
+}
+
+export function testHost(client: DaveClient | (() => Promise<DaveClient>), extra: Partial<ChatHost> = {}): TestHost {
+  const h: TestHost = {
+    posted: [],
+    getClient: typeof client === 'function' ? client : () => Promise.resolve(client),
+    post: (message) => {
+      h.posted.push(message);
+      h.onPost?.(message);
+    },
+    store: new MemoryStore(),
+    confirmDelete: () => Promise.resolve(true),
+    ...extra,
+  };
+  return h;
+}
+
+export interface RecordingClient {
+  client: DaveClient;
+  /** The params of every dave/query sent. */
+  queries: QueryParams[];
+  /** The params of every dave/permission sent. */
+  permissions: PermissionParams[];
+  /** Every progress value the server sent. */
+  reports: ProgressValue[];
+}
+
+/** A client of `server` that records what it sends and the progress it receives. */
+export function recordingClient(server: StdioServer): RecordingClient {
+  const queries: QueryParams[] = [];
+  const permissions: PermissionParams[] = [];
+  const reports: ProgressValue[] = [];
+  const rpc = rpcFrom(server.connection);
+  const client = new DaveClient({
+    sendRequest: (method, params, token) => {
+      if (method === Methods.query) queries.push(structuredClone(params as QueryParams));
+      if (method === Methods.permission) permissions.push(structuredClone(params as PermissionParams));
+      return rpc.sendRequest(method, params, token);
+    },
+    onProgress: (token, handler) =>
+      rpc.onProgress(token, (value) => {
+        reports.push(structuredClone(value));
+        handler(value);
+      }),
+  });
+  client.setCapabilities(server.capabilities);
+  return { client, queries, permissions, reports };
 }

@@ -94,7 +94,7 @@ describe('the .vsix package', { skip: existsSync(VSIX) ? false : `no ${VSIX}: ru
     const commands = Object.fromEntries(manifest.contributes.commands.map((c) => [c.command, `${c.category}: ${c.title}`]));
     assert.deepEqual(commands, {
       'dave.openChat': 'Dave: Open Chat',
-      'dave.askAboutSelection': 'Dave: Ask About Selection',
+      'dave.askAboutSelection': 'Dave: Ask Dave About Selection',
       'dave.cancel': 'Dave: Cancel',
       'dave.newSession': 'Dave: New Session',
       'dave.deleteSession': 'Dave: Delete Session',
@@ -114,6 +114,12 @@ describe('the .vsix package', { skip: existsSync(VSIX) ? false : `no ${VSIX}: ru
         ['dave.rejectProposal', 'resourceScheme == dave-proposal'],
       ],
     );
+    // Ask Dave About Selection is in the editor's context menu; the chat has one "New session" (its own button).
+    assert.deepEqual(menus['editor/context']?.map((m) => [m.command, m.when]), [['dave.askAboutSelection', 'editorHasSelection']]);
+    assert.equal(menus['view/title'], undefined);
+    // Ctrl+Alt+D opens the chat: free in VS Code's defaults (Ctrl+Alt+I is Copilot's Open Chat).
+    const keys = (manifest.contributes as unknown as { keybindings: Array<{ command: string; key: string; mac?: string }> }).keybindings;
+    assert.deepEqual(keys, [{ command: 'dave.openChat', key: 'ctrl+alt+d', mac: 'ctrl+alt+d' }]);
     const container = manifest.contributes.viewsContainers.activitybar.find((c) => c.id === 'dave');
     assert.equal(container?.title, 'Dave');
     assert.ok(entries.has(`extension/${container.icon}`), 'the container icon ships');

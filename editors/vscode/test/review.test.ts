@@ -14,7 +14,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 
-import { ChatController, type ChangePick, type ChangesUi, type ChatHost, type StateStore } from '../src/chat/chatController';
+import { ChatController, type ChangePick, type ChangesUi } from '../src/chat/chatController';
 import {
   afterRevert,
   diffHunks,
@@ -24,24 +24,12 @@ import {
   type ProposalDocument,
   type ProposalView,
 } from '../src/chat/review';
-import { DaveClient, rpcFrom } from '../src/protocol/daveClient';
 import type { PendingPermission } from '../src/protocol/permissions';
 import { Methods, type ChangedFile, type PermissionParams, type ProgressValue } from '../src/protocol/types';
 import type { ChatItem, ToWebview } from '../src/shared/messages';
-import { serverForSuite, waitFor } from './helpers';
+import { recordingClient, serverForSuite, testHost, waitFor } from './helpers';
 
 const T = { timeout: 120_000 };
-
-class MemoryStore implements StateStore {
-  data = new Map<string, unknown>();
-  get<T>(key: string): T | undefined {
-    return structuredClone(this.data.get(key)) as T | undefined;
-  }
-  update(key: string, value: unknown): Promise<void> {
-    this.data.set(key, structuredClone(value));
-    return Promise.resolve();
-  }
-}
 
 /** Stands in for the diff editor: records what it shows; `texts` is the right side "as typed". */
 class StubView implements ProposalView {
@@ -107,33 +95,11 @@ describe('reviewing changes with the real server', () => {
 
   function rig(): Rig {
     const server = suite.dave.server;
-    const answers: PermissionParams[] = [];
-    const reports: ProgressValue[] = [];
-    const rpc = rpcFrom(server.connection);
-    const client = new DaveClient({
-      sendRequest: (method, params, token) => {
-        if (method === Methods.permission) answers.push(structuredClone(params as PermissionParams));
-        return rpc.sendRequest(method, params, token);
-      },
-      onProgress: (token, handler) =>
-        rpc.onProgress(token, (value) => {
-          reports.push(structuredClone(value));
-          handler(value);
-        }),
-    });
-    client.setCapabilities(server.capabilities);
+    const { client, permissions: answers, reports } = recordingClient(server);
     const view = new StubView();
     const ui = new StubChangesUi();
-    const posted: ToWebview[] = [];
-    const host: ChatHost = {
-      getClient: () => Promise.resolve(client),
-      post: (message) => posted.push(message),
-      store: new MemoryStore(),
-      cwd: suite.dave.workspace,
-      proposals: new ProposalReview(view),
-      changesUi: ui,
-    };
-    return { chat: new ChatController(host), view, ui, answers, reports, posted };
+    const host = testHost(client, { cwd: suite.dave.workspace, proposals: new ProposalReview(view), changesUi: ui });
+    return { chat: new ChatController(host), view, ui, answers, reports, posted: host.posted };
   }
 
   const file = (name: string): string => path.join(suite.dave.workspace, name);

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
-import { ChatController, type ChatHost, type StateStore } from '../src/chat/chatController';
+import { ChatController, type ChatHost } from '../src/chat/chatController';
 import { parseMentions } from '../src/chat/mentions';
 import {
   activeFileContext,
@@ -22,27 +22,15 @@ import {
   type TextEditorLike,
   type UriLike,
 } from '../src/editor/editorTools';
-import { DaveClient, rpcFrom } from '../src/protocol/daveClient';
-import type { StdioServer } from '../src/protocol/server';
-import { EDITOR_TOOLS, Methods, type QueryParams } from '../src/protocol/types';
+import type { DaveClient } from '../src/protocol/daveClient';
+import { EDITOR_TOOLS } from '../src/protocol/types';
 import type { ChatItem, ToWebview } from '../src/shared/messages';
-import { startDave, startFakeModel, type DaveUnderTest, type FakeModel } from './helpers';
+import { recordingClient, startDave, startFakeModel, testHost, type DaveUnderTest, type FakeModel, type TestHost } from './helpers';
 
 const T = { timeout: 120_000 };
 // A 1x1 PNG.
 const PNG =
   'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP4z8DwHwAFAAH/q842iQAAAABJRU5ErkJggg==';
-
-class MemoryStore implements StateStore {
-  data = new Map<string, unknown>();
-  get<T>(key: string): T | undefined {
-    return structuredClone(this.data.get(key)) as T | undefined;
-  }
-  update(key: string, value: unknown): Promise<void> {
-    this.data.set(key, structuredClone(value));
-    return Promise.resolve();
-  }
-}
 
 // ---- a stub of the vscode API --------------------------------------------
 
@@ -141,40 +129,8 @@ function stubVscode(workspace: string): Stub {
   return { api, executed };
 }
 
-/** A client of `server` that records the params of every dave/query and dave/permission it sends. */
-function recordingClient(server: StdioServer): { client: DaveClient; queries: QueryParams[]; permissions: unknown[] } {
-  const queries: QueryParams[] = [];
-  const permissions: unknown[] = [];
-  const rpc = rpcFrom(server.connection);
-  const client = new DaveClient({
-    sendRequest: (method, params, token) => {
-      if (method === Methods.query) queries.push(structuredClone(params as QueryParams));
-      if (method === Methods.permission) permissions.push(structuredClone(params));
-      return rpc.sendRequest(method, params, token);
-    },
-    onProgress: (token, handler) => rpc.onProgress(token, handler),
-  });
-  client.setCapabilities(server.capabilities);
-  return { client, queries, permissions };
-}
-
-interface TestHost extends ChatHost {
-  posted: ToWebview[];
-  onPost?: (message: ToWebview) => void;
-}
-
 function host(client: DaveClient, extra: Partial<ChatHost> = {}): TestHost {
-  const h: TestHost = {
-    posted: [],
-    getClient: () => Promise.resolve(client),
-    post: (message) => {
-      h.posted.push(message);
-      h.onPost?.(message);
-    },
-    store: new MemoryStore(),
-    ...extra,
-  };
-  return h;
+  return testHost(client, extra);
 }
 
 function textOf(outcome: Awaited<ReturnType<ChatController['send']>>): string {

@@ -155,7 +155,8 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
           'workbench.secondarySideBar.defaultVisibility': 'hidden',
           'chat.disableAIFeatures': true,
           'dave.server.command': [pythonPath(), '-m', 'dave_lsp'],
-          'dave.server.env': { ...options.env, PYTHONPATH: repoRoot },
+          // The CLI retries a failed model request up to 3 times (about 4 s), as a user's would.
+          'dave.server.env': { ...options.env, CLAUDE_CODE_MAX_RETRIES: '3', PYTHONPATH: repoRoot },
         },
         null,
         2,
@@ -236,6 +237,11 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
     for (const name of ['Send', 'New session', 'Delete session']) {
       assert.equal(await chat.getByRole('button', { name, exact: true }).count(), 1, name);
     }
+    // The first open says what answers and how to start, not an empty dropdown.
+    await chat.locator('#transcript .welcome', { hasText: 'Claude Code' }).waitFor({ timeout: 30_000 });
+    assert.equal((await chat.locator('#session-select option').allTextContents()).join('|'), 'No sessions yet');
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'vscode-first-open.png') });
   });
 
   it('streams an answer into the webview', { timeout: STEP }, async () => {
@@ -281,6 +287,50 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
     await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
     mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: path.join(artifacts, 'vscode-chat.png') });
+  });
+
+  it('a retried error shows "Retrying" with Stop, and the error scrolls into view', { timeout: STEP }, async () => {
+    const box = chat.locator('textarea[aria-label="Message Dave"]');
+    await box.fill('error 500 e2e-model-down');
+    await box.press('Enter');
+    // The first retry comes a second or so after the failed request.
+    const status = chat.locator('#status', { hasText: /Retrying (in \d+ s|now) \(attempt \d of 3\): API Error 500/ });
+    await status.waitFor({ timeout: 5_000 });
+    assert.equal(await chat.getByRole('button', { name: 'Stop', exact: true }).isVisible(), true);
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'vscode-retrying.png') });
+    const error = chat.locator('.item.error').last();
+    await error.waitFor({ timeout: 60_000 });
+    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    // Seen without scrolling: inside the transcript's visible box.
+    const seen = await error.evaluate((node) => {
+      const box = node.getBoundingClientRect();
+      const view = document.querySelector('#transcript')!.getBoundingClientRect();
+      return box.top >= view.top - 1 && box.bottom <= view.bottom + 1;
+    });
+    assert.equal(seen, true, 'the error is in view');
+    await page.screenshot({ path: path.join(artifacts, 'vscode-error.png') });
+  });
+
+  it('Ctrl+Alt+D focuses the message box; Escape stops the answer and the focus stays there', { timeout: STEP }, async () => {
+    // From the editor area, the key brings the focus to the chat's message box.
+    await page.locator('.part.editor').first().click();
+    await page.keyboard.press('Control+Alt+d');
+    const focused = async (): Promise<boolean> =>
+      chat.evaluate(() => document.hasFocus() && document.activeElement?.getAttribute('aria-label') === 'Message Dave');
+    const deadline = Date.now() + 10_000;
+    while (!(await focused()) && Date.now() < deadline) await sleep(100);
+    assert.equal(await focused(), true, 'Ctrl+Alt+D put the focus in the message box');
+
+    const stopped = await chat.locator('.item.notice', { hasText: 'Stopped.' }).count();
+    const answersBefore = await chat.locator('.item.assistant').count();
+    await page.keyboard.type('slow 600 50');
+    await page.keyboard.press('Enter');
+    await chat.locator('.item.assistant').nth(answersBefore).waitFor({ timeout: 60_000 });
+    await page.keyboard.press('Escape');
+    await chat.locator('.item.notice', { hasText: 'Stopped.' }).nth(stopped).waitFor({ timeout: 30_000 });
+    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    assert.equal(await focused(), true, 'the focus is back in the message box');
   });
 
   it('a Write proposal opens the diff editor; the edited right side lands on Accept; Review and Undo', { timeout: STEP * 2 }, async () => {
@@ -374,6 +424,68 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
     await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
     mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: path.join(artifacts, 'vscode-context.png') });
+  });
+
+  it('Ask Dave About Selection puts the selection into the message box as a chip that goes with the next message', { timeout: STEP }, async () => {
+    // greet.py keeps lines 1-2 selected (the test before); the palette runs the command on it.
+    await page.locator('.tabs-container .tab', { hasText: 'greet.py' }).first().click();
+    await page.keyboard.press('F1');
+    const palette = page.locator('.quick-input-widget input');
+    await palette.waitFor({ timeout: 30_000 });
+    await palette.fill('>Dave: Ask Dave About Selection');
+    await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Ask Dave About Selection' }).first().waitFor({ timeout: 30_000 });
+    await page.keyboard.press('Enter');
+    const chipLabel = chat.locator('#chips .chip-label', { hasText: 'greet.py:1-2' });
+    await chipLabel.waitFor({ timeout: 30_000 });
+    const box = chat.locator('textarea[aria-label="Message Dave"]');
+    assert.equal(await box.inputValue(), '', 'nothing pasted into the box');
+    await box.fill('hello chip-e2e-marker');
+    await box.press('Enter');
+    const bubble = chat.locator('.item.user', { hasText: 'hello chip-e2e-marker' }).last();
+    await bubble.locator('.user-context .chip', { hasText: 'greet.py:1-2' }).waitFor({ timeout: 30_000 });
+    assert.doesNotMatch((await bubble.textContent()) ?? '', /def greet/);
+    await chat.locator('.item.assistant', { hasText: 'You said: hello chip-e2e-marker' }).waitFor({ timeout: 60_000 });
+    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    assert.equal(await chat.locator('#chips .chip').count(), 0, 'the chip went with the message');
+    const said = transcripts(path.join(root, 'home', '.claude'))
+      .split('\n')
+      .filter((line) => line.includes('chip-e2e-marker') && line.includes('"type":"user"'))
+      .join('\n');
+    assert.match(said, /greet\.py \(python\), with lines 1-2 selected/);
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'vscode-chip.png') });
+  });
+
+  it("a code block's Insert puts its code into the editor at the cursor", { timeout: STEP }, async () => {
+    // greet.py is the active editor (the test before selected its first lines).
+    const box = chat.locator('textarea[aria-label="Message Dave"]');
+    await box.fill(`tool Bash ${JSON.stringify({ command: "printf 'Here:\\n```python\\nINSERTED_BY_DAVE = 1\\n```\\n'" })}`);
+    await box.press('Enter');
+    // Claude Code runs a read-only command like printf without asking; allow it if it asks.
+    const block = chat.locator('.item.assistant .code-block', { hasText: 'INSERTED_BY_DAVE = 1' }).last();
+    const allow = chat.locator('.item.permission button.allow').last();
+    const until = Date.now() + 60_000;
+    while ((await block.count()) === 0 && Date.now() < until) {
+      if (await allow.isVisible()) await allow.click();
+      await sleep(200);
+    }
+    await block.waitFor({ timeout: 5_000 });
+    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    assert.equal(await block.getByRole('button', { name: 'Copy', exact: true }).count(), 1);
+    await block.getByRole('button', { name: 'Insert at cursor', exact: true }).click();
+    const deadline = Date.now() + 30_000;
+    let lines: string[] = [];
+    while (Date.now() < deadline) {
+      lines = await page.evaluate(() =>
+        [...document.querySelectorAll('.editor-group-container.active .monaco-editor .view-line')].map((l) => (l.textContent ?? '').replace(/\u00a0/g, ' ')),
+      );
+      if (lines.some((l) => l.includes('INSERTED_BY_DAVE = 1'))) break;
+      await sleep(200);
+    }
+    assert.ok(lines.some((l) => l.includes('INSERTED_BY_DAVE = 1')), `the editor shows ${JSON.stringify(lines)}`);
+    await chat.locator('#status', { hasText: 'Inserted the code at the cursor.' }).waitFor({ timeout: 10_000 });
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'vscode-code-block.png') });
   });
 
   it('the model asks a question; clicking an option answers it', { timeout: STEP }, async () => {

@@ -13,27 +13,28 @@
  *   changed files: Review opens its diffs (dave/changes), Undo reverts it, or
  *   one file or hunk of it (dave/revertChanges), through the host's ChangesUi.
  *
- * Its own state is which sessions have a turn running (and on which client),
- * and which are between Send and their query. It imports nothing from
+ * - RunningTurns (runningTurns.ts) knows which sessions have a turn running
+ *   (and on which client) and which are between Send and their query;
+ * - PromptQueue (promptQueue.ts) keeps the prompts that wait for a turn;
+ * - ContextChips (promptContext.ts) keeps the message box's chips (Ask Dave
+ *   About Selection), which go with the next prompt as its `context`;
+ * - sessionSettings.ts applies the pickers and learns the meter, and
+ *   codeActions.ts runs a code block's Copy and Insert and a tool row's file.
+ *
+ * It has no state of its own beyond a turn counter. It imports nothing from
  * `vscode`: extension.ts gives it the client, the store and a way to post to
  * the webview, and tests drive it against the real server.
  */
 
-import { statSync } from 'node:fs';
-import * as path from 'node:path';
-
-import type { DaveClient, PermissionExtra, QueryOutcome, RunningQuery } from '../protocol/daveClient';
-import { errorCode, errorMessage } from '../protocol/daveClient';
+import type { DaveClient, PermissionExtra, QueryOutcome } from '../protocol/daveClient';
+import { errorMessage } from '../protocol/daveClient';
 import {
-  ErrorCodes,
-  Methods,
   type ActiveFileContext,
   type ChangedFile,
   type HunkRef,
   type ImageAttachment,
   type PermissionMode,
   type QueryContext,
-  type Question,
   type RevertChangesResult,
   type ServerSessionInfo,
   type TranscriptMessage,
@@ -41,21 +42,31 @@ import {
 import type {
   ChatItem,
   ChatViewState,
+  ContextChip,
   FromWebview,
-  Meter,
   PermissionAnswer,
   QueuedPrompt,
+  RetryInfo,
   SessionSettings,
   ToWebview,
+  Welcome,
 } from '../shared/messages';
-import { parseMentions } from './mentions';
 import { TurnChanges, type ChangesUi } from './changes';
+import { runCodeAction } from './codeActions';
+import { ContextChips, promptContext } from './promptContext';
+import { PromptQueue } from './promptQueue';
 import type { ProposalReview } from './review';
+import { RunningTurns, turnListener, type Turn } from './runningTurns';
+import { configureSession, learnListed, meterAfterTurn } from './sessionSettings';
 import { SessionStore, titleFrom, type Session, type StateStore } from './sessionStore';
-import { reduceTurn, startTurn, type TurnEffect, type TurnEvent, type TurnState } from './turnReducer';
+import { answerNote, reduceTurn, startTurn, type TurnEffect, type TurnEvent } from './turnReducer';
 
 export { STORAGE_KEY, type StateStore } from './sessionStore';
 export type { ChangePick, ChangesUi } from './changes';
+export { answerNote } from './turnReducer';
+
+/** What a prompt with only context chips asks. */
+export const CHIPS_ONLY_PROMPT = 'Explain this code.';
 
 export interface ChatHost {
   /** The connected client, starting the server if needed; rejects with a readable error. */
@@ -84,6 +95,14 @@ export interface ChatHost {
   findFiles?(query: string): Promise<string[]>;
   /** The permission mode a session starts in (the `dave.permissionMode` setting). */
   defaultPermissionMode?(): PermissionMode;
+  /** The backend and model, for the first open's welcome. */
+  welcome?(): Welcome;
+  /** A code block's Copy: puts the text on the clipboard. */
+  copyText?(text: string): Promise<void>;
+  /** A code block's Insert at cursor: into the last active editor; a problem to show, or undefined when done. */
+  insertText?(text: string): Promise<string | undefined>;
+  /** A file tool's row: opens the file (absolute, or relative to the workspace). */
+  openFile?(file: string): Promise<void>;
 }
 
 /** What a prompt carries besides its text. */
@@ -91,41 +110,21 @@ export interface SendOptions {
   attachments?: ImageAttachment[];
 }
 
-/** A prompt waiting for its session's running turn (issue 16). */
-interface Queued {
-  readonly id: string;
-  readonly text: string;
-  readonly attachments: ImageAttachment[];
-  /** The editor's context when it was sent (the selection then, not when it runs). */
-  readonly context: QueryContext | undefined;
-  readonly done: (outcome: QueryOutcome | undefined) => void;
-}
-
-
-/** A turn whose query runs: the client it went to, the query, and the reducer's state. */
-interface Turn {
-  readonly client: DaveClient;
-  query?: RunningQuery;
-  state: TurnState;
-}
-
 export class ChatController {
   private readonly store: SessionStore;
-  /** Running turns, by session id. */
-  private readonly turns = new Map<string, Turn>();
-  /** Sessions between Send and their query's start (the server may be starting). */
-  private readonly sending = new Set<string>();
-  private lastBusy = false;
+  private readonly turns: RunningTurns;
   private turnCounter = 0;
   /** Review and Undo of the turns' "files changed" rows. */
   private readonly changes: TurnChanges;
-  /** Prompts waiting for their session's turn, by session id, in order. */
-  private readonly queues = new Map<string, Queued[]>();
-  private queueCounter = 0;
+  private readonly queue = new PromptQueue();
+  /** The message box's context chips. */
+  private readonly chips: ContextChips;
 
   constructor(private readonly host: ChatHost) {
     this.store = new SessionStore(host.store, (message) => host.log?.(message));
     this.changes = new TurnChanges(this.store, host);
+    this.turns = new RunningTurns((busy) => host.onBusyChanged?.(busy));
+    this.chips = new ContextChips((chips) => host.post({ type: 'chips', chips }));
   }
 
   get activeSessionId(): string | undefined {
@@ -139,17 +138,34 @@ export class ChatController {
       sessions: this.summaries(),
       activeSessionId: this.store.activeId,
       items: active?.items.map((i) => ({ ...i })) ?? [],
-      busy: active !== undefined && this.turns.has(active.id),
+      busy: active !== undefined && this.turns.isRunning(active.id),
       status: active?.status ?? '',
-      queued: this.queuedOf(active?.id),
+      queued: this.queue.list(active?.id),
       settings: this.settingsOf(active),
       ...(active?.meter !== undefined ? { meter: { ...active.meter } } : {}),
+      ...(this.host.welcome !== undefined ? { welcome: this.host.welcome() } : {}),
+      chips: this.chips.list(),
     };
+  }
+
+  /** The context chips in the message box. */
+  contextChips(): ContextChip[] {
+    return this.chips.list();
+  }
+
+  /** Puts a selection into the message box as a chip (Ask Dave About Selection); it goes with the next prompt. */
+  addContext(chip: Omit<ContextChip, 'id'>): ContextChip {
+    return this.chips.add(chip);
+  }
+
+  /** The × of a chip. */
+  removeContext(id: string): boolean {
+    return this.chips.remove(id);
   }
 
   /** The prompts waiting in a session (the active one by default). */
   queued(sessionId?: string): QueuedPrompt[] {
-    return this.queuedOf(sessionId ?? this.store.activeId);
+    return this.queue.list(sessionId ?? this.store.activeId);
   }
 
   /** The transcript of a session (tests and "ask" use it). */
@@ -212,7 +228,24 @@ export class ChatController {
       case 'undoChanges':
         await this.changes.undo(message.itemId, message.path === undefined ? {} : { paths: [message.path] });
         break;
+      case 'removeContext':
+        this.removeContext(message.id);
+        break;
+      case 'copyCode':
+      case 'insertCode':
+      case 'openFile': {
+        const note = await runCodeAction(this.host, message);
+        if (note !== undefined) this.postStatusNote(note);
+        break;
+      }
     }
+  }
+
+  /** A line in the status line that no turn owns (a turn's next status replaces it). */
+  private postStatusNote(text: string): void {
+    const active = this.store.active();
+    if (active !== undefined && this.turns.isBusy(active.id)) return;
+    this.host.post({ type: 'status', text });
   }
 
   newSession(): string {
@@ -231,42 +264,32 @@ export class ChatController {
    * runs after it (and after any queued before it); removed, it resolves undefined.
    */
   async send(text: string, sessionId?: string, options: SendOptions = {}): Promise<QueryOutcome | undefined> {
-    const prompt = text.trim();
+    // The chips go with this prompt, whether it runs now or waits.
+    const chips = text.trim().startsWith('/') ? [] : this.chips.take();
+    const prompt = text.trim() === '' && chips.length > 0 ? CHIPS_ONLY_PROMPT : text.trim();
     if (prompt === '') return undefined;
     let session = this.store.get(sessionId ?? this.store.activeId);
     if (session === undefined) {
       this.newSession();
       session = this.store.active()!;
     }
-    const context = this.contextFor(prompt);
+    const context = promptContext(prompt, chips, () => this.host.activeFile?.(), this.host.cwd);
+    const contextLabels = chips.map((c) => c.label);
     const attachments = options.attachments ?? [];
-    const waiting = this.queues.get(session.id) ?? [];
-    if (this.turns.has(session.id) || this.sending.has(session.id) || waiting.length > 0) {
-      this.queueCounter += 1;
-      const id = `q${Date.now().toString(36)}-${this.queueCounter}`;
-      const target = session;
-      return new Promise((done) => {
-        waiting.push({ id, text: prompt, attachments, context, done });
-        this.queues.set(target.id, waiting);
-        this.postQueue(target);
-      });
+    if (this.turns.isBusy(session.id) || this.queue.has(session.id)) {
+      const { outcome } = this.queue.add(session.id, { text: prompt, attachments, context, contextLabels });
+      this.postQueue(session);
+      return outcome;
     }
-    return this.run(session, prompt, attachments, context);
+    return this.run(session, prompt, attachments, context, contextLabels);
   }
 
   /** Removes a queued prompt before it runs; false when it is not waiting (any more). */
   unqueue(id: string): boolean {
-    for (const [sessionId, waiting] of this.queues) {
-      const at = waiting.findIndex((q) => q.id === id);
-      if (at < 0) continue;
-      const [removed] = waiting.splice(at, 1);
-      if (waiting.length === 0) this.queues.delete(sessionId);
-      removed?.done(undefined);
-      const session = this.store.get(sessionId);
-      if (session !== undefined) this.postQueue(session);
-      return true;
-    }
-    return false;
+    const sessionId = this.queue.remove(id);
+    const session = sessionId === undefined ? undefined : this.store.get(sessionId);
+    if (session !== undefined) this.postQueue(session);
+    return sessionId !== undefined;
   }
 
   private async run(
@@ -274,14 +297,16 @@ export class ChatController {
     prompt: string,
     attachments: ImageAttachment[],
     context: QueryContext | undefined,
+    contextLabels: readonly string[] = [],
   ): Promise<QueryOutcome | undefined> {
     if (session.history.length === 0 && !session.resumed) session.title = titleFrom(prompt);
     const earlier = this.store.addPrompt(session, prompt);
     const images = attachments.length > 0 ? { images: attachments.length } : {};
-    this.addItem(session, { id: this.store.itemId(), kind: 'user', text: prompt, ...images });
+    const labels = contextLabels.length > 0 ? { context: [...contextLabels] } : {};
+    this.addItem(session, { id: this.store.itemId(), kind: 'user', text: prompt, ...images, ...labels });
     this.postSessions();
 
-    this.sending.add(session.id);
+    this.turns.startSending(session.id);
     try {
       let client: DaveClient;
       try {
@@ -296,7 +321,7 @@ export class ChatController {
       const messages = this.store.messagesFor(session, client, earlier);
       return await this.runQuery(client, session, prompt, messages, { attachments, context });
     } finally {
-      this.sending.delete(session.id);
+      this.turns.doneSending(session.id);
       this.store.scheduleSave(0);
       this.runNext(session);
     }
@@ -304,40 +329,17 @@ export class ChatController {
 
   /** The next queued prompt of a session, once its turn has ended. */
   private runNext(session: Session): void {
-    const waiting = this.queues.get(session.id);
-    const next = waiting?.shift();
-    if (waiting !== undefined && waiting.length === 0) this.queues.delete(session.id);
+    const next = this.queue.next(session.id);
     if (next === undefined) return;
     this.postQueue(session);
     if (this.store.get(session.id) === undefined) {
       next.done(undefined);
       return;
     }
-    this.run(session, next.text, next.attachments, next.context).then(next.done, (error: unknown) => {
+    this.run(session, next.text, next.attachments, next.context, next.contextLabels).then(next.done, (error: unknown) => {
       this.host.log?.(`dave: a queued prompt failed: ${errorMessage(error)}`);
       next.done(undefined);
     });
-  }
-
-  /** `context` of a prompt: the active file (unless the setting is off) and its @mentions that are files. */
-  private contextFor(prompt: string): QueryContext | undefined {
-    // A slash command goes to the CLI as typed: no context.
-    if (prompt.startsWith('/')) return undefined;
-    const activeFile = this.host.activeFile?.();
-    const mentions = parseMentions(prompt).filter((m) => this.isFile(m.path));
-    if (activeFile === undefined && mentions.length === 0) return undefined;
-    return { ...(activeFile !== undefined ? { activeFile } : {}), ...(mentions.length > 0 ? { mentions } : {}) };
-  }
-
-  private isFile(file: string): boolean {
-    const base = this.host.cwd;
-    const absolute = path.isAbsolute(file) ? file : base === undefined ? undefined : path.join(base, file);
-    if (absolute === undefined) return false;
-    try {
-      return statSync(absolute).isFile();
-    } catch {
-      return false;
-    }
   }
 
   /** Stops the running query of a session (the active one by default). */
@@ -361,10 +363,9 @@ export class ChatController {
     reason?: string,
     extra: Pick<PermissionExtra, 'answers' | 'permissionMode'> = {},
   ): Promise<void> {
-    const entry = [...this.turns.entries()].find(([, t]) => t.client.permissions.get(requestId)?.state === 'pending');
+    const entry = this.turns.pendingRequest(requestId);
     if (entry === undefined) return;
-    const [sessionId, turn] = entry;
-    const request = turn.client.permissions.get(requestId)!;
+    const [sessionId, turn, request] = entry;
     const edited = decision === 'deny' ? undefined : this.host.proposals?.editedContent(requestId);
     const note = answerNote(request.questions, request.plan, decision, reason, extra);
     try {
@@ -388,8 +389,7 @@ export class ChatController {
     const session = this.store.get(sessionId);
     if (session === undefined) return false;
     if (this.host.confirmDelete !== undefined && !(await this.host.confirmDelete(session.title))) return false;
-    for (const queued of this.queues.get(sessionId) ?? []) queued.done(undefined);
-    this.queues.delete(sessionId);
+    this.queue.clear(sessionId);
     this.turns.get(sessionId)?.query?.cancel();
     let problem: string | undefined;
     try {
@@ -482,41 +482,17 @@ export class ChatController {
         ...(extra.attachments.length > 0 ? { attachments: extra.attachments } : {}),
         ...(session.model !== undefined && session.model !== '' && !session.resumed ? { model: session.model } : {}),
       },
-      {
-        onMessage: (text) => apply({ type: 'message', text }),
-        onToken: (text) => {
-          apply({ type: 'token', text });
-          this.store.scheduleSave(2000);
-        },
-        onThinking: (text) => apply({ type: 'thinking', text }),
-        onToolUse: (r) =>
-          apply({ type: 'toolUse', toolUseId: r.toolUseId, toolName: r.toolName, message: r.message, parentToolUseId: r.parentToolUseId }),
-        onToolResult: (r) =>
-          apply({
-            type: 'toolResult',
-            toolUseId: r.toolUseId,
-            toolName: r.toolName,
-            summary: r.summary,
-            isError: r.isError,
-            parentToolUseId: r.parentToolUseId,
-          }),
-        onPermissionChange: (permission) => {
-          apply({ type: 'permission', permission });
-          // The proposal's diff editor follows the ledger like the card does.
-          this.host.proposals?.changed(permission);
-        },
-        onPermissionResolved: (_p, r) =>
-          apply({ type: 'permissionResolved', requestId: r.requestId, decision: r.decision, by: r.by, rule: r.rule }),
-        onStatus: (r) => apply({ type: 'status', state: r.state, hasMessage: r.message !== undefined }),
-        onErrorReport: (message) => apply({ type: 'error', message }),
-      },
+      turnListener(apply, {
+        onToken: () => this.store.scheduleSave(2000),
+        onPermission: (permission) => this.host.proposals?.changed(permission),
+      }),
     );
     turn.query = query;
-    this.turns.set(session.id, turn);
+    this.turns.start(session.id, turn);
     this.postBusy(session);
 
     const outcome = await query.outcome;
-    this.turns.delete(session.id);
+    this.turns.end(session.id);
     apply({ type: 'end', outcome, streamedText: query.text });
     if (outcome.kind === 'failed') this.store.transcriptLost(session);
     this.postBusy(session);
@@ -524,37 +500,20 @@ export class ChatController {
     return outcome;
   }
 
-  /** The context meter from the turn's usage, and the session's cost from dave/listSessions (else the turns' sum). */
+  /** The context meter after a turn, and the session's cost from dave/listSessions (else the turns' sum). */
   private async learnMeter(client: DaveClient, session: Session, outcome: Extract<QueryOutcome, { kind: 'done' }>): Promise<void> {
-    const usage = outcome.result.usage;
-    const meter: Meter = { ...(session.meter ?? {}) };
-    if (typeof usage?.contextTokens === 'number') meter.contextTokens = usage.contextTokens;
-    if (typeof usage?.contextWindow === 'number') meter.contextWindow = usage.contextWindow;
-    if (typeof outcome.result.costUsd === 'number') {
-      session.turnsCost = (session.turnsCost ?? meter.costUsd ?? 0) + outcome.result.costUsd;
-      meter.costUsd = session.turnsCost;
-    }
-    session.meter = meter;
+    meterAfterTurn(session, outcome);
     try {
       const listed = (await client.listSessions())?.sessions.find((s) => s.sessionId === session.id);
       if (listed !== undefined) this.learnListed(session, listed);
     } catch (error) {
       this.host.log?.(`dave: listSessions failed: ${errorMessage(error)}`);
     }
-    if (this.isActive(session)) this.host.post({ type: 'meter', meter: { ...meter } });
+    if (this.isActive(session) && session.meter !== undefined) this.host.post({ type: 'meter', meter: { ...session.meter } });
   }
 
-  /** What dave/listSessions says of a session: its cost and its mode (an approved plan may have changed it). */
   private learnListed(session: Session, listed: ServerSessionInfo): void {
-    if (typeof listed.costUsd === 'number') {
-      session.meter = { ...(session.meter ?? {}), costUsd: listed.costUsd };
-      session.turnsCost = listed.costUsd;
-    }
-    const mode = listed.permissionMode as PermissionMode | undefined;
-    if (mode !== undefined && ['default', 'acceptEdits', 'plan', 'bypassPermissions'].includes(mode) && mode !== session.permissionMode) {
-      session.permissionMode = mode;
-      this.postSettings(session);
-    }
+    if (learnListed(session, listed)) this.postSettings(session);
   }
 
   // ---- pickers, commands, files (issue 16) -------------------------------
@@ -582,33 +541,8 @@ export class ChatController {
     change: (client: DaveClient) => Promise<void>,
     settings: { model?: string; permissionMode?: PermissionMode },
   ): Promise<void> {
-    let client: DaveClient;
-    try {
-      client = await this.host.getClient();
-    } catch (error) {
-      this.setStatus(session, `The server could not change the session: ${errorMessage(error)}`);
-      return;
-    }
-    try {
-      await change(client);
-    } catch (error) {
-      if (errorCode(error) !== ErrorCodes.InvalidParams || !client.supports(Methods.newSession)) {
-        this.setStatus(session, `The server could not change the session: ${errorMessage(error)}`);
-        return;
-      }
-      // The server does not know this session yet: create it with the settings.
-      const model = settings.model ?? session.model;
-      const permissionMode = settings.permissionMode ?? session.permissionMode;
-      try {
-        await client.newSession({
-          sessionId: session.id,
-          ...(model !== undefined && model !== '' ? { model } : {}),
-          ...(permissionMode !== undefined ? { permissionMode } : {}),
-        });
-      } catch (again) {
-        this.setStatus(session, `The server could not change the session: ${errorMessage(again)}`);
-      }
-    }
+    const problem = await configureSession(() => this.host.getClient(), session, change, settings);
+    if (problem !== undefined) this.setStatus(session, problem);
   }
 
   private async postCommands(): Promise<void> {
@@ -662,7 +596,7 @@ export class ChatController {
         if (this.isActive(session)) this.host.post({ type: 'appendText', itemId: effect.itemId, text: effect.text });
         break;
       case 'status':
-        this.setStatus(session, effect.text);
+        this.setStatus(session, effect.text, effect.retry);
         break;
       case 'reply':
         this.store.addReply(session, effect.text);
@@ -679,7 +613,7 @@ export class ChatController {
   // ---- view updates ----------------------------------------------------
 
   private summaries(): ChatViewState['sessions'] {
-    return this.store.summaries((id) => this.turns.has(id));
+    return this.store.summaries((id) => this.turns.isRunning(id));
   }
 
   private isActive(session: Session): boolean {
@@ -691,11 +625,6 @@ export class ChatController {
     this.notifyBusy();
   }
 
-  private queuedOf(sessionId: string | undefined): QueuedPrompt[] {
-    const waiting = sessionId === undefined ? undefined : this.queues.get(sessionId);
-    return (waiting ?? []).map((q) => ({ id: q.id, text: q.text, images: q.attachments.length }));
-  }
-
   private settingsOf(session: Session | undefined): SessionSettings {
     return {
       model: session?.model ?? '',
@@ -704,8 +633,10 @@ export class ChatController {
   }
 
   private postQueue(session: Session): void {
-    if (this.isActive(session)) this.host.post({ type: 'queue', queued: this.queuedOf(session.id) });
+    if (this.isActive(session)) this.host.post({ type: 'queue', queued: this.queue.list(session.id) });
   }
+
+
 
   private postSettings(session: Session): void {
     if (this.isActive(session)) this.host.post({ type: 'settings', settings: this.settingsOf(session) });
@@ -716,52 +647,22 @@ export class ChatController {
   }
 
   private postBusy(session: Session): void {
-    if (this.isActive(session)) this.host.post({ type: 'busy', busy: this.turns.has(session.id) });
+    if (this.isActive(session)) this.host.post({ type: 'busy', busy: this.turns.isRunning(session.id) });
     this.postSessions();
     this.notifyBusy();
   }
 
   private notifyBusy(): void {
-    const active = this.store.activeId;
-    const busy = active !== undefined && this.turns.has(active);
-    if (busy !== this.lastBusy) {
-      this.lastBusy = busy;
-      this.host.onBusyChanged?.(busy);
-    }
+    this.turns.notify(this.store.activeId);
   }
 
-  private setStatus(session: Session, text: string): void {
+  private setStatus(session: Session, text: string, retry?: RetryInfo): void {
     session.status = text;
-    if (this.isActive(session)) this.host.post({ type: 'status', text });
+    if (this.isActive(session)) this.host.post(retry === undefined ? { type: 'status', text } : { type: 'status', text, retry });
   }
 
   private addItem(session: Session, item: ChatItem): void {
     this.store.addItem(session, item);
     if (this.isActive(session)) this.host.post({ type: 'append', item: { ...item } });
   }
-}
-
-/** How a question or plan card words its answer. */
-export function answerNote(
-  questions: readonly Question[] | undefined,
-  plan: string | undefined,
-  decision: PermissionAnswer,
-  reason: string | undefined,
-  extra: Pick<PermissionExtra, 'answers' | 'permissionMode'>,
-): string | undefined {
-  if (questions !== undefined) {
-    if (decision === 'deny') return reason ? `Declined to answer: ${reason}` : 'Declined to answer';
-    const said = questions
-      .filter((q) => extra.answers?.[q.question] !== undefined)
-      .map((q) => {
-        const a = extra.answers![q.question];
-        return `${q.header ?? q.question}: ${Array.isArray(a) ? a.join(', ') : a}`;
-      });
-    return said.length > 0 ? `Answered (${said.join('; ')})` : 'Answered';
-  }
-  if (plan !== undefined) {
-    if (decision === 'deny') return reason ? `Kept planning: ${reason}` : 'Kept planning';
-    return extra.permissionMode === 'acceptEdits' ? 'Approved; accepting edits' : 'Approved';
-  }
-  return undefined;
 }

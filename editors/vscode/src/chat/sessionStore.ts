@@ -62,9 +62,45 @@ function newSessionId(): string {
 }
 
 const TITLE_LENGTH = 48;
+/** A session's title: the first line of its first prompt that has words, as plain text (no markdown). */
 export function titleFrom(prompt: string): string {
-  const line = prompt.trim().split('\n')[0]?.trim() ?? '';
+  const plain = (line: string): string =>
+    line
+      .replace(/^\s*(?:#{1,6}\s+|>\s*|[-*+]\s+|\d+[.)]\s+)/, '') // heading, quote, list
+      .replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1') // links and images: their text
+      .replace(/(\*\*|__|~~)(.+?)\1/g, '$2') // bold, strikethrough
+      .replace(/(^|\W)[*_](\S(?:.*?\S)?)[*_](?=\W|$)/g, '$1$2') // italics
+      .replace(/`+/g, '') // code spans
+      .replace(/\s+/g, ' ')
+      .trim();
+  const line = prompt
+    .split('\n')
+    .filter((l) => !/^\s*(```|~~~)/.test(l))
+    .map(plain)
+    .find((l) => l !== '') ?? '';
   return line.length > TITLE_LENGTH ? `${line.slice(0, TITLE_LENGTH - 1)}…` : line || 'New session';
+}
+
+/** The line after an answer that a window reload cut off. */
+export const INTERRUPTED_TEXT = 'Interrupted: the window reloaded while Dave was answering. Send again to go on.';
+
+/**
+ * Items read back from storage: an answer that was still streaming, or a turn
+ * still running (its last items after the last prompt have no end), was cut
+ * off by the reload; it gets a line that says so. Open cards expire.
+ */
+function itemsAfterReload(stored: readonly ChatItem[]): ChatItem[] {
+  let cut = false;
+  const items = stored.map((item): ChatItem => {
+    if (item.kind === 'assistant' && item.streaming) cut = true;
+    if (item.kind === 'tool' && !item.done) cut = true;
+    if (item.kind === 'assistant') return { ...item, streaming: false };
+    if (item.kind === 'tool' && !item.done) return { ...item, done: true, isError: true, summary: item.summary };
+    if (item.kind === 'permission') return cardAfterReload(item);
+    return item;
+  });
+  if (cut && items.at(-1)?.kind !== 'notice') items.push({ id: `reload-${Date.now().toString(36)}`, kind: 'notice', text: INTERRUPTED_TEXT });
+  return items;
 }
 
 /** Where the item `id` is, searching from the newest (where updates land). */
@@ -255,11 +291,7 @@ export class SessionStore {
     if (stored === undefined || !Array.isArray(stored.sessions)) return;
     for (const s of stored.sessions) {
       if (typeof s?.id !== 'string') continue;
-      const items = (Array.isArray(s.items) ? s.items : []).map((item): ChatItem => {
-        if (item.kind === 'assistant') return { ...item, streaming: false };
-        if (item.kind === 'permission') return cardAfterReload(item);
-        return item;
-      });
+      const items = itemsAfterReload(Array.isArray(s.items) ? s.items : []);
       this.sessions.set(s.id, {
         id: s.id,
         title: typeof s.title === 'string' ? s.title : 'Session',

@@ -11,9 +11,10 @@
  * request's state in the PermissionLedger (permissions.ts), never decided here.
  */
 
-import { outcomeChanges, type QueryOutcome } from '../protocol/daveClient';
+import { outcomeChanges, type PermissionExtra, type QueryOutcome } from '../protocol/daveClient';
 import type { ExpiryReason, PendingPermission } from '../protocol/permissions';
-import type { ChatItem, PermissionCardState } from '../shared/messages';
+import type { Question } from '../protocol/types';
+import { retryText, type ChatItem, type PermissionAnswer, type PermissionCardState, type RetryInfo } from '../shared/messages';
 import { changedFileRow, proposalCardInfo } from './review';
 
 type Item<K extends ChatItem['kind']> = Extract<ChatItem, { kind: K }>;
@@ -25,12 +26,12 @@ export type TurnEvent =
   | { type: 'message'; text: string }
   | { type: 'token'; text: string }
   | { type: 'thinking'; text: string }
-  | { type: 'toolUse'; toolUseId: string; toolName: string; message?: string; parentToolUseId?: string }
+  | { type: 'toolUse'; toolUseId: string; toolName: string; message?: string; parentToolUseId?: string; filePath?: string }
   | { type: 'toolResult'; toolUseId: string; toolName: string; summary: string; isError: boolean; parentToolUseId?: string }
   /** A request of this turn changed state in the ledger (opened, answered, resolved, expired). */
   | { type: 'permission'; permission: PendingPermission }
   | { type: 'permissionResolved'; requestId: string; decision: 'allow' | 'deny'; by: string; rule?: string }
-  | { type: 'status'; state: string; hasMessage: boolean }
+  | { type: 'status'; state: string; hasMessage: boolean; retry?: RetryInfo }
   | { type: 'error'; message: string }
   | { type: 'end'; outcome: QueryOutcome; streamedText: string };
 
@@ -38,7 +39,7 @@ export type TurnEffect =
   | { type: 'append'; item: ChatItem }
   | { type: 'update'; item: ChatItem }
   | { type: 'appendText'; itemId: string; text: string }
-  | { type: 'status'; text: string }
+  | { type: 'status'; text: string; retry?: RetryInfo }
   /** The assistant's entry for the transcript (`messages`), once the turn ended. */
   | { type: 'reply'; text: string }
   /** The turn changed files: `itemId` is its "N files changed" row, which wants its turn number. */
@@ -59,8 +60,9 @@ export interface TurnState {
   readonly openThinking?: string;
   /** The server's description of each tool use of this turn, by toolUseId (less the tool name). */
   readonly targets: Readonly<Record<string, string>>;
-  /** The last `error` report, so that the failure does not say it twice. */
+  /** The last `error` report and its item, so that the failure does not say it twice. */
   readonly lastError?: string;
+  readonly lastErrorItem?: string;
   readonly ended: boolean;
 }
 
@@ -144,6 +146,7 @@ class Turn {
           isError: false,
           done: false,
           ...parentOf(event.parentToolUseId),
+          ...(event.filePath !== undefined ? { filePath: event.filePath } : {}),
         });
         break;
       }
@@ -184,12 +187,13 @@ class Turn {
         }
         break;
       case 'status':
-        if (!event.hasMessage) this.status(STATUS_TEXT[event.state] ?? event.state);
+        if (event.retry !== undefined) this.status(retryText(event.retry, event.retry.retryInMs), event.retry);
+        else if (!event.hasMessage) this.status(STATUS_TEXT[event.state] ?? event.state);
         break;
       case 'error':
         this.s.lastError = event.message;
         this.closeText();
-        this.append({ id: this.id(), kind: 'error', message: event.message });
+        this.s.lastErrorItem = this.append({ id: this.id(), kind: 'error', message: event.message }).id;
         break;
       case 'end':
         this.end(event.outcome, event.streamedText);
@@ -227,10 +231,18 @@ class Turn {
         if (outcome.partialText !== '') this.effects.push({ type: 'reply', text: outcome.partialText });
         this.append({ id: this.id(), kind: 'notice', text: 'Stopped.' });
         break;
-      case 'failed':
+      case 'failed': {
         if (outcome.partialText !== '') this.effects.push({ type: 'reply', text: outcome.partialText });
-        if (outcome.message !== this.s.lastError) this.append({ id: this.id(), kind: 'error', message: outcome.message });
+        const message = outcome.needsEnv !== undefined ? envFixText(outcome.message, outcome.needsEnv) : outcome.message;
+        const reported = this.s.lastErrorItem === undefined ? undefined : this.items.find((i) => i.id === this.s.lastErrorItem);
+        if (outcome.message !== this.s.lastError || reported?.kind !== 'error') {
+          this.append({ id: this.id(), kind: 'error', message });
+        } else if (message !== reported.message) {
+          // The `error` report said it already: word its fix in this client's settings.
+          this.update({ ...reported, message });
+        }
         break;
+      }
     }
     const changes = outcomeChanges(outcome);
     if (changes.length > 0) {
@@ -284,9 +296,18 @@ class Turn {
     this.s.openThinking = undefined;
   }
 
-  private status(text: string): void {
-    this.effects.push({ type: 'status', text });
+  private status(text: string, retry?: RetryInfo): void {
+    this.effects.push(retry === undefined ? { type: 'status', text } : { type: 'status', text, retry });
   }
+}
+
+/**
+ * A failure whose fix is an environment variable of the backend (`needsEnv`),
+ * worded for VS Code: where to set it, instead of the server's generic hint.
+ */
+export function envFixText(message: string, variable: string): string {
+  const bare = message.replace(/\s*\(set [^()]* in the backend's environment\)\s*$/, '');
+  return `${bare} (set ${variable} in the "dave.server.env" setting; Dave then offers to restart the server)`;
 }
 
 function parentOf(parentToolUseId: string | undefined): { parentToolUseId?: string } {
@@ -408,4 +429,29 @@ function resolvedText(
   if (by === 'mode') return decision === 'allow' ? 'Allowed by the permission mode' : 'Denied by the permission mode';
   if (by === 'cancel') return 'Cancelled';
   return decision === 'allow' ? 'Allowed' : 'Denied';
+}
+
+/** How a question or plan card words its answer. */
+export function answerNote(
+  questions: readonly Question[] | undefined,
+  plan: string | undefined,
+  decision: PermissionAnswer,
+  reason: string | undefined,
+  extra: Pick<PermissionExtra, 'answers' | 'permissionMode'>,
+): string | undefined {
+  if (questions !== undefined) {
+    if (decision === 'deny') return reason ? `Declined to answer: ${reason}` : 'Declined to answer';
+    const said = questions
+      .filter((q) => extra.answers?.[q.question] !== undefined)
+      .map((q) => {
+        const a = extra.answers![q.question];
+        return `${q.header ?? q.question}: ${Array.isArray(a) ? a.join(', ') : a}`;
+      });
+    return said.length > 0 ? `Answered (${said.join('; ')})` : 'Answered';
+  }
+  if (plan !== undefined) {
+    if (decision === 'deny') return reason ? `Kept planning: ${reason}` : 'Kept planning';
+    return extra.permissionMode === 'acceptEdits' ? 'Approved; accepting edits' : 'Approved';
+  }
+  return undefined;
 }

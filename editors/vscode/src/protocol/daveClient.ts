@@ -94,6 +94,8 @@ export type QueryOutcome =
       partialText: string;
       toolResults: ToolResultSummary[];
       changes?: ChangeSummary[];
+      /** The backend's environment variable that fixes it (error `data.needsEnv`); the client words where to set it. */
+      needsEnv?: string;
     };
 
 /** The files a query's outcome says its turn changed (none from older servers). */
@@ -482,6 +484,7 @@ export class DaveClient {
       partialText,
       toolResults,
       ...changes,
+      ...(typeof data?.needsEnv === 'string' && data.needsEnv !== '' ? { needsEnv: data.needsEnv } : {}),
     };
   }
 

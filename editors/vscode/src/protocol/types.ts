@@ -216,6 +216,8 @@ export interface QueryFailureData {
   partialText?: string;
   toolResults?: ToolResultSummary[];
   changes?: ChangeSummary[];
+  /** Additive (issue 18): the backend's environment variable that fixes the failure (ANTHROPIC_API_KEY). */
+  needsEnv?: string;
 }
 
 export type PermissionDecision = 'allow' | 'allowAlways' | 'deny';
@@ -449,7 +451,11 @@ export interface ToolResultReport extends ReportBase {
 
 export interface StatusReport extends ReportBase {
   type: 'status';
-  state: OpenString<'connecting' | 'working' | 'compacting'>;
+  state: OpenString<'connecting' | 'working' | 'compacting' | 'retrying'>;
+  /** With `retrying` (issue 18): which attempt, of how many, and the wait before it. */
+  attempt?: number;
+  maxAttempts?: number;
+  retryInMs?: number;
 }
 
 export interface ErrorReport extends ReportBase {

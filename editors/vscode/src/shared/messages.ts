@@ -11,7 +11,15 @@ export type { ImageAttachment, PermissionMode, Question, SlashCommand } from '..
 export type PermissionCardState = 'pending' | 'answered' | 'allowed' | 'denied' | 'expired';
 
 export type ChatItem =
-  | { id: string; kind: 'user'; text: string; /** Images attached (issue 16). */ images?: number }
+  | {
+      id: string;
+      kind: 'user';
+      text: string;
+      /** Images attached (issue 16). */
+      images?: number;
+      /** The context chips that went with it, as labels ("greet.py:1-2", issue 18). */
+      context?: string[];
+    }
   | { id: string; kind: 'assistant'; text: string; streaming: boolean }
   | { id: string; kind: 'thinking'; text: string }
   | {
@@ -25,6 +33,8 @@ export type ChatItem =
       done: boolean;
       /** A subagent's tool use: the Agent tool use it runs under (issue 16). */
       parentToolUseId?: string;
+      /** The file a file tool works on, as the model gave it: the row opens it (issue 18). */
+      filePath?: string;
     }
   | {
       id: string;
@@ -102,6 +112,49 @@ export interface QueuedPrompt {
   id: string;
   text: string;
   images: number;
+  /** Its context chips' labels. */
+  context?: string[];
+}
+
+/**
+ * A selection put into the message box by "Ask Dave About Selection" (issue 18):
+ * a removable chip that goes with the next message as its `context`.
+ */
+export interface ContextChip {
+  id: string;
+  /** "greet.py:1-2": the file relative to the workspace, and the lines (1-based, inclusive). */
+  label: string;
+  /** The file's absolute path. */
+  path: string;
+  languageId: string;
+  /** 1-based, inclusive; a selection that ends at column 1 ends on the line before. */
+  startLine: number;
+  endLine: number;
+  /** The LSP range of the selection (0-based). */
+  selection: { start: { line: number; character: number }; end: { line: number; character: number } };
+  text: string;
+}
+
+/** A model request the backend retries (a `retrying` status): the status line counts down to it. */
+export interface RetryInfo {
+  attempt: number;
+  maxAttempts?: number;
+  retryInMs: number;
+  /** Why: "API Error 500". */
+  reason: string;
+}
+
+/** "Retrying in 8 s (attempt 2 of 10): API Error 500"; `leftMs` counts down to the retry. */
+export function retryText(retry: RetryInfo, leftMs: number): string {
+  const of = retry.maxAttempts !== undefined ? ` of ${retry.maxAttempts}` : '';
+  const when = leftMs > 0 ? `in ${Math.ceil(leftMs / 1000)} s` : 'now';
+  return `Retrying ${when} (attempt ${retry.attempt}${of}): ${retry.reason}`;
+}
+
+/** What the first open says: the backend and model that answer, and how to start. */
+export interface Welcome {
+  backend: string;
+  model: string;
 }
 
 /** The session's model ("" for the backend's default) and permission mode, as the pickers show them. */
@@ -126,6 +179,10 @@ export interface ChatViewState {
   queued?: QueuedPrompt[];
   settings?: SessionSettings;
   meter?: Meter;
+  /** Shown while the session has no items. */
+  welcome?: Welcome;
+  /** The context chips in the message box. */
+  chips?: ContextChip[];
 }
 
 /** Extension → webview. */
@@ -136,8 +193,10 @@ export type ToWebview =
   | { type: 'appendText'; itemId: string; text: string }
   | { type: 'update'; item: ChatItem }
   | { type: 'busy'; busy: boolean }
-  | { type: 'status'; text: string }
+  | { type: 'status'; text: string; retry?: RetryInfo }
   | { type: 'focusInput'; text?: string }
+  /** The message box's context chips (Ask Dave About Selection). */
+  | { type: 'chips'; chips: ContextChip[] }
   | { type: 'queue'; queued: QueuedPrompt[] }
   | { type: 'settings'; settings: SessionSettings }
   | { type: 'meter'; meter: Meter | undefined }
@@ -154,7 +213,10 @@ export type PermissionAnswer = 'allow' | 'allowAlways' | 'deny';
 /** Webview → extension. */
 export type FromWebview =
   | { type: 'ready' }
+  /** The message box's text; its context chips are the extension's (they go with it). */
   | { type: 'send'; text: string; attachments?: ImageAttachment[] }
+  /** The × of a context chip. */
+  | { type: 'removeContext'; id: string }
   | { type: 'stop' }
   | {
       type: 'permission';
@@ -180,7 +242,12 @@ export type FromWebview =
   /** Opens the diffs of a "files changed" row. */
   | { type: 'reviewChanges'; itemId: string }
   /** Undoes a "files changed" row's turn, or one file of it. */
-  | { type: 'undoChanges'; itemId: string; path?: string };
+  | { type: 'undoChanges'; itemId: string; path?: string }
+  /** A code block's Copy and Insert at cursor (issue 18). */
+  | { type: 'copyCode'; code: string }
+  | { type: 'insertCode'; code: string }
+  /** A file tool's row: opens its file. */
+  | { type: 'openFile'; path: string };
 
 const fromWebviewTypes = new Set<FromWebview['type']>([
   'ready',
@@ -198,6 +265,10 @@ const fromWebviewTypes = new Set<FromWebview['type']>([
   'setPermissionMode',
   'listCommands',
   'findFiles',
+  'copyCode',
+  'insertCode',
+  'openFile',
+  'removeContext',
 ]);
 
 function attachmentsOf(raw: unknown): ImageAttachment[] | undefined {
@@ -213,6 +284,9 @@ function attachmentsOf(raw: unknown): ImageAttachment[] | undefined {
   );
   return out.length > 0 ? out.map((a) => ({ type: 'image', mediaType: a.mediaType, data: a.data })) : undefined;
 }
+
+/** At most what a code block may carry to the clipboard or the editor. */
+const MAX_CODE = 1_000_000;
 
 function answersOf(raw: unknown): Record<string, string | string[]> | undefined {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
@@ -239,6 +313,13 @@ export function parseFromWebview(raw: unknown): FromWebview | undefined {
       const attachments = attachmentsOf(m.attachments);
       return { type: 'send', text: m.text, ...(attachments !== undefined ? { attachments } : {}) };
     }
+    case 'copyCode':
+    case 'insertCode':
+      return typeof m.code === 'string' && m.code.length <= MAX_CODE ? { type: m.type, code: m.code } : undefined;
+    case 'removeContext':
+      return typeof m.id === 'string' ? { type: 'removeContext', id: m.id } : undefined;
+    case 'openFile':
+      return typeof m.path === 'string' && m.path !== '' ? { type: 'openFile', path: m.path } : undefined;
     case 'permission': {
       if (typeof m.requestId !== 'string') return undefined;
       if (m.decision !== 'allow' && m.decision !== 'allowAlways' && m.decision !== 'deny') return undefined;

@@ -9,16 +9,20 @@ import {
   PERMISSION_MODES,
   type ChatItem,
   type ChatViewState,
+  type ContextChip,
   type FromWebview,
   type ImageAttachment,
   type Meter,
   type PermissionAnswer,
   type PermissionMode,
   type QueuedPrompt,
+  type RetryInfo,
   type SessionSettings,
   type SessionSummary,
   type SlashCommand,
   type ToWebview,
+  type Welcome,
+  retryText,
 } from '../shared/messages';
 import type { MarkdownRenderer } from './markdown';
 
@@ -33,6 +37,10 @@ export interface ChatAppOptions {
   debounce?: (fn: () => void, ms: number) => () => void;
   /** Reads a pasted or dropped image as a data: URL (FileReader by default). */
   readImage?: (file: Blob) => Promise<string>;
+  /** Runs `fn` every `ms` (the retry countdown); setInterval by default. Returns a stop. */
+  every?: (fn: () => void, ms: number) => () => void;
+  /** The clock of the retry countdown; Date.now by default. */
+  now?: () => number;
 }
 
 const MODE_LABELS: Record<PermissionMode, string> = {
@@ -101,6 +109,15 @@ export class ChatApp {
   private completion: Completion | undefined;
   private cancelFileQuery: (() => void) | undefined;
   private fileQuery: string | undefined;
+  private readonly every: (fn: () => void, ms: number) => () => void;
+  private readonly now: () => number;
+  /** The retry countdown's stop, while a `retrying` status shows. */
+  private stopCountdown: (() => void) | undefined;
+  private readonly chipList: HTMLElement;
+  private chips: ContextChip[] = [];
+  private welcome: Welcome | undefined;
+  /** Set by Send: the prompt's bubble scrolls the transcript to the bottom, wherever it was. */
+  private sentJustNow = false;
 
   constructor(
     private readonly doc: Document,
@@ -116,6 +133,14 @@ export class ChatApp {
         return () => clearTimeout(timer);
       });
     this.readImage = options.readImage ?? readAsDataUrl;
+    this.every =
+      options.every ??
+      ((fn, ms) => {
+        const timer = setInterval(fn, ms);
+        return () => clearInterval(timer);
+      });
+    this.now = options.now ?? (() => Date.now());
+    this.chipList = required(doc, '#chips');
     this.transcript = required(doc, '#transcript');
     this.input = required(doc, '#message');
     this.sendButton = required(doc, '#send');
@@ -181,8 +206,15 @@ export class ChatApp {
     this.modeSelect.addEventListener('change', () =>
       this.host.postMessage({ type: 'setPermissionMode', mode: this.modeSelect.value as PermissionMode }),
     );
-    this.stopButton.addEventListener('click', () => {
-      if (this.busy) this.host.postMessage({ type: 'stop' });
+    this.stopButton.addEventListener('click', () => this.stop());
+    // Escape stops the answer while the chat has the focus (suggestions take it first).
+    doc.addEventListener('keydown', (event) => {
+      if (event.key !== 'Escape' || event.defaultPrevented || !this.busy) return;
+      // A card's own field (a Deny reason, an answer) keeps its Escape.
+      const target = event.target as HTMLElement | null;
+      if (target !== null && target !== this.input && (target.tagName === 'INPUT' || target.tagName === 'TEXTAREA')) return;
+      event.preventDefault();
+      this.stop();
     });
     newButton.addEventListener('click', () => this.host.postMessage({ type: 'newSession' }));
     this.deleteButton.addEventListener('click', () => {
@@ -210,9 +242,13 @@ export class ChatApp {
       case 'sessions':
         this.setSessions(message.sessions, message.activeSessionId);
         break;
-      case 'append':
-        this.followBottom(() => this.upsert(message.item));
+      case 'append': {
+        const sent = this.sentJustNow && message.item.kind === 'user';
+        if (sent) this.sentJustNow = false;
+        this.followBottom(() => this.upsert(message.item), sent);
+        this.revealIfAsking(message.item);
         break;
+      }
       case 'update':
         this.followBottom(() => this.upsert(message.item));
         break;
@@ -228,7 +264,10 @@ export class ChatApp {
         this.setBusy(message.busy);
         break;
       case 'status':
-        this.statusLine.textContent = message.text;
+        this.setStatus(message.text, message.retry);
+        break;
+      case 'chips':
+        this.setChips(message.chips);
         break;
       case 'focusInput':
         if (message.text !== undefined) this.input.value = message.text;
@@ -276,9 +315,12 @@ export class ChatApp {
     this.transcript.replaceChildren();
     for (const item of state.items) this.upsert(item);
     this.setSessions(state.sessions, state.activeSessionId);
+    this.welcome = state.welcome;
+    this.renderWelcome();
     this.setBusy(state.busy);
-    this.statusLine.textContent = state.status;
+    this.setStatus(state.status);
     this.setQueue(state.queued ?? []);
+    this.setChips(state.chips ?? []);
     if (state.settings !== undefined) this.setSettings(state.settings);
     this.setMeter(state.meter);
     this.transcript.scrollTop = this.transcript.scrollHeight;
@@ -519,19 +561,118 @@ export class ChatApp {
       option.selected = s.id === activeSessionId;
       return option;
     });
+    if (options.length === 0) {
+      // Not an empty dropdown: say there is nothing yet.
+      const none = this.option('', 'No sessions yet');
+      none.disabled = true;
+      none.selected = true;
+      options.push(none);
+    }
     this.sessionSelect.replaceChildren(...options);
     if (activeSessionId !== undefined) this.sessionSelect.value = activeSessionId;
     this.deleteButton.disabled = activeSessionId === undefined;
   }
 
   private setBusy(busy: boolean): void {
+    // A hidden button drops the focus to the page: keep it in the message box.
+    const active = this.doc.activeElement;
+    const dropping = !busy && (active === this.stopButton || active === this.queueButton);
     this.busy = busy;
+    if (!busy) this.setStatus(this.statusLine.textContent ?? '');
     this.sendButton.hidden = busy;
     this.queueButton.hidden = !busy;
     this.stopButton.hidden = !busy;
     this.stopButton.disabled = !busy;
     this.transcript.setAttribute('aria-busy', busy ? 'true' : 'false');
-    if (!busy) this.flush();
+    if (dropping) this.input.focus();
+    if (!busy) {
+      this.flush();
+      // An error that ended the turn is seen, as an answer is.
+      const last = [...this.items.values()].at(-1);
+      if (last?.kind === 'error') this.reveal(last.id);
+    }
+  }
+
+  /** Stop (the button, or Escape): the answer stops and the focus goes to the message box. */
+  private stop(): void {
+    if (this.busy) this.host.postMessage({ type: 'stop' });
+    this.input.focus();
+  }
+
+  /**
+   * The status line. A `retrying` status counts down to the retry, every
+   * second: "Retrying in 8 s (attempt 2 of 10): API Error 500"; Stop stays.
+   */
+  private setStatus(text: string, retry?: RetryInfo): void {
+    this.stopCountdown?.();
+    this.stopCountdown = undefined;
+    this.statusLine.classList.toggle('retrying', retry !== undefined);
+    if (retry === undefined) {
+      this.statusLine.textContent = text;
+      return;
+    }
+    const due = this.now() + retry.retryInMs;
+    const tick = (): void => {
+      const left = due - this.now();
+      this.statusLine.textContent = retryText(retry, left);
+      if (left <= 0) {
+        this.stopCountdown?.();
+        this.stopCountdown = undefined;
+      }
+    };
+    tick();
+    if (retry.retryInMs > 0) this.stopCountdown = this.every(tick, 1000);
+  }
+
+  private setChips(chips: ContextChip[]): void {
+    this.chips = chips;
+    this.chipList.hidden = chips.length === 0;
+    this.chipList.replaceChildren(
+      ...chips.map((chip) => {
+        const row = this.el('div', 'chip');
+        row.setAttribute('role', 'listitem');
+        row.title = `${chip.path}, lines ${chip.startLine}-${chip.endLine}: goes with the next message`;
+        row.append(this.el('span', 'chip-label', chip.label));
+        const remove = this.el('button', 'remove-chip secondary', '×');
+        remove.type = 'button';
+        remove.setAttribute('aria-label', `Remove ${chip.label} from the next message`);
+        remove.addEventListener('click', () => {
+          this.host.postMessage({ type: 'removeContext', id: chip.id });
+          this.input.focus();
+        });
+        row.append(remove);
+        return row;
+      }),
+    );
+  }
+
+  /** With no items, what Dave is and how to start, instead of an empty transcript. */
+  private renderWelcome(): void {
+    this.transcript.querySelector(':scope > .welcome')?.remove();
+    if (this.items.size > 0) return;
+    const box = this.el('div', 'welcome');
+    const backend = this.welcome?.backend === 'openai' ? 'an OpenAI-compatible model' : 'Claude Code';
+    const model = this.welcome?.model ? `, model ${this.welcome.model}` : ", the backend's default model";
+    box.append(
+      this.el('div', 'welcome-title', 'Dave'),
+      this.el('p', undefined, `Chat with ${backend}${model}, through the dave-lsp server. Dave asks before it changes anything.`),
+      this.el(
+        'p',
+        undefined,
+        'Type a question below. @ attaches a file, / lists commands, and "Ask Dave About Selection" (editor context menu) adds the selected code. Ctrl+Alt+D comes back here.',
+      ),
+    );
+    this.transcript.prepend(box);
+  }
+
+  /** A new permission card, question or plan must be seen: it waits for the user. */
+  private revealIfAsking(item: ChatItem): void {
+    if ((item.kind === 'permission' && item.state === 'pending') || item.kind === 'error') this.reveal(item.id);
+  }
+
+  private reveal(id: string): void {
+    const node = this.nodes.get(id);
+    if (node !== undefined && typeof node.scrollIntoView === 'function') node.scrollIntoView({ block: 'nearest' });
   }
 
   /**
@@ -541,8 +682,9 @@ export class ChatApp {
    */
   private send(queue = false): void {
     const text = this.input.value;
-    if ((this.busy && !queue) || text.trim() === '') return;
+    if ((this.busy && !queue) || (text.trim() === '' && this.chips.length === 0)) return;
     this.input.value = '';
+    this.sentJustNow = !this.busy;
     this.closeCompletion();
     const message: FromWebview = { type: 'send', text };
     if (this.images.length > 0) {
@@ -571,6 +713,7 @@ export class ChatApp {
       node.dataset.id = item.id;
       this.nodes.set(item.id, node);
       this.parentOf(item).appendChild(node);
+      if (this.items.size === 1) this.renderWelcome();
     }
     this.dirty.delete(item.id);
     this.fill(node, this.items.get(item.id)!);
@@ -600,12 +743,12 @@ export class ChatApp {
     }
   }
 
-  /** Keeps the transcript pinned to the bottom only when it already was. */
-  private followBottom(change: () => void): void {
+  /** Keeps the transcript pinned to the bottom when it already was (or `always`, for what was just sent). */
+  private followBottom(change: () => void, always = false): void {
     const t = this.transcript;
     const atBottom = t.scrollHeight - t.scrollTop - t.clientHeight < 40;
     change();
-    if (atBottom) t.scrollTop = t.scrollHeight;
+    if (atBottom || always) t.scrollTop = t.scrollHeight;
   }
 
   private el<K extends keyof HTMLElementTagNameMap>(tag: K, className?: string, text?: string): HTMLElementTagNameMap[K] {
@@ -619,7 +762,14 @@ export class ChatApp {
     node.className = `item ${item.kind}`;
     switch (item.kind) {
       case 'user': {
-        const parts = [this.el('div', 'who', 'You'), this.el('div', 'body plain', item.text)];
+        const parts = [this.el('div', 'who', 'You')];
+        if (item.context !== undefined && item.context.length > 0) {
+          const context = this.el('div', 'user-context');
+          context.setAttribute('aria-label', 'Context sent with it');
+          context.append(...item.context.map((label) => this.el('span', 'chip', label)));
+          parts.push(context);
+        }
+        parts.push(this.el('div', 'body plain', item.text));
         if (item.images !== undefined && item.images > 0) {
           parts.push(this.el('div', 'user-images', item.images === 1 ? '1 image attached' : `${item.images} images attached`));
         }
@@ -629,6 +779,7 @@ export class ChatApp {
       case 'assistant': {
         const body = this.el('div', 'body markdown');
         body.innerHTML = this.markdown.render(item.text);
+        if (!item.streaming) this.addCodeActions(body);
         node.replaceChildren(this.el('div', 'who', 'Dave'), body);
         node.setAttribute('aria-busy', item.streaming ? 'true' : 'false');
         break;
@@ -645,9 +796,18 @@ export class ChatApp {
         const state = !item.done ? 'running' : item.isError ? 'failed' : 'done';
         node.classList.add(state);
         const row = this.el('div', 'tool-row');
+        let summary: HTMLElement = this.el('span', 'tool-summary', item.summary);
+        if (item.filePath !== undefined) {
+          // "Write b.txt (11 bytes)": the summary opens the file.
+          const file = item.filePath;
+          summary = this.el('button', 'tool-summary tool-open link', item.summary || file);
+          (summary as HTMLButtonElement).type = 'button';
+          summary.title = `Open ${file}`;
+          summary.addEventListener('click', () => this.host.postMessage({ type: 'openFile', path: file }));
+        }
         row.append(
           this.el('span', 'tool-name', item.toolName),
-          this.el('span', 'tool-summary', item.summary),
+          summary,
           this.el('span', 'tool-state', state === 'running' ? 'running' : state === 'failed' ? 'failed' : ''),
         );
         // A subagent's rows stay nested under this one.
@@ -667,6 +827,26 @@ export class ChatApp {
       case 'changes':
         this.fillChanges(node, item);
         break;
+    }
+  }
+
+  /** Copy and Insert at cursor on every code block of an answer. */
+  private addCodeActions(body: HTMLElement): void {
+    for (const pre of body.querySelectorAll('pre')) {
+      const code = pre.querySelector('code')?.textContent ?? pre.textContent ?? '';
+      const bar = this.el('div', 'code-actions');
+      const copy = this.el('button', 'copy-code secondary', 'Copy');
+      copy.title = 'Copy the code to the clipboard';
+      const insert = this.el('button', 'insert-code secondary', 'Insert');
+      insert.title = 'Insert the code at the cursor of the editor';
+      insert.setAttribute('aria-label', 'Insert at cursor');
+      for (const b of [copy, insert]) b.type = 'button';
+      copy.addEventListener('click', () => this.host.postMessage({ type: 'copyCode', code }));
+      insert.addEventListener('click', () => this.host.postMessage({ type: 'insertCode', code }));
+      bar.append(copy, insert);
+      const block = this.el('div', 'code-block');
+      pre.replaceWith(block);
+      block.append(bar, pre);
     }
   }
 
@@ -752,7 +932,8 @@ export class ChatApp {
       const reason = this.el('input', 'permission-reason');
       reason.type = 'text';
       reason.setAttribute('aria-label', 'Reason for denying');
-      reason.placeholder = 'Reason (optional, shown to the model when you deny)';
+      reason.placeholder = 'Reason for Deny (optional)';
+      reason.title = 'Optional: why you deny it; the model is told';
       const allow = this.el('button', 'allow', 'Allow');
       if (review?.editable === true) allow.title = 'Accept the right side of the diff editor, with your edits';
       const always = this.el(
@@ -898,7 +1079,8 @@ export class ChatApp {
       const feedback = this.el('input', 'plan-feedback');
       feedback.type = 'text';
       feedback.setAttribute('aria-label', 'Feedback on the plan');
-      feedback.placeholder = 'Feedback for Keep planning (optional, the model is told)';
+      feedback.placeholder = 'Feedback (optional)';
+      feedback.title = 'Optional: what to plan differently; the model is told with Keep planning';
       approve.addEventListener('click', () => this.answer(item.requestId, 'allow', node));
       edits.addEventListener('click', () => this.answer(item.requestId, 'allow', node, undefined, { permissionMode: 'acceptEdits' }));
       const back = (): void => this.answer(item.requestId, 'deny', node, feedback.value);

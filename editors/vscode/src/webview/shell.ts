@@ -43,13 +43,14 @@ export const SHELL_BODY = `
   <div id="status" role="status" aria-live="polite"></div>
   <div id="queue" class="queue" role="list" aria-label="Queued prompts" hidden></div>
   <form id="composer">
+    <div id="chips" class="chips" role="list" aria-label="Context for the next message" hidden></div>
     <div id="attachments" class="attachments" role="list" aria-label="Attached images" hidden></div>
     <ul id="completions" class="completions" role="listbox" aria-label="Suggestions" hidden></ul>
-    <textarea id="message" rows="3" aria-label="Message Dave" aria-autocomplete="list" aria-controls="completions" placeholder="Ask Dave (Enter to send, Shift+Enter for a new line, @ for a file, / for a command)"></textarea>
+    <textarea id="message" rows="3" aria-label="Message Dave" aria-autocomplete="list" aria-controls="completions" placeholder="Ask Dave (Enter sends, Shift+Enter: new line, @ file, / command)"></textarea>
     <div class="composer-buttons">
       <button id="send" type="submit">Send</button>
       <button id="queue-send" type="button" class="secondary" title="Send this after the running answer (Ctrl+Enter)" hidden>Queue</button>
-      <button id="stop" type="button" hidden>Stop</button>
+      <button id="stop" type="button" title="Stop the answer (Escape)" hidden>Stop</button>
     </div>
   </form>
 </main>`;
