@@ -31,6 +31,7 @@ from dave_lsp import rules as allow_rules
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.changes import write_atomic
 from dave_lsp.editor_tools import EditorToolError, ToolSpec
+from dave_lsp.file_tool_schemas import edit_schema, read_schema, write_schema
 from dave_lsp.proposals import (
     EditError,
     FileText,
@@ -53,49 +54,28 @@ REQUEST_TIMEOUT = 30.0
 MAX_READ_LINES = 2000  # what one Read returns without a limit, as the CLI's Read
 MAX_LINE_CHARS = 2000
 
-_PATH = {"type": "string", "description": "The absolute path of the file"}
+_PATH = "The absolute path of the file"
 SPECS = {
     "Read": ToolSpec(
         "readTextFile",
         "Read",
         "Read a file as the editor has it (unsaved changes included). Lines are numbered "
         f"from 1; at most {MAX_READ_LINES} lines unless `limit` says otherwise.",
-        {
-            "type": "object",
-            "properties": {
-                "file_path": _PATH,
-                "offset": {"type": "integer", "description": "The 1-based line to start at"},
-                "limit": {"type": "integer", "description": "How many lines to read"},
-            },
-            "required": ["file_path"],
-        },
+        read_schema(_PATH),
     ),
     "Write": ToolSpec(
         "writeTextFile",
         "Write",
         "Write a whole file (created if missing) in the editor, after the user's "
         "permission where the mode asks for it.",
-        {
-            "type": "object",
-            "properties": {"file_path": _PATH, "content": {"type": "string"}},
-            "required": ["file_path", "content"],
-        },
+        write_schema(_PATH),
     ),
     "Edit": ToolSpec(
         "writeTextFile",
         "Edit",
         "Replace `old_string` with `new_string` in a file as the editor has it. "
         "`old_string` must match exactly once unless `replace_all` is true.",
-        {
-            "type": "object",
-            "properties": {
-                "file_path": _PATH,
-                "old_string": {"type": "string"},
-                "new_string": {"type": "string"},
-                "replace_all": {"type": "boolean", "default": False},
-            },
-            "required": ["file_path", "old_string", "new_string"],
-        },
+        edit_schema(_PATH),
     ),
 }
 

@@ -39,6 +39,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from dave_lsp.editor_tools import EditorToolError, EditorTools
+from dave_lsp.file_tool_schemas import edit_schema, read_schema, write_schema
 from dave_lsp.proposals import MAX_READ_BYTES, EditError, decode_text, proposed_text
 
 READ_MAX_LINES: Final = 2000
@@ -64,46 +65,25 @@ PLAN_MODE_REASON: Final = (
     " tools) run. Describe the plan instead; the user switches the mode to carry it out."
 )
 
-_PATH = {"type": "string", "description": "absolute path, or relative to the project folder"}
+_PATH = "absolute path, or relative to the project folder"
 _BUILTIN_SPECS: Final[list[tuple[str, str, dict[str, Any]]]] = [
     (
         "Read",
         f"Read a text file. Lines come numbered (`number<TAB>text`); at most {READ_MAX_LINES}"
         " lines per call: use offset and limit to page through a longer file.",
-        {
-            "type": "object",
-            "properties": {
-                "file_path": _PATH,
-                "offset": {"type": "integer", "description": "1-based line to start at"},
-                "limit": {"type": "integer", "description": "how many lines to read"},
-            },
-            "required": ["file_path"],
-        },
+        read_schema(_PATH),
     ),
     (
         "Write",
         "Write a file, replacing it if it exists (parent folders are created).",
-        {
-            "type": "object",
-            "properties": {"file_path": _PATH, "content": {"type": "string"}},
-            "required": ["file_path", "content"],
-        },
+        write_schema(_PATH),
     ),
     (
         "Edit",
         "Replace old_string with new_string in a file. old_string must match exactly once"
         " (whitespace included) unless replace_all is true; an empty old_string creates a"
         " new file with new_string.",
-        {
-            "type": "object",
-            "properties": {
-                "file_path": _PATH,
-                "old_string": {"type": "string"},
-                "new_string": {"type": "string"},
-                "replace_all": {"type": "boolean", "default": False},
-            },
-            "required": ["file_path", "old_string", "new_string"],
-        },
+        edit_schema(_PATH),
     ),
     (
         "Bash",
