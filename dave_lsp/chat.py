@@ -29,6 +29,7 @@ from pygls.lsp.client import LanguageClient
 
 from dave_lsp import PROTOCOL_VERSION, __version__
 from dave_lsp.backends import registry
+from dave_lsp.options import env_pairs
 from dave_lsp.protocol import (
     HISTORY,
     PERMISSION,
@@ -250,12 +251,10 @@ def _demo(args: argparse.Namespace) -> Iterator[dict[str, Any]]:
 def _init_options(args: argparse.Namespace, demo: dict[str, Any]) -> dict[str, Any]:
     # One session per chat: a spare client would only cost a process.
     options: dict[str, Any] = {**demo, "prewarm": 0}
-    env = dict(options.get("env", {}))
-    for item in args.env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ChatError(f"--env takes KEY=VALUE, got {item!r}")
-        env[key] = value
+    try:
+        env = env_pairs(args.env, options.get("env", {}))
+    except ValueError as exc:
+        raise ChatError(str(exc)) from None
     if env:
         options["env"] = env
     for key, value in (

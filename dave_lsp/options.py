@@ -86,3 +86,15 @@ def parse_options(raw: Any) -> tuple[InitOptions, list[str]]:
         if getattr(options, name) < least:
             raise ParamsError(f"initializationOptions.{camel(name)}: must be at least {least}")
     return options, _unknown_keys(raw, InitOptions)
+
+
+def env_pairs(pairs: list[str], env: dict[str, str] | None = None) -> dict[str, str]:
+    """`--env KEY=VALUE` flags (of `chat` and `acp`) over `env`; ValueError naming the
+    first one that is not KEY=VALUE."""
+    merged = dict(env or {})
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--env takes KEY=VALUE, got {pair!r}")
+        merged[key] = value
+    return merged

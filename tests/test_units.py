@@ -138,3 +138,11 @@ def test_params_errors_name_the_field() -> None:
         structure(
             "dave/query", {"sessionId": "a", "prompt": "p", "workDoneToken": 1.5}, QueryParams
         )
+
+
+def test_env_flags_merge_over_the_options_and_a_bad_one_is_named() -> None:
+    from dave_lsp.options import env_pairs
+
+    assert env_pairs(["A=1", "B=x=y"], {"A": "0", "C": "3"}) == {"A": "1", "B": "x=y", "C": "3"}
+    with pytest.raises(ValueError, match="--env takes KEY=VALUE, got 'BAD'"):
+        env_pairs(["BAD"])

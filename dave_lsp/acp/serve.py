@@ -74,6 +74,8 @@ def add_acp_arguments(parser: argparse.ArgumentParser) -> None:
 def raw_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options as initializationOptions: the config file, flags over it.
     SystemExit with a one-line message for a file that cannot be used."""
+    from dave_lsp.options import env_pairs
+
     path = args.config or os.environ.get("DAVE_ACP_CONFIG")
     raw: dict[str, Any] = {}
     if path:
@@ -91,12 +93,10 @@ def raw_options(args: argparse.Namespace) -> dict[str, Any]:
             raw[key] = value
     if args.acp_cliPath:
         raw["claude"] = {**raw.get("claude", {}), "cliPath": args.acp_cliPath}
-    env = dict(raw.get("env") or {})
-    for pair in args.acp_env:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"dave-lsp acp: --env expects KEY=VALUE, got {pair!r}")
-        env[key] = value
+    try:
+        env = env_pairs(args.acp_env, raw.get("env") or {})
+    except ValueError as exc:
+        raise SystemExit(f"dave-lsp acp: {exc}") from None
     if env:
         raw["env"] = env
     if args.acp_log_level:
