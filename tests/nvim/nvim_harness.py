@@ -66,11 +66,22 @@ function T.running()
   local s = T.session()
   return s ~= nil and s.query ~= nil
 end
+--- A user who answers each permission request with `:Dave permissions` as it arrives (set
+--- by T.answer_with; the plugin itself never opens a prompt unasked).
+vim.api.nvim_create_autocmd("User", {
+  pattern = "DavePermissionRequest",
+  callback = function()
+    if T.auto_pick then
+      vim.schedule(function() require("dave").permissions() end)
+    end
+  end,
+})
 --- Stubs vim.ui.select: each call is recorded in T.prompts with the items as the user
 --- sees them (format_item applied) and answered with the next of choices, matched as a
 --- prefix of a shown item (nil: keep the prompt open). vim.ui.input answers reason.
 function T.answer_with(choices, reason)
   T.prompts = {}
+  T.auto_pick = true
   vim.ui.select = function(items, opts, on_choice)
     local shown = vim.tbl_map(opts.format_item or tostring, items)
     local prompt = { items = shown, prompt = opts.prompt, kind = opts.kind, on_choice = on_choice }

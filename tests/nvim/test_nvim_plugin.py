@@ -7,9 +7,12 @@ import base64
 import importlib.util
 import json
 import re
+import shutil
+import socket
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -92,6 +95,16 @@ def ed(
         yield e
 
 
+@contextmanager
+def editor_with(
+    nvim_env: dict[str, str], env: dict[str, str], workdir: Path, **opts: Any
+) -> Iterator[Editor]:
+    """A fresh Neovim whose server gives the backend env (a test's own: a dead endpoint...)."""
+    with editor(nvim_env) as e:
+        e.setup(cmd=SERVER_CMD, init_options={"env": env, "cwd": str(workdir)}, **opts)
+        yield e
+
+
 def answer(e: Editor) -> str:
     """The text under the last `## Dave` header."""
     return e.text().rsplit("## Dave", 1)[-1].strip()
@@ -161,7 +174,11 @@ def test_denied_write_leaves_no_file(ed: Editor, workdir: Path) -> None:
     ed.wait_text("Write denied")
     ed.wait_idle()
     assert not (workdir / "secret.txt").exists()
-    assert "Write secret.txt" not in ed.text()
+    assert "✓ Write secret.txt" not in ed.text()
+    # The request was shown in full in the chat, and the reason given is echoed under it.
+    block = ed.text().split("**? Allow Write secret.txt?**", 1)[1]
+    assert "content: nope" in block and f"file_path: {workdir / 'secret.txt'}" in block
+    assert "→ denied: not today" in block
 
 
 def test_cancel_stops_a_slow_stream_and_the_chat_goes_on(ed: Editor) -> None:
@@ -186,8 +203,11 @@ def test_permission_requests_queue_one_prompt_at_a_time(ed: Editor, workdir: Pat
     ed.command("Dave ask write two.txt 22")
     pending = "return require('dave.permissions').pending()"
     ed.wait(lambda: ed.lua(pending) == 2, what="two permission requests")
-    assert ed.lua("return #T.prompts") == 1
+    assert ed.lua("return #T.prompts") == 1  # one menu at a time
+    assert any("a permission prompt is open already" in n["msg"] for n in ed.notes())
     ed.lua("T.choose(1, 'Allow')")
+    assert ed.lua(pending) == 1  # the other one still waits: nothing opens unasked
+    ed.command("Dave permissions")
     ed.wait(lambda: ed.lua("return #T.prompts") == 2, what="the second prompt")
     ed.lua("T.choose(2, 'Allow always')")
     wait_until(
@@ -323,6 +343,12 @@ def test_delete_ends_the_chats_cli_process(ed: Editor) -> None:
     ed.wait_idle()
     before = ours()
     assert before, "no Claude Code CLI process under this nvim"
+    ed.lua("T.answer_with({ 'Keep' })")
+    ed.command("Dave delete")  # asks first: kept
+    [asked] = prompts(ed)
+    assert asked["prompt"] == 'Delete the chat "hello" and end its session?'
+    assert ed.lua("return T.session() ~= nil") and ours() == before
+    ed.lua("T.answer_with({ 'Delete' })")
     ed.command("Dave delete")
     wait_until(lambda: len(ours()) < len(before), 6, "the chat's CLI process to end")
     assert ours() < before
@@ -437,14 +463,17 @@ def test_sessions_picks_another_chat(ed: Editor) -> None:
     ed.wait(lambda: ed.lua("return T.listed ~= nil"), what="the session list")
     assert ed.lua("return T.session().chat.title") == "hello"
     assert "You said: hello" in ed.text()
-    assert any(item.startswith("second chat") for item in ed.lua("return T.listed"))
+    listed = ed.lua("return T.listed")
+    assert any(item.startswith("● second chat (") for item in listed), listed  # the current one
+    assert any(item.startswith("  hello (") for item in listed), listed
     assert ed.lua("return #vim.lsp.get_clients({ name = 'dave' })") == 1  # one for both chats
 
 
-def test_checkhealth_reports_no_error(ed: Editor) -> None:
+def test_checkhealth_reports_no_error(ed: Editor, fake_model: FakeModelServer) -> None:
     ed.command("checkhealth dave")
     report = "\n".join(ed.nvim.current.buffer[:])
     assert "OK" in report and "protocol version 1" in report, report
+    assert f"the model endpoint {fake_model.url} answers (HTTP " in report, report
     assert "ERROR" not in report, report
     assert "sk-ant-fake" not in report  # keys are never printed
 
@@ -703,13 +732,22 @@ def test_closing_the_diff_tab_leaves_the_request_pending_until_answered(
 
 
 def test_a_proposal_waits_while_the_user_types(ed: Editor, workdir: Path) -> None:
+    mine = workdir / "mine.txt"
+    ed.command(f"edit {mine}")
     ed.nvim.input("i")
     ed.wait(lambda: ed.lua("return vim.api.nvim_get_mode().mode") == "i", what="Insert mode")
     ed.lua("require('dave').ask('write typed.txt later')")
     ed.wait(lambda: any("waits for review" in n["msg"] for n in ed.notes()), what="the review note")
     assert tabs(ed) == 1
     assert ed.lua("return vim.api.nvim_get_mode().mode") == "i"
-    ed.nvim.input("<Esc>")
+    # The user finishes and saves their own file, as they would: <Esc>:w<CR>. The diff tab
+    # does not open in between, so the :w saves their file and accepts nothing.
+    ed.nvim.input("my text<Esc>:w<CR>")
+    ed.wait(lambda: mine.exists() and mine.read_text() == "my text\n", what="the user's file")
+    assert tabs(ed) == 1
+    assert ed.lua("return require('dave.permissions').pending()") == 1
+    assert not (workdir / "typed.txt").exists()
+    ed.command("Dave review")  # the deliberate way to it
     diff_tab(ed)
     ed.command("Dave accept")
     ed.wait_idle()
@@ -1010,15 +1048,10 @@ def test_at_completes_file_names_in_the_prompt(ed: Editor, workdir: Path) -> Non
     assert ed.lua(complete, "see @s") == ["see @setup.cfg", "see @src/"]
     assert ed.lua(complete, "see @src/") == ["see @src/util.py"]
     assert ed.lua(complete, "mail a@s") == []
-    # The prompt input offers it.
-    ed.lua(
-        "T.inputs = {}; vim.ui.input = function(opts) table.insert(T.inputs, opts) end;"
-        " require('dave').prompt()"
-    )
-    assert (
-        ed.lua("return T.inputs[1].completion")
-        == "customlist,v:lua.require'dave.context'.complete_input"
-    )
+    # The prompt area offers it as its 'omnifunc' (<C-x><C-o>).
+    ed.lua("require('dave').prompt()")
+    ed.nvim.input("see @src/u<C-x><C-o>")
+    ed.wait(lambda: prompt_area(ed) == ["see @src/util.py"], what="the completed mention")
     # And so does `:Dave ask`.
     assert ed.nvim.call("getcompletion", "Dave ask look at @src/u", "cmdline") == ["@src/util.py"]
 
@@ -1050,12 +1083,7 @@ def test_selections_are_lsp_positions_in_utf16(nvim_env: dict[str, str]) -> None
 def test_editor_tools_off_gives_the_model_none(
     nvim_env: dict[str, str], backend_env: dict[str, str], workdir: Path
 ) -> None:
-    with editor(nvim_env) as e:
-        e.setup(
-            cmd=SERVER_CMD,
-            init_options={"env": backend_env, "cwd": str(workdir)},
-            editor_tools=False,
-        )
+    with editor_with(nvim_env, backend_env, workdir, editor_tools=False) as e:
         ask(e, steps(("mcp__editor__getOpenEditors", {})))
         e.wait_text("Tool said: (error)", 30)
         e.wait_idle()
@@ -1080,6 +1108,12 @@ PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
     "0000000d4944415478da63f8cfc0f01f0005000201a1e9d6a60000000049454e44ae426082"
 )
+
+
+def press_in_chat(e: Editor, keys: str) -> None:
+    """Goes to the current chat's window and types keys there (Normal mode)."""
+    e.lua("vim.api.nvim_set_current_win(vim.fn.win_findbuf(T.session().chat.buf)[1])")
+    e.nvim.input(keys)
 
 
 def warnings(e: Editor) -> list[str]:
@@ -1152,12 +1186,18 @@ def test_the_models_questions_are_asked_with_vim_ui_select(ed: Editor) -> None:
     ]
     assert answers(ed)[-1]["answers"] == {"Which color?": ["Blue", "Red"]}
 
-    # Dismissing declines.
+    # Dismissing the menu answers nothing; the chat shows the question, and `gd` there
+    # declines it.
     ed.lua("T.answer_with({})")
     ask(ed, ask_one)
     ed.wait(lambda: len(prompts(ed)) == 1, what="the question")
     ed.lua("T.prompts[1].on_choice(nil)")
+    assert ed.lua("return require('dave.permissions').pending()") == 1
+    block = ed.text().rsplit("**? [Color] Which color?**", 1)[1]
+    assert block.startswith("\n1. Blue — calm\n2. Red — warm\n")
+    press_in_chat(ed, "gd")
     ed.wait_text("The user declined to answer.")
+    assert "→ declined" in ed.text()
     ed.wait_idle()
     assert answers(ed)[-1]["decision"] == "deny"
     assert not warnings(ed)
@@ -1313,3 +1353,240 @@ def test_a_subagents_tool_lines_are_indented_under_its_agent(ed: Editor, workdir
     [read] = [i for i, line in enumerate(lines) if "Read inner.txt (1 line)" in line]
     assert start < read
     assert lines[read] == "    ✓ Read inner.txt (1 line)"
+
+
+# ------------------------------------------------- a chat a daily Neovim user keeps (issue 17)
+
+
+def test_checkhealth_reports_a_dead_model_endpoint_as_an_error(
+    nvim_env: dict[str, str], backend_env: dict[str, str], workdir: Path
+) -> None:
+    with socket.socket() as s:  # a port nothing listens on once closed
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dead = f"http://127.0.0.1:{port}"
+    with editor_with(nvim_env, {**backend_env, "ANTHROPIC_BASE_URL": dead}, workdir) as e:
+        e.command("checkhealth dave")
+        report = "\n".join(e.nvim.current.buffer[:])
+        assert re.search(rf"ERROR.*the model endpoint {re.escape(dead)} does not answer", report), (
+            report
+        )
+        assert "answered initialize" in report  # the server itself is fine
+
+
+def test_help_opens_from_a_plain_runtimepath_install_and_the_shipped_tags_are_current(
+    nvim_env: dict[str, str], tmp_path: Path
+) -> None:
+    doc = Path(__file__).resolve().parents[2] / "editors" / "nvim" / "doc"
+    fresh = tmp_path / "doc"
+    fresh.mkdir()
+    shutil.copy(doc / "dave.txt", fresh / "dave.txt")
+    with editor(nvim_env) as e:  # editors/nvim on 'runtimepath', nothing else
+        e.command(f"helptags {fresh}")
+        assert (fresh / "tags").read_text() == (doc / "tags").read_text(), (
+            "editors/nvim/doc/tags is stale: nvim --headless -c 'helptags editors/nvim/doc' -c q"
+        )
+        for topic in ("dave", "dave-permissions", "dave-prompt", ":Dave"):
+            e.command(f"help {topic}")
+            assert e.lua("return vim.bo.filetype") == "help"
+            assert Path(e.lua("return vim.api.nvim_buf_get_name(0)")) == doc / "dave.txt", topic
+            e.command("helpclose")
+
+
+def test_a_retry_is_shown_in_the_winbar_as_it_happens(
+    nvim_env: dict[str, str], backend_env: dict[str, str], workdir: Path
+) -> None:
+    with editor_with(nvim_env, {**backend_env, "CLAUDE_CODE_MAX_RETRIES": "2"}, workdir) as e:
+        e.lua(
+            """
+            T.bars = {}
+            local Chat = require("dave.chat")
+            local render = Chat._render_winbar
+            Chat._render_winbar = function(self)
+              render(self)
+              for _, win in ipairs(self:windows()) do
+                local bar = vim.wo[win].winbar
+                if T.bars[#T.bars] ~= bar then table.insert(T.bars, bar) end
+              end
+            end
+            """
+        )
+        e.command("Dave ask error 500 still down")
+        e.wait_text("**Error:**", timeout=90)
+        e.wait_idle()
+        bars = "\n".join(e.lua("return T.bars"))
+        for attempt in (1, 2):
+            assert re.search(
+                rf"retrying: API Error 500.*, attempt {attempt} of 2, in \d+ s", bars
+            ), bars
+        assert "failed" in e.lua(
+            "return vim.wo[vim.fn.win_findbuf(T.session().chat.buf)[1]].winbar"
+        )
+
+
+def prompt_area(e: Editor) -> list[str]:
+    return e.lua("return vim.api.nvim_buf_get_lines(T.session().chat.prompt, 0, -1, true)")
+
+
+def test_the_prompt_area_takes_a_multiline_prompt_while_an_answer_streams(ed: Editor) -> None:
+    ed.command("Dave ask slow 40 50")
+    ed.wait_text("s1 ")
+    press_in_chat(ed, "i")  # the chat's `i` goes to its prompt area, in Insert mode
+    ed.wait(lambda: ed.lua("return vim.api.nvim_get_mode().mode") == "i", what="Insert mode")
+    assert ed.lua("return vim.b.dave_prompt") == ed.lua("return T.session().id")
+    ed.nvim.input("first line<CR>second line")
+    ed.wait_text("s12 ")  # the answer goes on streaming while the user writes
+    assert ed.lua("return vim.api.nvim_get_mode().mode") == "i"
+    ed.wait(lambda: prompt_area(ed) == ["first line", "second line"], what="the typed prompt")
+    ed.nvim.input("<C-s>")  # sent while busy: queued
+    ed.wait_text("⏳ queued (1): first line")
+    assert prompt_area(ed) == [""]
+    ed.wait_text("## You\n\nfirst line\nsecond line\n", timeout=40)
+    ed.wait_idle()
+    assert [q["prompt"] for q in ed.lua("return T.queries")] == [
+        "slow 40 50",
+        "first line\nsecond line",
+    ]
+    # <CR> in Normal mode sends too; an empty prompt area sends nothing.
+    ed.nvim.input("<Esc>")
+    ed.nvim.input("<CR>")
+    ed.wait(lambda: any("the prompt is empty" in n["msg"] for n in ed.notes()), what="the note")
+    ed.nvim.input("ihello area<Esc><CR>")
+    ed.wait_text("You said: hello area")
+    ed.wait_idle()
+    assert len(ed.lua("return T.queries")) == 3
+    assert not warnings(ed)
+
+
+def test_a_selection_without_text_asks_for_the_question_first(ed: Editor, workdir: Path) -> None:
+    source = workdir / "calc.py"
+    source.write_text("def add(a, b):\n    return a + b\n\nprint(add(1, 2))\n")
+    ed.command(f"edit {source}")
+    ed.nvim.feedkeys(ed.nvim.replace_termcodes("1GVj<Esc>", True, False, True), "x", False)
+    ed.command("'<,'>Dave")
+    ed.wait(lambda: ed.lua("return vim.api.nvim_get_mode().mode") == "i", what="Insert mode")
+    assert ed.lua("return vim.b.dave_prompt") is not None
+    assert "with calc.py, lines 1-2" in ed.lua("return vim.wo.winbar")
+    assert ed.lua("return T.queries") == []  # nothing is sent before the question
+    ed.nvim.input("what does it do?<C-s>")
+    ed.wait_text("You said: what does it do?")
+    ed.wait_idle()
+    [query] = ed.lua("return T.queries")
+    assert query["prompt"] == "what does it do?"
+    assert query["context"]["activeFile"]["selectedText"] == "def add(a, b):\n    return a + b"
+    assert "_with calc.py, lines 1-2_" in ed.text()
+    # With text, it sends at once.
+    ed.nvim.input("<Esc>")
+    ed.lua("vim.api.nvim_set_current_win(vim.fn.bufwinid(...))", str(source))
+    ed.command("4Dave ask and this?")
+    ed.wait_text("You said: and this?")
+    ed.wait_idle()
+    assert ed.lua("return T.queries[2].context.activeFile.selectedText") == "print(add(1, 2))"
+
+
+def test_a_remembered_session_opens_with_its_conversation_after_a_restart(
+    nvim_env: dict[str, str], backend_env: dict[str, str], workdir: Path
+) -> None:
+    marker = uuid.uuid4().hex[:12]
+    opts = {"cmd": SERVER_CMD, "init_options": {"env": backend_env, "cwd": str(workdir)}}
+    with editor(nvim_env) as e:
+        e.setup(**opts)
+        e.command(f"Dave ask remember {marker}")
+        e.wait_text(f"You said: remember {marker}", timeout=30)
+        e.wait_idle()
+        sid = e.lua("return T.session().id")
+    # Neovim and its server start afresh (the same state folder): the chat is remembered.
+    with editor(nvim_env) as e:
+        e.setup(**opts)
+        e.lua(
+            """
+            vim.ui.select = function(items, o, on_choice)
+              T.listed = vim.tbl_map(o.format_item, items)
+              on_choice(items[1])
+            end
+            """
+        )
+        e.command("Dave sessions")
+        e.wait(lambda: e.lua("return T.listed ~= nil"), 30, "the session list")
+        [listed] = e.lua("return T.listed")
+        assert re.fullmatch(
+            rf"  remember {marker} \(not running, 1 turn, last active (just now|\d+ min ago)\)",
+            listed,
+        ), listed
+        assert e.lua("return T.session().id") == sid
+        e.wait_text("(1 earlier turn, from the server)", timeout=30)
+        text = e.text()
+        assert f"## You\n\nremember {marker}\n\n## Dave\nYou said: remember {marker}\n" in text
+        assert e.lua("return T.session().transcript") == [
+            {"role": "user", "content": f"remember {marker}"},
+            {"role": "assistant", "content": f"You said: remember {marker}"},
+        ]
+        # The current chat is marked in the list.
+        e.command("Dave sessions")
+        e.wait(lambda: e.lua("return T.listed[1]").startswith("● "), 30, "the current mark")
+
+
+def chat_window(e: Editor) -> int:
+    return e.lua("return vim.fn.win_findbuf(T.session().chat.buf)[1]")
+
+
+def test_thinking_is_shown_folded(ed: Editor) -> None:
+    ed.command("Dave ask think about folds")
+    ed.wait_text("Thought: about folds")
+    ed.wait_idle()
+    lines = ed.text().split("\n")
+    start = lines.index("> _thinking_")
+    assert lines[start + 1] == "> Thinking about about folds"
+    assert lines[start + 2] == "" and lines[start + 3] == "Thought: about folds"
+    win = chat_window(ed)
+    closed = (
+        "local win, lnum = ...;"
+        " return vim.api.nvim_win_call(win, function() return vim.fn.foldclosed(lnum) end)"
+    )
+    assert ed.lua(closed, win, start + 1) == start + 1  # the thinking: a closed fold
+    assert ed.lua(closed, win, start + 4) == -1  # the answer: not folded
+
+
+def test_the_chat_window_holds_its_layout(ed: Editor) -> None:
+    ed.command("Dave")  # an empty chat says how to ask
+    buf = ed.lua("return T.session().chat.buf")
+    hint = ed.lua(
+        "return vim.api.nvim_buf_get_extmarks(..., -1, 0, -1, { details = true })[1][4]"
+        ".virt_text[1][1]",
+        buf,
+    )
+    assert hint.startswith("Ask in the prompt area below") and ed.text() == ""
+    win = chat_window(ed)
+    assert ed.lua(f"return vim.wo[{win}].conceallevel") == 2
+    # The chat keeps its 40 % when Neovim is resized.
+    for columns in (100, 200):
+        ed.command(f"set columns={columns}")
+        ed.command("doautocmd VimResized")
+        assert ed.lua(f"return vim.api.nvim_win_get_width({win})") == columns * 0.4
+    # The buffer is named by its title; a narrow window shortens the title, not the status.
+    ed.command("Dave ask hello " + "x" * 80)
+    ed.wait_idle()
+    assert ed.lua(f"return vim.api.nvim_buf_get_name({buf})").startswith("dave://hello xxx")
+    ed.lua(f"vim.api.nvim_win_set_width({win}, 30)")
+    ed.lua("require('dave.sessions').peek().chat:_render_winbar()")
+    bar = ed.lua(f"return vim.wo[{win}].winbar")
+    assert bar.startswith(" Dave · hello") and bar.endswith("…  ● ready"), bar
+    # A new chat in the same window: no line numbers, its winbar at once.
+    ed.command("set number")
+    ed.command("Dave new")
+    assert chat_window(ed) == win
+    assert ed.lua(f"return vim.wo[{win}].number") is False
+    assert ed.lua(f"return vim.wo[{win}].winbar").startswith(" Dave · new chat")
+
+
+def test_after_a_delete_the_chat_left_is_shown(ed: Editor) -> None:
+    ed.command("Dave new")
+    first = ed.lua("return T.session().id")
+    ed.command("Dave new")
+    ed.command("Dave delete!")  # `!`: without asking
+    ed.wait(lambda: ed.lua("return T.session().id") == first, 30, "the first chat to be current")
+    assert ed.lua("return #vim.fn.win_findbuf(T.session().chat.buf)") == 1
+    ed.command("Dave")  # toggles the chat that is left: closed, not a new one
+    ed.command("Dave")
+    assert ed.lua("return T.session().id") == first
+    assert ed.lua("return #require('dave.sessions').list()") == 1

@@ -16,7 +16,9 @@ vim.api.nvim_create_user_command("Dave", function(opts)
 end, {
   nargs = "*",
   range = true,
-  desc = "Dave: toggle the chat, or ask|cancel|new|delete|sessions|rules|review|accept|reject|changes|undo|restart",
+  bang = true,
+  desc = "Dave: toggle the chat, or ask|cancel|new|delete|sessions|permissions|rules|review|accept|reject|changes|undo"
+    .. "|restart",
   complete = function(arglead, cmdline)
     return require("dave.commands").complete(arglead, cmdline)
   end,

@@ -7,15 +7,16 @@ local api = vim.api
 local uv = vim.uv or vim.loop
 
 local SPINNER = { "⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏" }
-local WINDOW_OPTIONS = {
-  wrap = true,
-  linebreak = true,
-  number = false,
-  relativenumber = false,
-  signcolumn = "no",
-  foldcolumn = "0",
-  spell = false,
-}
+local WINDOW_OPTIONS = vim.tbl_extend("force", require("dave.prompt").TEXT_WINDOW, {
+  -- The model's thinking is a fold, closed (zo opens it).
+  foldmethod = "expr",
+  foldexpr = "v:lua.require'dave.chat'.fold(v:lnum)",
+  foldtext = "v:lua.require'dave.chat'.foldtext()",
+  foldlevel = 0,
+  foldenable = true,
+})
+
+local THINKING = "> _thinking_"
 
 --- Sets a window option for this buffer in that window only (`:setlocal`), so it does not
 --- follow another buffer into the window.
@@ -46,9 +47,22 @@ local function set_buf_options(buf)
   end
 end
 
+local api_ns = api.nvim_create_namespace("dave_chat_hint")
+local chats = setmetatable({}, { __mode = "k" }) ---@type table<dave.Chat, boolean> every chat, for VimResized
+
+--- The chat window's options, set for this buffer in that window only.
+local function apply_window_options(win)
+  for name, value in pairs(WINDOW_OPTIONS) do
+    set_local(win, name, value)
+  end
+  set_local(win, "conceallevel", config.options.window.conceallevel)
+  set_local(win, "concealcursor", "nc")
+end
+
 ---@param session_id string
 ---@param title string?
----@param on_key table<string, fun(chat: dave.Chat)> actions for the chat's keymaps
+---@param on_key table<string, fun(chat: dave.Chat, ...)> actions for the chat's keymaps, and
+--- `submit(chat, text, range)` for its prompt area
 ---@return dave.Chat
 function Chat.new(session_id, title, on_key)
   local buf = api.nvim_create_buf(false, true)
@@ -59,18 +73,64 @@ function Chat.new(session_id, title, on_key)
     status = "ready",
     busy = false,
     frame = 1,
+    on_submit = on_key and on_key.submit or function() end,
   }, Chat)
-  pcall(api.nvim_buf_set_name, buf, "dave://" .. session_id)
+  self:_name_buffer()
   set_buf_options(buf)
+  self.prompt = require("dave.prompt").create(self)
   self:_map_keys(on_key or {})
+  self:_show_empty_hint()
+  chats[self] = true
   api.nvim_create_autocmd("BufWipeout", {
     buffer = buf,
     once = true,
     callback = function()
       self:_stop_spinner()
+      chats[self] = nil
+    end,
+  })
+  -- A chat shown in a window (a new or switched chat, :buffer) gets its options and winbar
+  -- at once, not at the next status.
+  api.nvim_create_autocmd("BufWinEnter", {
+    buffer = buf,
+    callback = function()
+      vim.schedule(function()
+        for _, win in ipairs(self:windows()) do
+          apply_window_options(win)
+        end
+        self:_render_winbar()
+      end)
     end,
   })
   return self
+end
+
+--- The buffer's name: `dave://` and the chat's title (the statusline shows it), unique.
+function Chat:_name_buffer()
+  local base = "dave://" .. (self.title ~= "new chat" and self.title:gsub("[%c]", " ") or self.session_id)
+  local taken = {}
+  for _, b in ipairs(api.nvim_list_bufs()) do
+    if b ~= self.buf then
+      taken[api.nvim_buf_get_name(b)] = true
+    end
+  end
+  local name, n = base, 1
+  while taken[name] do
+    n = n + 1
+    name = ("%s (%d)"):format(base, n)
+  end
+  pcall(api.nvim_buf_set_name, self.buf, name)
+end
+
+local HINT = "Ask in the prompt area below (i goes there; <C-s> sends), or :Dave ask {text}. :help dave"
+
+--- An empty chat says how to ask (virtual text: the buffer stays empty).
+function Chat:_show_empty_hint()
+  api.nvim_buf_set_extmark(self.buf, api_ns, 0, 0, {
+    id = 1,
+    virt_text = { { HINT, "Comment" } },
+    virt_text_pos = "overlay",
+  })
 end
 
 function Chat:_map_keys(on_key)
@@ -111,34 +171,81 @@ local function window_size(position)
   return math.max(vertical and 20 or 5, math.floor(total * size))
 end
 
---- Shows the chat in a split; enter: move the cursor there.
-function Chat:open(enter)
+--- Shows the chat in a split, with its prompt area under it; enter: move the cursor to the
+--- chat (into_prompt: to the prompt area).
+---@param enter boolean?
+---@param into_prompt boolean?
+function Chat:open(enter, into_prompt)
   local win = self:windows()[1]
-  if win then
-    if enter then
-      api.nvim_set_current_win(win)
-    end
-    return win
+  if not win then
+    local position = config.options.window.position
+    local size = window_size(position)
+    local horizontal = position == "above" or position == "below"
+    win = api.nvim_open_win(self.buf, false, {
+      split = position,
+      win = -1,
+      width = not horizontal and size or nil,
+      height = horizontal and size or nil,
+    })
+    local last = api.nvim_buf_line_count(self.buf)
+    api.nvim_win_set_cursor(win, { last, 0 })
   end
-  local position = config.options.window.position
-  local size = window_size(position)
-  local horizontal = position == "above" or position == "below"
-  win = api.nvim_open_win(self.buf, enter or false, {
-    split = position,
-    win = -1,
-    width = not horizontal and size or nil,
-    height = horizontal and size or nil,
-  })
-  for name, value in pairs(WINDOW_OPTIONS) do
-    set_local(win, name, value)
-  end
+  apply_window_options(win)
   self:_render_winbar()
-  local last = api.nvim_buf_line_count(self.buf)
-  api.nvim_win_set_cursor(win, { last, 0 })
+  require("dave.prompt").show(self, win, into_prompt)
+  if enter and not into_prompt then
+    api.nvim_set_current_win(win)
+  end
   return win
 end
 
+--- Keeps each chat window at its configured share of the editor (`window.size` below 1).
+local function keep_ratio()
+  if config.options.window.size >= 1 then
+    return
+  end
+  local position = config.options.window.position
+  local vertical = position == "left" or position == "right"
+  local size = window_size(position)
+  for chat in pairs(chats) do
+    for _, win in ipairs(chat:windows()) do
+      if vertical then
+        pcall(api.nvim_win_set_width, win, size)
+      else
+        pcall(api.nvim_win_set_height, win, size)
+      end
+    end
+    chat:_render_winbar()
+  end
+end
+
+local layout = api.nvim_create_augroup("dave_chat_layout", { clear = true })
+api.nvim_create_autocmd("VimResized", {
+  group = layout,
+  callback = keep_ratio,
+  desc = "dave: keep the chat window's share of the editor",
+})
+api.nvim_create_autocmd("WinClosed", {
+  group = layout,
+  callback = function(args)
+    if not (api.nvim_buf_is_valid(args.buf) and vim.bo[args.buf].filetype == "dave") then
+      return
+    end
+    -- The last chat window of the tab went (:q): its prompt area goes with it.
+    vim.schedule(function()
+      for _, win in ipairs(api.nvim_tabpage_list_wins(0)) do
+        if vim.bo[api.nvim_win_get_buf(win)].filetype == "dave" then
+          return
+        end
+      end
+      require("dave.prompt").hide()
+    end)
+  end,
+  desc = "dave: close the prompt area with the chat window",
+})
+
 function Chat:close()
+  require("dave.prompt").hide()
   for _, win in ipairs(self:windows()) do
     if #api.nvim_tabpage_list_wins(0) > 1 then
       api.nvim_win_close(win, false)
@@ -161,11 +268,18 @@ end
 
 --- Runs fn with the buffer modifiable, then moves the cursor of every window that was at the
 --- bottom to the new bottom.
-function Chat:_edit(fn)
+function Chat:_edit(fn, thinking)
   if not self:valid() then
     return
   end
   local buf = self.buf
+  if self.in_thinking and not thinking then
+    -- What follows the thinking starts a paragraph of its own, outside the fold.
+    self.in_thinking = false
+    self:_edit(function(b)
+      api.nvim_buf_set_lines(b, -1, -1, false, { "", "" })
+    end, true)
+  end
   local before = api.nvim_buf_line_count(buf)
   local following = {}
   for _, win in ipairs(vim.fn.win_findbuf(buf)) do
@@ -173,6 +287,7 @@ function Chat:_edit(fn)
       table.insert(following, win)
     end
   end
+  api.nvim_buf_del_extmark(buf, api_ns, 1) -- the empty chat's hint
   vim.bo[buf].modifiable = true
   local ok, err = pcall(fn, buf)
   vim.bo[buf].modifiable = false
@@ -180,8 +295,10 @@ function Chat:_edit(fn)
     error(err)
   end
   local last = api.nvim_buf_line_count(buf)
+  -- The end of the last line, so a long wrapped paragraph scrolls with its newest words.
+  local width = #api.nvim_buf_get_lines(buf, last - 1, last, true)[1]
   for _, win in ipairs(following) do
-    api.nvim_win_set_cursor(win, { last, 0 })
+    api.nvim_win_set_cursor(win, { last, math.max(0, width - 1) })
   end
 end
 
@@ -206,12 +323,83 @@ function Chat:append_text(text)
   end)
 end
 
+--- Appends streamed thinking: a `> ` block under a `> _thinking_` line, shown folded.
+---@param text string
+function Chat:append_thinking(text)
+  if text == "" then
+    return
+  end
+  self:_edit(function(buf)
+    local row, line = last_line(buf)
+    if not self.in_thinking then
+      local start = line == "" and row or row + 1
+      api.nvim_buf_set_lines(buf, start, -1, false, { THINKING, "> " })
+      row, line = last_line(buf)
+      self.in_thinking = true
+    end
+    local pieces = vim.split(text, "\n", { plain = true })
+    for i = 2, #pieces do
+      pieces[i] = "> " .. pieces[i]
+    end
+    api.nvim_buf_set_text(buf, row, #line, row, #line, pieces)
+  end, true)
+end
+
+--- 'foldexpr' of the chat window: a thinking block is a fold.
+function Chat.fold(lnum)
+  local line = vim.fn.getline(lnum)
+  if line == THINKING then
+    return ">1"
+  end
+  return line:sub(1, 1) == ">" and "=" or "0"
+end
+
+--- 'foldtext' of the chat window.
+function Chat.foldtext()
+  return ("> thinking (%d lines; zo opens)"):format(vim.v.foldend - vim.v.foldstart)
+end
+
 --- A line of its own (tool result, error, note), after which streamed text starts afresh.
 function Chat:append_note(line)
   self:_edit(function(buf)
     local row, last = last_line(buf)
     local start = last == "" and row or row + 1
     api.nvim_buf_set_lines(buf, start, -1, false, { line, "" })
+  end)
+end
+
+local BLOCKS = api.nvim_create_namespace("dave_chat_blocks")
+
+--- Appends a block (a permission request) and, under it, a line of hints that
+--- set_block_hint replaces later; returns the block's handle.
+---@param lines string[]
+---@param hint string
+---@return integer
+function Chat:add_block(lines, hint)
+  local id
+  self:_edit(function(buf)
+    local row, last = last_line(buf)
+    local start = last == "" and row or row + 1
+    local all = vim.list_extend(vim.deepcopy(lines), { hint, "" })
+    api.nvim_buf_set_lines(buf, start, -1, false, all)
+    id = api.nvim_buf_set_extmark(buf, BLOCKS, start + #lines, 0, {})
+  end)
+  return id
+end
+
+--- Replaces the hint line of a block (how the request ended).
+---@param id integer
+---@param text string
+function Chat:set_block_hint(id, text)
+  if not self:valid() then
+    return
+  end
+  local pos = api.nvim_buf_get_extmark_by_id(self.buf, BLOCKS, id, {})
+  if not pos[1] then
+    return
+  end
+  self:_edit(function(buf)
+    api.nvim_buf_set_lines(buf, pos[1], pos[1] + 1, false, { text })
   end)
 end
 
@@ -247,8 +435,15 @@ end
 
 function Chat:_render_winbar()
   local mark = self.busy and SPINNER[self.frame] or "●"
-  local bar = (" Dave · %s  %s %s"):format(self.title, mark, self.status):gsub("%%", "%%%%")
+  local tail = ("  %s %s"):format(mark, self.status)
   for _, win in ipairs(self:windows()) do
+    -- The title gives way when the window is narrow (Neovim would cut the start instead).
+    local room = api.nvim_win_get_width(win) - vim.fn.strdisplaywidth(" Dave · " .. tail) - 1
+    local title = self.title
+    if vim.fn.strdisplaywidth(title) > room then
+      title = room > 1 and (vim.fn.strcharpart(title, 0, room - 1) .. "…") or ""
+    end
+    local bar = (" Dave · " .. title .. tail):gsub("%%", "%%%%")
     set_local(win, "winbar", bar)
   end
 end
@@ -288,12 +483,16 @@ end
 
 function Chat:set_title(title)
   self.title = title
+  self:_name_buffer()
   self:_render_winbar()
 end
 
 --- Wipes the buffer (and its windows).
 function Chat:destroy()
   self:_stop_spinner()
+  if self.prompt and api.nvim_buf_is_valid(self.prompt) then
+    api.nvim_buf_delete(self.prompt, { force = true })
+  end
   if self:valid() then
     api.nvim_buf_delete(self.buf, { force = true })
   end

@@ -14,8 +14,11 @@ local subcommands = {
   new = function()
     require("dave").new()
   end,
-  delete = function()
-    require("dave").delete()
+  delete = function(_, opts)
+    require("dave").delete(opts.bang)
+  end,
+  permissions = function()
+    require("dave").permissions()
   end,
   sessions = function()
     require("dave").sessions()
@@ -93,6 +96,10 @@ table.sort(M.names)
 --- Runs `:Dave` with the user-command opts.
 function M.run(opts)
   local name, rest = opts.args:match("^%s*(%S*)%s*(.-)%s*$")
+  if name:sub(-1) == "!" then -- `:Dave delete!` (as `:Dave! delete`)
+    name = name:sub(1, -2)
+    opts = vim.tbl_extend("force", opts, { bang = true })
+  end
   if name == "" then
     name = opts.range > 0 and "ask" or "toggle"
   end

@@ -14,10 +14,24 @@ M.defaults = {
   --- claude = { cliPath }, openai = { baseUrl }. Unknown keys are passed through.
   init_options = {},
   --- The chat window: "right", "left", "above" or "below"; size in columns/lines, or a
-  --- fraction of the editor when below 1.
-  window = { position = "right", size = 0.4 },
-  --- Keys in the chat buffer; set one to false to leave it unmapped.
-  keymaps = { ask = { "i", "a", "<CR>" }, cancel = "<C-c>", close = "q" },
+  --- fraction of the editor when below 1 (kept when Neovim is resized). conceallevel: the
+  --- chat window's 'conceallevel' (2 hides markdown markers; 0 shows them).
+  window = { position = "right", size = 0.4, conceallevel = 2 },
+  --- The prompt area under the chat: its height in lines, and its keys (`submit` in Normal
+  --- and Insert mode, `submit_normal` in Normal mode only; false: unmapped).
+  prompt = { height = 6, keymaps = { submit = "<C-s>", submit_normal = "<CR>" } },
+  --- Keys in the chat buffer; set one to false to leave it unmapped. `ask` goes to the
+  --- prompt area; allow, allow_always, deny and permissions answer the chat's oldest
+  --- permission request (permissions: with the vim.ui.select menu).
+  keymaps = {
+    ask = { "i", "a", "<CR>" },
+    cancel = "<C-c>",
+    close = "q",
+    allow = "ga",
+    allow_always = "gA",
+    deny = "gd",
+    permissions = "gp",
+  },
   --- How long to wait for the server to answer `initialize`, in milliseconds.
   start_timeout = 30000,
   --- Reviewing file changes: `diff` opens a diff tab for each proposed Write/Edit/MultiEdit
@@ -89,6 +103,10 @@ local function validate(o)
   check("window.position", o.window.position, "string")
   one_of("window.position", o.window.position, POSITIONS)
   check("window.size", o.window.size, "number")
+  check("window.conceallevel", o.window.conceallevel, "number")
+  check("prompt", o.prompt, "table")
+  check("prompt.height", o.prompt.height, "number")
+  check("prompt.keymaps", o.prompt.keymaps, "table")
   check("keymaps", o.keymaps, "table")
   check("start_timeout", o.start_timeout, "number")
   check("review", o.review, "table")

@@ -1,11 +1,14 @@
---- `:checkhealth dave`: Neovim version, the server command, a real `initialize`, and the
---- backend's credentials (whether they are set, never their values).
+--- `:checkhealth dave`: Neovim version, the server command, a real `initialize`, the
+--- backend's credentials (whether they are set, never their values), and whether the model
+--- endpoint answers (a short HTTP request with a timeout).
 local client = require("dave.client")
 local config = require("dave.config")
 
 local M = {}
 
 local PROBE_TIMEOUT_MS = 15000
+local ENDPOINT_TIMEOUT_S = 5
+local uv = vim.uv or vim.loop
 
 --- Starts the server apart from the chat client, sends `initialize`, then shuts it down.
 ---@return table? result, string? err
@@ -98,6 +101,55 @@ local function check_keys(health, keys, urls, missing_hint)
   end
 end
 
+--- Whether something answers at url: an HTTP request with curl (any HTTP status counts: the
+--- endpoint is there), else a TCP connection to its host and port. nil, or why not.
+---@param url string
+---@return string? err, string? how it answered
+local function reach(url)
+  if vim.fn.executable("curl") == 1 and vim.system then
+    local res = vim.system({ "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time",
+      tostring(ENDPOINT_TIMEOUT_S), url }, { text = true }):wait((ENDPOINT_TIMEOUT_S + 2) * 1000)
+    local status = tonumber(vim.trim(res.stdout or ""))
+    if res.code == 0 and status and status > 0 then
+      return nil, ("HTTP %d"):format(status)
+    end
+    local why = vim.trim((res.stderr or ""):gsub("^curl: %(%d+%)%s*", ""):gsub("\n.*", ""))
+    return why ~= "" and why or ("no answer within %d s"):format(ENDPOINT_TIMEOUT_S)
+  end
+  local scheme, host, port = url:match("^(%a+)://%[?([^/%]]+)%]?:?(%d*)")
+  if not host then
+    return "not a URL"
+  end
+  host = host:gsub(":%d+$", "")
+  port = tonumber(port) or (scheme == "https" and 443 or 80)
+  local addrs = uv.getaddrinfo(host, tostring(port), { socktype = "stream" })
+  if not (addrs and addrs[1]) then
+    return "cannot resolve " .. host
+  end
+  local tcp = uv.new_tcp()
+  local done, err = false, nil
+  tcp:connect(addrs[1].addr, port, function(e)
+    done, err = true, e
+  end)
+  vim.wait(ENDPOINT_TIMEOUT_S * 1000, function()
+    return done
+  end, 20)
+  tcp:close()
+  if not done then
+    return ("no answer within %d s"):format(ENDPOINT_TIMEOUT_S)
+  end
+  return err, err == nil and "a TCP connection" or nil
+end
+
+local function check_endpoint(health, url, fix)
+  local err, how = reach(url)
+  if err then
+    health.error(("the model endpoint %s does not answer: %s"):format(url, err), fix)
+  else
+    health.ok(("the model endpoint %s answers (%s)"):format(url, how))
+  end
+end
+
 local function check_backend(health)
   local init = config.options.init_options
   local backend = init.backend or "claude"
@@ -110,6 +162,13 @@ local function check_backend(health)
     check_keys(health, { "OPENAI_API_KEY" }, { { value = url, source = source } }, {
       "Set OPENAI_API_KEY in init_options.env or the environment, unless the server at the base URL needs no key.",
     })
+    if url then
+      check_endpoint(health, url, {
+        "Start the model server, or fix init_options.openai.baseUrl (or OPENAI_BASE_URL).",
+      })
+    else
+      health.error("no base URL: set init_options.openai.baseUrl or OPENAI_BASE_URL (e.g. http://localhost:11434/v1)")
+    end
   else
     local url, source = backend_env("ANTHROPIC_BASE_URL")
     check_keys(
@@ -121,6 +180,9 @@ local function check_backend(health)
         "Or set ANTHROPIC_API_KEY in init_options.env or the environment.",
       }
     )
+    check_endpoint(health, url or "https://api.anthropic.com", {
+      "Check the network, or fix ANTHROPIC_BASE_URL in init_options.env.",
+    })
   end
 end
 

@@ -54,15 +54,14 @@ function M.ask(text, range)
     session.chat:open(false)
     return sessions.ask(session, text, {})
   end
+  if text == "" then -- a selection without a question: ask for the question first
+    return M.prompt(range)
+  end
   local context = require("dave.context")
   local with_file = require("dave.config").options.context.active_file
   if range and not (with_file and context.active_file(range.buf)) then -- no file: paste its lines
-    local lines = pasted(range)
-    text = text == "" and lines or (text .. "\n\n" .. lines)
+    text = text .. "\n\n" .. pasted(range)
     range = nil
-  end
-  if text == "" then
-    return M.prompt(range)
   end
   local ctx = context.for_prompt(text, range)
   local images, image_paths = context.images(text)
@@ -91,19 +90,23 @@ function M.ask(text, range)
   sessions.ask(session, text, { context = ctx, note = note, attachments = images })
 end
 
---- Asks for a prompt with vim.ui.input (`@` completes file names) and sends it; with a range,
---- that selection goes along.
+--- Goes to the current chat's prompt area (`:help dave-prompt`), in Insert mode; with a range,
+--- that selection goes along with the prompt sent from there.
 ---@param range {buf: integer, line1: integer, line2: integer}?
 function M.prompt(range)
   require("dave.context").fetch_commands() -- for `/` completion
-  vim.ui.input({
-    prompt = range and "Ask Dave about the selection: " or "Ask Dave: ",
-    completion = require("dave.context").INPUT_COMPLETION,
-  }, function(text)
-    if text and vim.trim(text) ~= "" then
-      M.ask(text, range)
-    end
-  end)
+  local chat = sessions.current().chat
+  if range then
+    chat.prompt_range = range
+  end
+  chat:open(true, true)
+  vim.cmd.startinsert()
+end
+
+--- Answers the oldest permission request of the current chat (else of any chat) with
+--- vim.ui.select (`:Dave permissions`).
+function M.permissions()
+  require("dave.permissions").pick()
 end
 
 function M.cancel()
@@ -221,17 +224,42 @@ function M.new()
   session.chat:open(true)
 end
 
---- Deletes the current chat's session on the server (ending its backend process) and the chat.
-function M.delete()
+--- Deletes the current chat's session on the server (ending its backend process) and the chat,
+--- once the user confirmed it (force: without asking).
+---@param force boolean?
+function M.delete(force)
   local session = sessions.peek()
   if not session then
     return notify("dave: no chat to delete")
   end
-  sessions.delete(session, function(deleted, err)
-    if err then
-      notify(err, vim.log.levels.WARN)
-    else
-      notify(("dave: deleted %s%s"):format(session.chat.title, deleted and "" or " (the server did not know it)"))
+  local function really()
+    -- The chat's windows show the newest chat left, if any (else they close with the buffer).
+    local others = vim.tbl_filter(function(s)
+      return s ~= session
+    end, sessions.list())
+    local next_one = others[#others]
+    if next_one then
+      for _, win in ipairs(session.chat:windows()) do
+        vim.api.nvim_win_set_buf(win, next_one.chat.buf)
+      end
+    end
+    sessions.delete(session, function(deleted, err)
+      if err then
+        notify(err, vim.log.levels.WARN)
+      else
+        notify(("dave: deleted %s%s"):format(session.chat.title, deleted and "" or " (the server did not know it)"))
+      end
+    end)
+  end
+  if force then
+    return really()
+  end
+  vim.ui.select({ "Delete", "Keep" }, {
+    prompt = ("Delete the chat %q and end its session?"):format(session.chat.title),
+    kind = "dave.confirm",
+  }, function(choice)
+    if choice == "Delete" then
+      really()
     end
   end)
 end
@@ -246,48 +274,108 @@ local function switch_to(session)
   session.chat:open(true)
 end
 
+--- How long ago an ISO 8601 UTC time was: `5 min ago`; nil when it is no such time.
+local function ago(iso)
+  local y, mo, d, h, mi, sec = tostring(iso or ""):match("^(%d+)-(%d+)-(%d+)[T ](%d+):(%d+):(%d+)")
+  if not y then
+    return nil
+  end
+  local now = os.time()
+  local offset = now - os.time(os.date("!*t", now)) ---@diagnostic disable-line: param-type-mismatch
+  local t = os.time({ year = y, month = mo, day = d, hour = h, min = mi, sec = sec }) + offset
+  local s = math.max(0, now - t)
+  if s < 60 then
+    return "just now"
+  elseif s < 3600 then
+    return ("%d min ago"):format(math.floor(s / 60))
+  elseif s < 86400 then
+    return ("%d h ago"):format(math.floor(s / 3600))
+  end
+  return ("%d days ago"):format(math.floor(s / 86400))
+end
+
+--- The server's words for a session's state, as the list shows them.
+local STATES = { idle = "idle", working = "working", needsInput = "waits for you", evicted = "not running" }
+
 local function pick(items)
   if #items == 0 then
     return notify("dave: no sessions yet")
   end
+  local now = sessions.peek()
   vim.ui.select(items, {
     prompt = "Dave sessions",
     kind = "dave.session",
     format_item = function(item)
-      local turns = type(item.turns) == "number" and (", %d turns"):format(item.turns) or ""
-      return ("%s (%s%s)"):format(item.title, tostring(item.state), turns)
+      local parts = { STATES[item.state] or tostring(item.state) }
+      if type(item.turns) == "number" then
+        table.insert(parts, ("%d turn%s"):format(item.turns, item.turns == 1 and "" or "s"))
+      end
+      local when = ago(item.lastActiveAt)
+      if when then
+        table.insert(parts, "last active " .. when)
+      end
+      local mark = now and now.id == item.id and "● " or "  "
+      return ("%s%s (%s)"):format(mark, item.title, table.concat(parts, ", "))
     end,
   }, function(item)
-    if item then
-      switch_to(sessions.get(item.id) or sessions.new(item.id, item.title))
+    if not item then
+      return
     end
+    local session = sessions.get(item.id)
+    if session then
+      return switch_to(session)
+    end
+    session = sessions.new(item.id, item.title)
+    switch_to(session)
+    sessions.show_history(session)
   end)
 end
 
 --- Picks a chat with vim.ui.select: this Neovim's chats and, where the server lists them
---- (`dave/listSessions`), its other sessions, resumed ones included.
+--- (`dave/listSessions`), its other sessions, remembered ones included, newest activity
+--- first, the current chat marked. A session this Neovim has no chat for opens with its
+--- conversation (`dave/history`).
 function M.sessions()
   local client = require("dave.client")
-  local items = {}
+  local mine = {}
   for _, session in ipairs(sessions.list()) do
-    local state = session.query and "working" or "open"
-    table.insert(items, { id = session.id, title = session.chat.title, state = state })
+    mine[session.id] = {
+      id = session.id,
+      title = session.chat.title,
+      state = session.query and "working" or "open",
+    }
+  end
+  local function local_items()
+    local items = vim.tbl_values(mine)
+    table.sort(items, function(a, b)
+      return a.id > b.id
+    end)
+    return items
   end
   client.with_client(function(c)
     if not c or not client.supports("dave/listSessions") then
-      return pick(items)
+      return pick(local_items())
     end
     client.request("dave/listSessions", vim.empty_dict(), function(err, result)
       if err then
         notify("dave: the server did not list its sessions: " .. tostring(err.message), vim.log.levels.WARN)
+        return pick(local_items())
       end
-      for _, s in ipairs(not err and result and result.sessions or {}) do
-        if not sessions.get(s.sessionId) then
-          local title = type(s.title) == "string" and s.title ~= "" and s.title or s.sessionId
-          table.insert(items, { id = s.sessionId, title = title, state = s.state, turns = s.turns })
-        end
+      local items = {}
+      for _, s in ipairs(result and result.sessions or {}) do
+        local chat = mine[s.sessionId]
+        local title = type(s.title) == "string" and s.title ~= "" and s.title or s.sessionId
+        table.insert(items, {
+          id = s.sessionId,
+          title = chat and chat.title or title,
+          state = s.state,
+          turns = s.turns,
+          lastActiveAt = s.lastActiveAt,
+        })
+        mine[s.sessionId] = nil
       end
-      pick(items)
+      -- Chats the server does not know yet (never asked) come first: they are the newest.
+      pick(vim.list_extend(local_items(), items))
     end)
   end)
 end
@@ -356,9 +444,27 @@ local function in_chat(fn)
   end
 end
 
+local function answer_with(action)
+  return function(chat)
+    require("dave.permissions").act(chat.session_id, action)
+  end
+end
+
 sessions.set_actions({
   ask = in_chat(M.prompt),
   cancel = in_chat(M.cancel),
+  allow = answer_with("allow"),
+  allow_always = answer_with("allow_always"),
+  deny = answer_with("deny"),
+  permissions = answer_with("permissions"),
+  submit = function(chat, text, range)
+    local session = sessions.get(chat.session_id)
+    if not session then
+      error("this chat was deleted")
+    end
+    sessions.select(session)
+    M.ask(text, range)
+  end,
   close = function(chat)
     chat:close()
   end,

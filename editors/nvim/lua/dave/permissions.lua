@@ -1,7 +1,12 @@
---- Permission requests: asks one at a time (others wait in a queue), answers with
---- `dave/permission`, and drops a prompt whose request already ended. A request with a
---- `proposal` (Write, Edit, MultiEdit) is reviewed in a diff tab (dave.review) and answered
---- with `:Dave accept` / `:Dave reject`; any other asks with vim.ui.select.
+--- Permission requests (`permissionRequest` reports) and their answers (`dave/permission`).
+--- Nothing here ever takes the user's keys unasked: a request is shown as a block in its
+--- chat buffer (what is asked, in full, and the keys that answer it), a notification says one
+--- waits, and the `User DavePermissionRequest` event fires. It is answered only by a
+--- deliberate action: the chat's keys (`ga` allow, `gA` allow always, `gd` deny, `gp` the
+--- menu) or `:Dave permissions`, which opens vim.ui.select. A request with a `proposal`
+--- (Write, Edit, MultiEdit) is reviewed in a diff tab (dave.review), one at a time, and
+--- answered with `:Dave accept` / `:Dave reject`. A request that ended elsewhere (cancel, a
+--- rule) is dropped, and a late answer to it is never sent.
 local client = require("dave.client")
 local config = require("dave.config")
 
@@ -16,31 +21,78 @@ local ALLOW, ALWAYS, DENY = "Allow", "Allow always", "Deny"
 ---@field sessionId string
 ---@field toolName string
 ---@field message string? the server's question, e.g. `Allow Write notes.txt?`
+---@field input table? the tool's input, shown in full in the chat
 ---@field allowAlways {rule: string, label: string}? what "Allow always" would add (newer servers)
 ---@field title string? the chat's title
----@field ended boolean? resolved elsewhere (cancel, rule): a late answer is dropped
+---@field chat dave.Chat? the chat the request is shown in
+---@field block integer? the chat block's handle (Chat:add_block)
+---@field ended boolean? answered or resolved elsewhere: a late answer is dropped
 ---@field prompt_win integer? a floating window the select UI opened
 ---@field proposal table? what a file tool would write (reviewed in a diff tab)
----@field waiting_autocmd integer? the ModeChanged autocmd that opens the diff tab later
 ---@field questions table[]? the model's questions (AskUserQuestion)
 ---@field plan string? the plan of an ExitPlanMode request (markdown)
 ---@field plan_win integer? the float that shows the plan
 
-local queue = {} ---@type dave.PermissionRequest[]
-local active = nil ---@type dave.PermissionRequest?
+local pending = {} ---@type dave.PermissionRequest[] every request not answered yet, oldest first
+local reviewing = nil ---@type dave.PermissionRequest? the proposal whose diff tab is on review
+local picking = nil ---@type dave.PermissionRequest? the request whose vim.ui.select is open
 
-local show_next
+local review_next, review_later
 
 local function notify(message, level)
   vim.notify(message, level or vim.log.levels.INFO, { title = "dave" })
 end
 
---- extra: more params of the answer (`answers`, `permissionMode`).
-local function answer(req, decision, reason, edited, extra)
+--- Whether the request is reviewed in a diff tab.
+local function reviewed(req)
+  return type(req.proposal) == "table" and config.options.review.diff
+end
+
+local function close_plan(req)
+  if req.plan_win and api.nvim_win_is_valid(req.plan_win) then
+    local buf = api.nvim_win_get_buf(req.plan_win)
+    pcall(api.nvim_win_close, req.plan_win, true)
+    pcall(api.nvim_buf_delete, buf, { force = true })
+  end
+  req.plan_win = nil
+end
+
+--- The request is over (answered here or resolved elsewhere): its prompt, plan float and diff
+--- tab close, and its block in the chat says how it ended (outcome, when given).
+local function settle(req, outcome)
   if req.ended then
     return
   end
   req.ended = true
+  close_plan(req)
+  if req.proposal then
+    require("dave.review").close(req)
+  end
+  for i = #pending, 1, -1 do
+    if pending[i] == req then
+      table.remove(pending, i)
+    end
+  end
+  if picking == req then
+    picking = nil
+    if req.prompt_win and api.nvim_win_is_valid(req.prompt_win) then
+      pcall(api.nvim_win_close, req.prompt_win, true)
+    end
+  end
+  if req.chat and req.block and outcome then
+    req.chat:set_block_hint(req.block, "→ " .. outcome)
+  end
+  if reviewing == req then
+    reviewing = nil
+    vim.schedule(review_next)
+  end
+end
+
+--- Sends the answer and settles the request. extra: more params (`answers`, `permissionMode`).
+local function answer(req, decision, outcome, reason, edited, extra)
+  if req.ended then
+    return
+  end
   client.request("dave/permission", vim.tbl_extend("force", extra or {}, {
     requestId = req.requestId,
     decision = decision,
@@ -51,13 +103,7 @@ local function answer(req, decision, reason, edited, extra)
       vim.notify("dave: " .. (err.message or "the permission answer failed"), vim.log.levels.WARN)
     end
   end)
-end
-
-local function finish(req)
-  if active == req then
-    active = nil
-  end
-  vim.schedule(show_next)
+  settle(req, outcome)
 end
 
 --- The choices of a request and the decision each stands for. "Allow always" names the rule
@@ -74,71 +120,47 @@ function M.choices(req)
   return { ALLOW, always, DENY }, { [ALLOW] = "allow", [always] = "allowAlways", [DENY] = "deny" }
 end
 
-local function on_choice(req, decision)
-  if req.ended then
-    return finish(req)
-  end
-  if decision == "allow" or decision == "allowAlways" then
-    answer(req, decision)
+--- Deny, with a reason the model sees (asked with vim.ui.input; optional). prompt: the
+--- input's prompt; fallback: the reason sent when none is typed.
+local function deny_with_reason(req, prompt, fallback, outcome_word)
+  vim.ui.input({ prompt = prompt }, function(reason)
+    if req.ended then
+      return
+    end
+    local given = reason and vim.trim(reason) ~= "" and reason or nil
+    answer(req, "deny", given and ("%s: %s"):format(outcome_word, given) or outcome_word, given or fallback)
+  end)
+end
+
+--- The decision of a plain request (allow, allowAlways or deny).
+local function decide(req, decision)
+  if decision == "allow" then
+    answer(req, "allow", "allowed")
+  elseif decision == "allowAlways" then
+    local rule = type(req.allowAlways) == "table" and req.allowAlways.rule
+    answer(req, "allowAlways", rule and ("allowed always: " .. rule) or "allowed always")
   elseif decision == "deny" then
-    return vim.ui.input({ prompt = "Reason for denying (optional): " }, function(reason)
-      answer(req, "deny", (reason and reason ~= "") and reason or "The user denied this.")
-      finish(req)
-    end)
-  else
-    answer(req, "deny", "The user dismissed the permission prompt.")
-  end
-  finish(req)
-end
-
---- Whether the request is reviewed in a diff tab.
-local function reviewed(req)
-  return type(req.proposal) == "table" and config.options.review.diff
-end
-
---- Typing (Insert, Replace, Visual, Select, command-line, Terminal mode): a diff tab waits.
-local function typing()
-  local mode = api.nvim_get_mode()
-  return mode.blocking or not (mode.mode == "n" or mode.mode == "nt")
-end
-
-local function stop_waiting(req)
-  if req.waiting_autocmd then
-    pcall(api.nvim_del_autocmd, req.waiting_autocmd)
-    req.waiting_autocmd = nil
+    deny_with_reason(req, "Reason for denying (optional): ", "The user denied this.", "denied")
   end
 end
 
---- Opens the request's diff tab now, or (while the user types) when they are back in Normal mode.
-local function review_later(req)
-  local review = require("dave.review")
-  if not typing() then
-    return review.show(req)
-  end
-  notify(("dave: %s %s waits for review; its diff opens when you are back in Normal mode (or :Dave review)"):format(
-    tostring(req.toolName),
-    config.relative(tostring(req.proposal.path))
-  ))
-  req.waiting_autocmd = api.nvim_create_autocmd("ModeChanged", {
-    callback = function()
-      vim.schedule(function()
-        if req.ended or not req.waiting_autocmd or typing() then
-          return
-        end
-        stop_waiting(req)
-        review.show(req)
-      end)
-    end,
-  })
-end
-
---- vim.ui.select for a request; an asynchronous select UI's floating window is remembered, to
---- be closed if the request ends before the user answers.
+--- vim.ui.select for a request the user chose to answer; an asynchronous select UI's floating
+--- window is remembered, to be closed if the request ends before the user answers. Dismissing
+--- it answers nothing: the request still waits.
 local function select(req, items, opts, on_done)
+  picking = req
   local before = api.nvim_get_current_win()
-  vim.ui.select(items, opts, on_done)
+  vim.ui.select(items, opts, function(choice, idx)
+    if picking == req then
+      picking = nil
+    end
+    if req.ended then
+      return
+    end
+    on_done(choice, idx)
+  end)
   local win = api.nvim_get_current_win()
-  if active == req and not req.ended and win ~= before and api.nvim_win_get_config(win).relative ~= "" then
+  if picking == req and win ~= before and api.nvim_win_get_config(win).relative ~= "" then
     req.prompt_win = win
   end
 end
@@ -155,8 +177,12 @@ local function labels_of(question)
   return labels
 end
 
+local function header_of(question)
+  return type(question.header) == "string" and question.header ~= "" and ("[%s] "):format(question.header) or ""
+end
+
 --- Asks one question: cb(answer) with a label, a list of labels (multiSelect) or the user's own
---- words; cb(nil) when dismissed.
+--- words. Dismissing leaves the request waiting.
 local function ask_question(req, question, cb)
   local descriptions = {}
   for _, option in ipairs(type(question.options) == "table" and question.options or {}) do
@@ -165,8 +191,7 @@ local function ask_question(req, question, cb)
     end
   end
   local text = tostring(question.question or "")
-  local header = type(question.header) == "string" and question.header ~= "" and ("[%s] "):format(question.header)
-    or ""
+  local header = header_of(question)
   local function format(item)
     local d = descriptions[item]
     return (type(d) == "string" and d ~= "") and ("%s — %s"):format(item, d) or item
@@ -182,15 +207,21 @@ local function ask_question(req, question, cb)
     local opts = { prompt = header .. text, kind = "dave.question", format_item = format }
     return select(req, items, opts, function(choice)
       if choice == OTHER then
-        return other(cb)
+        return other(function(words)
+          if words then
+            cb(words)
+          end
+        end)
       end
-      cb(choice)
+      if choice then
+        cb(choice)
+      end
     end)
   end
   local chosen = {}
   local function round()
     if req.ended then
-      return cb(nil)
+      return
     end
     local items = vim.tbl_filter(function(label)
       return not vim.tbl_contains(chosen, label)
@@ -204,9 +235,12 @@ local function ask_question(req, question, cb)
       format_item = format,
     }, function(choice)
       if choice == nil then
-        return cb(nil)
+        return
       elseif choice == DONE then
-        return cb(#chosen > 0 and chosen or nil)
+        if #chosen > 0 then
+          cb(chosen)
+        end
+        return
       elseif choice == OTHER then
         return other(function(words)
           if words then
@@ -222,47 +256,38 @@ local function ask_question(req, question, cb)
   round()
 end
 
---- The model's questions, asked one after another; the answers go in one `allow`. Dismissing
---- any question declines them all (deny).
+local function answer_text(value)
+  return type(value) == "table" and table.concat(value, ", ") or tostring(value)
+end
+
+--- The model's questions, asked one after another; the answers go in one `allow`.
 local function ask_questions(req)
-  local answers = {}
+  local answers, said = {}, {}
   local i = 0
   local function next_question()
     if req.ended then
-      return finish(req)
+      return
     end
     i = i + 1
     local question = req.questions[i]
     if not question then
-      answer(req, "allow", nil, nil, { answers = answers })
-      return finish(req)
+      return answer(req, "allow", "answered: " .. table.concat(said, "; "), nil, nil, { answers = answers })
     end
     ask_question(req, question, function(value)
       if req.ended then
-        return finish(req)
-      end
-      if value == nil then
-        answer(req, "deny", "The user declined to answer.")
-        return finish(req)
+        return
       end
       answers[tostring(question.question)] = value
+      table.insert(said, answer_text(value))
       vim.schedule(next_question)
     end)
   end
   next_question()
 end
 
-local function close_plan(req)
-  if req.plan_win and api.nvim_win_is_valid(req.plan_win) then
-    local buf = api.nvim_win_get_buf(req.plan_win)
-    pcall(api.nvim_win_close, req.plan_win, true)
-    pcall(api.nvim_buf_delete, buf, { force = true })
-  end
-  req.plan_win = nil
-end
-
 --- The plan in a markdown float (not entered), while its approval is asked.
 local function show_plan(req)
+  close_plan(req)
   local lines = vim.split(req.plan ~= "" and req.plan or "(the model wrote no plan)", "\n", { plain = true })
   local buf = api.nvim_create_buf(false, true)
   api.nvim_buf_set_lines(buf, 0, -1, false, lines)
@@ -288,42 +313,42 @@ end
 
 M.PLAN_CHOICES = { "Approve", "Approve and accept edits", "Keep planning" }
 
---- An ExitPlanMode request: the plan is shown, then approved (into the default mode or
---- acceptEdits) or sent back with feedback.
+--- A plan's decision: approve (into the default mode or acceptEdits) or keep planning with
+--- the user's feedback.
+local function decide_plan(req, choice)
+  if choice == M.PLAN_CHOICES[1] then
+    answer(req, "allow", "approved")
+  elseif choice == M.PLAN_CHOICES[2] then
+    answer(req, "allow", "approved; edits are accepted from now on", nil, nil, { permissionMode = "acceptEdits" })
+  elseif choice == M.PLAN_CHOICES[3] then
+    close_plan(req)
+    deny_with_reason(req, "What should change in the plan? ", "Keep planning.", "keep planning")
+  end
+end
+
+--- An ExitPlanMode request: the plan in a float while vim.ui.select asks for the decision.
 local function ask_plan(req)
   show_plan(req)
   local prompt = (req.title and ("[%s] "):format(req.title) or "") .. "Approve the plan?"
   select(req, M.PLAN_CHOICES, { prompt = prompt, kind = "dave.plan" }, function(choice)
-    if req.ended then
-      close_plan(req)
-      return finish(req)
+    if not choice then
+      return close_plan(req)
     end
-    if choice == M.PLAN_CHOICES[1] then
-      answer(req, "allow")
-    elseif choice == M.PLAN_CHOICES[2] then
-      answer(req, "allow", nil, nil, { permissionMode = "acceptEdits" })
-    elseif choice == M.PLAN_CHOICES[3] then
-      return vim.ui.input({ prompt = "What should change in the plan? " }, function(feedback)
-        close_plan(req)
-        answer(req, "deny", (feedback and vim.trim(feedback) ~= "") and feedback or "Keep planning.")
-        finish(req)
-      end)
-    else
-      answer(req, "deny", "The user dismissed the plan; keep planning.")
-    end
-    close_plan(req)
-    finish(req)
+    decide_plan(req, choice)
   end)
 end
 
-show_next = function()
-  if active or #queue == 0 then
-    return
-  end
-  local req = table.remove(queue, 1)
-  active = req
+--- The server words the question (`Allow Write notes.txt?`); only an older server's request
+--- without one gets the bare tool name.
+local function question_of(req)
+  return (type(req.message) == "string" and req.message ~= "") and req.message
+    or ("Allow " .. tostring(req.toolName or "this tool") .. "?")
+end
+
+--- Opens vim.ui.select (or, for a proposal, the diff tab) for the request.
+local function open_picker(req)
   if reviewed(req) then
-    return review_later(req)
+    return M.review(req)
   end
   if req.questions then
     return ask_questions(req)
@@ -331,81 +356,264 @@ show_next = function()
   if req.plan then
     return ask_plan(req)
   end
-  -- The server words the question (`Allow Write notes.txt?`); only an older server's request
-  -- without one gets the bare tool name.
-  local prompt = (type(req.message) == "string" and req.message ~= "") and req.message
-    or ("Allow " .. tostring(req.toolName or "this tool") .. "?")
+  local prompt = question_of(req)
   if req.title then
     prompt = ("[%s] %s"):format(req.title, prompt)
   end
   local choices, decisions = M.choices(req)
   select(req, choices, { prompt = prompt, kind = "dave.permission" }, function(choice)
-    on_choice(req, choice and decisions[choice])
+    if choice then
+      decide(req, decisions[choice])
+    end
   end)
 end
 
---- Queues a `permissionRequest` report for an answer.
+-- ------------------------------------------------------------------ the block in the chat
+
+--- The keys of the chat that answer, as `ga allow`; actions whose key is unset are left out.
+local function key_hint(pairs_)
+  local keys = config.options.keymaps
+  local out = {}
+  for _, pair in ipairs(pairs_) do
+    local lhs = keys[pair[1]]
+    if type(lhs) == "table" then
+      lhs = lhs[1]
+    end
+    if lhs then
+      table.insert(out, ("%s %s"):format(lhs, pair[2]))
+    end
+  end
+  table.insert(out, ":Dave permissions")
+  return table.concat(out, " · ")
+end
+
+--- A value of the tool's input as lines (a string as it is, anything else as JSON).
+local function value_lines(value)
+  if type(value) == "string" then
+    return vim.split(value, "\n", { plain = true })
+  end
+  local ok, json = pcall(vim.json.encode, value)
+  return { ok and json or vim.inspect(value) }
+end
+
+--- The tool's input in full, in a fenced block: Bash its command, others `key: value` lines.
+local function input_lines(req)
+  local input = type(req.input) == "table" and req.input or nil
+  if not input or next(input) == nil then
+    return {}
+  end
+  local lines = {}
+  if req.toolName == "Bash" and type(input.command) == "string" then
+    table.insert(lines, "```sh")
+    vim.list_extend(lines, value_lines(input.command))
+    table.insert(lines, "```")
+    if type(input.description) == "string" and input.description ~= "" then
+      table.insert(lines, "_" .. input.description:gsub("\n", " ") .. "_")
+    end
+    return lines
+  end
+  table.insert(lines, "```")
+  local names = vim.tbl_keys(input)
+  table.sort(names)
+  for _, name in ipairs(names) do
+    local value = value_lines(input[name])
+    if #value == 1 then
+      table.insert(lines, ("%s: %s"):format(name, value[1]))
+    else
+      table.insert(lines, name .. ":")
+      vim.list_extend(lines, value)
+    end
+  end
+  table.insert(lines, "```")
+  return lines
+end
+
+--- The block that shows the request in its chat, and the line of keys under it.
+local function block_of(req)
+  if req.questions then
+    local lines = {}
+    for _, question in ipairs(req.questions) do
+      table.insert(lines, ("**? %s%s**"):format(header_of(question), tostring(question.question or "")))
+      for n, option in ipairs(type(question.options) == "table" and question.options or {}) do
+        if type(option) == "table" then
+          local d = type(option.description) == "string" and option.description ~= ""
+            and (" — " .. option.description) or ""
+          table.insert(lines, ("%d. %s%s"):format(n, tostring(option.label), d))
+        end
+      end
+    end
+    return lines, key_hint({ { "allow", "answer" }, { "deny", "decline" } })
+  end
+  if req.plan then
+    local lines = { "**? Approve the plan?**", "" }
+    local plan = req.plan ~= "" and req.plan or "(the model wrote no plan)"
+    vim.list_extend(lines, vim.split(plan, "\n", { plain = true }))
+    table.insert(lines, "")
+    return lines, key_hint({ { "allow", "approve" }, { "allow_always", "approve and accept edits" },
+      { "deny", "keep planning" } })
+  end
+  local lines = { ("**? %s**"):format(question_of(req)) }
+  vim.list_extend(lines, input_lines(req))
+  local always = M.choices(req)[2]:gsub("^" .. ALWAYS, "allow always")
+  return lines, key_hint({ { "allow", "allow" }, { "allow_always", always }, { "deny", "deny" },
+    { "permissions", "menu" } })
+end
+
+--- Fires `User DavePermissionRequest` (data: requestId, sessionId, toolName), for users who
+--- want to be told their own way.
+local function announce(req)
+  pcall(api.nvim_exec_autocmds, "User", {
+    pattern = "DavePermissionRequest",
+    modeline = false,
+    data = { requestId = req.requestId, sessionId = req.sessionId, toolName = req.toolName },
+  })
+end
+
+--- Typing (Insert, Replace, Visual, Select, command-line, Terminal mode): a diff tab waits.
+local function typing()
+  local mode = api.nvim_get_mode()
+  return mode.blocking or not (mode.mode == "n" or mode.mode == "nt")
+end
+
+--- Opens the request's diff tab now, unless the user is typing: then it waits for a deliberate
+--- `:Dave review` (or `gp` in the chat). It never opens when they leave Insert mode: the keys
+--- that follow <Esc> (`:w` above all) would land in the proposal buffer and accept it.
+review_later = function(req)
+  if not typing() then
+    return require("dave.review").show(req)
+  end
+  notify(("dave: %s %s waits for review; :Dave review (or gp in the chat) opens its diff"):format(
+    tostring(req.toolName),
+    config.relative(tostring(req.proposal.path))
+  ))
+end
+
+--- The proposal first in line is reviewed: its diff tab opens now, or (while the user types)
+--- on :Dave review.
+review_next = function()
+  if reviewing and not reviewing.ended then
+    return
+  end
+  reviewing = nil
+  for _, req in ipairs(pending) do
+    if reviewed(req) then
+      reviewing = req
+      return review_later(req)
+    end
+  end
+end
+
+--- Takes a `permissionRequest` report: shown in its chat (or, a proposal, queued for review).
 ---@param req dave.PermissionRequest
 function M.ask(req)
-  table.insert(queue, req)
-  vim.schedule(show_next)
+  table.insert(pending, req)
+  if reviewed(req) then
+    vim.schedule(review_next)
+  else
+    if req.chat then
+      local lines, hint = block_of(req)
+      req.block = req.chat:add_block(lines, hint)
+    end
+    local title = req.title and ("[%s] "):format(req.title) or ""
+    local what = req.questions and "the model asks you" or req.plan and "the plan waits for approval"
+      or question_of(req)
+    notify(("dave: %s%s — answer in the chat, or :Dave permissions"):format(title, what))
+  end
+  announce(req)
 end
 
-local function close(req)
-  req.ended = true
-  stop_waiting(req)
-  close_plan(req)
-  if req.proposal then
-    require("dave.review").close(req)
-  end
-  for i = #queue, 1, -1 do
-    if queue[i] == req then
-      table.remove(queue, i)
+--- A request ended (`permissionResolved`): its block says so, its prompt is closed.
+---@param request_id string
+---@param value table? the permissionResolved report (decision, by)
+function M.resolved(request_id, value)
+  for _, req in ipairs(vim.list_slice(pending)) do
+    if req.requestId == request_id then
+      local outcome = "no longer asked"
+      if value and value.decision then
+        local word = value.decision == "allow" and "allowed" or "denied"
+        outcome = ("%s (%s)"):format(word, tostring(value.by or "server"))
+      end
+      settle(req, outcome)
     end
   end
-  if active == req then
-    if req.prompt_win and api.nvim_win_is_valid(req.prompt_win) then
-      pcall(api.nvim_win_close, req.prompt_win, true)
-    end
-    finish(req)
-  end
 end
 
-local function matching(pred)
-  local found = vim.tbl_filter(pred, queue)
-  if active and pred(active) then
-    table.insert(found, active)
-  end
-  return found
-end
-
---- A request ended (`permissionResolved`): its prompt is closed or never shown.
-function M.resolved(request_id)
-  for _, req in ipairs(matching(function(r)
-    return r.requestId == request_id
-  end)) do
-    close(req)
-  end
-end
-
---- A query of the session ended: none of its prompts can be answered any more.
+--- A query of the session ended: none of its requests can be answered any more.
 function M.drop_session(session_id)
-  for _, req in ipairs(matching(function(r)
-    return r.sessionId == session_id
-  end)) do
-    close(req)
+  for _, req in ipairs(vim.list_slice(pending)) do
+    if req.sessionId == session_id then
+      settle(req, "no longer asked (the turn ended)")
+    end
   end
 end
+
+--- The oldest request waiting in the session (nil: any session).
+---@param session_id string?
+---@return dave.PermissionRequest?
+local function first_pending(session_id)
+  for _, req in ipairs(pending) do
+    if not req.ended and (session_id == nil or req.sessionId == session_id) then
+      return req
+    end
+  end
+end
+
+--- `:Dave permissions`: vim.ui.select for the oldest request of the current chat (else of any
+--- chat); a proposal opens its diff tab. One menu at a time.
+function M.pick()
+  if picking and not picking.ended then
+    return notify("dave: a permission prompt is open already")
+  end
+  local session = require("dave.sessions").peek()
+  local req = (session and first_pending(session.id)) or first_pending(nil)
+  if not req then
+    return notify("dave: no permission request waits")
+  end
+  open_picker(req)
+end
+
+--- A key of the chat: action "allow", "allow_always", "deny" or "permissions" (the menu) on the
+--- oldest request of the chat's session.
+---@param session_id string
+---@param action string
+function M.act(session_id, action)
+  local req = first_pending(session_id)
+  if not req then
+    return notify("dave: nothing in this chat waits for an answer")
+  end
+  if reviewed(req) then -- a file change is decided on its diff, never unseen
+    if action == "deny" then
+      return M.reject(req)
+    end
+    return M.review(req)
+  end
+  if action == "permissions" then
+    return open_picker(req)
+  end
+  if req.questions then
+    if action == "deny" then
+      return answer(req, "deny", "declined", "The user declined to answer.")
+    end
+    return ask_questions(req)
+  end
+  if req.plan then
+    local choice = ({ allow = 1, allow_always = 2, deny = 3 })[action]
+    return decide_plan(req, M.PLAN_CHOICES[choice])
+  end
+  decide(req, ({ allow = "allow", allow_always = "allowAlways", deny = "deny" })[action])
+end
+
+-- ------------------------------------------------------------------ proposals
 
 --- The proposal request that `:Dave accept` / `:Dave reject` answer: the one whose diff tab
 --- holds the current buffer, else the one being reviewed.
-local function reviewing()
+local function under_review()
   local req = require("dave.review").request_of(api.nvim_get_current_buf())
   if req and not req.ended then
     return req
   end
-  if active and reviewed(active) and not active.ended then
-    return active
+  if reviewing and not reviewing.ended then
+    return reviewing
   end
 end
 
@@ -414,45 +622,38 @@ end
 ---@param req dave.PermissionRequest?
 ---@param always boolean?
 function M.accept(req, always)
-  req = req and not req.ended and req or reviewing()
+  req = req and not req.ended and req or under_review()
   if not req then
     return notify("dave: no change waits for review")
   end
   local edited = require("dave.review").edited(req)
-  answer(req, always and "allowAlways" or "allow", nil, edited)
-  close(req)
+  answer(req, always and "allowAlways" or "allow", "accepted", nil, edited)
 end
 
 --- Rejects a proposal, with a reason the model sees (asked with vim.ui.input; optional).
 ---@param req dave.PermissionRequest?
 function M.reject(req)
-  req = req and not req.ended and req or reviewing()
+  req = req and not req.ended and req or under_review()
   if not req then
     return notify("dave: no change waits for review")
   end
-  vim.ui.input({ prompt = "Reason for rejecting (optional): " }, function(reason)
-    if req.ended then
-      return
-    end
-    answer(req, "deny", (reason and reason ~= "") and reason or "The user rejected this change.")
-    close(req)
-  end)
+  deny_with_reason(req, "Reason for rejecting (optional): ", "The user rejected this change.", "rejected")
 end
 
 --- Opens the diff tab of the change that waits for review (one closed unanswered, or one
---- waiting for the user to leave Insert mode).
-function M.review()
-  local req = reviewing()
+--- waiting for the user to leave Insert mode). req: that one (nil: the one on review).
+---@param req dave.PermissionRequest?
+function M.review(req)
+  req = req and not req.ended and req or under_review()
   if not req then
     return notify("dave: no change waits for review")
   end
-  stop_waiting(req)
   require("dave.review").show(req)
 end
 
---- How many requests wait for an answer, the one on screen included.
+--- How many requests wait for an answer.
 function M.pending()
-  return #queue + (active and 1 or 0)
+  return #pending
 end
 
 return M

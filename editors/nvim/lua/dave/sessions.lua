@@ -134,6 +134,30 @@ local function indent(value)
   return type(value.parentToolUseId) == "string" and "    " or ""
 end
 
+--- The status of a `retrying` report: `retrying: API Error 500, attempt 2 of 10, in 8 s`. The
+--- error is the part of the server's message after `(attempt 2 of 10): `.
+---@param value table
+---@return string
+function M.retry_status(value)
+  local message = type(value.message) == "string" and value.message or ""
+  local reason = message:match("%)%s*:%s*(.+)$") or (message ~= "" and message) or "the model request failed"
+  local parts = { "retrying: " .. reason }
+  if type(value.attempt) == "number" then
+    local of = type(value.maxAttempts) == "number" and (" of %d"):format(value.maxAttempts) or ""
+    table.insert(parts, ("attempt %d%s"):format(value.attempt, of))
+  end
+  if type(value.retryInMs) == "number" then
+    table.insert(parts, ("in %d s"):format(math.max(1, math.ceil(value.retryInMs / 1000))))
+  end
+  return table.concat(parts, ", ")
+end
+
+--- A tool use's line, as the chat shows a `toolResult`: `✓ Write notes.txt (5 bytes)`.
+local function tool_line(tool)
+  local line = vim.trim(("%s %s"):format(tool.toolName or "tool", tool.summary or ""))
+  return indent(tool) .. (tool.isError and "✗ " or "✓ ") .. line
+end
+
 --- One `$/progress` value of a query.
 local function on_report(session, query, value)
   if query.done then
@@ -153,6 +177,9 @@ local function on_report(session, query, value)
     chat:append_text(value.text)
   elseif type_ == "thinking" then
     chat:set_status("thinking", true)
+    if type(value.text) == "string" then
+      chat:append_thinking(value.text)
+    end
   elseif type_ == "toolUse" then
     chat:set_status("running " .. described(value), true)
     if value.toolName == "Agent" and not value.parentToolUseId then
@@ -182,14 +209,16 @@ local function on_report(session, query, value)
       sessionId = value.sessionId or session.id,
       toolName = value.toolName,
       message = value.message,
+      input = type(value.input) == "table" and value.input or nil,
       allowAlways = value.allowAlways,
       proposal = proposal,
       questions = questions,
       plan = value.toolName == "ExitPlanMode" and (type(value.plan) == "string" and value.plan or "") or nil,
       title = chat.title,
+      chat = chat,
     })
   elseif type_ == "permissionResolved" then
-    permissions.resolved(value.requestId)
+    permissions.resolved(value.requestId, value)
     local req = query.requests[value.requestId]
     local rule = type(value.rule) == "string" and value.rule ~= "" and value.rule or nil
     if req and value.decision == "deny" then
@@ -209,11 +238,12 @@ local function on_report(session, query, value)
     end
     chat:set_status("working", true)
   elseif type_ == "toolResult" and not query.denied[value.toolUseId or ""] then
-    local line = vim.trim(("%s %s"):format(value.toolName or "tool", value.summary or ""))
-    chat:append_note(indent(value) .. (value.isError and "✗ " or "✓ ") .. line)
+    chat:append_note(tool_line(value))
     if FILE_TOOLS[value.toolName] then
       reload_buffers()
     end
+  elseif type_ == "status" and value.state == "retrying" then
+    chat:set_status(M.retry_status(value), true)
   elseif type_ == "status" then
     chat:set_status(value.state or "working", true)
   elseif type_ == "error" then
@@ -222,7 +252,7 @@ local function on_report(session, query, value)
   end
   -- Other reports' `message` is a line for the status bar; these three use theirs above.
   if kind == "report" and value.message and type_ ~= "error" and type_ ~= "permissionRequest"
-    and type_ ~= "toolUse" then
+    and type_ ~= "toolUse" and value.state ~= "retrying" then
     chat:set_status(value.message, true)
   end
 end
@@ -265,8 +295,8 @@ local function remove(session)
   order = vim.tbl_filter(function(id)
     return chats[id] ~= nil and id ~= session.id
   end, order)
-  if current == session then
-    current = nil
+  if current == session then -- the newest chat left is current now (nil: none)
+    current = order[#order] and chats[order[#order]] or nil
   end
 end
 
@@ -449,6 +479,61 @@ function M.delete(session, done)
     if done then
       done(not err and result and result.deleted or false, err and err.message)
     end
+  end)
+end
+
+--- Shows a session's conversation from the server (`dave/history`) in its chat, which has
+--- none yet (a remembered session opened from `:Dave sessions`), and makes it the chat's
+--- transcript (sent along if the server ever lacks the conversation).
+---@param session dave.Session
+function M.show_history(session)
+  if not client.supports("dave/history") then
+    return
+  end
+  client.request("dave/history", { sessionId = session.id }, function(err, result)
+    local chat = session.chat
+    if #session.transcript > 0 or session.query or not chat:valid() then
+      return -- the chat has its own turns by now
+    end
+    if err or type(result) ~= "table" then
+      return chat:append_note(("_(the conversation could not be read: %s)_"):format(err and err.message or "no answer"))
+    end
+    if result.available == false then
+      return chat:append_note(("_(%s)_"):format(tostring(result.reason or "the backend kept no record")))
+    end
+    local answer = nil ---@type string[]?
+    local function close_answer()
+      if answer and #answer > 0 then
+        table.insert(session.transcript, { role = "assistant", content = table.concat(answer) })
+      end
+      answer = nil
+    end
+    for _, entry in ipairs(type(result.entries) == "table" and result.entries or {}) do
+      if entry.role == "user" then
+        close_answer()
+        local text = tostring(entry.text or "")
+        chat:begin_turn(text)
+        table.insert(session.transcript, { role = "user", content = text })
+        answer = {}
+      elseif entry.role == "assistant" then
+        answer = answer or {}
+        if type(entry.thinking) == "string" and entry.thinking ~= "" then
+          chat:append_thinking(entry.thinking)
+        end
+        if type(entry.text) == "string" and entry.text ~= "" then
+          chat:append_text(entry.text)
+          table.insert(answer, entry.text)
+        end
+        for _, tool in ipairs(type(entry.toolUses) == "table" and entry.toolUses or {}) do
+          chat:append_note(tool_line(tool))
+        end
+      end
+    end
+    close_answer()
+    local turns = #vim.tbl_filter(function(m)
+      return m.role == "user"
+    end, session.transcript)
+    chat:append_note(("_(%d earlier turn%s, from the server)_"):format(turns, turns == 1 and "" or "s"))
   end)
 end
 
