@@ -15,6 +15,8 @@ echo "== lint and types (Python: ruff, mypy strict on dave_lsp; Lua: luacheck)"
 .venv/bin/mypy
 bash editors/nvim/scripts/lint.sh
 echo "== python tests (server, backends, neovim)"
+# The keystroke-safety test types into a real terminal: tmux.
+bash scripts/need-debian.sh tmux tmux
 # Two workers (pytest-xdist), one module's tests on one worker (their module-scoped
 # servers stay shared): most of a test is waiting on a CLI or an editor, so two at once
 # take about two thirds of the time on this two-core machine. DAVE_TEST_WORKERS=0 runs
