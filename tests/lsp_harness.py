@@ -37,7 +37,7 @@ class DaveClient(LanguageClient):
             self.reports[params.token].append(params.value)
             self.report_arrived.set()
 
-    async def wait_report(self, token: Any, kind: str, timeout: float = 30.0) -> dict[str, Any]:
+    async def wait_report(self, token: Any, kind: str, timeout: float = 60.0) -> dict[str, Any]:
         """The first report of `kind` on `token`, waiting for it to arrive."""
         async with asyncio.timeout(timeout):
             while True:
