@@ -5,6 +5,7 @@
 
 import * as vscode from 'vscode';
 
+import { CodeApplier } from './chat/applyCode';
 import { ChatController } from './chat/chatController';
 import { selectionChip } from './chat/promptContext';
 import { ProposalReview } from './chat/review';
@@ -13,6 +14,7 @@ import { ChatViewProvider, CHAT_VIEW_ID } from './chatView';
 import { activeFileContext, EditorTools } from './editor/editorTools';
 import { errorMessage } from './protocol/daveClient';
 import type { PermissionMode } from './protocol/types';
+import { LastEditor, vscodeApplyHost } from './review/vscodeApply';
 import { VscodeReview, requestIdOf } from './review/vscodeReview';
 import { ServerConnection } from './serverConnection';
 
@@ -27,6 +29,9 @@ export function activate(context: vscode.ExtensionContext): void {
   const view = new ChatViewProvider(context.extensionUri);
   const review = new VscodeReview();
   const proposals = new ProposalReview(review, (message) => output.warn(message));
+  // A code block's Apply: the same diff editor as a proposal, answered in the extension alone.
+  const lastEditor = new LastEditor();
+  const applier = new CodeApplier(vscodeApplyHost(review, lastEditor));
 
   const chat = new ChatController({
     cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
@@ -57,7 +62,8 @@ export function activate(context: vscode.ExtensionContext): void {
     copyText: async (text) => {
       await vscode.env.clipboard.writeText(text);
     },
-    insertText: (text) => insertAtCursor(text),
+    insertText: (text) => insertAtCursor(lastEditor.get(), text),
+    applyCode: (code, info) => applier.apply(info === undefined ? { code } : { code, info }),
     openFile: async (file) => {
       await vscode.window.showTextDocument(vscode.Uri.file(file), { preview: true, viewColumn: vscode.ViewColumn.One });
     },
@@ -68,10 +74,10 @@ export function activate(context: vscode.ExtensionContext): void {
     chat.handleMessage(message).catch((error: unknown) => output.error(`Chat view message failed: ${String(error)}`));
   });
 
-  /** The request of the proposal editor the command came from (its title bar passes the URI). */
-  const proposalRequest = (uri: unknown): string | undefined => {
-    const target = uri instanceof vscode.Uri ? uri : vscode.window.activeTextEditor?.document.uri;
-    const requestId = requestIdOf(target);
+  /** The request (or Apply) of the proposal editor the command came from (its title bar passes the URI). */
+  const proposalOf = (uri: unknown): string | undefined =>
+    requestIdOf(uri instanceof vscode.Uri ? uri : vscode.window.activeTextEditor?.document.uri);
+  const proposalRequest = (requestId: string | undefined): string | undefined => {
     if (requestId === undefined || !proposals.has(requestId)) {
       void vscode.window.showInformationMessage('Dave is no longer waiting for an answer to this proposal.');
       return undefined;
@@ -84,6 +90,7 @@ export function activate(context: vscode.ExtensionContext): void {
     connection,
     view,
     review,
+    lastEditor,
     vscode.window.registerWebviewViewProvider(CHAT_VIEW_ID, view, {
       webviewOptions: { retainContextWhenHidden: true },
     }),
@@ -132,11 +139,24 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     vscode.commands.registerCommand('dave.askAboutSelection', () => askAboutSelection(chat, view)),
     vscode.commands.registerCommand('dave.acceptProposal', async (uri: unknown) => {
-      const requestId = proposalRequest(uri);
+      const id = proposalOf(uri);
+      if (id !== undefined && applier.has(id)) {
+        const { written, message } = await applier.accept(id);
+        chat.postStatusNote(message);
+        if (written) void vscode.window.showInformationMessage(message);
+        else void vscode.window.showWarningMessage(message);
+        return;
+      }
+      const requestId = proposalRequest(id);
       if (requestId !== undefined) await chat.answerPermission(requestId, 'allow');
     }),
     vscode.commands.registerCommand('dave.rejectProposal', async (uri: unknown) => {
-      const requestId = proposalRequest(uri);
+      const id = proposalOf(uri);
+      if (id !== undefined && applier.has(id)) {
+        chat.postStatusNote(await applier.reject(id));
+        return;
+      }
+      const requestId = proposalRequest(id);
       if (requestId === undefined) return;
       const reason = await vscode.window.showInputBox({
         title: "Reject Dave's proposal",
@@ -191,8 +211,7 @@ async function askAboutSelection(chat: ChatController, view: ChatViewProvider): 
 }
 
 /** A code block's Insert at cursor: into the editor the user last worked in (the chat has the focus now). */
-async function insertAtCursor(text: string): Promise<string | undefined> {
-  const editor = vscode.window.activeTextEditor ?? vscode.window.visibleTextEditors[0];
+async function insertAtCursor(editor: vscode.TextEditor | undefined, text: string): Promise<string | undefined> {
   if (editor === undefined) return 'open a file to insert it into';
   const done = await editor.edit((edit) => {
     for (const selection of editor.selections) edit.replace(selection, text);

@@ -5,8 +5,9 @@
  * and sees the file appear, stops a slow answer, edits a Write's proposal in
  * the diff editor and accepts it from the editor title, reviews and undoes the
  * turn, sends an editor's selection with a prompt (and the model reads it back
- * through its getCurrentSelection tool), answers the model's question by
- * clicking an option, and saves screenshots.
+ * through its getCurrentSelection tool), inserts a code block at the cursor
+ * and applies another as a reviewed edit (diff, edit, Accept), answers the
+ * model's question by clicking an option, and saves screenshots.
  *
  * scripts/test.sh installs the tools (scripts/e2e-setup.sh) and passes their
  * paths in DAVE_E2E_CHROMIUM, DAVE_E2E_NODE24_BIN and DAVE_E2E_CODE_SERVER;
@@ -459,7 +460,9 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
   it("a code block's Insert puts its code into the editor at the cursor", { timeout: STEP }, async () => {
     // greet.py is the active editor (the test before selected its first lines).
     const box = chat.locator('textarea[aria-label="Message Dave"]');
-    await box.fill(`tool Bash ${JSON.stringify({ command: "printf 'Here:\\n```python\\nINSERTED_BY_DAVE = 1\\n```\\n'" })}`);
+    // Two blocks: this test inserts the first, the next applies the second (it names its file).
+    const blocks = "printf 'Here:\\n```python\\nINSERTED_BY_DAVE = 1\\n```\\n\\n```python title=applied-e2e.py\\nAPPLIED_BY_DAVE = 2\\n```\\n'";
+    await box.fill(`tool Bash ${JSON.stringify({ command: blocks })}`);
     await box.press('Enter');
     // Claude Code runs a read-only command like printf without asking; allow it if it asks.
     const block = chat.locator('.item.assistant .code-block', { hasText: 'INSERTED_BY_DAVE = 1' }).last();
@@ -486,6 +489,39 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
     await chat.locator('#status', { hasText: 'Inserted the code at the cursor.' }).waitFor({ timeout: 10_000 });
     mkdirSync(artifacts, { recursive: true });
     await page.screenshot({ path: path.join(artifacts, 'vscode-code-block.png') });
+  });
+
+  it("a code block's Apply opens its change in the diff editor; the edited right side lands on Accept", { timeout: STEP }, async () => {
+    const target = path.join(workspace, 'applied-e2e.py');
+    const block = chat.locator('.item.assistant .code-block', { hasText: 'APPLIED_BY_DAVE = 2' }).last();
+    await block.getByRole('button', { name: 'Apply', exact: true }).click();
+    await page.locator('.tabs-container .tab', { hasText: "applied-e2e.py (Apply Dave's code)" }).waitFor({ timeout: 30_000 });
+    await chat.locator('#status', { hasText: 'Review the change to the new file applied-e2e.py in the diff editor' }).waitFor({ timeout: 10_000 });
+    await rightSideShows(page, 'APPLIED_BY_DAVE = 2');
+    assert.equal(existsSync(target), false, 'nothing is written before Accept');
+    // Edit the right side: exactly what it holds then lands.
+    const modified = page.locator('.monaco-diff-editor .editor.modified .view-lines').first();
+    await modified.click();
+    await page.keyboard.press('Control+End');
+    await page.keyboard.type('EDITED_IN_DIFF = 3');
+    await rightSideShows(page, 'EDITED_IN_DIFF = 3');
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, 'vscode-apply.png') });
+    await page.locator('.editor-actions .action-label[aria-label^="Accept"]').first().click();
+    assert.equal(await waitForFile(target, 30_000), 'APPLIED_BY_DAVE = 2\nEDITED_IN_DIFF = 3');
+    await page.locator('.tabs-container .tab', { hasText: "(Apply Dave's code)" }).waitFor({ state: 'detached', timeout: 30_000 });
+    await chat.locator('#status', { hasText: 'Applied the code to applied-e2e.py with your edits.' }).waitFor({ timeout: 10_000 });
+
+    // Again, now that the file is open in an editor: it changes through that editor and is saved
+    // (the whole file: it ended without a line break, and still does).
+    await block.getByRole('button', { name: 'Apply', exact: true }).click();
+    await chat.locator('#status', { hasText: 'Review the change to applied-e2e.py in the diff editor' }).waitFor({ timeout: 10_000 });
+    await page.locator('.editor-actions .action-label[aria-label^="Accept"]').first().click();
+    await chat.locator('#status', { hasText: 'Applied the code to applied-e2e.py.' }).waitFor({ timeout: 10_000 });
+    const deadline = Date.now() + 10_000;
+    while (readFileSync(target, 'utf8') !== 'APPLIED_BY_DAVE = 2' && Date.now() < deadline) await sleep(100);
+    assert.equal(readFileSync(target, 'utf8'), 'APPLIED_BY_DAVE = 2');
+    await page.screenshot({ path: path.join(artifacts, 'vscode-applied.png') });
   });
 
   it('the model asks a question; clicking an option answers it', { timeout: STEP }, async () => {

@@ -2,8 +2,8 @@
  * Issue 18 in the webview (jsdom): the retry countdown in the status line, an
  * error or a card that waits for the user scrolled into view, Send scrolling
  * to the bottom, Stop and Escape (the focus back in the message box), context
- * chips and the bubble that took them, Copy and Insert at cursor on every code
- * block, a file tool's row that opens its file, and the first open.
+ * chips and the bubble that took them, Copy, Insert at cursor and Apply on every
+ * code block, a file tool's row that opens its file, and the first open.
  */
 
 import assert from 'node:assert/strict';
@@ -200,6 +200,19 @@ describe('code blocks and tool rows', () => {
     assert.deepEqual(h.posted.at(-1), { type: 'copyCode', code: 'def a():\n    return 1' });
     button(blocks[1], 'Insert at cursor').click();
     assert.deepEqual(h.posted.at(-1), { type: 'insertCode', code: 'plain <b>x</b>' });
+  });
+
+  it("every finished answer's code block has Apply, with the fence's info string that may name its file", () => {
+    const h = harness();
+    const text = '```python title="greet.py"\nprint(1)\n```\n\n```\nx\n```\n';
+    h.app.handle({ type: 'state', state: state([{ id: 'a1', kind: 'assistant', text, streaming: true }]) });
+    assert.equal(h.doc.querySelectorAll('.item.assistant .apply-code').length, 0, 'not while it streams');
+    h.app.handle({ type: 'state', state: state([{ id: 'a1', kind: 'assistant', text, streaming: false }]) });
+    const blocks = [...h.doc.querySelectorAll('.item.assistant .code-block')];
+    button(blocks[0], 'Apply').click();
+    assert.deepEqual(h.posted.at(-1), { type: 'applyCode', code: 'print(1)', info: 'python title="greet.py"' });
+    button(blocks[1], 'Apply').click();
+    assert.deepEqual(h.posted.at(-1), { type: 'applyCode', code: 'x' });
   });
 
   it("a file tool's row opens its file", () => {

@@ -19,7 +19,7 @@
  * - ContextChips (promptContext.ts) keeps the message box's chips (Ask Dave
  *   About Selection), which go with the next prompt as its `context`;
  * - sessionSettings.ts applies the pickers and learns the meter, and
- *   codeActions.ts runs a code block's Copy and Insert and a tool row's file.
+ *   codeActions.ts runs a code block's Copy, Insert and Apply and a tool row's file.
  *
  * It has no state of its own beyond a turn counter. It imports nothing from
  * `vscode`: extension.ts gives it the client, the store and a way to post to
@@ -103,6 +103,8 @@ export interface ChatHost {
   insertText?(text: string): Promise<string | undefined>;
   /** A file tool's row: opens the file (absolute, or relative to the workspace). */
   openFile?(file: string): Promise<void>;
+  /** A code block's Apply (applyCode.ts): opens its reviewed edit; the line for the status line. */
+  applyCode?(code: string, info: string | undefined): Promise<string>;
 }
 
 /** What a prompt carries besides its text. */
@@ -233,6 +235,7 @@ export class ChatController {
         break;
       case 'copyCode':
       case 'insertCode':
+      case 'applyCode':
       case 'openFile': {
         const note = await runCodeAction(this.host, message);
         if (note !== undefined) this.postStatusNote(note);
@@ -242,7 +245,7 @@ export class ChatController {
   }
 
   /** A line in the status line that no turn owns (a turn's next status replaces it). */
-  private postStatusNote(text: string): void {
+  postStatusNote(text: string): void {
     const active = this.store.active();
     if (active !== undefined && this.turns.isBusy(active.id)) return;
     this.host.post({ type: 'status', text });

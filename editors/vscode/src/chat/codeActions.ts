@@ -1,7 +1,7 @@
 /**
  * What the chat's code blocks and tool rows do in the editor (issue 18): Copy
  * puts a block's code on the clipboard, Insert at cursor puts it into the last
- * active editor, and a file tool's row ("Write b.txt (11 bytes)") opens its
+ * active editor, Apply opens it as a reviewed edit of a file (applyCode.ts), and a file tool's row ("Write b.txt (11 bytes)") opens its
  * file. The host does the VS Code part; this words the outcome for the status
  * line.
  */
@@ -17,9 +17,11 @@ export interface CodeActionHost {
   /** A problem to show, or undefined when it was inserted. */
   insertText?(text: string): Promise<string | undefined>;
   openFile?(file: string): Promise<void>;
+  /** A code block's Apply: opens its reviewed edit; the line for the status line. */
+  applyCode?(code: string, info: string | undefined): Promise<string>;
 }
 
-export type CodeAction = Extract<FromWebview, { type: 'copyCode' | 'insertCode' | 'openFile' }>;
+export type CodeAction = Extract<FromWebview, { type: 'copyCode' | 'insertCode' | 'applyCode' | 'openFile' }>;
 
 /** Runs a code block's or tool row's action; the line for the status line, if any. */
 export async function runCodeAction(host: CodeActionHost, action: CodeAction): Promise<string | undefined> {
@@ -41,6 +43,9 @@ export async function runCodeAction(host: CodeActionHost, action: CodeAction): P
       }
       return problem === undefined ? 'Inserted the code at the cursor.' : `Could not insert the code: ${problem}`;
     }
+    case 'applyCode':
+      if (host.applyCode === undefined) return 'Could not apply the code: there is no editor here';
+      return host.applyCode(action.code, action.info);
     case 'openFile': {
       const file = action.path;
       const absolute = path.isAbsolute(file) || host.cwd === undefined ? file : path.join(host.cwd, file);

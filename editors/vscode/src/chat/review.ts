@@ -72,8 +72,13 @@ export function viewable(proposal: Proposal): boolean {
  */
 export function editedContent(proposal: Proposal | undefined, text: string | undefined): string | undefined {
   if (proposal === undefined || !isEditable(proposal) || text === undefined) return undefined;
+  return sameLines(text, proposal.proposed!) ? undefined : text;
+}
+
+/** The same text but for how its lines end (an editor keeps one end-of-line per document). */
+export function sameLines(a: string, b: string): boolean {
   const lf = (t: string): string => t.replace(/\r\n/g, '\n');
-  return lf(text) === lf(proposal.proposed!) ? undefined : text;
+  return lf(a) === lf(b);
 }
 
 /** A row of the "N files changed" item. */

@@ -263,7 +263,8 @@ export class VscodeReview implements ProposalView, ChangesUi, vscode.Disposable 
   }
 }
 
-async function exists(uri: vscode.Uri): Promise<boolean> {
+/** Whether the file system has `uri`. */
+export async function exists(uri: vscode.Uri): Promise<boolean> {
   try {
     await vscode.workspace.fs.stat(uri);
     return true;

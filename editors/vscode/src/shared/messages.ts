@@ -246,6 +246,8 @@ export type FromWebview =
   /** A code block's Copy and Insert at cursor (issue 18). */
   | { type: 'copyCode'; code: string }
   | { type: 'insertCode'; code: string }
+  /** A code block's Apply: a reviewed edit of a file; `info` is its fence's info string. */
+  | { type: 'applyCode'; code: string; info?: string }
   /** A file tool's row: opens its file. */
   | { type: 'openFile'; path: string };
 
@@ -267,6 +269,7 @@ const fromWebviewTypes = new Set<FromWebview['type']>([
   'findFiles',
   'copyCode',
   'insertCode',
+  'applyCode',
   'openFile',
   'removeContext',
 ]);
@@ -287,6 +290,8 @@ function attachmentsOf(raw: unknown): ImageAttachment[] | undefined {
 
 /** At most what a code block may carry to the clipboard or the editor. */
 const MAX_CODE = 1_000_000;
+/** At most what a fence's info string may carry (it names a language and a file). */
+const MAX_INFO = 1_000;
 
 function answersOf(raw: unknown): Record<string, string | string[]> | undefined {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return undefined;
@@ -316,6 +321,11 @@ export function parseFromWebview(raw: unknown): FromWebview | undefined {
     case 'copyCode':
     case 'insertCode':
       return typeof m.code === 'string' && m.code.length <= MAX_CODE ? { type: m.type, code: m.code } : undefined;
+    case 'applyCode': {
+      if (typeof m.code !== 'string' || m.code.length > MAX_CODE) return undefined;
+      const info = typeof m.info === 'string' && m.info.trim() !== '' ? m.info.trim().slice(0, MAX_INFO) : undefined;
+      return { type: 'applyCode', code: m.code, ...(info !== undefined ? { info } : {}) };
+    }
     case 'removeContext':
       return typeof m.id === 'string' ? { type: 'removeContext', id: m.id } : undefined;
     case 'openFile':

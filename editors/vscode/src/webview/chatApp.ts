@@ -830,7 +830,7 @@ export class ChatApp {
     }
   }
 
-  /** Copy and Insert at cursor on every code block of an answer. */
+  /** Copy, Insert at cursor and Apply on every code block of an answer. */
   private addCodeActions(body: HTMLElement): void {
     for (const pre of body.querySelectorAll('pre')) {
       const code = pre.querySelector('code')?.textContent ?? pre.textContent ?? '';
@@ -840,10 +840,16 @@ export class ChatApp {
       const insert = this.el('button', 'insert-code secondary', 'Insert');
       insert.title = 'Insert the code at the cursor of the editor';
       insert.setAttribute('aria-label', 'Insert at cursor');
-      for (const b of [copy, insert]) b.type = 'button';
+      const apply = this.el('button', 'apply-code secondary', 'Apply');
+      apply.title = 'Apply the code to its file, or to the selection of the editor, after you review it in a diff editor';
+      for (const b of [copy, insert, apply]) b.type = 'button';
+      const info = pre.getAttribute('data-info') ?? '';
       copy.addEventListener('click', () => this.host.postMessage({ type: 'copyCode', code }));
       insert.addEventListener('click', () => this.host.postMessage({ type: 'insertCode', code }));
-      bar.append(copy, insert);
+      apply.addEventListener('click', () =>
+        this.host.postMessage(info === '' ? { type: 'applyCode', code } : { type: 'applyCode', code, info }),
+      );
+      bar.append(copy, insert, apply);
       const block = this.el('div', 'code-block');
       pre.replaceWith(block);
       block.append(bar, pre);

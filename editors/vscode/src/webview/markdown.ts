@@ -94,8 +94,10 @@ function createMarked(): Marked {
       code({ text, lang }: Tokens.Code): string {
         const name = (lang ?? '').trim().split(/\s+/)[0] ?? '';
         const label = name !== '' ? ` data-lang="${escapeHtml(name)}"` : '';
+        // The whole info string: Apply reads a file name from it (```python title=greet.py).
+        const info = (lang ?? '').trim() !== '' ? ` data-info="${escapeHtml((lang ?? '').trim())}"` : '';
         const cls = name !== '' ? ` class="hljs language-${escapeHtml(name.replace(/[^\w-]/g, ''))}"` : ' class="hljs"';
-        return `<pre${label}><code${cls}>${highlight(text, lang)}</code></pre>\n`;
+        return `<pre${label}${info}><code${cls}>${highlight(text, lang)}</code></pre>\n`;
       },
       image({ href, text }: Tokens.Image): string {
         // No remote resources: an image becomes a link to it.
