@@ -213,7 +213,7 @@ describe('ChatController with the real server', () => {
     const client = suite.dave.server.client;
     const first = `listed-a-${process.pid}`;
     const second = `listed-b-${process.pid}`;
-    await client.query({ sessionId: first, prompt: 'Refactor the parser\nplease' }).outcome;
+    const firstOutcome = await client.query({ sessionId: first, prompt: 'Refactor the parser\nplease' }).outcome;
     await client.query({ sessionId: second, prompt: 'Second topic' }).outcome;
 
     const chat = new ChatController(host(() => Promise.resolve(client)));
@@ -232,8 +232,19 @@ describe('ChatController with the real server', () => {
     assert.equal(chat.viewState().sessions.filter((s) => s.id === first).length, 1, 'listed once');
     assert.equal(chat.activeSessionId, local, 'listing does not switch away from the open session');
 
-    // Switching to a listed session and asking goes on with the server's conversation.
+    // A listed session shows its conversation as the backend recorded it (dave/history).
     chat.switchSession(first);
+    const shown = itemsOf(chat);
+    assert.deepEqual(
+      shown.filter((i) => i.kind === 'user').map((i) => (i.kind === 'user' ? i.text : '')),
+      ['Refactor the parser\nplease'],
+    );
+    const answers = shown.filter((i) => i.kind === 'assistant').map((i) => (i.kind === 'assistant' ? i.text : ''));
+    assert.equal(answers.length, 1, JSON.stringify(shown));
+    assert.equal(firstOutcome.kind, 'done');
+    assert.equal(answers[0], firstOutcome.kind === 'done' ? firstOutcome.result.text : undefined);
+
+    // Asking goes on with the server's conversation.
     await chat.send('recall');
     await waitFor(() => itemsOf(chat).some((i) => i.kind === 'assistant' && /Refactor the parser/.test(i.text)), 30_000, 'the recalled turn');
   });

@@ -424,10 +424,23 @@ export class ChatController {
       const session = this.store.get(info.sessionId);
       if (session !== undefined) this.learnListed(session, info);
     }
-    if (added) this.postState();
+    for (const id of added) await this.showHistory(id);
+    if (added.length > 0) this.postState();
     else {
       const active = this.store.active();
       if (active?.meter !== undefined) this.host.post({ type: 'meter', meter: { ...active.meter } });
+    }
+  }
+
+  /** Fills a session the server listed with its conversation (dave/history), when the server keeps one. */
+  private async showHistory(sessionId: string): Promise<void> {
+    const session = this.store.get(sessionId);
+    if (session === undefined) return;
+    try {
+      const found = await (await this.host.getClient()).history(sessionId);
+      if (found?.available) this.store.fillFromHistory(session, found.entries);
+    } catch (error) {
+      this.host.log?.(`dave: history of ${sessionId} failed: ${errorMessage(error)}`);
     }
   }
 

@@ -13,7 +13,7 @@
  */
 
 import { errorMessage } from '../protocol/daveClient';
-import type { PermissionMode, ServerSessionInfo, TranscriptMessage } from '../protocol/types';
+import type { HistoryEntry, PermissionMode, ServerSessionInfo, TranscriptMessage } from '../protocol/types';
 import { PERMISSION_MODES, type ChatItem, type Meter, type SessionSummary } from '../shared/messages';
 import { cardAfterReload } from './turnReducer';
 
@@ -172,9 +172,9 @@ export class SessionStore {
     this.scheduleSave(0);
   }
 
-  /** Adds the server's sessions (dave/listSessions) that are not here yet; true if any were. */
-  addListed(listed: readonly ServerSessionInfo[]): boolean {
-    let added = false;
+  /** Adds the server's sessions (dave/listSessions) that are not here yet; returns their ids. */
+  addListed(listed: readonly ServerSessionInfo[]): string[] {
+    const added: string[] = [];
     for (const s of listed) {
       if (typeof s?.sessionId !== 'string' || this.sessions.has(s.sessionId)) continue;
       const created = typeof s.createdAt === 'number' ? s.createdAt : Date.parse(String(s.createdAt ?? '')) || Date.now();
@@ -192,13 +192,54 @@ export class SessionStore {
         ...((PERMISSION_MODES as readonly string[]).includes(s.permissionMode ?? '') ? { permissionMode: s.permissionMode as PermissionMode } : {}),
         ...(typeof s.costUsd === 'number' ? { meter: { costUsd: s.costUsd } } : {}),
       });
-      added = true;
+      added.push(s.sessionId);
     }
-    if (added) {
+    if (added.length > 0) {
       this.activeSessionId ??= this.ordered().at(-1)?.id;
       this.scheduleSave(0);
     }
     return added;
+  }
+
+  /**
+   * Shows a session this window did not have (one the server listed) as the
+   * backend recorded it (`dave/history`): its prompts, answers, thinking and tool
+   * uses, and makes that its transcript. Only while the session has nothing of
+   * this window's own (its one "resumed" notice), so nothing shown is replaced.
+   */
+  fillFromHistory(session: Session, entries: readonly HistoryEntry[]): boolean {
+    if (entries.length === 0 || session.history.length > 0 || session.items.some((i) => i.kind !== 'notice')) return false;
+    const items: ChatItem[] = [];
+    const history: TranscriptMessage[] = [];
+    for (const entry of entries) {
+      if (entry.role === 'user') {
+        items.push({ id: this.itemId(), kind: 'user', text: entry.text, ...(entry.images ? { images: entry.images } : {}) });
+        history.push({ role: 'user', content: entry.text });
+        continue;
+      }
+      if (entry.thinking) items.push({ id: this.itemId(), kind: 'thinking', text: entry.thinking });
+      if (entry.text) {
+        items.push({ id: this.itemId(), kind: 'assistant', text: entry.text, streaming: false });
+        const last = history.at(-1);
+        if (last?.role === 'assistant') last.content += `\n\n${entry.text}`;
+        else history.push({ role: 'assistant', content: entry.text });
+      }
+      for (const tool of entry.toolUses ?? []) {
+        items.push({
+          id: this.itemId(),
+          kind: 'tool',
+          toolUseId: tool.toolUseId ?? this.itemId(),
+          toolName: tool.toolName,
+          summary: tool.summary ?? tool.message ?? tool.toolName,
+          isError: tool.isError === true,
+          done: true,
+        });
+      }
+    }
+    session.items = [{ id: this.itemId(), kind: 'notice', text: 'Resumed from the server: the conversation so far, as the backend recorded it.' }, ...items];
+    session.history = history;
+    this.scheduleSave(0);
+    return true;
   }
 
   /** A unique id for an item made outside a turn. */

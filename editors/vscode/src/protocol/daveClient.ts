@@ -26,6 +26,7 @@ import {
   type ChangesResult,
   type DaveCapabilities,
   type DeleteSessionResult,
+  type HistoryResult,
   type ImageAttachment,
   type ListCommandsResult,
   type PermissionMode,
@@ -352,6 +353,13 @@ export class DaveClient {
   async deleteSession(sessionId: string): Promise<boolean> {
     const result = await this.rpc.sendRequest<DeleteSessionResult>(Methods.deleteSession, { sessionId });
     return result.deleted;
+  }
+
+  /** `dave/history`: a session's conversation as the backend recorded it, or undefined when the server does not advertise it. */
+  async history(sessionId: string): Promise<HistoryResult | undefined> {
+    if (!this.supports(Methods.history)) return undefined;
+    const result = await this.rpc.sendRequest<HistoryResult>(Methods.history, { sessionId });
+    return { ...result, entries: Array.isArray(result?.entries) ? result.entries : [] };
   }
 
   /** `dave/listSessions`, or undefined when the server does not advertise it. */

@@ -24,6 +24,8 @@ export const Methods = {
   setModel: 'dave/setModel',
   setPermissionMode: 'dave/setPermissionMode',
   listCommands: 'dave/listCommands',
+  /** Additive (issue 17, "Conversation history"); used only when the server advertises it. */
+  history: 'dave/history',
 } as const;
 
 /** The editor tools a client can answer (issue 15), as listed in `capabilities.experimental.dave.editorTools`. */
@@ -474,3 +476,25 @@ export type Report =
   | ErrorReport;
 
 export type ProgressValue = BeginProgress | Report | EndProgress;
+
+/** One `dave/history` entry (docs/protocol.md, "Conversation history"). */
+export interface HistoryToolUse {
+  toolUseId?: string;
+  toolName: string;
+  message?: string;
+  summary?: string;
+  isError?: boolean;
+}
+
+export type HistoryEntry =
+  | { role: 'user'; text: string; editorContext?: boolean; images?: number }
+  | { role: 'assistant'; text?: string; thinking?: string; toolUses?: HistoryToolUse[] };
+
+/** `dave/history`: the conversation from the backend's own record, or why there is none. */
+export interface HistoryResult {
+  sessionId: string;
+  backend: string;
+  available: boolean;
+  reason?: string;
+  entries: HistoryEntry[];
+}
