@@ -210,6 +210,13 @@ class Editor:
     def wait_idle(self, timeout: float = 15) -> None:
         self.wait(lambda: not self.running(), timeout, "the query to end")
 
+    def open_review(self, timeout: float = 30) -> None:
+        """The user's deliberate way to a file change's diff tab: once a proposal waits (a
+        proposal never opens its tab by itself), `:Dave review`."""
+        waiting = "return require('dave.permissions').pending() > 0"
+        self.wait(lambda: self.lua(waiting), timeout, "a change to review")
+        self.command("Dave review")
+
     def processes(self) -> list[int]:
         """PIDs of the live processes nvim started, and theirs."""
         procs = descendants(self.pid)

@@ -584,12 +584,25 @@ def answers(e: Editor) -> list[dict[str, Any]]:
     return e.lua("return T.answers")
 
 
-def test_a_write_proposal_opens_a_diff_tab_and_accepts_the_edited_text(
+def test_a_write_proposal_waits_in_the_chat_then_its_diff_tab_accepts_the_edited_text(
     ed: Editor, workdir: Path
 ) -> None:
     ed.command(f"edit {workdir / 'other.txt'}")
     before = current_win(ed)
     ed.command("Dave ask write notes.txt hello")
+    # It arrives in Normal mode and takes no focus: a block in the chat and a notification,
+    # the user's window and buffer stay current (keys typed now, `:w`, stay theirs).
+    ed.wait_text("**? Allow Write notes.txt?**")
+    block = ed.text().split("**? Allow Write notes.txt?**", 1)[1]
+    assert block.startswith(
+        "\nnotes.txt (new file) +1 -0\ngr review the diff · gd reject · :Dave review"
+    )
+    ed.wait(
+        lambda: any("notes.txt waits for review" in n["msg"] for n in ed.notes()), what="the note"
+    )
+    assert tabs(ed) == 1 and current_win(ed) == before
+    assert ed.lua("return vim.api.nvim_buf_get_name(0)").endswith("other.txt")
+    ed.command("Dave review")  # the deliberate way to it
     left, right = diff_tab(ed)
     assert left["name"] == "dave://proposal/notes.txt (new)"
     assert left["lines"] == [""]
@@ -598,12 +611,12 @@ def test_a_write_proposal_opens_a_diff_tab_and_accepts_the_edited_text(
     assert left["diff"] and right["diff"]
     assert right["buftype"] == "acwrite" and right["modifiable"]
     assert current_win(ed) == right["win"]
-    assert "? Write notes.txt waits for review" in ed.text()
 
     ed.lua(f"vim.api.nvim_buf_set_lines({right['buf']}, 0, -1, true, {{ 'hello', 'world' }})")
     ed.command("Dave accept")
     ed.wait(lambda: tabs(ed) == 1, what="the diff tab to close")
     assert current_win(ed) == before
+    ed.wait_text("→ accepted")
     ed.wait_text("✓ Write notes.txt")
     ed.wait_idle()
     # The proposal had no final newline, so neither has the edited version.
@@ -620,6 +633,7 @@ def test_writing_the_proposal_buffer_accepts_it_and_undo_removes_the_file(
     ed: Editor, workdir: Path
 ) -> None:
     ed.command("Dave ask write notes.txt hello")
+    ed.open_review()
     diff_tab(ed)
     ed.command("write")  # :w in the proposal buffer
     ed.wait(lambda: tabs(ed) == 1, what="the diff tab to close")
@@ -641,6 +655,8 @@ def test_reject_leaves_the_file_untouched(ed: Editor, workdir: Path) -> None:
     keep.write_text("keep\n")
     ed.lua("T.answer_with({}, 'not this')")  # vim.ui.input gives the reason
     ed.command("Dave ask " + tool("Write", file_path=str(keep), content="gone\n"))
+    ed.wait_text("keep.txt +1 -1\ngr review the diff")
+    press_in_chat(ed, "gr")  # the chat's key for it
     left, right = diff_tab(ed)
     assert Path(left["name"]).resolve() == keep.resolve()  # the file itself, as it is now
     assert left["lines"] == ["keep"]
@@ -672,6 +688,7 @@ def test_an_edit_shows_the_exact_change_then_changes_lists_it_and_undo_reverts_i
         "Dave ask "
         + tool("Edit", file_path=str(calc), old_string="return a + b", new_string="return a - b")
     )
+    ed.open_review()
     left, right = diff_tab(ed)
     assert Path(left["name"]).resolve() == calc.resolve()
     assert left["lines"] == original.splitlines()
@@ -715,6 +732,7 @@ def test_closing_the_diff_tab_leaves_the_request_pending_until_answered(
     ed: Editor, workdir: Path
 ) -> None:
     ed.command("Dave ask write later.txt soon")
+    ed.open_review()
     _, right = diff_tab(ed)
     ed.lua(f"vim.api.nvim_buf_set_lines({right['buf']}, 0, -1, true, {{ 'my version' }})")
     ed.command("tabclose")
@@ -765,6 +783,7 @@ def test_a_truncated_proposal_shows_its_diff_read_only(nvim_env: dict[str, str])
               diff = '--- big.txt\\n+++ big.txt\\n@@ -1 +1 @@\\n-a\\n+b\\n',
               truncated = true } })"""
         )
+        e.open_review()
         [only] = diff_tab(e, windows=1)
         assert only["name"] == "dave://proposal/big.txt (diff)"
         assert only["lines"] == ["--- big.txt", "+++ big.txt", "@@ -1 +1 @@", "-a", "+b"]
@@ -772,6 +791,26 @@ def test_a_truncated_proposal_shows_its_diff_read_only(nvim_env: dict[str, str])
         e.command("Dave accept")
         e.wait(lambda: tabs(e) == 1, what="the tab to close")
         assert e.lua("return T.answers") == [{"requestId": "r1", "decision": "allow"}]
+
+
+def test_review_open_auto_opens_the_tab_at_once_in_normal_mode(nvim_env: dict[str, str]) -> None:
+    # The old way, for users who set it: the tab opens unasked (but never while typing).
+    with editor(nvim_env) as e:
+        e.setup(init_options={"cwd": "/project"}, review={"open": "auto"})
+        e.lua("require('dave.client').request = function(m, p) table.insert(T.answers, p) end")
+        e.lua(
+            """require('dave.permissions').ask({ requestId = 'r1', sessionId = 's',
+              toolName = 'Write', proposal = { path = '/project/new.txt', exists = false,
+              original = '', proposed = 'x\\n', diff = '' } })"""
+        )
+        _, right = diff_tab(e)
+        assert right["name"] == "dave://proposal/new.txt" and current_win(e) == right["win"]
+        e.command("Dave accept")
+        e.wait(lambda: tabs(e) == 1, what="the tab to close")
+        e.setup(review={"open": "sometimes"})
+        assert e.notes()[-1]["msg"].startswith(
+            "dave: invalid setup option: review.open: expected one of ask, auto"
+        )
 
 
 def test_review_commands_complete(nvim_env: dict[str, str]) -> None:

@@ -1,7 +1,8 @@
 """The keystroke-safety rule in a real terminal: Neovim runs in tmux, the keys are typed with
 `tmux send-keys`, the screen is read with `capture-pane`, and pynvim (over Neovim's --listen
 socket) only watches. A permission request that arrives while the user types in another
-buffer takes no key and answers nothing; a deliberate key in the chat answers it."""
+buffer takes no key and answers nothing; a deliberate key in the chat answers it; a file
+change arriving in Normal mode takes no focus (its diff tab opens on `:Dave review`)."""
 
 from __future__ import annotations
 
@@ -133,8 +134,8 @@ def test_a_request_while_typing_in_another_buffer_takes_no_keys(
     text = str(terminal.lua(chat))
     assert "**? Allow Bash touch ran.txt?**" in text and "touch ran.txt" in text
     assert "→" not in text.split("**? Allow Bash", 1)[1]
-    messages = terminal.lua("return vim.api.nvim_exec2('messages', { output = true }).output")
-    assert "answer in the chat" in str(messages)
+    messages = "return vim.api.nvim_exec2('messages', { output = true }).output"
+    assert "answer in the chat" in str(terminal.lua(messages))
 
     # A deliberate answer: `ga` in the chat window allows it.
     terminal.lua(
@@ -146,3 +147,27 @@ def test_a_request_while_typing_in_another_buffer_takes_no_keys(
         lambda: "→ allowed" in str(terminal.lua(chat)), 10, "the block to say it was allowed"
     )
     assert terminal.lua(PENDING) == 0
+
+    # A file change that arrives in Normal mode takes no focus either: the `:w` the user types
+    # then saves their own file and accepts nothing; the diff tab opens on :Dave review.
+    idle = "return require('dave.sessions').peek().query == nil"
+    wait_until(lambda: terminal.lua(idle), 30, "the turn to end")
+    terminal.lua("vim.api.nvim_set_current_win(vim.fn.bufwinid('notes.txt'))")
+    terminal.lua("require('dave').ask('write made.txt made')")
+    wait_until(lambda: terminal.lua(PENDING) == 1, 60, "the proposal")
+    terminal.type(":w")
+    terminal.keys("Enter")
+    notes = work / "notes.txt"
+    wait_until(lambda: notes.exists(), 10, "the user's file to be saved")
+    assert notes.read_text() == "before typed while asked\n1\ny\n"
+    assert terminal.lua("return #vim.api.nvim_list_tabpages()") == 1
+    assert str(terminal.lua("return vim.api.nvim_buf_get_name(0)")).endswith("notes.txt")
+    assert terminal.lua(PENDING) == 1 and not (work / "made.txt").exists()
+    assert "made.txt waits for review" in str(terminal.lua(messages))
+    terminal.type(":Dave review")
+    terminal.keys("Enter")
+    wait_until(lambda: terminal.lua("return #vim.api.nvim_list_tabpages()") == 2, 10, "the tab")
+    terminal.type(":w")  # now in the proposal: accepts it
+    terminal.keys("Enter")
+    wait_until(lambda: (work / "made.txt").exists(), 30, "the accepted write")
+    assert (work / "made.txt").read_text() == "made"

@@ -22,7 +22,8 @@ M.defaults = {
   prompt = { height = 6, keymaps = { submit = "<C-s>", submit_normal = "<CR>" } },
   --- Keys in the chat buffer; set one to false to leave it unmapped. `ask` goes to the
   --- prompt area; allow, allow_always, deny and permissions answer the chat's oldest
-  --- permission request (permissions: with the vim.ui.select menu).
+  --- permission request (permissions: with the vim.ui.select menu); review opens the diff
+  --- tab of the chat's oldest file change.
   keymaps = {
     ask = { "i", "a", "<CR>" },
     cancel = "<C-c>",
@@ -31,13 +32,17 @@ M.defaults = {
     allow_always = "gA",
     deny = "gd",
     permissions = "gp",
+    review = "gr",
   },
   --- How long to wait for the server to answer `initialize`, in milliseconds.
   start_timeout = 30000,
-  --- Reviewing file changes: `diff` opens a diff tab for each proposed Write/Edit/MultiEdit
-  --- (false: ask with the plain permission prompt); keys of the proposal buffer (false: unmapped).
+  --- Reviewing file changes: `diff` reviews each proposed Write/Edit/MultiEdit in a diff tab
+  --- (false: ask with the plain permission prompt); `open` when that tab opens: "ask" only on
+  --- `:Dave review` (`gr`/`gp` in the chat), "auto" at once unless you are typing; keys of the
+  --- proposal buffer (false: unmapped).
   review = {
     diff = true,
+    open = "ask",
     keymaps = { accept = "<leader>da", reject = "<leader>dr" },
   },
   --- What goes with a prompt: `active_file` sends the file of the window the chat was opened
@@ -57,6 +62,7 @@ M.options = vim.deepcopy(M.defaults)
 local PERMISSION_MODES = { "default", "acceptEdits", "plan", "bypassPermissions" }
 local BACKENDS = { "claude", "openai" }
 local POSITIONS = { "right", "left", "above", "below" }
+local REVIEW_OPEN = { "ask", "auto" }
 local EDITOR_TOOLS = { "diagnostics", "definition", "references", "symbols", "hover", "openEditors", "selection" }
 
 local has_011 = vim.fn.has("nvim-0.11") == 1
@@ -111,6 +117,8 @@ local function validate(o)
   check("start_timeout", o.start_timeout, "number")
   check("review", o.review, "table")
   check("review.diff", o.review.diff, "boolean")
+  check("review.open", o.review.open, "string")
+  one_of("review.open", o.review.open, REVIEW_OPEN)
   check("review.keymaps", o.review.keymaps, "table")
   for action, lhs in pairs(o.review.keymaps) do
     if lhs ~= false then

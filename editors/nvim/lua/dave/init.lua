@@ -457,6 +457,7 @@ sessions.set_actions({
   allow_always = answer_with("allow_always"),
   deny = answer_with("deny"),
   permissions = answer_with("permissions"),
+  review = answer_with("review"),
   submit = function(chat, text, range)
     local session = sessions.get(chat.session_id)
     if not session then

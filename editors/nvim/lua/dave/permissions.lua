@@ -4,9 +4,11 @@
 --- waits, and the `User DavePermissionRequest` event fires. It is answered only by a
 --- deliberate action: the chat's keys (`ga` allow, `gA` allow always, `gd` deny, `gp` the
 --- menu) or `:Dave permissions`, which opens vim.ui.select. A request with a `proposal`
---- (Write, Edit, MultiEdit) is reviewed in a diff tab (dave.review), one at a time, and
---- answered with `:Dave accept` / `:Dave reject`. A request that ended elsewhere (cancel, a
---- rule) is dropped, and a late answer to it is never sent.
+--- (Write, Edit, MultiEdit) is a block too (the file and its diff summary); its diff tab
+--- (dave.review) opens only when asked (`gr`/`gp` in the chat, `:Dave review`; or at once,
+--- unless the user types, with `review.open = "auto"`), one at a time, and is answered with
+--- `:w`, `:Dave accept` / `:Dave reject`. A request that ended elsewhere (cancel, a rule) is
+--- dropped, and a late answer to it is never sent.
 local client = require("dave.client")
 local config = require("dave.config")
 
@@ -371,7 +373,8 @@ end
 -- ------------------------------------------------------------------ the block in the chat
 
 --- The keys of the chat that answer, as `ga allow`; actions whose key is unset are left out.
-local function key_hint(pairs_)
+--- command: the command that does it from anywhere (default `:Dave permissions`).
+local function key_hint(pairs_, command)
   local keys = config.options.keymaps
   local out = {}
   for _, pair in ipairs(pairs_) do
@@ -383,7 +386,7 @@ local function key_hint(pairs_)
       table.insert(out, ("%s %s"):format(lhs, pair[2]))
     end
   end
-  table.insert(out, ":Dave permissions")
+  table.insert(out, command or ":Dave permissions")
   return table.concat(out, " · ")
 end
 
@@ -428,8 +431,38 @@ local function input_lines(req)
   return lines
 end
 
+--- ` +3 -1`: the lines a proposal's unified diff adds and removes ("" without a diff).
+local function diff_counts(proposal)
+  local diff = type(proposal.diff) == "string" and proposal.diff or ""
+  if diff == "" then
+    return ""
+  end
+  local added, removed = 0, 0
+  for line in vim.gsplit(diff, "\n", { plain = true }) do
+    local c = line:sub(1, 1)
+    if c == "+" and not vim.startswith(line, "+++ ") then
+      added = added + 1
+    elseif c == "-" and not vim.startswith(line, "--- ") then
+      removed = removed + 1
+    end
+  end
+  return (" +%d -%d"):format(added, removed)
+end
+
+--- What a proposal's block says about the file: `notes.txt (new file) +1 -0`.
+local function proposal_summary(proposal)
+  local what = proposal.binary and " (binary: no diff)"
+    or (proposal.exists == false and " (new file)" or "")
+  local cut = proposal.truncated and " (large: the tab shows the diff only)" or ""
+  return ("%s%s%s%s"):format(config.relative(tostring(proposal.path)), what, diff_counts(proposal), cut)
+end
+
 --- The block that shows the request in its chat, and the line of keys under it.
 local function block_of(req)
+  if reviewed(req) then
+    local lines = { ("**? %s**"):format(question_of(req)), proposal_summary(req.proposal) }
+    return lines, key_hint({ { "review", "review the diff" }, { "deny", "reject" } }, ":Dave review")
+  end
   if req.questions then
     local lines = {}
     for _, question in ipairs(req.questions) do
@@ -475,21 +508,32 @@ local function typing()
   return mode.blocking or not (mode.mode == "n" or mode.mode == "nt")
 end
 
---- Opens the request's diff tab now, unless the user is typing: then it waits for a deliberate
---- `:Dave review` (or `gp` in the chat). It never opens when they leave Insert mode: the keys
---- that follow <Esc> (`:w` above all) would land in the proposal buffer and accept it.
-review_later = function(req)
-  if not typing() then
-    return require("dave.review").show(req)
-  end
-  notify(("dave: %s %s waits for review; :Dave review (or gp in the chat) opens its diff"):format(
+--- The notification that a proposal waits, naming the ways to its diff tab.
+local function review_note(req)
+  local key = config.options.keymaps.review
+  notify(("dave: %s%s %s waits for review; %s:Dave review opens its diff"):format(
+    req.title and ("[%s] "):format(req.title) or "",
     tostring(req.toolName),
-    config.relative(tostring(req.proposal.path))
+    config.relative(tostring(req.proposal.path)),
+    type(key) == "string" and (key .. " in the chat or ") or ""
   ))
 end
 
---- The proposal first in line is reviewed: its diff tab opens now, or (while the user types)
---- on :Dave review.
+--- The proposal first in line: by default its diff tab waits for a deliberate `:Dave review`
+--- (`gr`/`gp` in the chat), so keys typed as it arrives (`:w` above all, which accepts it)
+--- never land in it. With `review.open = "auto"` it opens now unless the user is typing, and
+--- never when they leave Insert mode (the keys that follow <Esc> would land in it).
+review_later = function(req)
+  if config.options.review.open ~= "auto" then
+    return -- M.ask said it waits
+  end
+  if not typing() then
+    return require("dave.review").show(req)
+  end
+  review_note(req)
+end
+
+--- The proposal first in line is reviewed: its diff tab opens when asked (see review_later).
 review_next = function()
   if reviewing and not reviewing.ended then
     return
@@ -503,17 +547,20 @@ review_next = function()
   end
 end
 
---- Takes a `permissionRequest` report: shown in its chat (or, a proposal, queued for review).
+--- Takes a `permissionRequest` report: shown in its chat (a proposal also queued for review).
 ---@param req dave.PermissionRequest
 function M.ask(req)
   table.insert(pending, req)
+  if req.chat then
+    local lines, hint = block_of(req)
+    req.block = req.chat:add_block(lines, hint)
+  end
   if reviewed(req) then
+    if config.options.review.open ~= "auto" then
+      review_note(req)
+    end
     vim.schedule(review_next)
   else
-    if req.chat then
-      local lines, hint = block_of(req)
-      req.block = req.chat:add_block(lines, hint)
-    end
     local title = req.title and ("[%s] "):format(req.title) or ""
     local what = req.questions and "the model asks you" or req.plan and "the plan waits for approval"
       or question_of(req)
@@ -572,11 +619,28 @@ function M.pick()
   open_picker(req)
 end
 
+--- The oldest proposal waiting in the session (nil: any session).
+---@param session_id string?
+local function first_proposal(session_id)
+  for _, req in ipairs(pending) do
+    if not req.ended and (session_id == nil or req.sessionId == session_id) and reviewed(req) then
+      return req
+    end
+  end
+end
+
 --- A key of the chat: action "allow", "allow_always", "deny" or "permissions" (the menu) on the
---- oldest request of the chat's session.
+--- oldest request of the chat's session; "review" opens the diff tab of its oldest proposal.
 ---@param session_id string
 ---@param action string
 function M.act(session_id, action)
+  if action == "review" then
+    local proposal = first_proposal(session_id)
+    if not proposal then
+      return notify("dave: no change in this chat waits for review")
+    end
+    return M.review(proposal)
+  end
   local req = first_pending(session_id)
   if not req then
     return notify("dave: nothing in this chat waits for an answer")
@@ -640,11 +704,11 @@ function M.reject(req)
   deny_with_reason(req, "Reason for rejecting (optional): ", "The user rejected this change.", "rejected")
 end
 
---- Opens the diff tab of the change that waits for review (one closed unanswered, or one
---- waiting for the user to leave Insert mode). req: that one (nil: the one on review).
+--- Opens the diff tab of the change that waits for review (`:Dave review`). req: that one
+--- (nil: the one on review, else the oldest waiting).
 ---@param req dave.PermissionRequest?
 function M.review(req)
-  req = req and not req.ended and req or under_review()
+  req = req and not req.ended and req or under_review() or first_proposal(nil)
   if not req then
     return notify("dave: no change waits for review")
   end

@@ -192,11 +192,7 @@ local function on_report(session, query, value)
     chat:set_status("waiting for permission", true)
     local proposal = type(value.proposal) == "table" and value.proposal or nil
     if proposal and config.options.review.diff then
-      chat:set_status("waiting for review", true)
-      chat:append_note(("? %s %s waits for review (:Dave review, :Dave accept, :Dave reject)"):format(
-        tostring(value.toolName),
-        config.relative(tostring(proposal.path))
-      ))
+      chat:set_status("waiting for review", true) -- its block (dave.permissions) says how
     end
     local questions = type(value.questions) == "table" and #value.questions > 0 and value.questions or nil
     if questions then
