@@ -15,26 +15,12 @@ from typing import Any
 import pytest
 from pygls.exceptions import JsonRpcException
 
-from dave_lsp.testing import FakeModelServer
+from dave_lsp.testing import FakeModelServer, samples
 from tests.conftest import Server
 from tests.lsp_harness import DaveClient, new_session
 
-# A 1x1 PNG.
-PNG = base64.b64encode(
-    bytes.fromhex(
-        "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
-        "0000000d4944415478da63f8cfc0f01f0005000201a1e9d6a60000000049454e44ae426082"
-    )
-).decode()
-QUESTION = {
-    "question": "Which color?",
-    "header": "Color",
-    "multiSelect": False,
-    "options": [
-        {"label": "Blue", "description": "calm"},
-        {"label": "Red", "description": "warm"},
-    ],
-}
+PNG = base64.b64encode(samples.PNG).decode()
+QUESTION = samples.QUESTION
 
 
 async def answered(

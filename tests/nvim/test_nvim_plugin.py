@@ -21,6 +21,7 @@ import pytest
 from nvim_harness import SERVER_CMD, Editor, editor, wait_until
 
 from dave_lsp.testing import FakeModelServer
+from dave_lsp.testing.samples import PNG, QUESTION
 
 
 def _shared_conftest() -> ModuleType:
@@ -1132,21 +1133,6 @@ def test_editor_tools_off_gives_the_model_none(
 
 
 # ---------------------------------------------------------------- the turn's state (issue 16)
-
-QUESTION = {
-    "question": "Which color?",
-    "header": "Color",
-    "multiSelect": False,
-    "options": [
-        {"label": "Blue", "description": "calm"},
-        {"label": "Red", "description": "warm"},
-    ],
-}
-# A 1x1 PNG.
-PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
-    "0000000d4944415478da63f8cfc0f01f0005000201a1e9d6a60000000049454e44ae426082"
-)
 
 
 def press_in_chat(e: Editor, keys: str) -> None:
