@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from pygls.exceptions import JsonRpcException
 from dave_lsp.testing import FakeModelServer
 from tests.conftest import Server, cli_processes
 from tests.lsp_harness import DaveClient, new_session
+from tests.test_chat import chat
 
 INVALID_PARAMS = -32602
 
@@ -209,18 +208,6 @@ async def test_a_deleted_transcript_is_said_so(
 
 
 # -- `dave-lsp chat --history` ---------------------------------------------------------
-
-
-def chat(*args: str, cwd: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """`dave-lsp chat --demo` as a user runs it (the same state dir across runs: the test
-    environment's XDG_STATE_HOME)."""
-    return subprocess.run(
-        [sys.executable, "-m", "dave_lsp", "chat", "--demo", "--cwd", str(cwd), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 def test_chat_prints_a_session_s_history_in_a_later_run(tmp_path: Path) -> None:
