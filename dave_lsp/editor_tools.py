@@ -227,14 +227,24 @@ class EditorTools:
 
     async def _ask(self, spec: ToolSpec, params: dict[str, Any]) -> Any:
         method = method_for(spec.capability)
-        try:
-            return await asyncio.wait_for(self._request(method, params), self._timeout)
-        except TimeoutError:
-            raise EditorToolError(
-                f"the editor did not answer {method} within {self._timeout:g} s"
-            ) from None
-        except Exception as exc:
-            raise EditorToolError(f"the editor could not answer {method}: {exc}") from None
+        return await ask_editor(self._request(method, params), method, self._timeout)
+
+
+async def ask_editor(
+    answer: Awaitable[Any],
+    method: str,
+    within: float,
+    failures: tuple[type[Exception], ...] = (Exception,),
+) -> Any:
+    """The editor's answer to a request within `within` s; EditorToolError, which the
+    model reads, when it is late or one of `failures` (the editor tools here and the ACP
+    client's file tools ask the same way)."""
+    try:
+        return await asyncio.wait_for(answer, within)
+    except TimeoutError:
+        raise EditorToolError(f"the editor did not answer {method} within {within:g} s") from None
+    except failures as exc:
+        raise EditorToolError(f"the editor could not answer {method}: {exc}") from None
 
 
 def _optional_str(args: dict[str, Any], key: str) -> str | None:

@@ -30,7 +30,7 @@ from typing import Any
 from dave_lsp import rules as allow_rules
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.changes import write_atomic
-from dave_lsp.editor_tools import EditorToolError, ToolSpec
+from dave_lsp.editor_tools import EditorToolError, ToolSpec, ask_editor
 from dave_lsp.file_tool_schemas import edit_schema, read_schema, write_schema
 from dave_lsp.proposals import (
     EditError,
@@ -224,14 +224,9 @@ class ClientFiles:
 
     async def _ask(self, method: str, params: dict[str, Any]) -> Any:
         request = {"sessionId": self._session_id, **params}
-        try:
-            return await asyncio.wait_for(self._conn.request(method, request), self._timeout)
-        except TimeoutError:
-            raise EditorToolError(
-                f"the editor did not answer {method} within {self._timeout:g} s"
-            ) from None
-        except RpcError as exc:
-            raise EditorToolError(f"the editor could not answer {method}: {exc}") from None
+        return await ask_editor(
+            self._conn.request(method, request), method, self._timeout, (RpcError,)
+        )
 
 
 def _key(tool_input: dict[str, Any]) -> str:
