@@ -7,7 +7,8 @@ local M = {}
 local NAME = "dave"
 M.PROTOCOL_VERSION = 1
 
-local has_011 = vim.fn.has("nvim-0.11") == 1
+local compat = require("dave.compat")
+local has_011 = compat.has_011
 
 local state = {
   id = nil, ---@type integer?
@@ -21,13 +22,7 @@ local state = {
   methods = {}, ---@type string[] what the server advertises in capabilities.experimental.dave
 }
 
---- Client methods: `client:request()` from 0.11, `client.request()` before.
-local function call(client, method, ...)
-  if has_011 then
-    return client[method](client, ...)
-  end
-  return client[method](...)
-end
+local call = compat.client_call
 
 local function flush_waiting(client, err)
   local waiting = state.waiting

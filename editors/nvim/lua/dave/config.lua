@@ -65,7 +65,7 @@ local POSITIONS = { "right", "left", "above", "below" }
 local REVIEW_OPEN = { "ask", "auto" }
 local EDITOR_TOOLS = { "diagnostics", "definition", "references", "symbols", "hover", "openEditors", "selection" }
 
-local has_011 = vim.fn.has("nvim-0.11") == 1
+local has_011 = require("dave.compat").has_011
 
 --- vim.validate in the form this Neovim prefers (the table form is deprecated from 0.11).
 local function check(name, value, expected, optional)

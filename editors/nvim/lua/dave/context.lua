@@ -7,7 +7,7 @@ local config = require("dave.config")
 local api = vim.api
 local M = {}
 
-local has_011 = vim.fn.has("nvim-0.11") == 1
+local has_011 = require("dave.compat").has_011
 
 local origin = nil ---@type integer? the last window that showed a file
 

@@ -15,16 +15,12 @@ M.CAPABILITIES = { "diagnostics", "definition", "references", "symbols", "hover"
 M.REQUEST_TIMEOUT = 5000 -- ms for a language server to answer (the server waits 10 s in all)
 M.ATTACH_TIMEOUT = 3000 -- ms for a language server to attach to a file loaded for a request
 
-local has_011 = vim.fn.has("nvim-0.11") == 1
+local compat = require("dave.compat")
+local has_011 = compat.has_011
 local ErrorCodes = lsp.protocol.ErrorCodes
 local FAILED = ErrorCodes.RequestFailed or ErrorCodes.InternalError
 
-local function call(client, method, ...)
-  if has_011 then
-    return client[method](client, ...)
-  end
-  return client[method](...)
-end
+local call = compat.client_call
 
 --- Runs start(done) and waits until done(...) is called or timeout ms pass (then it returns
 --- nothing): yields the running coroutine, or waits with vim.wait outside one.
