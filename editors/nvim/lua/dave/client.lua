@@ -20,6 +20,7 @@ local state = {
   next_token = 0,
   cmd = nil, ---@type string[]?
   methods = {}, ---@type string[] what the server advertises in capabilities.experimental.dave
+  folder = nil, ---@type string? the folder the running server was started in (its sessions' cwd)
 }
 
 local call = compat.client_call
@@ -174,6 +175,7 @@ local function start()
       )
   end
   state.cmd = cmd
+  state.folder = lsp_config.root_dir
   return id
 end
 
@@ -264,6 +266,13 @@ end
 --- Whether the running server advertises a method (false before it has started).
 function M.supports(method)
   return vim.tbl_contains(state.methods, method)
+end
+
+--- The folder the running server's sessions work in (nil: no server runs): the one it was
+--- started with, even if Neovim's cwd changed since.
+---@return string?
+function M.folder()
+  return live_client() and state.folder or nil
 end
 
 --- The client id of the running server (nil: none).

@@ -70,6 +70,20 @@ local subcommands = {
   mode = function(args)
     require("dave").mode(args)
   end,
+  trust = function(args)
+    if args ~= "" then
+      return vim.notify(("dave: :Dave trust takes no argument (it trusts the chat's folder), not %q"):format(args),
+        vim.log.levels.ERROR)
+    end
+    require("dave").trust(true)
+  end,
+  untrust = function(args)
+    if args ~= "" then
+      return vim.notify(("dave: :Dave untrust takes no argument (it is about the chat's folder), not %q"):format(args),
+        vim.log.levels.ERROR)
+    end
+    require("dave").trust(false)
+  end,
 }
 
 --- Completion of a subcommand's arguments.

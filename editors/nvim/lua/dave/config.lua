@@ -11,7 +11,8 @@ M.defaults = {
   ---@type table<string, string>?
   cmd_env = nil,
   --- Sent as `initializationOptions`: backend, model, permissionMode, cwd, env,
-  --- claude = { cliPath }, openai = { baseUrl }. Unknown keys are passed through.
+  --- claude = { cliPath }, openai = { baseUrl }, trustedFolders (`:help dave-trust`). Unknown
+  --- keys are passed through.
   init_options = {},
   --- The chat window: "right", "left", "above" or "below"; size in columns/lines, or a
   --- fraction of the editor when below 1 (kept when Neovim is resized). conceallevel: the
@@ -104,6 +105,10 @@ local function validate(o)
   one_of("init_options.permissionMode", init.permissionMode, PERMISSION_MODES)
   check("init_options.cwd", init.cwd, "string", true)
   check_string_map("init_options.env", init.env)
+  check("init_options.trustedFolders", init.trustedFolders, "table", true)
+  for i, folder in ipairs(init.trustedFolders or {}) do
+    check(("init_options.trustedFolders[%d]"):format(i), folder, "string")
+  end
   check("init_options.claude", init.claude, "table", true)
   check("init_options.openai", init.openai, "table", true)
   check("window.position", o.window.position, "string")

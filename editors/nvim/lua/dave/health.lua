@@ -10,8 +10,9 @@ local PROBE_TIMEOUT_MS = 15000
 local ENDPOINT_TIMEOUT_S = 5
 local uv = vim.uv or vim.loop
 
---- Starts the server apart from the chat client, sends `initialize`, then shuts it down.
----@return table? result, string? err
+--- Starts the server apart from the chat client, sends `initialize` (and, when the server has
+--- folder trust, `dave/folderTrust` for the sessions' folder), then shuts it down.
+---@return table? result, string? err, table? trust the folderTrust answer (or {error = message})
 local function probe(cmd)
   local exit_code
   local ok, rpc = pcall(vim.lsp.rpc.start, cmd, {
@@ -39,6 +40,17 @@ local function probe(cmd)
   vim.wait(PROBE_TIMEOUT_MS, function()
     return done or exit_code ~= nil
   end, 20)
+  local trust
+  local methods = vim.tbl_get(result or {}, "capabilities", "experimental", "dave", "methods")
+  if done and not err and type(methods) == "table" and vim.tbl_contains(methods, "dave/folderTrust") then
+    local answered = false
+    rpc.request("dave/folderTrust", { path = require("dave.trust").folder() }, function(e, r)
+      answered, trust = true, e and { error = e.message or vim.inspect(e) } or r
+    end)
+    vim.wait(5000, function()
+      return answered or exit_code ~= nil
+    end, 20)
+  end
   if done and not err then
     local closed = false
     rpc.request("shutdown", nil, function()
@@ -63,7 +75,7 @@ local function probe(cmd)
       exit_code and ("it exited with code %d before answering initialize"):format(exit_code)
         or ("no answer to initialize within %d ms"):format(PROBE_TIMEOUT_MS)
   end
-  return result
+  return result, nil, trust
 end
 
 --- The value of an environment variable as the backend will see it, and where it came from.
@@ -208,6 +220,29 @@ local function check_editor_tools(health)
   end
 end
 
+--- Whether the sessions' folder is trusted (`:help dave-trust`), from the probe's answer.
+local function check_trust(health, result, trust)
+  if not result then
+    return
+  end
+  health.start("dave: folder trust")
+  local folder = require("dave.trust").folder()
+  if type(trust) ~= "table" then
+    return health.info("the server has no folder trust (dave/folderTrust): it loads every folder's settings")
+  elseif trust.error then
+    return health.warn(("dave/folderTrust failed for %s: %s"):format(folder, tostring(trust.error)))
+  end
+  local lines = type(trust.wouldRun) == "table" and trust.wouldRun or {}
+  local what = #lines > 0 and (": its settings would run " .. require("dave.trust").summary(lines)) or ""
+  if trust.trusted == true then
+    health.ok(("%s is trusted%s"):format(folder, what))
+  elseif #lines > 0 then
+    health.info(("%s is not trusted%s; they do not load (:Dave trust loads them)"):format(folder, what))
+  else
+    health.ok(("%s is not trusted; its settings would run nothing"):format(folder))
+  end
+end
+
 function M.check()
   local health = vim.health
   health.start("dave")
@@ -226,7 +261,7 @@ function M.check()
   end
   health.ok(("server command: %s (%s)"):format(table.concat(cmd, " "), vim.fn.exepath(cmd[1])))
 
-  local result, probe_err = probe(cmd)
+  local result, probe_err, trust = probe(cmd)
   if not result then
     health.error("the server did not start: " .. probe_err, {
       "Run the command in a terminal to see its error.",
@@ -255,6 +290,7 @@ function M.check()
       )
     end
   end
+  check_trust(health, result, trust)
   check_editor_tools(health)
   check_backend(health)
 end

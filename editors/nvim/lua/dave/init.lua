@@ -427,6 +427,13 @@ function M.undo(files)
   require("dave.changes").undo(session, files or {})
 end
 
+--- Trusts the chat's folder (its Claude Code settings load from the next query), or takes that
+--- back (`:Dave trust`, `:Dave untrust`; `:help dave-trust`).
+---@param trusted boolean
+function M.trust(trusted)
+  require("dave.trust").set(trusted)
+end
+
 --- Stops the server; the next query starts it again and resends each chat's transcript.
 function M.restart()
   require("dave.client").stop("dave: the server was restarted")

@@ -8,7 +8,8 @@
 --- (dave.review) opens only when asked (`gr`/`gp` in the chat, `:Dave review`; or at once,
 --- unless the user types, with `review.open = "auto"`), one at a time, and is answered with
 --- `:w`, `:Dave accept` / `:Dave reject`. A request that ended elsewhere (cancel, a rule) is
---- dropped, and a late answer to it is never sent.
+--- dropped, and a late answer to it is never sent. A question the plugin asks itself (folder
+--- trust, dave.trust) is a request of the same kind, shown and answered the same ways.
 local client = require("dave.client")
 local config = require("dave.config")
 
@@ -34,6 +35,17 @@ local ALLOW, ALWAYS, DENY = "Allow", "Allow always", "Deny"
 ---@field questions table[]? the model's questions (AskUserQuestion)
 ---@field plan string? the plan of an ExitPlanMode request (markdown)
 ---@field plan_win integer? the float that shows the plan
+---@field own dave.OwnQuestion? a question the plugin asks itself (folder trust): shown and
+--- answered as a request, its answer never sent as `dave/permission`
+
+---@class dave.OwnQuestion
+---@field lines string[] the block shown in the chat (what is asked, in full)
+---@field prompt string the menu's prompt (what is asked, in full)
+---@field notice string the notification that it waits (short)
+---@field choices {label: string, outcome: string}[] [1] for `ga`/`gA`, [2] for `gd`
+---@field keys string[] what `ga` and `gd` do, for the block's key line
+---@field decide fun(index: integer) called once, with the choice's index
+---@field dropped fun()? called when the request ends unanswered (its turn was cancelled)
 
 local pending = {} ---@type dave.PermissionRequest[] every request not answered yet, oldest first
 local reviewing = nil ---@type dave.PermissionRequest? the proposal whose diff tab is on review
@@ -66,6 +78,9 @@ local function settle(req, outcome)
     return
   end
   req.ended = true
+  if req.own and not req.decided and req.own.dropped then
+    vim.schedule(req.own.dropped)
+  end
   close_plan(req)
   if req.proposal then
     require("dave.review").close(req)
@@ -347,10 +362,32 @@ local function question_of(req)
     or ("Allow " .. tostring(req.toolName or "this tool") .. "?")
 end
 
+--- The user's answer to a question the plugin asks itself: the block says which, then its
+--- owner acts on it.
+local function decide_own(req, index)
+  local choice = req.own.choices[index]
+  if req.ended or not choice then
+    return
+  end
+  req.decided = true
+  settle(req, choice.outcome)
+  req.own.decide(index)
+end
+
 --- Opens vim.ui.select (or, for a proposal, the diff tab) for the request.
 local function open_picker(req)
   if reviewed(req) then
     return M.review(req)
+  end
+  if req.own then
+    local labels = vim.tbl_map(function(c)
+      return c.label
+    end, req.own.choices)
+    return select(req, labels, { prompt = req.own.prompt, kind = "dave.confirm" }, function(_, index)
+      if index then
+        decide_own(req, index)
+      end
+    end)
   end
   if req.questions then
     return ask_questions(req)
@@ -459,6 +496,10 @@ end
 
 --- The block that shows the request in its chat, and the line of keys under it.
 local function block_of(req)
+  if req.own then
+    local keys = req.own.keys
+    return req.own.lines, key_hint({ { "allow", keys[1] }, { "deny", keys[2] }, { "permissions", "menu" } })
+  end
   if reviewed(req) then
     local lines = { ("**? %s**"):format(question_of(req)), proposal_summary(req.proposal) }
     return lines, key_hint({ { "review", "review the diff" }, { "deny", "reject" } }, ":Dave review")
@@ -563,7 +604,7 @@ function M.ask(req)
   else
     local title = req.title and ("[%s] "):format(req.title) or ""
     local what = req.questions and "the model asks you" or req.plan and "the plan waits for approval"
-      or question_of(req)
+      or req.own and req.own.notice or question_of(req)
     notify(("dave: %s%s — answer in the chat, or :Dave permissions"):format(title, what))
   end
   announce(req)
@@ -654,6 +695,9 @@ function M.act(session_id, action)
   if action == "permissions" then
     return open_picker(req)
   end
+  if req.own then -- `gA` is as deliberate as `ga`
+    return decide_own(req, action == "deny" and 2 or 1)
+  end
   if req.questions then
     if action == "deny" then
       return answer(req, "deny", "declined", "The user declined to answer.")
@@ -713,6 +757,15 @@ function M.review(req)
     return notify("dave: no change waits for review")
   end
   require("dave.review").show(req)
+end
+
+--- Ends a request without an answer from the user (a question the plugin asked itself that
+--- was settled another way, e.g. `:Dave trust`); its block says outcome.
+---@param req dave.PermissionRequest
+---@param outcome string
+function M.withdraw(req, outcome)
+  req.decided = true
+  settle(req, outcome)
 end
 
 --- How many requests wait for an answer.

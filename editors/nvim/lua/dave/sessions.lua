@@ -24,6 +24,7 @@ local counter = 0
 ---@field cancelling boolean?
 ---@field error_shown string? the message of the last `error` report, not to be shown twice
 ---@field generation integer? the server generation the query was sent to (nil: never sent)
+---@field held boolean? waits for the folder's trust question (dave.trust), not sent yet
 ---@field done boolean?
 
 ---@class dave.Session
@@ -397,20 +398,32 @@ function M.ask(session, prompt, opts)
     if query.cancelling then
       return finish(session, query, "cancelled")
     end
-    query.token = client.track(function(value)
-      on_report(session, query, value)
-    end)
-    query.generation = client.generation()
-    local resend = session.synced ~= query.generation -- the transcript rule, above
-    client.request("dave/query", {
-      sessionId = session.id,
-      prompt = prompt,
-      messages = resend and session.transcript or {},
-      workDoneToken = query.token,
-      context = opts.context,
-      attachments = opts.attachments,
-    }, function(rpc_err, result)
-      on_response(session, query, rpc_err, result)
+    -- The first query in a folder whose settings would run code asks whether to trust it.
+    query.held = true
+    require("dave.trust").before_query(session, function()
+      query.held = false
+      if query.done then
+        return
+      end
+      if query.cancelling then
+        return finish(session, query, "cancelled")
+      end
+      chat:set_status("starting", true)
+      query.token = client.track(function(value)
+        on_report(session, query, value)
+      end)
+      query.generation = client.generation()
+      local resend = session.synced ~= query.generation -- the transcript rule, above
+      client.request("dave/query", {
+        sessionId = session.id,
+        prompt = prompt,
+        messages = resend and session.transcript or {},
+        workDoneToken = query.token,
+        context = opts.context,
+        attachments = opts.attachments,
+      }, function(rpc_err, result)
+        on_response(session, query, rpc_err, result)
+      end)
     end)
   end)
 end
@@ -445,6 +458,10 @@ function M.cancel(session)
     return false
   end
   query.cancelling = true
+  if query.held then -- never sent: nothing to wait for
+    finish(session, query, "cancelled")
+    return true
+  end
   session.chat:set_status("cancelling", true)
   if query.token then
     client.notify("window/workDoneProgress/cancel", { token = query.token })
