@@ -12,6 +12,7 @@ import { ProposalReview } from './chat/review';
 import { manageRules } from './chat/rules';
 import { ChatViewProvider, CHAT_VIEW_ID } from './chatView';
 import { activeFileContext, EditorTools } from './editor/editorTools';
+import { readSetting, WorkspaceTrust } from './editor/trust';
 import { errorMessage } from './protocol/daveClient';
 import type { PermissionMode } from './protocol/types';
 import { LastEditor, vscodeApplyHost } from './review/vscodeApply';
@@ -24,7 +25,9 @@ let server: ServerConnection | undefined;
 export function activate(context: vscode.ExtensionContext): void {
   const output = vscode.window.createOutputChannel('Dave', { log: true });
   // The editor's tools for the model (issue 15): the vscode module is the API they use.
-  server = new ServerConnection(output, new EditorTools(vscode));
+  // Workspace trust decides whether the folders' Claude Code settings load (issue 24).
+  const trust = new WorkspaceTrust(vscode, context.globalState, (message) => output.warn(message));
+  server = new ServerConnection(output, new EditorTools(vscode), trust);
   const connection = server;
   const view = new ChatViewProvider(context.extensionUri);
   const review = new VscodeReview();
@@ -67,7 +70,9 @@ export function activate(context: vscode.ExtensionContext): void {
     openFile: async (file) => {
       await vscode.window.showTextDocument(vscode.Uri.file(file), { preview: true, viewColumn: vscode.ViewColumn.One });
     },
-    defaultPermissionMode: () => vscode.workspace.getConfiguration('dave').get<PermissionMode>('permissionMode') ?? 'default',
+    // A folder's own settings may not start its sessions in bypassPermissions before it is trusted.
+    defaultPermissionMode: () =>
+      readSetting<PermissionMode>(vscode.workspace.getConfiguration('dave'), 'permissionMode', vscode.workspace.isTrusted) ?? 'default',
   });
   controller = chat;
   view.setHandler((message) => {

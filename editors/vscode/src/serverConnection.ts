@@ -2,13 +2,14 @@
  * ServerConnection: starts dave-lsp with vscode-languageclient from the
  * `dave.*` settings, restarts it, and hands out a DaveClient bound to it.
  * All intelligence stays in the Python server; this only finds it and
- * forwards settings.
+ * forwards settings (and VS Code's workspace trust, through trust.ts).
  */
 
 import * as vscode from 'vscode';
 import { LanguageClient, State, type LanguageClientOptions } from 'vscode-languageclient/node';
 
 import type { EditorTools } from './editor/editorTools';
+import { readSetting, type WorkspaceTrust } from './editor/trust';
 import { DaveClient, errorMessage, rpcFrom } from './protocol/daveClient';
 import {
   describeCommand,
@@ -27,9 +28,13 @@ export interface DaveSettings {
   cwd: string | undefined;
 }
 
-export function readSettings(): DaveSettings {
+/**
+ * The server's settings. `trusted`: VS Code trusts the workspace; if not, the
+ * settings that start or steer a process come from the user's settings only.
+ */
+export function readSettings(trusted: boolean, trustedFolders?: string[]): DaveSettings {
   const config = vscode.workspace.getConfiguration('dave');
-  const rawEnv = config.get<Record<string, unknown>>('server.env') ?? {};
+  const rawEnv = readSetting<Record<string, unknown>>(config, 'server.env', trusted) ?? {};
   const env: Record<string, string> = {};
   for (const [key, value] of Object.entries(rawEnv)) {
     if (value === null || value === undefined) continue;
@@ -37,16 +42,17 @@ export function readSettings(): DaveSettings {
     env[key] = typeof value === 'string' ? value : JSON.stringify(value);
   }
   const processEnv = { ...process.env, ...env };
-  const command = resolveServerCommand(config.get<string[] | string>('server.command'), processEnv);
+  const command = resolveServerCommand(readSetting<string[] | string>(config, 'server.command', trusted), processEnv);
   const cwd = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   const initializationOptions: InitializationOptions = {
     backend: config.get<'claude' | 'openai'>('backend') ?? 'claude',
-    permissionMode: config.get<PermissionMode>('permissionMode') ?? 'default',
+    permissionMode: readSetting<PermissionMode>(config, 'permissionMode', trusted) ?? 'default',
   };
   const model = config.get<string>('model')?.trim();
   if (model) initializationOptions.model = model;
   if (Object.keys(env).length > 0) initializationOptions.env = env;
   if (cwd !== undefined) initializationOptions.cwd = cwd;
+  if (trustedFolders !== undefined) initializationOptions.trustedFolders = trustedFolders;
   return { command, env, initializationOptions, cwd };
 }
 
@@ -57,12 +63,18 @@ export class ServerConnection implements vscode.Disposable {
   private readonly stopped = new vscode.EventEmitter<void>();
   /** Fires when a running server stops or is restarted. */
   readonly onDidStop = this.stopped.event;
+  /** Passes a grant of workspace trust on to the running server. */
+  private readonly trustWatch: { dispose(): unknown } | undefined;
 
   constructor(
     private readonly output: vscode.LogOutputChannel,
     /** Answers the server's `dave/editor/*` requests (issue 15); listed at initialize. */
     private readonly editorTools?: EditorTools,
-  ) {}
+    /** VS Code's workspace trust, passed on to the server (issue 24). */
+    private readonly trust?: WorkspaceTrust,
+  ) {
+    this.trustWatch = trust?.watch(() => (this.isRunning ? this.daveClient : undefined));
+  }
 
   get isRunning(): boolean {
     return this.languageClient?.state === State.Running;
@@ -98,13 +110,15 @@ export class ServerConnection implements vscode.Disposable {
   }
 
   dispose(): void {
+    this.trustWatch?.dispose();
     void this.stop();
     this.stopped.dispose();
   }
 
   private async start(): Promise<DaveClient> {
     if (this.languageClient !== undefined) await this.stop();
-    const settings = readSettings();
+    const trustedFolders = this.trust?.trustedFolders();
+    const settings = readSettings(this.trust?.isTrusted ?? true, trustedFolders);
     const stderr = new OutputTail();
     let spawnError: unknown;
     this.output.info(`Starting the Dave server: ${describeCommand(settings.command)}`);
@@ -194,6 +208,8 @@ export class ServerConnection implements vscode.Disposable {
       `Dave server ready${info ? `: ${info.name} ${info.version ?? ''}` : ''} (protocol ${experimental?.dave?.version ?? 'unknown'}).`,
     );
     this.daveClient = dave;
+    // Trust granted while it started, or taken back since the last run, before the first question.
+    await this.trust?.started(dave, trustedFolders !== undefined);
     return dave;
   }
 }

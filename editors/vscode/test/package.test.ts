@@ -12,6 +12,7 @@ import { describe, it } from 'node:test';
 import { compileFunction } from 'node:vm';
 import { inflateRawSync } from 'node:zlib';
 
+import { RESTRICTED_SETTINGS } from '../src/editor/trust';
 import { extensionRoot } from './helpers';
 
 const VSIX = process.env.DAVE_VSIX ?? path.join(extensionRoot, 'dave-lsp.vsix');
@@ -135,6 +136,21 @@ describe('the .vsix package', { skip: existsSync(VSIX) ? false : `no ${VSIX}: ru
     const vsixManifest = entries.get('extension.vsixmanifest')!.toString();
     assert.match(vsixManifest, /Id="dave-lsp"/);
     assert.match(vsixManifest, /Publisher="dave-lsp"/);
+  });
+
+  it('runs limited in Restricted Mode: a folder cannot set the server command, its environment or the permission mode', () => {
+    // Without this capability VS Code disables the extension in an untrusted workspace (issue 24).
+    const capabilities = (manifest as unknown as {
+      capabilities?: { untrustedWorkspaces?: { supported?: unknown; description?: string; restrictedConfigurations?: string[] } };
+    }).capabilities;
+    const untrusted = capabilities?.untrustedWorkspaces;
+    assert.equal(untrusted?.supported, 'limited');
+    assert.match(untrusted?.description ?? '', /Claude Code settings .*not loaded until you trust/);
+    // The same keys the extension itself reads from the user's settings only when untrusted.
+    assert.deepEqual(untrusted?.restrictedConfigurations, RESTRICTED_SETTINGS.map((key) => `dave.${key}`));
+    for (const key of untrusted?.restrictedConfigurations ?? []) {
+      assert.ok(key in manifest.contributes.configuration.properties, `${key} is a contributed setting`);
+    }
   });
 
   it('bundles its dependencies: the extension requires only vscode and Node built-ins', () => {

@@ -28,6 +28,7 @@ import {
   type DeleteSessionResult,
   type HistoryResult,
   type ImageAttachment,
+  type FolderTrustResult,
   type ListCommandsResult,
   type PermissionMode,
   type QueryContext,
@@ -50,6 +51,7 @@ import {
   type ToolResultSummary,
   type ToolUseReport,
   type TranscriptMessage,
+  type TrustFolderResult,
 } from './types';
 
 export const daveProgressType = new ProgressType<ProgressValue>();
@@ -410,6 +412,34 @@ export class DaveClient {
       conflicts: Array.isArray(result?.conflicts)
         ? result.conflicts.filter((c) => typeof c?.path === 'string').map((c) => ({ path: c.path, message: String(c.message ?? '') }))
         : [],
+    };
+  }
+
+  /**
+   * `dave/trustFolder`: trusts (or takes back) a folder's Claude Code settings. Undefined when
+   * the server does not offer it, an older server that answers MethodNotFound included.
+   */
+  async trustFolder(path: string, trusted: boolean): Promise<TrustFolderResult | undefined> {
+    if (!this.supports(Methods.trustFolder)) return undefined;
+    try {
+      const result = await this.rpc.sendRequest<TrustFolderResult>(Methods.trustFolder, { path, trusted });
+      return { path: typeof result?.path === 'string' ? result.path : path, trusted: result?.trusted === true };
+    } catch (error) {
+      if (errorCode(error) === ErrorCodes.MethodNotFound) return undefined;
+      throw error;
+    }
+  }
+
+  /** `dave/folderTrust`: whether a folder is trusted and what its settings would run; undefined when not offered. */
+  async folderTrust(path: string): Promise<FolderTrustResult | undefined> {
+    if (!this.supports(Methods.folderTrust)) return undefined;
+    const result = await this.rpc.sendRequest<FolderTrustResult>(Methods.folderTrust, { path });
+    const wouldRun = Array.isArray(result?.wouldRun) ? result.wouldRun.filter((line) => typeof line === 'string') : [];
+    return {
+      path: typeof result?.path === 'string' ? result.path : path,
+      trusted: result?.trusted === true,
+      runsCode: result?.runsCode === true,
+      wouldRun,
     };
   }
 

@@ -26,6 +26,9 @@ export const Methods = {
   listCommands: 'dave/listCommands',
   /** Additive (issue 17, "Conversation history"); used only when the server advertises it. */
   history: 'dave/history',
+  /** Additive (issue 24, "Folder trust"); used only when the server advertises them. */
+  trustFolder: 'dave/trustFolder',
+  folderTrust: 'dave/folderTrust',
 } as const;
 
 /** The editor tools a client can answer (issue 15), as listed in `capabilities.experimental.dave.editorTools`. */
@@ -58,6 +61,8 @@ export interface InitializationOptions {
   claude?: { cliPath?: string };
   openai?: { baseUrl?: string };
   env?: Record<string, string>;
+  /** Folders whose Claude Code project settings (hooks, MCP servers, env) load for this server run (issue 24). */
+  trustedFolders?: string[];
 }
 
 /** `capabilities.experimental.dave` in the `initialize` result. */
@@ -491,6 +496,20 @@ export type HistoryEntry =
   | { role: 'assistant'; text?: string; thinking?: string; toolUses?: HistoryToolUse[] };
 
 /** `dave/history`: the conversation from the backend's own record, or why there is none. */
+/** `dave/trustFolder` -> the normalized absolute folder and whether it is trusted now (issue 24). */
+export interface TrustFolderResult {
+  path: string;
+  trusted: boolean;
+}
+
+/** `dave/folderTrust`: whether a folder is trusted, and what its Claude Code settings would run if it were. */
+export interface FolderTrustResult {
+  path: string;
+  trusted: boolean;
+  runsCode: boolean;
+  wouldRun: string[];
+}
+
 export interface HistoryResult {
   sessionId: string;
   backend: string;
