@@ -80,3 +80,6 @@ def test_the_first_query_asks_to_trust_the_folder_and_trust_runs_its_hook(
 
         e.command("Dave untrust")
         e.wait(lambda: any("is not trusted any more" in n for n in notes(e)), 15, ":Dave untrust")
+        e.command("checkhealth dave")
+        report = "\n".join(e.nvim.current.buffer[:])
+        assert "is not trusted: its settings would run 1 hook; they do not load" in report, report
