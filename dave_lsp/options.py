@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 import attrs
 
+from dave_lsp import trust
 from dave_lsp.backends import registry
 from dave_lsp.protocol import ParamsError, PermissionMode, camel, converter, describe_error
 
@@ -38,8 +39,13 @@ class InitOptions:
     prewarm: int = 1
     # Where session records live (default: $XDG_STATE_HOME/dave-lsp).
     state_dir: str | None = None
+    # The --tcp/--ws transports' secret; dave_lsp/sockets.py checks it before initialize.
+    token: str | None = None
     # How much of the server's log reaches the client as window/logMessage.
     log_level: Literal["error", "warning", "info", "debug"] = "warning"
+    # Folders (and everything under them) whose Claude Code project settings load for
+    # this run (trust.py); others run with the user's own settings only.
+    trusted_folders: list[str] = attrs.field(factory=list)
     # Each backend's group by backend name, structured as the registry's options type.
     backend_options: dict[str, Any] = attrs.field(factory=_default_backend_options)
 
@@ -85,6 +91,10 @@ def parse_options(raw: Any) -> tuple[InitOptions, list[str]]:
     for name, least in (("max_queued_queries", 1), ("max_live_sessions", 1), ("prewarm", 0)):
         if getattr(options, name) < least:
             raise ParamsError(f"initializationOptions.{camel(name)}: must be at least {least}")
+    try:
+        trust.normalized(options.trusted_folders)
+    except trust.TrustError as exc:
+        raise ParamsError(f"initializationOptions.trustedFolders{exc}") from None
     return options, _unknown_keys(raw, InitOptions)
 
 

@@ -111,6 +111,23 @@ class ProcessPool(Generic[M]):
         while len(self.spares) < self.prewarm and self.processes() < self.max_live:
             self.spares.append(self._make_spare())
 
+    def replace_spares(self, stale: Callable[[M], bool]) -> None:
+        """Shut down the spares `stale` picks (made for a folder whose trust changed
+        since) and start new ones once they are gone, so the limit holds meanwhile."""
+        old = [spare for spare in self.spares if stale(spare)]
+        if not old:
+            return
+        self.spares = [spare for spare in self.spares if spare not in old]
+
+        async def replace() -> None:
+            await asyncio.gather(
+                *(asyncio.wait_for(asyncio.shield(s.shutdown()), SHUTDOWN_TIMEOUT) for s in old),
+                return_exceptions=True,
+            )
+            self.ensure_spares()
+
+        self.background(replace(), "replace spares")
+
     def take_spare(self, fits: Callable[[M], bool]) -> M | None:
         for spare in self.spares:
             if fits(spare):

@@ -30,6 +30,8 @@ REMOVE_RULE = "dave/removeRule"
 CHANGES = "dave/changes"
 REVERT_CHANGES = "dave/revertChanges"
 HISTORY = "dave/history"
+TRUST_FOLDER = "dave/trustFolder"
+FOLDER_TRUST = "dave/folderTrust"
 METHODS = [
     QUERY,
     PERMISSION,
@@ -44,6 +46,8 @@ METHODS = [
     CHANGES,
     REVERT_CHANGES,
     HISTORY,
+    TRUST_FOLDER,
+    FOLDER_TRUST,
 ]
 PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions"]
 
@@ -200,6 +204,17 @@ class ChangesParams:
 @attrs.frozen
 class HistoryParams:
     session_id: str
+
+
+@attrs.frozen
+class TrustFolderParams:
+    path: str
+    trusted: bool
+
+
+@attrs.frozen
+class FolderTrustParams:
+    path: str
 
 
 @attrs.frozen

@@ -37,6 +37,7 @@ from dave_lsp.permissions import PermissionBroker, PermissionPolicy, Reply, Unkn
 from dave_lsp.progress import ProgressSink
 from dave_lsp.sessions import SessionManager
 from dave_lsp.store import SessionStore
+from dave_lsp.trust import TrustError
 from dave_lsp.turns import TurnFailure
 
 log = logging.getLogger(__name__)
@@ -488,3 +489,30 @@ async def history(_: DaveServer, manager: SessionManager, params: proto.HistoryP
     if found.reason:
         result["reason"] = found.reason
     return result
+
+
+@dave_method(proto.TRUST_FOLDER, proto.TrustFolderParams)
+async def trust_folder(
+    _: DaveServer, manager: SessionManager, params: proto.TrustFolderParams
+) -> Any:
+    try:
+        path, trusted = await manager.set_trust(params.path, params.trusted)
+    except TrustError as exc:
+        raise proto.ParamsError(f"{proto.TRUST_FOLDER}: invalid params: path: {exc}") from None
+    return {"path": path, "trusted": trusted}
+
+
+@dave_method(proto.FOLDER_TRUST, proto.FolderTrustParams)
+async def folder_trust(
+    _: DaveServer, manager: SessionManager, params: proto.FolderTrustParams
+) -> Any:
+    try:
+        found, trusted = await manager.folder_trust(params.path)
+    except TrustError as exc:
+        raise proto.ParamsError(f"{proto.FOLDER_TRUST}: invalid params: path: {exc}") from None
+    return {
+        "path": found.path,
+        "trusted": trusted,
+        "runsCode": found.runs_code,
+        "wouldRun": found.would_run,
+    }

@@ -41,6 +41,8 @@ from dave_lsp.protocol import AttachmentParam, ParamsError, QueryContext, Sessio
 from dave_lsp.review import Review
 from dave_lsp.rules import Rule, Suggestion
 from dave_lsp.store import SessionRecord, SessionStore, now_iso
+from dave_lsp.trust import FolderCheck, TrustStore
+from dave_lsp.trust import check as check_folder
 from dave_lsp.turns import QueryJob
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,7 @@ class SessionActor:
         policy: PermissionPolicy,
         max_queued: int,
         make_room: Callable[[SessionActor], Awaitable[None]],
+        is_trusted: Callable[[str], bool] = lambda _folder: False,
     ) -> None:
         self.config = config
         self.record = record
@@ -101,6 +104,7 @@ class SessionActor:
         self._policy = policy
         self._max_queued = max_queued
         self._make_room = make_room
+        self._is_trusted = is_trusted
         self._queue: asyncio.Queue[QueryJob | Command | Shutdown] = asyncio.Queue()
         self._waiting = 0
         self.backend: BackendSession | None = None
@@ -233,9 +237,18 @@ class SessionActor:
         if self.backend is not None:
             await self.backend.configure(permission_mode=permission_mode, model=model)
 
+    def _trust_changed(self) -> bool:
+        """Take the folder's trust as it is now (trust.py); whether it changed."""
+        trusted = self._is_trusted(self.config.cwd)
+        if trusted == self.config.trusted:
+            return False
+        self.config = attrs.evolve(self.config, trusted=trusted)
+        return True
+
     async def _ensure_backend(self, warm_up: bool = False) -> BackendSession:
         if self.backend is not None:
             return self.backend
+        self._trust_changed()  # a backend starts with the folder's trust of this moment
         self.opening = True
         try:
             await self._make_room(self)
@@ -307,6 +320,12 @@ class SessionActor:
         if self.backend is not None and not self.backend.alive:
             # Its process ended while the session was idle: start a new one, which
             # resumes the conversation.
+            await self._close_backend()
+        if self.backend is not None and self._trust_changed():
+            # The folder was trusted (or no longer is) since the backend started: a new
+            # one loads its settings (or drops them) and resumes the conversation.
+            log.info("session %s: the folder's trust changed; reconnecting", self.session_id)
+            self.notice = None  # what an untrusted start left out is no longer news
             await self._close_backend()
         if self.backend is None:
             job.sink.emit(ev.Status("connecting", "Starting the model client…"))
@@ -406,6 +425,10 @@ class SessionActor:
             request,
             job.sink,
             self.config.files,
+            mode=self.config.permission_mode,
+            env=self.config.env,
+            editor=self.config.editor,
+            trusted=self.config.trusted,
         )
         added = decision.new_rule
         if added is not None and all(r.rule != added.rule for r in self.record.rules):
@@ -512,6 +535,8 @@ class SessionManager:
         self.store = store
         # Each turn's file changes, beside the session records (`stateDir/changes`).
         self.changes = ChangeStore(store.root.parent / "changes")
+        # The folders whose project settings load (`stateDir/trust.json` and the options').
+        self.trust = TrustStore(store.root.parent, options.trusted_folders)
         self.sessions: dict[str, SessionActor] = {}
         default = registry.BACKENDS[options.backend]
         self.pool: ProcessPool[SessionActor] = ProcessPool(
@@ -549,6 +574,7 @@ class SessionManager:
             editor=self.editor,
             resume=resume,
             mcp_servers=dict(mcp_servers or {}),
+            trusted=self.trust.is_trusted(folder),
         )
 
     def _folder(self, cwd: str | None) -> str:
@@ -574,6 +600,7 @@ class SessionManager:
             policy=self.policy,
             max_queued=self.options.max_queued_queries,
             make_room=self._make_room,
+            is_trusted=self.trust.is_trusted,
         )
 
     async def _make_room(self, actor: SessionActor) -> None:
@@ -619,6 +646,8 @@ class SessionManager:
             have = spare.config
             # A spare was connected without the client's MCP servers or file tools
             # (ACP's session/new).
+            # Nor with another trust than the folder's now (the pool replaces spares
+            # made before a change, so a trusted folder still gets a warm one).
             return (
                 config.resume is None
                 and not config.mcp_servers
@@ -628,8 +657,15 @@ class SessionManager:
                     have.cwd,
                     have.model,
                     have.permission_mode,
+                    have.trusted,
                 )
-                == (config.backend, config.cwd, config.model, config.permission_mode)
+                == (
+                    config.backend,
+                    config.cwd,
+                    config.model,
+                    config.permission_mode,
+                    config.trusted,
+                )
             )
 
         spare = self.pool.take_spare(fits)
@@ -754,6 +790,25 @@ class SessionManager:
         finally:
             if temporary is not None:
                 await temporary.shutdown()
+
+    # -- folder trust ----------------------------------------------------------------
+
+    async def set_trust(self, path: str, trusted: bool) -> tuple[str, bool]:
+        """Remember (or take back) the trust of a folder; its normalized path and whether
+        it is trusted now (one of `trustedFolders` stays so). TrustError for a bad path.
+        Spares made with the other trust are replaced; live sessions change at their
+        next turn (SessionActor._turn)."""
+        where = await asyncio.to_thread(self.trust.remember, path, trusted)
+        self.pool.replace_spares(
+            lambda spare: spare.config.trusted != self.trust.is_trusted(spare.config.cwd)
+        )
+        return where, self.trust.is_trusted(where)
+
+    async def folder_trust(self, path: str) -> tuple[FolderCheck, bool]:
+        """What `path`'s settings would run, and whether it is trusted; TrustError for a
+        path that is not a folder's."""
+        found = await asyncio.to_thread(check_folder, path)
+        return found, self.trust.is_trusted(found.path)
 
     def rules(self, session_id: str) -> list[Rule] | None:
         """The session's allow-always rules; None for an unknown session."""

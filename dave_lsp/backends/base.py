@@ -94,6 +94,9 @@ class SessionConfig:
     # File tools in place of the backend's Read/Write/Edit (an ACP client's file
     # system: acp/files.py), when the client offers one.
     files: FileTools | None = None
+    # The folder is trusted (trust.py): the backend may load its project settings
+    # (Claude Code's hooks, MCP servers, env). Untrusted: the user's own settings only.
+    trusted: bool = False
 
 
 class BackendSession(Protocol):

@@ -56,7 +56,7 @@ from claude_agent_sdk import (
 from claude_agent_sdk.types import HookEvent, McpServerConfig, StreamEvent
 
 from dave_lsp import events as ev
-from dave_lsp import history
+from dave_lsp import history, settings_rules, trust
 from dave_lsp.backends.base import (
     Attachment,
     ChatMessage,
@@ -190,6 +190,10 @@ class ClaudeSession:
             },
             # The client's file tools stand in for these (probed: docs/architecture.md).
             disallowed_tools=list(config.files.replaces) if config.files is not None else [],
+            # An untrusted folder's project settings (hooks, .mcp.json servers, env,
+            # CLAUDE.md) are not loaded; the user's own ~/.claude ones are (probed:
+            # docs/architecture.md). None is the CLI's default: every source.
+            setting_sources=None if config.trusted else ["user"],
         )
 
     def _session_name(self, name: str) -> str:
@@ -228,10 +232,13 @@ class ClaudeSession:
         self._preflight()
         resume = self._backend_session_id if self._backend_session_id else None
         notice = None
+        if not self._config.trusted and resume is None:
+            # A new conversation in an untrusted folder: say once what was left out.
+            notice = await asyncio.to_thread(_untrusted_notice, self._config.cwd)
         if warm_up and resume is None and not _warm_up_unsafe:
             await self._connect(None, warm_up=True)
             if await self._warm_up():
-                return None
+                return notice
             await self.close()  # the prompt reached the model: start a clean conversation
         try:
             await self._connect(resume)
@@ -392,8 +399,11 @@ class ClaudeSession:
         files = self._config.files
         if tool_name in self._renamed and files is not None:
             tool_name = self._renamed[tool_name]
+            config = self._config
             if files.runs_unasked(
-                tool_name, tool_input, self._config.permission_mode, self._config.cwd
+                tool_name, tool_input, config.permission_mode, config.cwd
+            ) and not await asyncio.to_thread(
+                settings_rules.speaks, tool_name, tool_input, config.cwd, config.env, config.trusted
             ):
                 # The CLI asks for every MCP tool; the built-in would have run unasked.
                 return PermissionResultAllow(updated_input=tool_input)
@@ -743,6 +753,13 @@ class ClaudeSession:
             await asyncio.wait_for(client.disconnect(), CLOSE_TIMEOUT)
         except Exception as exc:  # the process is killed below all the same
             log.debug("disconnect: %s", one_line(str(exc)))
+
+
+def _untrusted_notice(cwd: str) -> str | None:
+    try:
+        return trust.check(cwd).untrusted_notice()
+    except trust.TrustError:
+        return None
 
 
 def _tool_server(server: ToolServer | None, cwd: str) -> dict[str, McpServerConfig]:
