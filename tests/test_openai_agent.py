@@ -611,6 +611,7 @@ async def test_cancel_through_the_server_stops_a_command(
 
 def test_glob_and_grep_stay_in_the_folder_the_permission_covered(tmp_path: Path) -> None:
     from dave_lsp.backends import openai_tools
+    from dave_lsp.backends.search import Stop
 
     project, outside = tmp_path / "project", tmp_path / "outside"
     project.mkdir()
@@ -619,8 +620,8 @@ def test_glob_and_grep_stay_in_the_folder_the_permission_covered(tmp_path: Path)
     (project / "mine.txt").write_text("not the secret here\n")
     (project / "link").symlink_to(outside)
     cwd = str(project)
-    listed = openai_tools._glob({"pattern": "**/*.txt"}, cwd).text
+    listed = openai_tools._glob({"pattern": "**/*.txt"}, cwd, Stop()).text
     assert listed == "mine.txt"
-    assert openai_tools._glob({"pattern": "../outside/*"}, cwd).text == "No files found."
-    found = openai_tools._grep({"pattern": "secret"}, cwd).text
+    assert openai_tools._glob({"pattern": "../outside/*"}, cwd, Stop()).text == "No files found."
+    found = openai_tools._grep({"pattern": "secret"}, cwd, Stop()).text
     assert found == "mine.txt:1: not the secret here"

@@ -15,9 +15,14 @@ Bounds, so one tool call cannot flood the model's context or hang the turn:
   `BASH_TAIL_CHARS` characters; the command runs in its own process group with a timeout
   (`timeout` in milliseconds as in Claude Code: default 120 s, at most 600 s) and the
   whole group is killed on timeout or cancel.
-- Glob lists at most `MAX_LISTED` paths, newest first; Grep at most `MAX_LISTED` matching
-  lines, each cut at `GREP_LINE_CHARS`, scanning at most `GREP_MAX_FILES` files of at
-  most 1 MiB each.
+- Glob and Grep (search.py) run in a thread that ends at its next step when the turn is
+  cancelled, and after `search.SEARCH_SECONDS` (10 s); they never walk into a symlinked
+  folder (so `a -> .` cannot loop them). Glob lists at most `MAX_LISTED` files, newest
+  first of those found; Grep at most `MAX_LISTED` matching lines, its regular expression
+  on RE2 (linear time: `(a+)+$` cannot stall the server).
+- No tool runs on the event loop: file work runs in threads, and Python code in a thread
+  gives the interpreter back to the loop every few milliseconds (`dave/listSessions`
+  answers while any tool runs).
 
 Edit and Write work out the new text with proposals.proposed_text, the same code that
 builds a permission request's proposal, so what lands is what the user was shown.
@@ -27,17 +32,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
-import glob as globbing
 import os
-import re
 import signal
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Final, Literal
 
 import attrs
 
+from dave_lsp.backends import search
 from dave_lsp.editor_tools import EditorToolError, EditorTools
 from dave_lsp.file_tool_schemas import edit_schema, read_schema, write_schema
 from dave_lsp.proposals import MAX_READ_BYTES, EditError, decode_text, proposed_text
@@ -49,12 +52,7 @@ BASH_HEAD_CHARS: Final = 10_000
 BASH_TAIL_CHARS: Final = 20_000
 BASH_DEFAULT_TIMEOUT_MS: Final = 120_000
 BASH_MAX_TIMEOUT_MS: Final = 600_000
-MAX_LISTED: Final = 200
-GREP_LINE_CHARS: Final = 300
-GREP_MAX_FILES: Final = 20_000
-GREP_MAX_FILE_BYTES: Final = 1024 * 1024
-# Folders no search should descend into: version control and dependency trees.
-_SKIPPED_DIRS: Final = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv"})
+MAX_LISTED: Final = search.MAX_LISTED
 
 READ_ONLY: Final = frozenset({"Read", "Glob", "Grep"})
 FILE_EDITS: Final = frozenset({"Write", "Edit"})
@@ -120,7 +118,10 @@ _BUILTIN_SPECS: Final[list[tuple[str, str, dict[str, Any]]]] = [
         {
             "type": "object",
             "properties": {
-                "pattern": {"type": "string", "description": "a Python regular expression"},
+                "pattern": {
+                    "type": "string",
+                    "description": "an RE2 regular expression (no backreferences or lookaround)",
+                },
                 "path": {"type": "string", "description": "file or folder (default: project)"},
                 "glob": {"type": "string", "description": "only files matching, e.g. *.py"},
             },
@@ -211,9 +212,9 @@ async def run(
             case "Bash":
                 return await _bash(tool_input, cwd, env, on_output)
             case "Glob":
-                return await asyncio.to_thread(_glob, tool_input, cwd)
+                return await _searching(_glob, tool_input, cwd)
             case "Grep":
-                return await asyncio.to_thread(_grep, tool_input, cwd)
+                return await _searching(_grep, tool_input, cwd)
         if editor is not None and is_editor_tool(name, editor):
             return Output(await editor.call(name, tool_input, cwd))
         return Output(f"No such tool: {name}.", is_error=True)
@@ -221,6 +222,20 @@ async def run(
         return Output(str(exc), is_error=True)
     except OSError as exc:
         return Output(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), is_error=True)
+
+
+async def _searching(
+    search_in: Callable[[dict[str, Any], str, search.Stop], Output],
+    tool_input: dict[str, Any],
+    cwd: str,
+) -> Output:
+    """Run a search in a thread (off the event loop), stopped when the awaiting task is
+    cancelled: a thread cannot be cancelled, so it is told to end at its next step."""
+    stop = search.Stop()
+    try:
+        return await asyncio.to_thread(search_in, tool_input, cwd, stop)
+    finally:
+        stop.cancel()
 
 
 def _text_arg(tool_input: dict[str, Any], key: str, required: bool = True) -> str:
@@ -423,73 +438,33 @@ def _search_root(tool_input: dict[str, Any], cwd: str) -> str:
     return root
 
 
-def _glob(tool_input: dict[str, Any], cwd: str) -> Output:
+def _glob(tool_input: dict[str, Any], cwd: str, stop: search.Stop) -> Output:
     pattern = _text_arg(tool_input, "pattern")
     root = _search_root(tool_input, cwd)
-    found = [
-        os.path.join(root, p)
-        for p in globbing.iglob(pattern, root_dir=root, recursive=True)
-        if not any(part in _SKIPPED_DIRS for part in p.split(os.sep))
-    ]
     # A pattern such as `../**` or a symlink must not list what lies outside the folder
-    # the permission covered.
-    files = [p for p in found if os.path.isfile(p) and inside(p, root)]
-    files.sort(key=lambda p: os.path.getmtime(p), reverse=True)
+    # the permission covered: search.glob finds nothing there.
+    found, note = search.glob(pattern, root, stop)
+    files = search.newest_first(found[:MAX_LISTED])
     if not files:
-        return Output("No files found.")
-    shown = [_label(p, cwd) for p in files[:MAX_LISTED]]
-    if len(files) > MAX_LISTED:
-        shown.append(f"… and {len(files) - MAX_LISTED} more; narrow the pattern")
+        return Output(note or "No files found.")
+    shown = [_label(p, cwd) for p in files]
+    if note:
+        shown.append(note)
     return Output("\n".join(shown))
 
 
-def _grep(tool_input: dict[str, Any], cwd: str) -> Output:
+def _grep(tool_input: dict[str, Any], cwd: str, stop: search.Stop) -> Output:
     try:
-        regex = re.compile(_text_arg(tool_input, "pattern"))
-    except re.error as exc:
-        raise ToolInputError(f"pattern is not a valid regular expression: {exc}") from None
+        regex = search.compile_regex(_text_arg(tool_input, "pattern"))
+    except search.SearchError as exc:
+        raise ToolInputError(str(exc)) from None
     only = _text_arg(tool_input, "glob", required=False)
     root = _search_root(tool_input, cwd)
-    hits: list[str] = []
-    total = scanned = 0
-    for path in _files_under(root):
-        if not inside(path, root):
-            continue  # a symlink out of the folder the permission covered
-        rel = _label(path, cwd)
-        if only and not any(fnmatch.fnmatch(n, only) for n in (os.path.basename(path), rel)):
-            continue
-        scanned += 1
-        if scanned > GREP_MAX_FILES:
-            hits.append(f"… stopped after {GREP_MAX_FILES} files; narrow path or glob")
-            break
-        try:
-            if os.path.getsize(path) > GREP_MAX_FILE_BYTES:
-                continue
-            with open(path, "rb") as handle:
-                text = decode_text(handle.read())
-        except OSError:
-            continue
-        if text is None:
-            continue  # binary
-        for number, line in enumerate(text.splitlines(), start=1):
-            if regex.search(line):
-                total += 1
-                if len(hits) < MAX_LISTED:
-                    shown = line if len(line) <= GREP_LINE_CHARS else line[:GREP_LINE_CHARS] + "…"
-                    hits.append(f"{rel}:{number}: {shown}")
-    if not total:
-        return Output("No matches found.")
+    hits, total, note = search.grep(regex, root, only, cwd, stop)
     if total > MAX_LISTED:
         hits.append(f"… and {total - MAX_LISTED} more matches; narrow the pattern")
+    if note:
+        hits.append(note)
+    if not total:
+        return Output("\n".join(["No matches found.", *([note] if note else [])]))
     return Output("\n".join(hits))
-
-
-def _files_under(root: str) -> Iterator[str]:
-    """The files under `root` (or `root` itself), lazily: Grep stops at its bound."""
-    if os.path.isfile(root):
-        yield root
-        return
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in _SKIPPED_DIRS)
-        for name in sorted(files):
-            yield os.path.join(folder, name)
