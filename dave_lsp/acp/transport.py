@@ -5,7 +5,11 @@ One JSON object per line. Requests from the client run as tasks of their own (a
 keep arriving); notifications run in arrival order; responses to the agent's own
 requests (`session/request_permission`) resolve their futures. A client's mistake
 (bad JSON, an unknown method, params that do not fit) costs that message an error
-response, never the server.
+response, never the server: a line that cannot be read for any reason (not JSON, not
+UTF-8, nested too deeply, too large for memory, longer than `MAX_LINE`) is answered
+-32700 with id null, and an id that is not a string or number -32600. An over-long
+line is discarded up to its newline as it arrives, so reading it holds at most
+`MAX_LINE` bytes.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ INTERNAL_ERROR = -32603
 RESOURCE_NOT_FOUND = -32002
 # A line longer than this is dropped (an image prompt is a few MB of base64).
 MAX_LINE = 64 << 20
+# Input is read in pieces of at most this much, so a line is only held up to MAX_LINE.
+_PIECE = 1 << 20
 
 RequestHandler = Callable[[Any], Awaitable[Any]]
 NotificationHandler = Callable[[Any], Awaitable[None] | None]
@@ -51,6 +57,39 @@ class RpcError(Exception):
 
 def one_line(text: str) -> str:
     return " ".join(redact(text).split())
+
+
+class DroppedLine(bytes):
+    """Stands for an input line longer than MAX_LINE, discarded unread."""
+
+
+class _Lines:
+    """Pieces of input (each ends with a newline, or does not) as whole lines; a line
+    growing past `limit` is dropped as it grows, and becomes one DroppedLine."""
+
+    def __init__(self, limit: int = MAX_LINE) -> None:
+        self._limit = limit
+        self._parts = bytearray()
+        self._dropping = False
+
+    def add(self, piece: bytes) -> bytes | None:
+        """The line `piece` completes (or a DroppedLine), else None."""
+        if not self._dropping:
+            self._parts += piece
+            if len(self._parts) > self._limit + 2:  # its "\r\n" aside
+                self._parts = bytearray()  # a new one: clear() keeps the allocation
+                self._dropping = True
+        if not piece.endswith(b"\n"):
+            return None
+        return self.end()
+
+    def end(self) -> bytes | None:
+        """The line so far, at a newline or the end of input."""
+        if self._dropping:
+            self._dropping = False
+            return DroppedLine()
+        line, self._parts = bytes(self._parts), bytearray()
+        return line or None
 
 
 class Connection:
@@ -112,6 +151,16 @@ class Connection:
 
     async def receive(self, line: bytes) -> None:
         """Handle one line from the client."""
+        if isinstance(line, DroppedLine):
+            self._respond(
+                None,
+                error=RpcError(
+                    PARSE_ERROR,
+                    f"a message longer than {MAX_LINE >> 20} MiB was dropped: "
+                    "send large content (images) smaller or by reference",
+                ),
+            )
+            return
         if not line.strip():
             return
         try:
@@ -119,11 +168,21 @@ class Connection:
         except (ValueError, UnicodeDecodeError) as exc:
             self._respond(None, error=RpcError(PARSE_ERROR, f"not JSON: {exc}"))
             return
+        except RecursionError:
+            self._respond(None, error=RpcError(PARSE_ERROR, "not read: JSON nested too deeply"))
+            return
+        except MemoryError:
+            self._respond(None, error=RpcError(PARSE_ERROR, "not read: too large for memory"))
+            return
         if not isinstance(message, dict):
             self._respond(None, error=RpcError(INVALID_REQUEST, "expected a JSON object"))
             return
         method = message.get("method")
         msg_id = message.get("id")
+        if msg_id is not None and (isinstance(msg_id, bool) or not isinstance(msg_id, str | int)):
+            # Never echoed: an id must be a string or a number (JSON-RPC 2.0).
+            self._respond(None, error=RpcError(INVALID_REQUEST, "id must be a string or number"))
+            return
         if method is None and ("result" in message or "error" in message):
             self._resolve(msg_id, message)
             return
@@ -205,28 +264,56 @@ async def read_lines(on_line: Callable[[bytes], Awaitable[None]], out_fd: int) -
     start agents); else (a terminal, or one socket shared with stdout) by a thread, since
     the loop would make a shared file non-blocking for our writes too.
     """
+    lines = _Lines()
     stream = await _loop_reader(out_fd)
     if stream is not None:
         while True:
-            try:
-                line = await stream.readline()
-            except ValueError:  # longer than MAX_LINE: dropped whole
-                log.warning("dropped an input line longer than %d bytes", MAX_LINE)
-                continue
-            if not line:
+            piece = await _read_piece(stream)
+            line = lines.add(piece) if piece else lines.end()
+            if line is not None:
+                await _deliver(on_line, line)
+            if not piece:
                 return
-            await on_line(line)
-    queue: asyncio.Queue[bytes] = asyncio.Queue()
+    # The thread hands over whole lines; a line's pieces stay in the thread.
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=4)
     loop = asyncio.get_running_loop()
 
+    def put(line: bytes | None) -> None:
+        asyncio.run_coroutine_threadsafe(queue.put(line), loop).result()
+
     def pump() -> None:
-        for line in sys.stdin.buffer:
-            loop.call_soon_threadsafe(queue.put_nowait, line)
-        loop.call_soon_threadsafe(queue.put_nowait, b"")
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody reads on
+            while piece := sys.stdin.buffer.readline(_PIECE):
+                if (line := lines.add(piece)) is not None:
+                    put(line)
+            if (line := lines.end()) is not None:
+                put(line)
+            put(None)
 
     threading.Thread(target=pump, name="acp stdin", daemon=True).start()
-    while line := await queue.get():
+    while (line := await queue.get()) is not None:
+        await _deliver(on_line, line)
+
+
+async def _read_piece(stream: asyncio.StreamReader) -> bytes:
+    """Up to and including the next newline, or at most about `_PIECE` bytes of a line
+    (the stream's limit); b"" at the end of input."""
+    try:
+        return await stream.readuntil(b"\n")
+    except asyncio.IncompleteReadError as exc:
+        return exc.partial
+    except asyncio.LimitOverrunError as exc:
+        # No newline within the limit: take what is buffered, the line goes on.
+        return await stream.readexactly(exc.consumed)
+
+
+async def _deliver(on_line: Callable[[bytes], Awaitable[None]], line: bytes) -> None:
+    if isinstance(line, DroppedLine):
+        log.warning("dropped an input line longer than %d bytes", MAX_LINE)
+    try:
         await on_line(line)
+    except Exception:  # a bug costs that line, never the connection
+        log.exception("an input line could not be handled")
 
 
 async def _loop_reader(out_fd: int) -> asyncio.StreamReader | None:
@@ -235,7 +322,7 @@ async def _loop_reader(out_fd: int) -> asyncio.StreamReader | None:
         own = stat.S_ISFIFO(stdin.st_mode) or stat.S_ISSOCK(stdin.st_mode)
         if not own or (stdin.st_dev, stdin.st_ino) == (out.st_dev, out.st_ino):
             return None
-        stream = asyncio.StreamReader(limit=MAX_LINE)
+        stream = asyncio.StreamReader(limit=_PIECE)
         await asyncio.get_running_loop().connect_read_pipe(
             lambda: asyncio.StreamReaderProtocol(stream), sys.stdin.buffer
         )
