@@ -11,7 +11,9 @@ types and against the official TypeScript SDK's validators.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
@@ -146,6 +148,36 @@ def diff_content(proposal: dict[str, Any] | None) -> list[dict[str, Any]]:
     # A new file has no old text: the spec's `oldText` is then null.
     diff["oldText"] = proposal["original"] if proposal.get("exists") else None
     return [diff]
+
+
+def fenced(text: str, language: str = "") -> str:
+    """`text` as a markdown code block whose fence is longer than any run of backticks
+    in it, so a client that renders markdown shows the text as it is."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}{language}\n{text}\n{fence}"
+
+
+def asked_in_full(tool_name: str, tool_input: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a permission request asks about, whole, as text content. The title is one
+    short line (cut at 120 characters with "…", whitespace folded) and `rawInput` is
+    for machines, which a client need not show: the `; curl … | sh` at the end of a
+    long command must still be in front of the user."""
+    command = tool_input.get("command")
+    if tool_name == "Bash" and isinstance(command, str):
+        return [text_content(fenced(command, "sh"))]
+    return [text_content(fenced(json.dumps(tool_input, indent=2, ensure_ascii=False), "json"))]
+
+
+def asked_title(title: str, tool_name: str, tool_input: dict[str, Any]) -> str:
+    """A permission request's title: `title` (the tool use's one-line description),
+    marked shortened ("…") when it stands for a command of several lines, since the
+    folded line would read as another command."""
+    command = tool_input.get("command")
+    if tool_name != "Bash" or not isinstance(command, str) or "\n" not in command.strip():
+        return title
+    first = command.strip().splitlines()[0].strip()
+    return f"Bash {first[:119]}…"
 
 
 def tool_call(

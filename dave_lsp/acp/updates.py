@@ -11,7 +11,9 @@ the allow-always rules and the timeouts are LSP mode's.
 A file tool's `diff` content goes with its permission request; a Write or Edit that
 ran unasked (acceptEdits, a rule, bypass) gets it on its `completed` update instead,
 from the text before (the turn's change tracking, or the client file tools' record of
-the write) and after. AskUserQuestion asks one `session/request_permission` per
+the write) and after. Any other asked tool's whole input goes with its request as
+text (a Bash command as is, else its JSON; ExitPlanMode its plan), since the title is
+cut at 120 characters. AskUserQuestion asks one `session/request_permission` per
 question, in order, and answers them all at once; an approved plan sends
 `current_mode_update`.
 """
@@ -202,6 +204,16 @@ class TurnUpdates:
             tool_call["content"] = diff
             # The diff on the tool call itself too, for clients that show the card.
             self._send(schema.tool_call_update(request.tool_use_id, content=diff))
+        elif request.tool_name == "ExitPlanMode":
+            plan = (request.details or {}).get("plan")
+            if isinstance(plan, str) and plan.strip():
+                tool_call["content"] = [schema.text_content(plan)]  # markdown, shown as such
+        elif request.tool_name != "AskUserQuestion":  # its questions are the titles
+            # Never cut: the title is one short line, the content the whole input.
+            tool_call["title"] = schema.asked_title(
+                tool_call["title"], request.tool_name, request.input
+            )
+            tool_call["content"] = schema.asked_in_full(request.tool_name, request.input)
         try:
             if request.tool_name == "AskUserQuestion":
                 decision, reply = await self._questions(request, tool_call)
