@@ -4,11 +4,21 @@ The broker keys pending requests by `requestId`: the policy registers one and aw
 its future; `dave/permission` resolves it. Cancel, delete and exit resolve every
 pending request of a session as a deny with interrupt, so a waiting model never hangs.
 
-The policy decides a tool use in this order: a rule of the session that covers it
-allows it (rules.py); a query the editor cannot answer (no progress token) denies it;
-otherwise the user is asked, with the rule "allow always" would add, for at most
-`permissionTimeoutSeconds`. It knows nothing of sessions: the actor hands it the
-session's rules, its folder and the query's sink.
+The policy decides a tool use in this order:
+
+1. the session's own editor tools (known by the object the session holds, never by a
+   name a client or an MCP server could also use) only read: allowed;
+2. the user's Claude Code permission rules (settings_rules.py): a deny rule denies it
+   (the model is told which rule), an ask rule asks, an allow rule allows it, reported
+   `by: "settings"`;
+3. in plan mode a tool with an effect is asked, whatever rule would allow it;
+4. a rule of the session that covers it allows it (rules.py);
+5. a query the editor cannot answer (no progress token) denies it;
+6. otherwise the user is asked, with the rule "allow always" would add, for at most
+   `permissionTimeoutSeconds`.
+
+It knows nothing of sessions: the actor hands it the session's rules, its config (folder,
+env, mode, tool servers) and the query's sink.
 """
 
 from __future__ import annotations
@@ -16,16 +26,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Container, Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
 
 from dave_lsp import events as ev
 from dave_lsp import rules as allow_rules
+from dave_lsp import settings_rules
+from dave_lsp.acp.files import SERVER_NAME as CLIENT_FILES_SERVER
 from dave_lsp.backends.base import PermissionAnswer
-from dave_lsp.editor_tools import TOOL_PREFIX, FileTools
-from dave_lsp.proposals import Proposal, proposal_for
+from dave_lsp.editor_tools import SERVER_NAME as EDITOR_SERVER
+from dave_lsp.editor_tools import FileTools, ToolServer
+from dave_lsp.proposals import Proposal, link_note, proposal_for
 from dave_lsp.review import AcceptedEdit
 from dave_lsp.rules import Rule, Suggestion
 from dave_lsp.store import now_iso
@@ -174,20 +187,52 @@ class PermissionPolicy:
         request: ToolRequest,
         sink: Sink,
         files: FileTools | None = None,
+        *,
+        mode: str = "default",
+        env: Mapping[str, str] | None = None,
+        editor: ToolServer | None = None,
+        trusted: bool = False,
     ) -> Decision:
         """`files`: the session's file tools, when its files are not the disk's (an ACP
         client's buffers): a proposal for a tool they stand in for is then worked out
-        from their text."""
+        from their text. `mode`: the session's permission mode; `env`: its environment
+        (where the user's settings are); `editor`: its own editor tools, the only
+        tools allowed for being read-only; `trusted`: the folder's own settings rules
+        apply too."""
         name, tool_input = request.tool_name, request.tool_input
         parent = request.parent_tool_use_id
-        if name.startswith(TOOL_PREFIX):
+        if name in owned_tools(editor):
             # The editor's tools only read: never asked, in any mode.
             sink.emit(ev.PermissionResolved(f"auto-{request.tool_use_id}", "allow", "mode"))
             return Decision(PermissionAnswer(allow=True))
         asking_user = name in _ASKS_THE_USER
-        rule = (
+        setting = (
             None
             if asking_user
+            else await asyncio.to_thread(
+                settings_rules.match, name, tool_input, cwd, env or {}, trusted
+            )
+        )
+        if setting is not None and setting.behavior == "deny":
+            sink.emit(
+                ev.PermissionResolved(
+                    f"rule-{request.tool_use_id}", "deny", "settings", setting.rule
+                )
+            )
+            return Decision(PermissionAnswer(allow=False, reason=denied_by(setting)))
+        # Plan mode: no standing rule lets a tool with an effect run (the CLI writes its
+        # plan file without asking; nothing else with an effect runs unasked).
+        planning = mode == "plan" and name not in NO_EFFECT
+        if setting is not None and setting.behavior == "allow" and not planning:
+            sink.emit(
+                ev.PermissionResolved(
+                    f"rule-{request.tool_use_id}", "allow", "settings", setting.rule
+                )
+            )
+            return Decision(PermissionAnswer(allow=True))
+        rule = (
+            None
+            if asking_user or planning or setting is not None
             else next((r for r in rules if allow_rules.covers(r.rule, name, tool_input, cwd)), None)
         )
         if rule is not None:
@@ -273,6 +318,48 @@ def _accepted_edit(
     return AcceptedEdit(change.path, change.proposed, edited_content)
 
 
+def owned_tools(editor: ToolServer | None) -> frozenset[str]:
+    """The model-facing names of the session's own editor tools (`mcp__editor__hover`):
+    built from the object the session holds, so a client's or a folder's MCP server
+    that calls itself `editor` gets none of their trust (its tools are asked)."""
+    if editor is None:
+        return frozenset()
+    return frozenset(f"mcp__{editor.server_name}__{spec.name}" for spec in editor.specs())
+
+
+# MCP server names the server's own tool servers use, and `ide`, which the CLI keeps for
+# its own IDE integration: a client's MCP server never gets one of these.
+OWNED_SERVER_NAMES = frozenset({EDITOR_SERVER, CLIENT_FILES_SERVER, "ide"})
+
+
+def client_server_name(name: str, taken: Container[str]) -> str:
+    """The name a client's MCP server runs under: its own, unless the server owns that
+    name (`editor` becomes `editor-client`) or another server of the client has it."""
+    if name not in OWNED_SERVER_NAMES and name not in taken:
+        return name
+    renamed, number = f"{name}-client", 1
+    while renamed in OWNED_SERVER_NAMES or renamed in taken:
+        number += 1
+        renamed = f"{name}-client-{number}"
+    return renamed
+
+
+def denied_by(setting: settings_rules.Match) -> str:
+    return (
+        f"The user's Claude Code settings deny this: the permission rule {setting.rule} "
+        f"in {setting.source}. Do not try another way to do it; tell the user if you need it."
+    )
+
+
+# Tools with no effect outside the conversation: plan mode lets standing rules allow
+# these only.
+NO_EFFECT = frozenset(
+    {
+        "Read", "Grep", "Glob", "LS", "NotebookRead", "WebFetch", "WebSearch", "TodoWrite",
+        "Task", "Agent", "ToolSearch", "BashOutput", "ListMcpResourcesTool",
+        "ReadMcpResourceTool",
+    }
+)  # fmt: skip
 # Tools whose "permission" is the user's answer: questions, and leaving plan mode.
 _ASKS_THE_USER = frozenset({"AskUserQuestion", "ExitPlanMode"})
 DECLINED_QUESTIONS = "The user declined to answer the questions."
@@ -284,7 +371,8 @@ def _question(name: str, tool_input: dict[str, Any], cwd: str) -> str:
         return "The model asks you a question."
     if name == "ExitPlanMode":
         return "Approve the plan and start?"
-    return f"Allow {describe_tool_use(name, tool_input, cwd)}?"
+    # A link names its target too: the write lands there.
+    return f"Allow {describe_tool_use(name, tool_input, cwd)}{link_note(tool_input, cwd)}?"
 
 
 async def _details(name: str, tool_input: dict[str, Any]) -> dict[str, Any] | None:

@@ -225,3 +225,104 @@ def test_an_edit_rule_follows_symlinks_out_of_the_folder(tmp_path: Path) -> None
     assert not rules.covers(rule, "Write", {"file_path": str(folder / "escape/x")}, str(folder))
     assert not rules.covers(rule, "Write", {"file_path": str(tmp_path / "x")}, str(folder))
     assert not rules.covers(rule, "Bash", {"command": "echo > a.py"}, str(folder))
+
+
+# -- issue 24: rules say exactly what they cover, and plan mode yields to none ------------
+
+
+async def ask(client: DaveClient, session: str, prompt: str) -> tuple[Any, str, dict[str, Any]]:
+    """Start a query and wait for its permission request: (future, token, request)."""
+    future, token = client.start_query(session, prompt)
+    return future, token, await client.wait_report(token, "permissionRequest")
+
+
+async def answer(client: DaveClient, future: Any, request: dict[str, Any], decision: str) -> Any:
+    await client.request(
+        "dave/permission", {"requestId": request["requestId"], "decision": decision}
+    )
+    return await asyncio.wait_for(future, 60)
+
+
+async def test_the_clis_prefix_suggestion_is_a_prefix_rule_that_covers_what_it_says(
+    server: Server, tmp_path: Path
+) -> None:
+    """The bundled CLI suggests `Bash(git push *)` for `git push origin main`: the
+    choice is labelled as the prefix it is and covers other pushes, but never a
+    chained command nor an option that changes what runs; where the suggestion does
+    not cover the command shown, the offer is that exact command."""
+    session = new_session()
+    async with server() as client:
+        future, _, request = await ask(client, session, bash("git push origin main"))
+        assert request["allowAlways"] == {
+            "rule": "Bash(git push *)",
+            "label": "commands that start with `git push`",
+        }
+        await answer(client, future, request, "allowAlways")
+
+        _, token = await client.query(session, bash("git push origin other"))
+        assert not client.of_type(token, "permissionRequest")
+        resolved = client.of_type(token, "permissionResolved")
+        assert [(r["by"], r.get("rule")) for r in resolved] == [("rule", "Bash(git push *)")]
+
+        chained = "git push origin main && touch chained.txt"
+        future, _, request = await ask(client, session, bash(chained))
+        assert request["allowAlways"] == {"rule": f"Bash({chained})", "label": "this exact command"}
+        await answer(client, future, request, "deny")
+        hooked = "git push --exec=./evil origin main"
+        future, _, request = await ask(client, session, bash(hooked))
+        assert request["allowAlways"] == {"rule": f"Bash({hooked})", "label": "this exact command"}
+        await answer(client, future, request, "deny")
+    assert not (tmp_path / "chained.txt").exists()
+
+
+async def test_npm_options_that_change_what_runs_ask_under_a_prefix_rule(
+    server: Server, tmp_path: Path
+) -> None:
+    session = new_session()
+    async with server() as client:
+        future, _, request = await ask(client, session, bash("npm test"))
+        assert request["allowAlways"]["rule"] == "Bash(npm test *)"
+        await answer(client, future, request, "allowAlways")
+        for command in (
+            "npm test --prefix ../evil",
+            "npm test --script-shell=./evil.sh",
+            "npm test --node-options=--require=./evil.js",
+        ):
+            future, _, request = await ask(client, session, bash(command))
+            assert request["input"]["command"] == command
+            assert request["allowAlways"]["label"] == "this exact command"
+            await answer(client, future, request, "deny")
+
+
+async def test_an_edit_rule_never_covers_files_that_run_code_later(
+    server: Server, tmp_path: Path
+) -> None:
+    (tmp_path / ".git" / "hooks").mkdir(parents=True)
+    session = new_session()
+    async with server() as client:
+        await ask_and_answer(client, session, "write inside.txt in", "allowAlways")
+        for target in (".git/hooks/pre-commit", ".vscode/settings.json", ".envrc", ".mcp.json"):
+            future, _, request = await ask(client, session, f"write {target} echo owned")
+            # No rule can be offered for it: it asks each time.
+            assert "allowAlways" not in request
+            await answer(client, future, request, "deny")
+            assert not (tmp_path / target).exists()
+        # Other files of the folder still go by the rule.
+        _, token = await client.query(session, "write other.txt fine")
+        assert client.of_type(token, "permissionResolved")[0]["by"] == "rule"
+
+
+async def test_plan_mode_asks_for_an_edit_an_earlier_allow_always_covers(
+    server: Server, tmp_path: Path
+) -> None:
+    session = new_session()
+    async with server() as client:
+        await ask_and_answer(client, session, "write first.txt one", "allowAlways")
+        mode = {"sessionId": session, "mode": "plan"}
+        assert (await client.request("dave/setPermissionMode", mode))["permissionMode"] == "plan"
+        future, token, request = await ask(client, session, "write second.txt two")
+        assert request["toolName"] == "Write"
+        await answer(client, future, request, "deny")
+        assert [r["by"] for r in client.of_type(token, "permissionResolved")] == ["user"]
+    assert (tmp_path / "first.txt").read_text() == "one"
+    assert not (tmp_path / "second.txt").exists()

@@ -31,7 +31,7 @@ from dave_lsp.acp.updates import UPDATE, TurnUpdates
 from dave_lsp.backends.base import SessionConfig
 from dave_lsp.editor_tools import FileTools
 from dave_lsp.options import InitOptions
-from dave_lsp.permissions import PermissionBroker, PermissionPolicy
+from dave_lsp.permissions import PermissionBroker, PermissionPolicy, client_server_name
 from dave_lsp.protocol import AttachmentParam, ParamsError
 from dave_lsp.sessions import SessionActor, SessionManager
 from dave_lsp.store import SessionStore
@@ -397,18 +397,30 @@ def _absolute(method: str, cwd: str) -> str:
 
 
 def mcp_servers(servers: Sequence[Any]) -> dict[str, Any]:
-    """The client's MCP servers in the Claude SDK's `McpServerConfig` shape, by name."""
+    """The client's MCP servers in the Claude SDK's `McpServerConfig` shape, by name.
+    A name the server's own tools use (`editor`, `acp`; permissions.OWNED_SERVER_NAMES)
+    is not the client's to take: that server runs renamed (`editor-client`, so its tools
+    are `mcp__editor-client__*`, asked as any client tool is), and the log says so."""
     configs: dict[str, Any] = {}
     for server in servers:
+        name = client_server_name(server.name, configs)
+        if name != server.name:
+            log.warning(
+                "the client's MCP server %r runs as %r: dave-lsp's own tools use that name;"
+                " its tools are mcp__%s__<tool>",
+                server.name,
+                name,
+                name,
+            )
         if isinstance(server, acp.McpServerStdio):
-            configs[server.name] = {
+            configs[name] = {
                 "type": "stdio",
                 "command": server.command,
                 "args": list(server.args),
                 "env": {e.name: e.value for e in server.env},
             }
         elif isinstance(server, acp.HttpMcpServer | acp.SseMcpServer):
-            configs[server.name] = {
+            configs[name] = {
                 "type": "http" if isinstance(server, acp.HttpMcpServer) else "sse",
                 "url": server.url,
                 "headers": {h.name: h.value for h in server.headers},

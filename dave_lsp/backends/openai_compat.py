@@ -56,7 +56,7 @@ import attrs
 import openai
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
-from dave_lsp import logs
+from dave_lsp import logs, settings_rules
 from dave_lsp.backends import openai_tools as tools
 from dave_lsp.backends.base import (
     Attachment,
@@ -441,6 +441,15 @@ class OpenAISession:
                 if call.name not in tools.BUILTIN  # the editor's tools only read
                 else tools.gate(call.name, call_input, self._config.permission_mode, cwd)
             )
+            config = self._config
+            if (
+                verdict == "allow"
+                and call.name in tools.BUILTIN
+                and await asyncio.to_thread(
+                    settings_rules.speaks, call.name, call_input, cwd, config.env, config.trusted
+                )
+            ):
+                verdict = "ask"  # the user's deny or ask rule: the policy applies it
             if verdict == "allow":
                 yield PermissionResolved(f"auto-{call.id}", "allow", "mode")
                 answer = PermissionAnswer(allow=True)
