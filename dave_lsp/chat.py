@@ -75,6 +75,12 @@ def add_chat_arguments(parser: argparse.ArgumentParser) -> None:
         "--yes", action="store_true", help="allow every permission request without asking"
     )
     parser.add_argument(
+        "--trust",
+        action="store_true",
+        help="trust the --cwd folder for this run: its Claude Code project settings load "
+        "(hooks, MCP servers, env), which run code",
+    )
+    parser.add_argument(
         "--image",
         action="append",
         default=[],
@@ -267,6 +273,8 @@ def _init_options(args: argparse.Namespace, demo: dict[str, Any]) -> dict[str, A
             options[key] = value
     if args.openai_base_url:
         options["openai"] = {"baseUrl": args.openai_base_url}
+    if args.trust:
+        options["trustedFolders"] = [os.path.abspath(args.cwd or os.getcwd())]
     return options
 
 
@@ -456,6 +464,10 @@ class ChatClient:
             self.term.note(f"  permission {value.get('decision')} by cancel")
         elif kind == "error":
             self.term.note(f"  error: {value.get('message')}")
+        elif kind == "status" and value.get("state") == "working" and value.get("message"):
+            # A notice (settings an untrusted folder left out, a conversation that
+            # could not be resumed): the user should know.
+            self.term.note(f"  note: {value['message']}")
 
     async def _answer(self, value: dict[str, Any]) -> None:
         answer: dict[str, Any] = {"requestId": value["requestId"]}

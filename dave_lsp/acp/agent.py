@@ -27,7 +27,7 @@ from dave_lsp.acp import history, schema
 from dave_lsp.acp.files import ClientFiles
 from dave_lsp.acp.schema import acp
 from dave_lsp.acp.transport import INTERNAL_ERROR, RESOURCE_NOT_FOUND, Connection, RpcError
-from dave_lsp.acp.updates import UPDATE, TurnUpdates
+from dave_lsp.acp.updates import REQUEST_PERMISSION, UPDATE, TurnUpdates
 from dave_lsp.backends.base import SessionConfig
 from dave_lsp.editor_tools import FileTools
 from dave_lsp.options import InitOptions
@@ -35,6 +35,7 @@ from dave_lsp.permissions import PermissionBroker, PermissionPolicy, client_serv
 from dave_lsp.protocol import AttachmentParam, ParamsError
 from dave_lsp.sessions import SessionActor, SessionManager
 from dave_lsp.store import SessionStore
+from dave_lsp.trust import TrustError
 from dave_lsp.turns import QueryJob
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 # answers `cancelled` anyway (the session layer goes on stopping it; the next prompt
 # queues behind). The issue's bound is 2 s.
 CANCEL_GRACE = 1.5
+# The option of the trust question that trusts the folder.
+TRUST_FOLDER = "trustFolder"
 
 
 @attrs.define(eq=False)
@@ -71,6 +74,8 @@ class Agent:
         self._background: set[asyncio.Task[None]] = set()
         self._warming: set[str] = set()  # sessions whose client is being connected ahead
         self._announced: set[str] = set()  # sessions whose slash commands were sent
+        # Each session's one question whether to trust its folder (its first prompt's).
+        self._trust_questions: dict[str, asyncio.Task[bool]] = {}
         for method, handler in {
             "initialize": self.initialize,
             "authenticate": self.authenticate,
@@ -301,6 +306,8 @@ class Agent:
         if actor is None:
             raise RpcError(RESOURCE_NOT_FOUND, f"session/prompt: no session {session_id}")
         text, images = prompt_content(request.prompt)
+        if not await self._trust_question(actor):
+            return {"stopReason": "cancelled"}
         if actor.backend is None and actor.config.files is None:
             # Revived from the store without session/load: its client starts with
             # this client's file system too.
@@ -332,6 +339,72 @@ class Agent:
                 waiting.remove(running)
             if not waiting:
                 self.prompts.pop(session_id, None)
+
+    async def _trust_question(self, actor: SessionActor) -> bool:
+        """Ask once per session, at its first prompt, whether to trust its folder, when
+        the folder is untrusted and its Claude Code settings could run code (every
+        prompt waits for that one answer). False when the client cancelled the question:
+        the prompt then ends cancelled."""
+        session_id = actor.session_id
+        if actor.config.backend != "claude":
+            return True  # only Claude Code loads a folder's settings
+        question = self._trust_questions.get(session_id)
+        if question is None:
+            question = asyncio.ensure_future(self._ask_trust(actor))
+            self._trust_questions[session_id] = question
+        return await asyncio.shield(question)
+
+    async def _ask_trust(self, actor: SessionActor) -> bool:
+        """The question, listing in full what would run. Allowed: remembered as
+        dave/trustFolder remembers, and the session's client reconnects with the
+        folder's settings at this turn. Rejected (or unanswerable): it runs without."""
+        try:
+            found, trusted = await self.manager.folder_trust(actor.config.cwd)
+        except TrustError:
+            return True  # no folder to trust: the turn says what is wrong with it
+        if trusted or not found.runs_code:
+            return True
+        listing = "\n".join(found.would_run)
+        params = {
+            "sessionId": actor.session_id,
+            "toolCall": {
+                "toolCallId": f"trust-{actor.session_id}",
+                "title": f"Trust this folder's Claude Code settings? {found.summary()}",
+                "kind": "execute",
+                "status": "pending",
+                "content": [
+                    schema.text_content(
+                        f"{found.path} is not trusted. Trusting it loads its Claude Code "
+                        f"settings, which run:\n{listing}"
+                    )
+                ],
+                "rawInput": {"folder": found.path, "wouldRun": found.would_run},
+            },
+            "options": [
+                {"optionId": TRUST_FOLDER, "name": "Trust this folder", "kind": "allow_always"},
+                {"optionId": schema.REJECT, "name": "Run without them", "kind": "reject_once"},
+            ],
+        }
+        try:
+            result = await asyncio.wait_for(
+                self.conn.request(REQUEST_PERMISSION, params),
+                self.options.permission_timeout_seconds,
+            )
+            outcome = schema.parse(
+                REQUEST_PERMISSION, result, acp.RequestPermissionResponse
+            ).outcome
+        except (RpcError, ParamsError, TimeoutError) as exc:
+            log.warning("could not ask whether to trust %s: %s", found.path, exc or "no answer")
+            return True
+        if not isinstance(outcome, acp.AllowedOutcome):
+            self._trust_questions.pop(actor.session_id, None)  # asked again next prompt
+            return False
+        if outcome.option_id == TRUST_FOLDER:
+            try:
+                await self.manager.set_trust(found.path, True)
+            except TrustError as exc:
+                log.warning("could not trust %s: %s", found.path, exc)
+        return True
 
     def _after_turn(self, actor: SessionActor) -> None:
         # Back within maxLiveSessions once sessions are idle again (the pool lets a busy

@@ -64,6 +64,15 @@ def add_acp_arguments(parser: argparse.ArgumentParser) -> None:
         help="extra environment for backend processes (repeatable)",
     )
     parser.add_argument(
+        "--trust-folder",
+        dest="acp_trust",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="trust DIR (and what is under it): its Claude Code project settings load, "
+        "hooks and MCP servers included (repeatable; adds to the config's trustedFolders)",
+    )
+    parser.add_argument(
         "--log-level",
         dest="acp_log_level",
         choices=["error", "warning", "info", "debug"],
@@ -99,6 +108,11 @@ def raw_options(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"dave-lsp acp: {exc}") from None
     if env:
         raw["env"] = env
+    if args.acp_trust:
+        # A flag's folder is the caller's, relative to where it was started.
+        given = raw.get("trustedFolders", [])
+        if isinstance(given, list):  # else the options' check names the config's mistake
+            raw["trustedFolders"] = [*given, *(os.path.abspath(d) for d in args.acp_trust)]
     if args.acp_log_level:
         raw["logLevel"] = args.acp_log_level
     return raw
