@@ -15,71 +15,16 @@
  */
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import type { Browser, Frame, Page } from 'playwright-core';
+import type { Frame, Page } from 'playwright-core';
 
-import { extensionRoot, fakeModelOptions, pythonPath, repoRoot, sleep, startFakeModel, tempDir, type FakeModel } from './helpers';
-
-const chromiumPath = process.env.DAVE_E2E_CHROMIUM;
-const node24Bin = process.env.DAVE_E2E_NODE24_BIN;
-const codeServer = process.env.DAVE_E2E_CODE_SERVER;
-const vsix = process.env.DAVE_VSIX ?? path.join(extensionRoot, 'dave-lsp.vsix');
-const artifacts = process.env.DAVE_E2E_ARTIFACTS ?? path.join(extensionRoot, 'test-artifacts');
-const skip =
-  chromiumPath && node24Bin && codeServer
-    ? existsSync(vsix)
-      ? false
-      : `no ${vsix}: run npm run package`
-    : 'the real-VS-Code test runs from scripts/test.sh (DAVE_E2E_* not set)';
+import { artifacts, chatFrame, e2eSkip as skip, openCodeServer, type CodeServerWindow } from './codeServer';
+import { fakeModelOptions, pythonPath, repoRoot, sleep, startFakeModel, tempDir, type FakeModel } from './helpers';
 
 const STEP = 90_000;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-async function waitForHttp(url: string, timeoutMs: number, proc: ChildProcess, output: () => string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (proc.exitCode !== null) throw new Error(`code-server exited with ${proc.exitCode}: ${output()}`);
-    try {
-      const response = await fetch(url);
-      if (response.status < 500) return;
-    } catch {
-      // Not listening yet.
-    }
-    await sleep(250);
-  }
-  throw new Error(`code-server did not answer on ${url}: ${output()}`);
-}
-
-/** The frame that holds the chat webview's content (webviews nest two iframes deep). */
-async function chatFrame(page: Page, timeoutMs: number): Promise<Frame> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    for (const frame of page.frames()) {
-      try {
-        if ((await frame.locator('textarea[aria-label="Message Dave"]').count()) > 0) return frame;
-      } catch {
-        // A frame that went away while we looked.
-      }
-    }
-    await sleep(250);
-  }
-  throw new Error('the Dave chat webview did not appear');
-}
 
 async function waitForFile(file: string, timeoutMs: number): Promise<string> {
   const deadline = Date.now() + timeoutMs;
@@ -120,87 +65,32 @@ function transcripts(dir: string): string {
 
 describe('the extension in a real VS Code (code-server + Chromium)', { skip }, () => {
   let fake: FakeModel;
-  let server: ChildProcess | undefined;
-  let serverOutput = '';
-  let browser: Browser | undefined;
+  let window: CodeServerWindow | undefined;
   let page: Page;
   let chat: Frame;
   let root: string;
   let workspace: string;
 
   before(async () => {
-    const { chromium } = await import('playwright-core');
     root = tempDir('e2e');
     workspace = path.join(root, 'project');
-    const userData = path.join(root, 'user-data');
-    const extensions = path.join(root, 'extensions');
     const home = path.join(root, 'home');
-    for (const dir of [workspace, path.join(userData, 'User'), extensions, home]) mkdirSync(dir, { recursive: true });
+    mkdirSync(workspace, { recursive: true });
     writeFileSync(path.join(workspace, 'README.md'), '# e2e project\n');
     writeFileSync(path.join(workspace, 'greet.py'), 'def greet(name):\n    return f"hi {name}"\n\n\nprint(greet("a"))\n');
 
     fake = await startFakeModel();
     const options = fakeModelOptions(fake.url, home, workspace);
-    writeFileSync(
-      path.join(userData, 'User', 'settings.json'),
-      JSON.stringify(
-        {
-          'security.workspace.trust.enabled': false,
-          'workbench.startupEditor': 'none',
-          'workbench.tips.enabled': false,
-          'telemetry.telemetryLevel': 'off',
-          'extensions.autoUpdate': false,
-          'extensions.autoCheckUpdates': false,
-          'update.mode': 'none',
-          // Room for a side-by-side diff: no built-in chat in the secondary side bar.
-          'workbench.secondarySideBar.defaultVisibility': 'hidden',
-          'chat.disableAIFeatures': true,
-          'dave.server.command': [pythonPath(), '-m', 'dave_lsp'],
-          // The CLI retries a failed model request up to 3 times (about 4 s), as a user's would.
-          'dave.server.env': { ...options.env, CLAUDE_CODE_MAX_RETRIES: '3', PYTHONPATH: repoRoot },
-        },
-        null,
-        2,
-      ),
-    );
-
-    const env = { ...process.env, PATH: `${node24Bin}${path.delimiter}${process.env.PATH ?? ''}`, HOME: home };
-    const node = path.join(node24Bin!, 'node');
-    const install = spawnSync(node, [codeServer!, '--extensions-dir', extensions, '--user-data-dir', userData, '--install-extension', vsix], {
-      env,
-      encoding: 'utf8',
-      timeout: 120_000,
+    window = await openCodeServer({
+      root,
+      workspace,
+      settings: {
+        'dave.server.command': [pythonPath(), '-m', 'dave_lsp'],
+        // The CLI retries a failed model request up to 3 times (about 4 s), as a user's would.
+        'dave.server.env': { ...options.env, CLAUDE_CODE_MAX_RETRIES: '3', PYTHONPATH: repoRoot },
+      },
     });
-    assert.equal(install.status, 0, `installing the .vsix: ${install.stdout}\n${install.stderr}`);
-    assert.match(install.stdout + install.stderr, /successfully installed/i);
-
-    const port = await freePort();
-    server = spawn(
-      node,
-      [
-        codeServer!,
-        '--auth', 'none',
-        '--bind-addr', `127.0.0.1:${port}`,
-        '--disable-telemetry',
-        '--disable-update-check',
-        '--disable-workspace-trust',
-        '--user-data-dir', userData,
-        '--extensions-dir', extensions,
-        workspace,
-      ],
-      { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-    );
-    const collect = (chunk: Buffer): void => {
-      serverOutput = (serverOutput + chunk.toString()).slice(-20_000);
-    };
-    server.stdout!.on('data', collect);
-    server.stderr!.on('data', collect);
-    await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60_000, server, () => serverOutput);
-
-    browser = await chromium.launch({ executablePath: chromiumPath!, args: ['--no-sandbox'] });
-    page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
-    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(workspace)}`);
-    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    page = window.page;
   }, { timeout: 240_000 });
 
   after(async () => {
@@ -212,20 +102,7 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
         // Best effort.
       }
     }
-    await browser?.close();
-    if (server?.pid !== undefined && server.exitCode === null) {
-      try {
-        process.kill(-server.pid, 'SIGTERM');
-      } catch {
-        server.kill('SIGTERM');
-      }
-      await sleep(500);
-      try {
-        process.kill(-server.pid, 'SIGKILL');
-      } catch {
-        // Gone.
-      }
-    }
+    await window?.close();
     await fake?.stop();
     if (root !== undefined) rmSync(root, { recursive: true, force: true });
   });

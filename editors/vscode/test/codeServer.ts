@@ -1,0 +1,193 @@
+/**
+ * The real VS Code for the e2e tests: code-server (VS Code in the browser)
+ * with the built .vsix installed, opened on a folder in Debian's Chromium
+ * through playwright-core. scripts/test.sh installs the tools
+ * (scripts/e2e-setup.sh) and passes their paths in DAVE_E2E_CHROMIUM,
+ * DAVE_E2E_NODE24_BIN and DAVE_E2E_CODE_SERVER; without them the e2e files skip.
+ */
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import * as path from 'node:path';
+
+import type { Browser, Frame, Page } from 'playwright-core';
+
+import { extensionRoot, sleep } from './helpers';
+
+const chromiumPath = process.env.DAVE_E2E_CHROMIUM;
+const node24Bin = process.env.DAVE_E2E_NODE24_BIN;
+const codeServer = process.env.DAVE_E2E_CODE_SERVER;
+export const vsix = process.env.DAVE_VSIX ?? path.join(extensionRoot, 'dave-lsp.vsix');
+export const artifacts = process.env.DAVE_E2E_ARTIFACTS ?? path.join(extensionRoot, 'test-artifacts');
+
+/** Why the e2e tests skip here, or false when they can run. */
+export const e2eSkip: string | false =
+  chromiumPath && node24Bin && codeServer
+    ? existsSync(vsix)
+      ? false
+      : `no ${vsix}: run npm run package`
+    : 'the real-VS-Code test runs from scripts/test.sh (DAVE_E2E_* not set)';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+async function waitForHttp(url: string, timeoutMs: number, proc: ChildProcess, output: () => string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`code-server exited with ${proc.exitCode}: ${output()}`);
+    try {
+      const response = await fetch(url);
+      if (response.status < 500) return;
+    } catch {
+      // Not listening yet.
+    }
+    await sleep(250);
+  }
+  throw new Error(`code-server did not answer on ${url}: ${output()}`);
+}
+
+/** The frame that holds the chat webview's content (webviews nest two iframes deep). */
+export async function chatFrame(page: Page, timeoutMs: number): Promise<Frame> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    for (const frame of page.frames()) {
+      try {
+        if ((await frame.locator('textarea[aria-label="Message Dave"]').count()) > 0) return frame;
+      } catch {
+        // A frame that went away while we looked.
+      }
+    }
+    await sleep(250);
+  }
+  throw new Error('the Dave chat webview did not appear');
+}
+
+export interface CodeServerOptions {
+  /** A temporary folder for code-server's user data, extensions and home. */
+  root: string;
+  /** The folder VS Code opens. */
+  workspace: string;
+  /** The user's settings.json (the Dave settings among them). */
+  settings: Record<string, unknown>;
+  /** Workspace trust on: the folder opens in Restricted Mode (no startup prompt) until trusted. Off: trust is disabled. */
+  workspaceTrust?: boolean;
+}
+
+export interface CodeServerWindow {
+  readonly page: Page;
+  readonly home: string;
+  /** Closes the browser and stops code-server (and the processes it started). */
+  close(): Promise<void>;
+}
+
+/** Installs the .vsix into a fresh code-server, starts it and opens `workspace` in Chromium. */
+export async function openCodeServer(options: CodeServerOptions): Promise<CodeServerWindow> {
+  const { chromium } = await import('playwright-core');
+  const userData = path.join(options.root, 'user-data');
+  const extensions = path.join(options.root, 'extensions');
+  const home = path.join(options.root, 'home');
+  for (const dir of [path.join(userData, 'User'), extensions, home]) mkdirSync(dir, { recursive: true });
+  const trust = options.workspaceTrust === true;
+  writeFileSync(
+    path.join(userData, 'User', 'settings.json'),
+    JSON.stringify(
+      {
+        ...(trust ? { 'security.workspace.trust.startupPrompt': 'never' } : { 'security.workspace.trust.enabled': false }),
+        'workbench.startupEditor': 'none',
+        'workbench.tips.enabled': false,
+        'telemetry.telemetryLevel': 'off',
+        'extensions.autoUpdate': false,
+        'extensions.autoCheckUpdates': false,
+        'update.mode': 'none',
+        // Room for a side-by-side diff: no built-in chat in the secondary side bar.
+        'workbench.secondarySideBar.defaultVisibility': 'hidden',
+        'chat.disableAIFeatures': true,
+        ...options.settings,
+      },
+      null,
+      2,
+    ),
+  );
+
+  const env = { ...process.env, PATH: `${node24Bin}${path.delimiter}${process.env.PATH ?? ''}`, HOME: home };
+  const node = path.join(node24Bin!, 'node');
+  const install = spawnSync(node, [codeServer!, '--extensions-dir', extensions, '--user-data-dir', userData, '--install-extension', vsix], {
+    env,
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  assert.equal(install.status, 0, `installing the .vsix: ${install.stdout}\n${install.stderr}`);
+  assert.match(install.stdout + install.stderr, /successfully installed/i);
+
+  const port = await freePort();
+  const server = spawn(
+    node,
+    [
+      codeServer!,
+      '--auth', 'none',
+      '--bind-addr', `127.0.0.1:${port}`,
+      '--disable-telemetry',
+      '--disable-update-check',
+      ...(trust ? [] : ['--disable-workspace-trust']),
+      '--user-data-dir', userData,
+      '--extensions-dir', extensions,
+      options.workspace,
+    ],
+    { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+  );
+  let serverOutput = '';
+  const collect = (chunk: Buffer): void => {
+    serverOutput = (serverOutput + chunk.toString()).slice(-20_000);
+  };
+  server.stdout.on('data', collect);
+  server.stderr.on('data', collect);
+
+  let browser: Browser | undefined;
+  const close = async (): Promise<void> => {
+    await browser?.close();
+    if (server.pid !== undefined && server.exitCode === null) {
+      try {
+        process.kill(-server.pid, 'SIGTERM');
+      } catch {
+        server.kill('SIGTERM');
+      }
+      await sleep(500);
+      try {
+        process.kill(-server.pid, 'SIGKILL');
+      } catch {
+        // Gone.
+      }
+    }
+  };
+  try {
+    await waitForHttp(`http://127.0.0.1:${port}/healthz`, 60_000, server, () => serverOutput);
+    browser = await chromium.launch({ executablePath: chromiumPath!, args: ['--no-sandbox'] });
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await page.goto(`http://127.0.0.1:${port}/?folder=${encodeURIComponent(options.workspace)}`);
+    await page.locator('.monaco-workbench').waitFor({ timeout: 60_000 });
+    return { page, home, close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** Saves a screenshot into test-artifacts/ (best effort). */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  try {
+    mkdirSync(artifacts, { recursive: true });
+    await page.screenshot({ path: path.join(artifacts, name) });
+  } catch {
+    // Best effort.
+  }
+}
