@@ -7,6 +7,15 @@ server-to-client request `dave/editor/<capability>` with LSP-shaped params, and 
 client's LSP-shaped answer becomes compact text for the model: paths relative to the
 session's cwd, 1-based lines, the source line.
 
+The model gets text only from files inside the session's folder (symlinks resolved,
+folders.py): these tools run unasked in every mode, while Read of a file outside the
+folder asks. A path the model names outside it is refused, and a place the editor's
+answer points to outside it (another project, a link to one, a non-file buffer) is
+named by path and line with "outside the session's folder: read it with Read (asks)"
+and none of its text: no source line, no diagnostic message (a linter may quote the
+line), no selected text. Hover text is the language server's description of a symbol
+at a place in the folder, not a file's text, and is returned as it is.
+
 Backend-neutral: the Claude backend serves these through an in-process SDK MCP server
 named `editor` (so `mcp__editor__getDiagnostics`, ...); another backend can offer the
 same `specs()` as its own function tools. `ToolServer` is that shape; an ACP client's
@@ -25,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
+from dave_lsp.folders import OUTSIDE, inside
 from dave_lsp.proposals import Proposal
 from dave_lsp.summaries import display_path
 
@@ -203,10 +213,10 @@ class EditorTools:
         match spec.capability:
             case "diagnostics":
                 path = _optional_str(args, "path")
-                params: dict[str, Any] = {"uri": uri_of(view.absolute(path))} if path else {}
+                params: dict[str, Any] = {"uri": uri_of(view.in_folder(path))} if path else {}
                 return view.diagnostics(await self._ask(spec, params))
             case "definition" | "references" | "hover":
-                path = view.absolute(_required_str(args, "path"))
+                path = view.in_folder(_required_str(args, "path"))
                 position = await asyncio.to_thread(
                     find_symbol, path, _required_str(args, "symbol"), _line(args)
                 )
@@ -301,10 +311,25 @@ class _View:
     def absolute(self, path: str) -> str:
         return os.path.normpath(os.path.join(self.cwd, os.path.expanduser(path)))
 
+    def in_folder(self, path: str) -> str:
+        """The model's `path`, absolute; EditorToolError when it lies outside the folder."""
+        absolute = self.absolute(path)
+        if not inside(absolute, self.cwd):
+            raise EditorToolError(f"{path}: {OUTSIDE}")
+        return absolute
+
+    def readable(self, uri: str) -> bool:
+        """Whether the model may see text of the file at `uri`: a file in the folder."""
+        path = path_of(uri)
+        return uri.startswith("file:") and os.path.isabs(path) and inside(path, self.cwd)
+
     def label(self, uri: str) -> str:
         return display_path(path_of(uri), self.cwd)
 
     def source_line(self, uri: str, line: int) -> str:
+        """The text of the line, stripped; OUTSIDE for a file the model may not see."""
+        if not self.readable(uri):
+            return OUTSIDE
         path = path_of(uri)
         if path not in self._lines:
             try:
@@ -352,6 +377,9 @@ class _View:
                 source = diagnostic.get("source")
                 code = diagnostic.get("code")
                 tag = f" [{source}{f' {code}' if code not in (None, '') else ''}]" if source else ""
+                if not self.readable(uri):  # the message may quote the file
+                    out.append(f"{where}: {severity}{tag}: {OUTSIDE}")
+                    continue
                 message = " ".join(str(diagnostic.get("message") or "").split())
                 text = self.source_line(uri, line)
                 out.append(
@@ -377,7 +405,8 @@ class _View:
                     f"{self.source_line(uri, line)}".rstrip()
                 )
             else:
-                out.append(f"{kind} {item.get('name')}{container} in {self.label(uri)}")
+                where = self.label(uri) + ("" if self.readable(uri) else f": {OUTSIDE}")
+                out.append(f"{kind} {item.get('name')}{container} in {where}")
         return _listed(out, len(answer))
 
     def hover(self, answer: Any) -> str:
@@ -393,17 +422,19 @@ class _View:
             return "No files are open."
         out = []
         for editor in editors:
+            uri = str(editor.get("uri") or "")
             marks = [
                 m
                 for m, on in (
                     ("active", editor.get("isActive")),
                     ("unsaved changes", editor.get("isDirty")),
+                    ("outside the session's folder", not self.readable(uri)),
                 )
                 if on
             ]
             language = f" ({editor['languageId']})" if editor.get("languageId") else ""
             suffix = f" [{', '.join(marks)}]" if marks else ""
-            out.append(f"{self.label(str(editor.get('uri') or ''))}{language}{suffix}")
+            out.append(f"{self.label(uri)}{language}{suffix}")
         return "\n".join(out)
 
     def selection(self, answer: Any) -> str:
@@ -420,6 +451,8 @@ class _View:
             text = text[:MAX_TEXT] + "\n… (cut)"
         where = f"line {start}" if start == end else f"lines {start}-{end}"
         head = f"{self.label(str(answer['uri']))}, {where}"
+        if not self.readable(str(answer["uri"])):
+            return f"{head}: {OUTSIDE}"  # what the user sees, yet not the folder's
         return f"{head}:\n{text}" if text else f"{head} (no text selected)"
 
 

@@ -204,3 +204,103 @@ async def test_a_slow_editor_is_a_tool_error_not_a_hung_turn(
         result, _ = await asyncio.wait_for(client.query(session, call("getCurrentSelection")), 40)
         release.set()
     assert "did not answer dave/editor/selection within 10 s" in result["text"]
+
+
+OUTSIDE = "outside the session's folder: read it with Read (asks)"
+
+
+async def test_editor_tools_name_files_outside_the_folder_without_their_text(
+    server: Server, tmp_path: Path, fake_model: FakeModelServer
+) -> None:
+    """An editor's answer pointing outside the session's folder (another project, or a
+    link in the folder to one) names the place; its text reaches the model only
+    through Read, which asks. In plan mode too."""
+    secret = "sk-outside-0451"
+    other = tmp_path.parent / f"{tmp_path.name}-other_project"
+    other.mkdir()
+    settings = other / "settings.py"
+    settings.write_text(f'DEBUG = True\nSECRET_KEY = "{secret}"\n')
+    (tmp_path / "greet.py").write_text(GREET)
+    (tmp_path / "linked.py").symlink_to(settings)
+    inside, outside, linked = (
+        (tmp_path / "greet.py").as_uri(),
+        settings.as_uri(),
+        (tmp_path / "linked.py").as_uri(),
+    )
+    span = {"start": {"line": 1, "character": 0}, "end": {"line": 1, "character": 10}}
+    answers = {
+        "dave/editor/references": lambda _p: [
+            location(inside, 0, 4, 9),
+            location(outside, 1, 0, 10),
+            location(linked, 1, 0, 10),
+        ],
+        "dave/editor/definition": lambda _p: location(outside, 1, 0, 10),
+        "dave/editor/symbols": lambda _p: [
+            {"name": "SECRET_KEY", "kind": 14, "location": location(outside, 1, 0, 10)}
+        ],
+        "dave/editor/diagnostics": lambda _p: {
+            "files": [
+                {
+                    "uri": outside,
+                    "diagnostics": [
+                        {
+                            "range": span,
+                            "severity": 2,
+                            "source": "bandit",
+                            "code": "B105",
+                            "message": f"Possible hardcoded password: '{secret}'",
+                        }
+                    ],
+                }
+            ]
+        },
+        "dave/editor/selection": lambda _p: {
+            "uri": outside,
+            "range": span,
+            "text": f'SECRET_KEY = "{secret}"',
+        },
+        "dave/editor/hover": lambda _p: {"contents": "SECRET_KEY: str"},
+        "dave/editor/openEditors": lambda _p: {
+            "editors": [{"uri": outside, "isActive": True}, {"uri": inside}]
+        },
+    }
+    tools = ("references", "definition", "symbols", "diagnostics", "selection", "hover")
+    tools += ("openEditors",)
+    async with server(capabilities=offering(*tools), answers=answers) as client:
+        for mode in ("default", "plan"):
+            session = new_session()
+            await client.request("dave/newSession", {"sessionId": session, "permissionMode": mode})
+
+            async def said(tool: str, **args: Any) -> str:
+                result, _ = await client.query(session, call(tool, **args))  # noqa: B023
+                return str(result["text"]).removeprefix("Tool said: ")
+
+            assert await said("findReferences", path="greet.py", symbol="greet", line=1) == (
+                f"greet.py:1:5: def greet(name):\n{settings}:2:1: {OUTSIDE}\n"
+                f"linked.py:2:1: {OUTSIDE}"
+            )
+            # From a file in the folder the editor's answer leads outside.
+            (tmp_path / "uses.py").write_text("from settings import SECRET_KEY\n")
+            assert await said("findDefinition", path="uses.py", symbol="SECRET_KEY") == (
+                f"{settings}:2:1: {OUTSIDE}"
+            )
+            assert await said("searchSymbols", query="SECRET") == (
+                f"constant SECRET_KEY at {settings}:2:1: {OUTSIDE}"
+            )
+            assert await said("getDiagnostics") == (
+                f"{settings}:2:1: warning [bandit B105]: {OUTSIDE}"
+            )
+            assert await said("getCurrentSelection") == f"{settings}, line 2: {OUTSIDE}"
+            assert await said("getOpenEditors") == (
+                f"{settings} [active, outside the session's folder]\ngreet.py"
+            )
+            # A path outside, or a link to outside, is not looked into at all.
+            for path in (str(settings), "linked.py", f"../{other.name}/settings.py"):
+                for tool in ("findDefinition", "hover"):
+                    refused = await said(tool, path=path, symbol="SECRET_KEY")
+                    # (The CLI adds a hint about the tool's schema after an error.)
+                    assert refused.startswith(f"(error) {path}: {OUTSIDE}"), refused
+                refused = await said("getDiagnostics", path=path)
+                assert refused.startswith(f"(error) {path}: {OUTSIDE}"), refused
+    leaked = [r for r in fake_model.requests if secret in json.dumps(r.body)]
+    assert not leaked, "the outside file's text reached the model"
