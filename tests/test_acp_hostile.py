@@ -59,8 +59,8 @@ async def test_an_endless_line_on_a_shared_socket_does_not_grow_memory(tmp_path:
         f"--state-dir={tmp_path / 'state'}",
         f"--cwd={tmp_path}",
         "--prewarm=0",
-        stdin=theirs,
-        stdout=theirs,
+        stdin=theirs.fileno(),
+        stdout=theirs.fileno(),
     )
     theirs.close()
     reader, writer = await asyncio.open_connection(sock=ours, limit=1 << 20)
