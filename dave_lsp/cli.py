@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import os
 import signal
@@ -43,13 +42,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--tcp",
         type=_parse_address,
         metavar="[HOST:]PORT",
-        help="serve over TCP, for debugging (binds 127.0.0.1 unless a host is given)",
+        help="serve one client over TCP, for debugging (binds 127.0.0.1 unless a host is "
+        "given; the client presents the token the server prints where to find)",
     )
     parser.add_argument(
         "--ws",
         type=_parse_address,
         metavar="[HOST:]PORT",
-        help="serve over WebSocket, for debugging (binds 127.0.0.1 unless given)",
+        help="serve one client over WebSocket, for debugging (binds 127.0.0.1 unless given; "
+        "a token as with --tcp)",
+    )
+    parser.add_argument(
+        "--ws-allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="with --ws: a browser origin that may connect (it still needs the token); "
+        "none by default",
     )
     parser.add_argument(
         "--log-level",
@@ -217,14 +226,10 @@ class PipeReader:
 async def _serve_stdio(protocol_out: BinaryIO) -> int:
     from pygls.io_ import StdinAsyncReader, run_async
 
-    from dave_lsp.pids import LIVE_PIDS, kill_pid
     from dave_lsp.server import server
 
     main_task = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, main_task.cancel)  # type: ignore[union-attr]
+    _cancel_on_signals()
     writer = ProtocolWriter(protocol_out, main_task.cancel)  # type: ignore[union-attr]
     server.protocol.set_writer(writer)
     reader = FrameReader(
@@ -245,31 +250,56 @@ async def _serve_stdio(protocol_out: BinaryIO) -> int:
     except (SystemExit, BrokenPipeError):
         pass
     finally:
-        try:
-            await asyncio.wait_for(server.close_sessions(), 5)
-        except BaseException:
-            log.warning("sessions did not close in time; killing their processes")
-        for pid in list(LIVE_PIDS):
-            kill_pid(pid)
+        await _close_everything()
     return code
 
 
-def _serve_socket(args: argparse.Namespace) -> int:
+def _cancel_on_signals() -> None:
+    """SIGTERM, SIGINT and SIGHUP cancel the running (main) task: its `finally` closes
+    every session."""
+    main_task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, main_task.cancel)  # type: ignore[union-attr]
+
+
+async def _close_everything() -> None:
+    from dave_lsp.pids import LIVE_PIDS, kill_pid
     from dave_lsp.server import server
 
+    try:
+        await asyncio.wait_for(server.close_sessions(), 5)
+    except BaseException:
+        log.warning("sessions did not close in time; killing their processes")
+    for pid in list(LIVE_PIDS):
+        kill_pid(pid)
+
+
+def _serve_socket(args: argparse.Namespace) -> int:
+    """--tcp / --ws: dave_lsp/sockets.py serves one client that holds the token."""
     host, port = args.tcp or args.ws
     kind = "tcp" if args.tcp else "ws"
-    if kind == "ws" and importlib.util.find_spec("websockets") is None:
-        needs = "dave-lsp: --ws needs the websockets package: pip install 'pygls[ws]'"
-        print(needs, file=sys.stderr)
+    if args.ws_allow_origin and kind != "ws":
+        print("dave-lsp: --ws-allow-origin goes with --ws", file=sys.stderr)
         return 2
-    print(f"dave-lsp listening on {kind}://{host}:{port} (debugging transport)", file=sys.stderr)
+
+    async def run() -> int:
+        from dave_lsp import sockets
+
+        _cancel_on_signals()
+        try:
+            return await sockets.serve(kind, host, port, args.ws_allow_origin)
+        except asyncio.CancelledError:
+            log.info("signal received; closing every session")
+            return 0
+        finally:
+            await _close_everything()
+
     try:
-        if args.tcp:
-            server.start_tcp(host, port)
-        else:
-            server.start_ws(host, port)
-    except OSError as exc:
-        print(f"dave-lsp: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    return 0
+        code = asyncio.run(run())
+    except SystemExit as exc:  # pygls's `exit` handler calls sys.exit() inside the loop
+        code = exc.code if isinstance(exc.code, int) else 0
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
