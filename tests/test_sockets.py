@@ -310,7 +310,7 @@ def test_a_browser_post_is_refused_and_runs_nothing(
         conn = socket.create_connection(("127.0.0.1", one.port), timeout=30)
         conn.sendall(browser_post(one.port, message))
         conns.append(conn)
-        answered.append(not eof_without_a_byte(conn, timeout=3))
+        answered.append(not eof_without_a_byte(conn, timeout=10))
     if any(answered):  # the server took the page's messages: give its Bash time to run
         deadline = time.monotonic() + 90
         while not marker.exists() and time.monotonic() < deadline:
