@@ -62,8 +62,9 @@ async def test_an_untrusted_folder_asks_first_and_reject_runs_without_its_code(
 ) -> None:
     async with agent() as client:
         client.choose = allow("deny")
-        session = await client.new_session(repo.repo)  # its client connects ahead
-        await asyncio.sleep(3)
+        session = await client.new_session(repo.repo)
+        # Its client connected ahead (its slash commands are announced after that).
+        await client.wait_update(session, "available_commands_update", 60)
         assert not repo.hooked.exists(), "session/new ran the folder's hook"
         assert (await client.prompt(session, "hello"))["stopReason"] == "end_turn"
         assert client.text(session) == "You said: hello"

@@ -56,7 +56,7 @@ class Hostile:
 
     @property
     def mcp_command(self) -> str:
-        return f"touch {self.mcp_started}; exec cat >/dev/null"
+        return f"touch {self.mcp_started}"
 
 
 def hostile(tmp_path: Path, url: str) -> Hostile:
