@@ -32,7 +32,7 @@ export interface DaveSettings {
  * The server's settings. `trusted`: VS Code trusts the workspace; if not, the
  * settings that start or steer a process come from the user's settings only.
  */
-export function readSettings(trusted: boolean, trustedFolders?: string[]): DaveSettings {
+export function readSettings(trusted: boolean, trustOptions: Pick<InitializationOptions, 'trustedFolders' | 'prewarm'> = {}): DaveSettings {
   const config = vscode.workspace.getConfiguration('dave');
   const rawEnv = readSetting<Record<string, unknown>>(config, 'server.env', trusted) ?? {};
   const env: Record<string, string> = {};
@@ -52,7 +52,7 @@ export function readSettings(trusted: boolean, trustedFolders?: string[]): DaveS
   if (model) initializationOptions.model = model;
   if (Object.keys(env).length > 0) initializationOptions.env = env;
   if (cwd !== undefined) initializationOptions.cwd = cwd;
-  if (trustedFolders !== undefined) initializationOptions.trustedFolders = trustedFolders;
+  Object.assign(initializationOptions, trustOptions);
   return { command, env, initializationOptions, cwd };
 }
 
@@ -117,8 +117,8 @@ export class ServerConnection implements vscode.Disposable {
 
   private async start(): Promise<DaveClient> {
     if (this.languageClient !== undefined) await this.stop();
-    const trustedFolders = this.trust?.trustedFolders();
-    const settings = readSettings(this.trust?.isTrusted ?? true, trustedFolders);
+    const trustOptions = this.trust?.startOptions() ?? {};
+    const settings = readSettings(this.trust?.isTrusted ?? true, trustOptions);
     const stderr = new OutputTail();
     let spawnError: unknown;
     this.output.info(`Starting the Dave server: ${describeCommand(settings.command)}`);
@@ -209,7 +209,7 @@ export class ServerConnection implements vscode.Disposable {
     );
     this.daveClient = dave;
     // Trust granted while it started, or taken back since the last run, before the first question.
-    await this.trust?.started(dave, trustedFolders !== undefined);
+    await this.trust?.started(dave, trustOptions.trustedFolders !== undefined);
     return dave;
   }
 }

@@ -60,16 +60,16 @@ function hookedProject(root: string): { workspace: string; home: string; marker:
 
 /** The server as ServerConnection starts it: the trust module decides trustedFolders, then `started`. */
 async function startWithTrust(fake: FakeModel, workspace: string, home: string, trust: WorkspaceTrust): Promise<StdioServer> {
-  const trustedFolders = trust.trustedFolders();
+  const trustOptions = trust.startOptions();
   const server = await startStdioServer({
     command: { command: pythonPath(), args: ['-m', 'dave_lsp'] },
     cwd: repoRoot,
     env: { ...process.env, HOME: home, XDG_STATE_HOME: path.join(home, '.local', 'state') },
     workspaceFolder: workspace,
-    initializationOptions: { ...fakeModelOptions(fake.url, home, workspace), ...(trustedFolders ? { trustedFolders } : {}) },
+    initializationOptions: { ...fakeModelOptions(fake.url, home, workspace), ...trustOptions },
     initializeTimeoutMs: 60_000,
   });
-  await trust.started(server.client, trustedFolders !== undefined);
+  await trust.started(server.client, trustOptions.trustedFolders !== undefined);
   return server;
 }
 
@@ -147,7 +147,7 @@ describe('workspace trust with the real server', () => {
   it('a trusted workspace sends its folders at initialize and the hook runs', T, async () => {
     const { workspace, home, marker } = project();
     const trust = new WorkspaceTrust(new StubWorkspace(workspace, true), new MemoryStore());
-    assert.deepEqual(trust.trustedFolders(), [workspace]);
+    assert.deepEqual(trust.startOptions(), { trustedFolders: [workspace] });
     const server = await startWithTrust(fake, workspace, home, trust);
     servers.push(server);
     const answer = await ask(server.client, newSessionId('trusted'), 'hello from a trusted window', workspace);
@@ -171,10 +171,15 @@ describe('workspace trust with the real server', () => {
 
     // The user took the trust back (VS Code reloads the window in Restricted Mode).
     const logged: string[] = [];
-    const second = await startWithTrust(fake, workspace, home, new WorkspaceTrust(new StubWorkspace(workspace, false), store, (m) => logged.push(m)));
+    const secondTrust = new WorkspaceTrust(new StubWorkspace(workspace, false), store, (m) => logged.push(m));
+    // No spare CLI may start (and run the hook) before the server hears that the trust is gone.
+    assert.deepEqual(secondTrust.startOptions(), { prewarm: 0 });
+    const second = await startWithTrust(fake, workspace, home, secondTrust);
     servers.push(second);
     assert.equal((await second.client.folderTrust(workspace))?.trusted, false, JSON.stringify(logged));
     assert.deepEqual(store.get('dave.trustGranted'), []);
+    // The next window starts as any untrusted one does, with its spare.
+    assert.deepEqual(secondTrust.startOptions(), {});
     const answer = await ask(second.client, newSessionId('revoked'), 'hello again', workspace);
     assert.equal(answer.text, 'You said: hello again');
     await sleep(3000);

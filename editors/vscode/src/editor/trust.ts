@@ -21,7 +21,7 @@
  */
 
 import { errorMessage } from '../protocol/daveClient';
-import type { TrustFolderResult } from '../protocol/types';
+import type { InitializationOptions, TrustFolderResult } from '../protocol/types';
 
 // ---- the part of the vscode API used here (structural) -------------------
 
@@ -105,6 +105,17 @@ export class WorkspaceTrust {
   }
 
   /**
+   * The initializationOptions trust adds for a server starting now. When a grant
+   * of this extension is to be taken back (see `started`), no spare CLI starts:
+   * one started before the server hears of it would load the folder's settings.
+   */
+  startOptions(): Pick<InitializationOptions, 'trustedFolders' | 'prewarm'> {
+    const trustedFolders = this.trustedFolders();
+    if (trustedFolders !== undefined) return { trustedFolders };
+    return this.toTakeBack().length > 0 ? { prewarm: 0 } : {};
+  }
+
+  /**
    * After the server answered initialize. `sentTrusted`: whether its options
    * carried the trusted folders. Trust granted while it started is passed on;
    * in an untrusted workspace the grants this extension made earlier are taken back.
@@ -115,8 +126,7 @@ export class WorkspaceTrust {
       await this.grant(client);
       return;
     }
-    const granted = this.granted();
-    for (const folder of workspaceFolderPaths(this.api).filter((f) => granted.includes(f))) {
+    for (const folder of this.toTakeBack()) {
       try {
         const result = await client.trustFolder(folder, false);
         if (result === undefined) return;
@@ -155,6 +165,13 @@ export class WorkspaceTrust {
       if (client !== undefined) return this.grant(client);
       return undefined;
     });
+  }
+
+  /** In an untrusted workspace: its folders that this extension trusted on the server before. */
+  private toTakeBack(): string[] {
+    if (this.isTrusted) return [];
+    const granted = this.granted();
+    return workspaceFolderPaths(this.api).filter((folder) => granted.includes(folder));
   }
 
   private granted(): string[] {

@@ -61,6 +61,8 @@ export interface InitializationOptions {
   claude?: { cliPath?: string };
   openai?: { baseUrl?: string };
   env?: Record<string, string>;
+  /** Spare CLI clients kept connected for new sessions (default 1). */
+  prewarm?: number;
   /** Folders whose Claude Code project settings (hooks, MCP servers, env) load for this server run (issue 24). */
   trustedFolders?: string[];
 }
