@@ -20,11 +20,13 @@ revert them.
   only where its new side is found exactly. Writes are atomic (a temp file in the same
   folder, then rename, keeping the file's mode).
 
-Symlinks: a change is recorded under the path the tool used, and with where that path
-led when the turn ended (`real`). Revert writes to that real file, replacing it (the
-link stays a link), and only while the path still leads there: if a link on the path
-changed, it is a conflict and nothing is written, so a revert never writes through a
-link to a place the turn did not change.
+Symlinks: a change is recorded under the file the tool's path led to when the tool was
+about to run, every link followed (`path`, and `real`: where it led when the turn
+ended), the file a write through a link changes; a `path` given to find or revert a
+change may name the link or the target. Revert writes to that real file, replacing it
+(a link stays a link), and only while the path still leads there: if a link on the
+path changed, it is a conflict and nothing is written, so a revert never writes through
+a link to a place the turn did not change.
 
 Hunks (`dave/revertChanges` `hunks: [{path, index}]`): `index` counts from 0 the `@@`
 hunks of that file's `diff` in `dave/changes`; `path` is absolute or relative to the
@@ -58,6 +60,7 @@ from dave_lsp.proposals import (
     cut_diff,
     decode_text,
     diff_hunks,
+    resolved_path,
     split_lines,
     unified_diff,
 )
@@ -159,8 +162,9 @@ def _same(a: Snapshot | None, b: Snapshot | None) -> bool:
 
 @attrs.frozen
 class FileChange:
-    """One file a turn changed. `path` is absolute, as the tool named it; `real` is
-    where it led when the turn ended. A side is None when the file did not exist."""
+    """One file a turn changed. `path` is absolute, links resolved when the tool ran;
+    `real` is where it led when the turn ended. A side is None when the file did not
+    exist."""
 
     path: str
     real: str
@@ -287,9 +291,10 @@ class ChangeRecorder:
         self._before: dict[str, Snapshot | None] = {}
 
     def before(self, path: str) -> None:
-        """Snapshot `path` (absolute or relative to the cwd) unless the turn already
-        has: call it before a tool changes the file."""
-        absolute = absolute_path(path, self.cwd)
+        """Snapshot `path` (absolute or relative to the cwd; links followed: a write
+        through a link changes its target) unless the turn already has: call it before
+        a tool changes the file."""
+        absolute = resolved_path(path, self.cwd)
         if absolute in self._before:
             return
         try:
@@ -305,6 +310,7 @@ class ChangeRecorder:
     def before_text(self, path: str) -> FileText | None:
         """What the absolute `path` held before the turn's tools changed it (text None:
         binary or over KEEP_BYTES); None when no tool of the turn touched it."""
+        path = os.path.realpath(path)
         if path not in self._before:
             return None
         snapshot = self._before[path]
@@ -353,8 +359,13 @@ class ChangeSet:
         }
 
     def find(self, path: str) -> FileChange | None:
+        """The change of `path`, named as listed or by a link that leads to it."""
         absolute = absolute_path(path, self.cwd)
-        return next((change for change in self.files if change.path == absolute), None)
+        named = next((change for change in self.files if change.path == absolute), None)
+        if named is not None:
+            return named
+        resolved = os.path.realpath(absolute)
+        return next((change for change in self.files if change.path == resolved), None)
 
     def store_json(self) -> dict[str, Any]:
         return {

@@ -261,6 +261,41 @@ def absolute_path(path: str, cwd: str) -> str:
     return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
 
 
+def resolved_path(path: str, cwd: str) -> str:
+    """The file a tool naming `path` works on: absolute, every symlink on the way followed
+    (a link to a missing file gives the file it would create)."""
+    return os.path.realpath(absolute_path(path, cwd))
+
+
+def link_target(path: str, cwd: str) -> str | None:
+    """Where `path` leads when a symlink on its way (inside `cwd`, or anywhere for a path
+    outside it) makes that another file; None when it leads to itself. A `cwd` that is
+    itself reached through a link does not count."""
+    absolute = absolute_path(path, cwd)
+    resolved = os.path.realpath(absolute)
+    relative = os.path.relpath(absolute, cwd)
+    if relative != ".." and not relative.startswith(".." + os.sep):
+        plain = os.path.normpath(os.path.join(os.path.realpath(cwd), relative))
+    else:
+        plain = absolute
+    return None if resolved == plain else resolved
+
+
+def link_note(tool_input: dict[str, Any], cwd: str) -> str:
+    """` → ../outside/target.txt` when the file tool's path is a link to another file
+    ("" otherwise), for the permission question: the user sees where the write goes.
+    The target is shown relative to the folder while at most one `..` leads to it."""
+    raw = tool_input.get("file_path") or tool_input.get("notebook_path")
+    if not isinstance(raw, str) or not raw:
+        return ""
+    target = link_target(raw, cwd)
+    if target is None:
+        return ""
+    relative = os.path.relpath(target, os.path.realpath(cwd))
+    shown = target if relative.startswith(os.path.join("..", "..")) else relative
+    return f" → {shown}"
+
+
 # ---------------------------------------------------------------- applying edits
 
 
@@ -471,10 +506,12 @@ def make_proposal(
 def proposed_text(
     tool_name: str, tool_input: dict[str, Any], cwd: str, file: FileText | None = None
 ) -> tuple[str, FileText, str]:
-    """(absolute path, the file now, its whole text after the tool) for a Write, Edit or
+    """(resolved path, the file now, its whole text after the tool) for a Write, Edit or
     MultiEdit; EditError when the tool would refuse or we cannot tell. `file` is the
     file's text when it comes from elsewhere than the disk (an editor's buffer)."""
-    path = absolute_path(target_path(tool_input), cwd)
+    # Resolved: a link's proposal is its target's change, and the tool writes the target
+    # (the link stays a link).
+    path = resolved_path(target_path(tool_input), cwd)
     file = read_text(path) if file is None else file
     if file is None:
         raise EditError("not a regular file we can read, or too large")

@@ -10,6 +10,10 @@ hooks, the user's accepted edits, and the change store.
 - `finish_turn` turns the recorder's snapshots into the turn's `ChangeSet`, kept by the
   `ChangeStore` for `dave/changes` and `dave/revertChanges`.
 
+Paths are the files a tool's path leads to, links followed (proposals.resolved_path): a
+proposal, the user's version, the change record and a revert all concern a link's
+target, and the link stays a link.
+
 File work runs in a thread: a snapshot reads up to a megabyte and hashes it.
 """
 
@@ -97,6 +101,9 @@ class Review:
 
 
 def _write(path: str, text: str) -> None:
+    # Resolved again: write_atomic replaces what is at the path, and a link put there since
+    # the proposal must stay a link.
+    path = os.path.realpath(path)
     try:
         mode = stat.S_IMODE(os.stat(path).st_mode)
     except FileNotFoundError:

@@ -319,22 +319,36 @@ def test_a_deleted_file_is_recreated(tmp_path: Path) -> None:
     assert (tmp_path / "sub" / "old.txt").stat().st_mode & 0o777 == 0o640
 
 
-def test_revert_never_writes_through_a_changed_symlink(tmp_path: Path) -> None:
+def test_a_change_through_a_link_is_its_target_s_and_revert_never_follows_a_new_link(
+    tmp_path: Path,
+) -> None:
     write(tmp_path / "real.txt", "a\n")
     write(tmp_path / "elsewhere.txt", "A\n")
     os.symlink(tmp_path / "real.txt", tmp_path / "link.txt")
     change_set = turn_of(tmp_path, {"link.txt": "A\n"})
-    assert change_set.files[0].real == str(tmp_path / "real.txt")
+    # Recorded as the file the write changed; found by the link's name too.
+    [change] = change_set.files
+    assert change.path == change.real == str(tmp_path / "real.txt")
+    assert change_set.find("link.txt") is change
+    # The link now leads elsewhere: the revert still restores the file the turn changed,
+    # and neither the link nor its new target is touched.
     (tmp_path / "link.txt").unlink()
     os.symlink(tmp_path / "elsewhere.txt", tmp_path / "link.txt")
+    [conflict] = revert(change_set, paths=["link.txt"]).conflicts
+    assert conflict.message == "link.txt was not changed by turn 1."
+    assert revert(change_set).conflicts == ()
+    assert (tmp_path / "real.txt").read_text() == "a\n"
+    assert (tmp_path / "elsewhere.txt").read_text() == "A\n"
+    assert os.readlink(tmp_path / "link.txt") == str(tmp_path / "elsewhere.txt")
+    # A folder on the changed file's path replaced by a link: nothing is written.
+    write(tmp_path / "sub" / "f.txt", "b\n")
+    change_set = turn_of(tmp_path, {"sub/f.txt": "B\n"})
+    os.rename(tmp_path / "sub", tmp_path / "moved")
+    write(tmp_path / "other" / "f.txt", "B\n")
+    os.symlink(tmp_path / "other", tmp_path / "sub")
     result = revert(change_set)
     assert "leads somewhere else" in result.conflicts[0].message
-    assert (tmp_path / "elsewhere.txt").read_text() == "A\n"
-    # Pointed back, it reverts the real file and the link stays a link.
-    (tmp_path / "link.txt").unlink()
-    os.symlink(tmp_path / "real.txt", tmp_path / "link.txt")
-    assert revert(change_set).conflicts == ()
-    assert (tmp_path / "link.txt").is_symlink() and (tmp_path / "real.txt").read_text() == "a\n"
+    assert (tmp_path / "other" / "f.txt").read_text() == "B\n"
 
 
 def test_hunks_of_a_created_file_are_refused(tmp_path: Path) -> None:

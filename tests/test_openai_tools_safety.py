@@ -24,6 +24,7 @@ from pytest_lsp import ClientServerConfig
 
 from dave_lsp.backends import search
 from dave_lsp.testing import FakeModelServer
+from tests.conftest import Server
 from tests.lsp_harness import DaveClient, initialize, new_session
 from tests.test_openai_agent import openai_options, tool_call
 
@@ -155,6 +156,65 @@ async def test_a_cancelled_glob_stops_its_work(fake_model: FakeModelServer, tmp_
         await asyncio.sleep(1.5)
         assert _cpu_seconds(pid) - before < 0.5
         assert await _answers_quickly(client) < 0.5
+
+
+# -- a Write to a symbolic link ------------------------------------------------------------
+
+
+async def test_a_reviewed_write_to_a_symlink_lands_in_its_target(
+    server: Server, fake_model: FakeModelServer, tmp_path: Path
+) -> None:
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    project.mkdir()
+    outside.mkdir()
+    target = outside / "target.txt"
+    target.write_text("original\n")
+    link = project / "config.txt"
+    link.symlink_to("../outside/target.txt")
+    session = new_session()
+    options = {**openai_options(fake_model), "env": ENV_KEY, "cwd": str(project)}
+    async with server(**options) as client:
+        future, token = client.start_query(session, "write config.txt model text")
+        request = await client.wait_report(token, "permissionRequest")
+        assert request["message"] == "Allow Write config.txt → ../outside/target.txt?"
+        proposal = request["proposal"]
+        assert proposal["path"] == str(target)
+        assert (proposal["original"], proposal["proposed"]) == ("original\n", "model text")
+        await client.request(
+            "dave/permission",
+            {"requestId": request["requestId"], "decision": "allow", "editedContent": "mine\n"},
+        )
+        result = await asyncio.wait_for(future, 60)
+        # The link is still the link, and its target holds what the user accepted.
+        assert link.is_symlink() and os.readlink(link) == "../outside/target.txt"
+        assert target.read_text() == "mine\n"
+        assert result["changes"] == [
+            {"path": str(target), "status": "modified", "added": 1, "removed": 1}
+        ]
+        review = await client.request("dave/changes", {"sessionId": session})
+        [file] = review["files"]
+        assert (file["path"], file["before"], file["after"]) == (
+            str(target),
+            "original\n",
+            "mine\n",
+        )
+        undone = await client.request("dave/revertChanges", {"sessionId": session})
+        assert undone == {"reverted": [str(target)], "conflicts": []}
+        assert target.read_text() == "original\n"
+        assert link.is_symlink()
+
+        # acceptEdits lets edits in the folder through, not one through a link out of it.
+        await client.request(
+            "dave/setPermissionMode", {"sessionId": session, "mode": "acceptEdits"}
+        )
+        future, token = client.start_query(session, "write config.txt again")
+        request = await client.wait_report(token, "permissionRequest")
+        assert request["message"] == "Allow Write config.txt → ../outside/target.txt?"
+        await client.request(
+            "dave/permission", {"requestId": request["requestId"], "decision": "deny"}
+        )
+        await asyncio.wait_for(future, 60)
+    assert target.read_text() == "original\n"
 
 
 # -- the bounds themselves -----------------------------------------------------------------

@@ -188,3 +188,48 @@ async def test_one_file_or_one_hunk_can_be_reverted(server: Server, tmp_path: Pa
         )
         assert undone == {"reverted": [str(other)], "conflicts": []}
     assert other.read_text() == "other\n"
+
+
+async def test_an_edit_through_a_linked_folder_is_reviewed_as_its_target(
+    server: Server, tmp_path: Path
+) -> None:
+    """The Claude backend: the CLI refuses a Write or Edit whose path is itself a link
+    (it tells the model to write the target), but writes through a linked folder on the
+    way; the question, the proposal and the change record then name the target."""
+    project, outside = tmp_path / "project", tmp_path / "outside"
+    project.mkdir()
+    outside.mkdir()
+    target = outside / "notes.txt"
+    target.write_text("one\n")
+    (project / "shared").symlink_to("../outside")
+    via_link = project / "shared" / "notes.txt"
+    session = new_session()
+    async with server(cwd=str(project)) as client:
+        future, token = client.start_query(session, read_then_edit(via_link, "one", "model"))
+        # The Read asks first: the file is outside the folder.
+        read = await client.wait_report(token, "permissionRequest")
+        assert read["message"] == "Allow Read shared/notes.txt → ../outside/notes.txt?"
+        await client.request(
+            "dave/permission", {"requestId": read["requestId"], "decision": "allow"}
+        )
+        while len(client.of_type(token, "permissionRequest")) < 2:
+            await asyncio.wait_for(client.report_arrived.wait(), 60)
+            client.report_arrived.clear()
+        request = client.of_type(token, "permissionRequest")[1]
+        await client.request(
+            "dave/permission",
+            {"requestId": request["requestId"], "decision": "allow", "editedContent": "mine\n"},
+        )
+        result = await asyncio.wait_for(future, 60)
+        assert request["message"] == "Allow Edit shared/notes.txt → ../outside/notes.txt?"
+        assert request["proposal"]["path"] == str(target)
+        assert target.read_text() == "mine\n"
+        assert (project / "shared").is_symlink()
+        assert result["changes"] == [
+            {"path": str(target), "status": "modified", "added": 1, "removed": 1}
+        ]
+        undone = await client.request(
+            "dave/revertChanges", {"sessionId": session, "paths": ["shared/notes.txt"]}
+        )
+        assert undone == {"reverted": [str(target)], "conflicts": []}
+    assert target.read_text() == "one\n"
