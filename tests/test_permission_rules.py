@@ -19,8 +19,10 @@ from pygls.exceptions import JsonRpcException
 
 from dave_lsp import rules
 from dave_lsp.store import SessionStore
+from dave_lsp.testing import FakeModelServer
 from tests.conftest import Server
 from tests.lsp_harness import DaveClient, new_session
+from tests.test_openai_agent import openai_options
 
 CHAT = [sys.executable, "-m", "dave_lsp", "chat", "--demo"]
 
@@ -230,10 +232,12 @@ def test_an_edit_rule_follows_symlinks_out_of_the_folder(tmp_path: Path) -> None
 # -- issue 24: rules say exactly what they cover, and plan mode yields to none ------------
 
 
-async def ask(client: DaveClient, session: str, prompt: str) -> tuple[Any, str, dict[str, Any]]:
+async def ask(
+    client: DaveClient, session: str, prompt: str, timeout: float = 60
+) -> tuple[Any, str, dict[str, Any]]:
     """Start a query and wait for its permission request: (future, token, request)."""
     future, token = client.start_query(session, prompt)
-    return future, token, await client.wait_report(token, "permissionRequest")
+    return future, token, await client.wait_report(token, "permissionRequest", timeout)
 
 
 async def answer(client: DaveClient, future: Any, request: dict[str, Any], decision: str) -> Any:
@@ -275,23 +279,37 @@ async def test_the_clis_prefix_suggestion_is_a_prefix_rule_that_covers_what_it_s
     assert not (tmp_path / "chained.txt").exists()
 
 
-async def test_npm_options_that_change_what_runs_ask_under_a_prefix_rule(
+async def test_prefix_rules_do_not_cover_interpreters_or_options_that_change_what_runs(
     server: Server, tmp_path: Path
 ) -> None:
+    """Prefix rules as a user's earlier "allow always" left them in the session's record."""
     session = new_session()
     async with server() as client:
-        future, _, request = await ask(client, session, bash("npm test"))
-        assert request["allowAlways"]["rule"] == "Bash(npm test *)"
-        await answer(client, future, request, "allowAlways")
+        await client.query(session, "hello")
+    store = SessionStore(tmp_path / "state")
+    path = store._path(session)
+    record = json.loads(path.read_text())
+    record["rules"] = [
+        {"rule": rule, "label": "commands that start with ..."}
+        for rule in ("Bash(npm test:*)", "Bash(python3:*)", "Bash(node:*)")
+    ]
+    path.write_text(json.dumps(record))
+    async with server() as client:
         for command in (
             "npm test --prefix ../evil",
             "npm test --script-shell=./evil.sh",
             "npm test --node-options=--require=./evil.js",
+            'python3 -c \'open("owned.txt", "w")\'',
+            'node -e \'require("fs").writeFileSync("owned.txt", "")\'',
         ):
-            future, _, request = await ask(client, session, bash(command))
+            future, _, request = await ask(client, session, bash(command), timeout=30)
             assert request["input"]["command"] == command
-            assert request["allowAlways"]["label"] == "this exact command"
+            assert request["allowAlways"] == {
+                "rule": f"Bash({command})",
+                "label": "this exact command",
+            }
             await answer(client, future, request, "deny")
+    assert not (tmp_path / "owned.txt").exists()
 
 
 async def test_an_edit_rule_never_covers_files_that_run_code_later(
@@ -326,3 +344,53 @@ async def test_plan_mode_asks_for_an_edit_an_earlier_allow_always_covers(
         assert [r["by"] for r in client.of_type(token, "permissionResolved")] == ["user"]
     assert (tmp_path / "first.txt").read_text() == "one"
     assert not (tmp_path / "second.txt").exists()
+
+
+async def test_a_webfetch_rule_does_not_cover_a_url_parsers_disagree_on(
+    server: Server, tmp_path: Path
+) -> None:
+    """`https://evil.example\\@docs.example.org/`: Python's urlsplit reads the host
+    docs.example.org, a WHATWG parser (the CLI's fetch) evil.example."""
+    session = new_session()
+
+    def fetch(url: str) -> str:
+        return "tool WebFetch " + json.dumps({"url": url, "prompt": "summarize"})
+
+    async with server() as client:
+        future, _, request = await ask(client, session, fetch("https://docs.example.org/a"))
+        assert request["allowAlways"]["rule"] == "WebFetch(domain:docs.example.org)"
+        await answer(client, future, request, "allowAlways")
+        for url in (
+            "https://evil.example\\@docs.example.org/",
+            "https://user@docs.example.org/",
+        ):
+            future, _, request = await ask(client, session, fetch(url), timeout=30)
+            assert request["input"]["url"] == url
+            await answer(client, future, request, "deny")
+
+
+async def test_the_users_deny_rule_holds_for_the_openai_agents_tools(
+    server: Server, fake_model: FakeModelServer, tmp_path: Path
+) -> None:
+    """The OpenAI agent runs its tools itself: a read in the folder runs unasked, unless
+    the user's Claude Code settings deny it; then it never runs and never asks."""
+    home = tmp_path / "home"
+    (home / ".claude").mkdir(parents=True)
+    deny = {"permissions": {"deny": ["Read(**/secret.txt)"]}}
+    (home / ".claude" / "settings.json").write_text(json.dumps(deny))
+    (tmp_path / "secret.txt").write_text("the secret\n")
+    env = {"env": {"OPENAI_API_KEY": "sk-fake-for-tests", "HOME": str(home)}}
+    async with server(**openai_options(fake_model), **env) as client:
+        result, token = await client.query(
+            new_session(), "tool Read " + json.dumps({"file_path": "secret.txt"})
+        )
+        assert not client.of_type(token, "permissionRequest")
+        [resolved] = client.of_type(token, "permissionResolved")
+        assert (resolved["decision"], resolved["by"], resolved["rule"]) == (
+            "deny",
+            "settings",
+            "Read(**/secret.txt)",
+        )
+        assert result["toolResults"][0]["isError"]
+        assert "the secret" not in result["text"]
+        assert "Read(**/secret.txt)" in result["text"]
