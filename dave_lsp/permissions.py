@@ -219,7 +219,7 @@ class PermissionPolicy:
                     f"rule-{request.tool_use_id}", "deny", "settings", setting.rule
                 )
             )
-            return Decision(PermissionAnswer(allow=False, reason=denied_by(setting)))
+            return Decision(PermissionAnswer(allow=False, reason=settings_rules.denial(setting)))
         # Plan mode: no standing rule lets a tool with an effect run (the CLI writes its
         # plan file without asking; nothing else with an effect runs unasked).
         planning = mode == "plan" and name not in NO_EFFECT
@@ -342,13 +342,6 @@ def client_server_name(name: str, taken: Container[str]) -> str:
         number += 1
         renamed = f"{name}-client-{number}"
     return renamed
-
-
-def denied_by(setting: settings_rules.Match) -> str:
-    return (
-        f"The user's Claude Code settings deny this: the permission rule {setting.rule} "
-        f"in {setting.source}. Do not try another way to do it; tell the user if you need it."
-    )
 
 
 # Tools with no effect outside the conversation: plan mode lets standing rules allow

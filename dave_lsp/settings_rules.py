@@ -180,6 +180,14 @@ def speaks(
     return found is not None and found.behavior != "allow"
 
 
+def denial(found: Match) -> str:
+    """What the model is told of a tool use a deny rule stopped."""
+    return (
+        f"The user's Claude Code settings deny this: the permission rule {found.rule} "
+        f"in {found.source}. Do not try another way to do it; tell the user if you need it."
+    )
+
+
 # -- matching ----------------------------------------------------------------------------
 
 

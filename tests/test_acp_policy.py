@@ -22,17 +22,22 @@ MARKER_SERVER = str(Path(__file__).with_name("mcp_marker_server.py"))
 
 @pytest.fixture
 def agent(backend_env: dict[str, str], tmp_path: Path) -> Start:
-    """`agent(home=..., fs=...)`: an initialized AcpClient whose sessions run with that
-    HOME (the user's Claude Code settings are read from it)."""
+    """`agent(home=..., fs=..., bypass=...)`: an initialized AcpClient whose sessions run
+    with that HOME (the user's Claude Code settings are read from it)."""
 
     @asynccontextmanager
-    async def start(home: Path | None = None, fs: bool = False) -> AsyncIterator[AcpClient]:
+    async def start(
+        home: Path | None = None, fs: bool = False, bypass: bool = False
+    ) -> AsyncIterator[AcpClient]:
         env = {**backend_env, **({"HOME": str(home)} if home else {})}
+        # As root the CLI takes bypassPermissions only in a sandbox it is told of.
+        mode = ["--permission-mode=bypassPermissions", "--env=IS_SANDBOX=1"] if bypass else []
         client = await AcpClient.start(
             *(f"--env={k}={v}" for k, v in env.items()),
             f"--state-dir={tmp_path / 'state'}",
             f"--cwd={tmp_path}",
             "--prewarm=0",
+            *mode,
         )
         try:
             await client.initialize(fs=fs)
@@ -122,3 +127,19 @@ async def test_the_users_deny_and_ask_rules_hold_for_the_client_file_tools(
         assert "text of plain.txt" in client.text(session)
         assert len(client.permission_requests) == 1
         assert [r[1]["path"] for r in client.fs_requests] == [str(plain)]
+
+
+async def test_a_deny_rule_holds_in_bypass_mode_too(agent: Start, tmp_path: Path) -> None:
+    """In bypassPermissions the CLI runs MCP tools without asking: the tool itself
+    refuses what the user's settings deny."""
+    home = tmp_path / "home"
+    user_settings(home, {"deny": ["Read(**/secret.txt)"]})
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the secret on disk\n")
+    async with agent(home=home, fs=True, bypass=True) as client:
+        session = await client.new_session(tmp_path)
+        await client.prompt(session, tool("mcp__acp__Read", file_path=str(secret)))
+        said = client.text(session)
+        assert "the secret" not in said
+        assert "Read(**/secret.txt)" in said
+        assert client.fs_requests == []

@@ -176,6 +176,13 @@ def test_chat_shows_what_always_would_allow(tmp_path: Path) -> None:
 # docs/architecture.md).
 
 
+def propose(*args: Any) -> rules.Rule:
+    """The rule allow always would add; these requests all have one."""
+    rule = rules.propose(*args)
+    assert rule is not None
+    return rule
+
+
 def test_the_cli_suggestions_become_narrow_rules(tmp_path: Path) -> None:
     cwd = str(tmp_path)
     bash_suggestions = [
@@ -183,9 +190,9 @@ def test_the_cli_suggestions_become_narrow_rules(tmp_path: Path) -> None:
         rules.Suggestion("addDirectories"),
         rules.Suggestion("setMode", mode="acceptEdits"),
     ]
-    rule = rules.propose("Bash", {"command": "rm -f one.txt"}, bash_suggestions, cwd)
+    rule = propose("Bash", {"command": "rm -f one.txt"}, bash_suggestions, cwd)
     assert (rule.rule, rule.label) == ("Bash(rm -f one.txt)", "this exact command")
-    fetch = rules.propose(
+    fetch = propose(
         "WebFetch",
         {"url": "https://example.com/x"},
         [rules.Suggestion("addRules", (("WebFetch", "domain:example.com"),), behavior="allow")],
@@ -195,11 +202,11 @@ def test_the_cli_suggestions_become_narrow_rules(tmp_path: Path) -> None:
     assert rules.covers(fetch.rule, "WebFetch", {"url": "https://EXAMPLE.com/y"}, cwd)
     assert not rules.covers(fetch.rule, "WebFetch", {"url": "https://example.org/"}, cwd)
     # A bare suggestion never becomes a bare rule.
-    bare = rules.propose(
+    bare = propose(
         "Bash", {"command": "ls"}, [rules.Suggestion("addRules", (("Bash", None),))], cwd
     )
     assert bare.rule == "Bash(ls)"
-    other = rules.propose("mcp__x__y", {"b": 1, "a": [2]}, [], cwd)
+    other = propose("mcp__x__y", {"b": 1, "a": [2]}, [], cwd)
     assert other.rule == 'mcp__x__y({"a":[2],"b":1})'
     assert rules.covers(other.rule, "mcp__x__y", {"a": [2], "b": 1}, cwd)
     assert not rules.covers(other.rule, "mcp__x__y", {"a": [3], "b": 1}, cwd)
@@ -221,7 +228,7 @@ def test_an_edit_rule_follows_symlinks_out_of_the_folder(tmp_path: Path) -> None
     folder = tmp_path / "project"
     (folder / "src").mkdir(parents=True)
     (folder / "escape").symlink_to(tmp_path)
-    rule = rules.propose("Write", {"file_path": str(folder / "a.py")}, [], str(folder)).rule
+    rule = propose("Write", {"file_path": str(folder / "a.py")}, [], str(folder)).rule
     assert rules.covers(rule, "Edit", {"file_path": "src/b.py"}, str(folder))
     assert rules.covers(rule, "Write", {"file_path": str(folder / "c.py")}, str(folder))
     assert not rules.covers(rule, "Write", {"file_path": str(folder / "escape/x")}, str(folder))

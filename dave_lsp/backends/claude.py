@@ -186,7 +186,7 @@ class ClaudeSession:
             mcp_servers={
                 **config.mcp_servers,
                 **_tool_server(config.editor, config.cwd),
-                **_tool_server(config.files, config.cwd),
+                **_tool_server(config.files, config.cwd, self._settings_deny),
             },
             # The client's file tools stand in for these (probed: docs/architecture.md).
             disallowed_tools=list(config.files.replaces) if config.files is not None else [],
@@ -195,6 +195,13 @@ class ClaudeSession:
             # docs/architecture.md). None is the CLI's default: every source.
             setting_sources=None if config.trusted else ["user"],
         )
+
+    def _settings_deny(self, name: str, tool_input: dict[str, Any]) -> str | None:
+        """Why the user's settings deny this client file tool use (settings_rules.py),
+        or None."""
+        config = self._config
+        found = settings_rules.match(name, tool_input, config.cwd, config.env, config.trusted)
+        return settings_rules.denial(found) if found and found.behavior == "deny" else None
 
     def _session_name(self, name: str) -> str:
         """The tool's name for the session layer: a client file tool is the built-in it
@@ -762,16 +769,24 @@ def _untrusted_notice(cwd: str) -> str | None:
         return None
 
 
-def _tool_server(server: ToolServer | None, cwd: str) -> dict[str, McpServerConfig]:
+def _tool_server(
+    server: ToolServer | None,
+    cwd: str,
+    denied: Callable[[str, dict[str, Any]], str | None] | None = None,
+) -> dict[str, McpServerConfig]:
     """A `ToolServer`'s tools as an in-process MCP server of its name (the editor's is
     `editor`, not `ide`: the CLI keeps only two tools of a server by that name); none
     when it offers none. The SDK runs each call as its own task, so a tool waiting on
-    the editor blocks nothing."""
+    the editor blocks nothing. `denied`: why a call must not run (the user's deny rule),
+    checked as it runs, since bypassPermissions runs MCP tools without asking."""
     if server is None or not server.specs():
         return {}
 
     def handler(name: str) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
         async def call(args: dict[str, Any]) -> dict[str, Any]:
+            reason = await asyncio.to_thread(denied, name, args) if denied else None
+            if reason:
+                return {"content": [{"type": "text", "text": reason}], "is_error": True}
             try:
                 text = await server.call(name, args, cwd)
             except EditorToolError as exc:
