@@ -144,6 +144,7 @@ async def test_a_cancelled_glob_stops_its_work(fake_model: FakeModelServer, tmp_
             new_session(), tool_call("Glob", {"pattern": "**/*.none"})
         )
         await client.wait_report(token, "toolUse")
+        await asyncio.sleep(0.5)  # the search is under way (today's never ends)
         client.cancel(token)
         try:
             await asyncio.wait_for(future, 10)
