@@ -10,7 +10,8 @@ import { describe, it } from 'node:test';
 import { JSDOM } from 'jsdom';
 
 import { parseFromWebview, type ChatItem, type ChatViewState, type FromWebview } from '../src/shared/messages';
-import { ChatApp, meterText } from '../src/webview/chatApp';
+import { ChatApp } from '../src/webview/chatApp';
+import { meterText } from '../src/webview/toolbar';
 import { createMarkdownRenderer } from '../src/webview/markdown';
 import { SHELL_BODY } from '../src/webview/shell';
 
