@@ -13,7 +13,7 @@ import { manageRules } from './chat/rules';
 import { ChatViewProvider, CHAT_VIEW_ID } from './chatView';
 import { activeFileContext, EditorTools } from './editor/editorTools';
 import { readSetting, WorkspaceTrust } from './editor/trust';
-import { errorMessage } from './protocol/daveClient';
+import { errorMessage } from './protocol/errors';
 import type { PermissionMode } from './protocol/types';
 import { LastEditor, vscodeApplyHost } from './review/vscodeApply';
 import { VscodeReview, requestIdOf } from './review/vscodeReview';

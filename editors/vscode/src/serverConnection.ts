@@ -10,7 +10,9 @@ import { LanguageClient, State, type LanguageClientOptions } from 'vscode-langua
 
 import type { EditorTools } from './editor/editorTools';
 import { readSetting, type WorkspaceTrust } from './editor/trust';
-import { DaveClient, errorMessage, rpcFrom } from './protocol/daveClient';
+import { DaveClient, rpcFrom } from './protocol/daveClient';
+import { EDITOR_TOOLS } from './protocol/editorTypes';
+import { errorMessage } from './protocol/errors';
 import {
   describeCommand,
   OutputTail,
@@ -19,7 +21,7 @@ import {
   spawnServer,
   type ServerCommand,
 } from './protocol/server';
-import { EDITOR_TOOLS, type DaveCapabilities, type InitializationOptions, type PermissionMode } from './protocol/types';
+import type { DaveCapabilities, InitializationOptions, PermissionMode } from './protocol/types';
 
 export interface DaveSettings {
   command: ServerCommand;

@@ -13,8 +13,9 @@ import { after, before } from 'node:test';
 
 import type { ChatHost, StateStore } from '../src/chat/chatController';
 import { DaveClient, rpcFrom } from '../src/protocol/daveClient';
+import type { ProgressValue } from '../src/protocol/progressTypes';
 import { startStdioServer, type StdioServer, type StdioServerOptions } from '../src/protocol/server';
-import { Methods, type InitializationOptions, type PermissionParams, type ProgressValue, type QueryParams } from '../src/protocol/types';
+import { Methods, type InitializationOptions, type PermissionParams, type QueryParams } from '../src/protocol/types';
 import type { ToWebview } from '../src/shared/messages';
 
 /** editors/vscode; tests run bundled from out/test/. */

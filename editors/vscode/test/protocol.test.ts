@@ -8,8 +8,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 
-import type { DaveClient, PendingPermission, QueryListener, QueryOutcome } from '../src/protocol/daveClient';
-import { ErrorCodes, Methods, type PermissionDecision, type ProgressValue } from '../src/protocol/types';
+import type { DaveClient } from '../src/protocol/daveClient';
+import type { PendingPermission } from '../src/protocol/permissions';
+import type { ProgressValue } from '../src/protocol/progressTypes';
+import type { QueryListener, QueryOutcome } from '../src/protocol/query';
+import { ErrorCodes, Methods, type PermissionDecision } from '../src/protocol/types';
 import { newSessionId, serverForSuite } from './helpers';
 
 const T = { timeout: 120_000 };

@@ -24,8 +24,10 @@ import {
   type ProposalDocument,
   type ProposalView,
 } from '../src/chat/review';
+import type { ChangedFile } from '../src/protocol/changeTypes';
 import type { PendingPermission } from '../src/protocol/permissions';
-import { Methods, type ChangedFile, type PermissionParams, type ProgressValue } from '../src/protocol/types';
+import type { ProgressValue } from '../src/protocol/progressTypes';
+import { Methods, type PermissionParams } from '../src/protocol/types';
 import type { ChatItem, ToWebview } from '../src/shared/messages';
 import { recordingClient, serverForSuite, testHost, waitFor } from './helpers';
 

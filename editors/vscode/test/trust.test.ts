@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { readSetting, WorkspaceTrust, workspaceFolderPaths, type ConfigLike, type TrustApi } from '../src/editor/trust';
-import { DaveClient, rpcFrom, type QueryOutcome } from '../src/protocol/daveClient';
+import { DaveClient, rpcFrom } from '../src/protocol/daveClient';
+import type { QueryOutcome } from '../src/protocol/query';
 import { startStdioServer, type StdioServer } from '../src/protocol/server';
 import { Methods } from '../src/protocol/types';
 import { fakeModelOptions, MemoryStore, newSessionId, pythonPath, repoRoot, sleep, startFakeModel, tempDir, type FakeModel } from './helpers';

@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import type { QueryOutcome } from '../src/protocol/daveClient';
-import { PermissionLedger, type PendingPermission } from '../src/protocol/permissions';
-import type { PermissionRequestReport } from '../src/protocol/types';
-import type { ChatItem } from '../src/shared/messages';
 import { cardAfterReload, replayTurn, toolTarget, type TurnEvent } from '../src/chat/turnReducer';
+import { PermissionLedger, type PendingPermission } from '../src/protocol/permissions';
+import type { PermissionRequestReport } from '../src/protocol/progressTypes';
+import type { QueryOutcome } from '../src/protocol/query';
+import type { ChatItem } from '../src/shared/messages';
 
 const done = (text: string): QueryOutcome => ({ kind: 'done', result: { sessionId: 's', text, stopReason: 'end_turn', toolResults: [] } });
 

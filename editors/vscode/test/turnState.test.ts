@@ -23,7 +23,7 @@ import {
   type UriLike,
 } from '../src/editor/editorTools';
 import type { DaveClient } from '../src/protocol/daveClient';
-import { EDITOR_TOOLS } from '../src/protocol/types';
+import { EDITOR_TOOLS } from '../src/protocol/editorTypes';
 import type { ChatItem, ToWebview } from '../src/shared/messages';
 import { recordingClient, startDave, startFakeModel, testHost, type DaveUnderTest, type FakeModel, type TestHost } from './helpers';
 

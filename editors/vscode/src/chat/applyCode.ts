@@ -23,7 +23,7 @@
 
 import * as path from 'node:path';
 
-import { errorMessage } from '../protocol/daveClient';
+import { errorMessage } from '../protocol/errors';
 import { sameLines, type ProposalView } from './review';
 
 /** What the webview sends: the block's code and its fence's info string. */

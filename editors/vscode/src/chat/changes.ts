@@ -10,8 +10,10 @@
  * host and routes the webview's messages and the commands here.
  */
 
-import { errorMessage, type DaveClient } from '../protocol/daveClient';
-import { Methods, type ChangedFile, type HunkRef, type RevertChangesParams, type RevertChangesResult } from '../protocol/types';
+import type { ChangedFile, HunkRef, RevertChangesParams, RevertChangesResult } from '../protocol/changeTypes';
+import type { DaveClient } from '../protocol/daveClient';
+import { errorMessage } from '../protocol/errors';
+import { Methods } from '../protocol/types';
 import type { ToWebview } from '../shared/messages';
 import { afterRevert, changesHeadline, diffHunks, relativeLabel, type ChangesItem } from './review';
 import type { Session, SessionStore } from './sessionStore';

@@ -26,19 +26,13 @@
  * the webview, and tests drive it against the real server.
  */
 
-import type { DaveClient, PermissionExtra, QueryOutcome } from '../protocol/daveClient';
-import { errorMessage } from '../protocol/daveClient';
-import {
-  type ActiveFileContext,
-  type ChangedFile,
-  type HunkRef,
-  type ImageAttachment,
-  type PermissionMode,
-  type QueryContext,
-  type RevertChangesResult,
-  type ServerSessionInfo,
-  type TranscriptMessage,
-} from '../protocol/types';
+import type { ChangedFile, HunkRef, RevertChangesResult } from '../protocol/changeTypes';
+import type { DaveClient, PermissionExtra } from '../protocol/daveClient';
+import type { ActiveFileContext, QueryContext } from '../protocol/editorTypes';
+import { errorMessage } from '../protocol/errors';
+import type { QueryOutcome } from '../protocol/query';
+import type { ServerSessionInfo } from '../protocol/sessionTypes';
+import type { ImageAttachment, PermissionMode, TranscriptMessage } from '../protocol/types';
 import type {
   ChatItem,
   ChatViewState,

@@ -8,7 +8,7 @@
 
 import * as path from 'node:path';
 
-import { errorMessage } from '../protocol/daveClient';
+import { errorMessage } from '../protocol/errors';
 import type { FromWebview } from '../shared/messages';
 
 export interface CodeActionHost {

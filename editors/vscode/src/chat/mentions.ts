@@ -4,7 +4,7 @@
  * inclusive). Pure; the controller keeps only the paths that are files.
  */
 
-import type { Mention } from '../protocol/types';
+import type { Mention } from '../protocol/editorTypes';
 
 /** An `@` at the start or after white space or an opening bracket, then a path, then an optional `#L5` or `#L5-10`. */
 const MENTION = /(?:^|[\s([{])@([^\s@#`'"<>()[\]{}]+)(?:#L(\d+)(?:-L?(\d+))?)?/g;

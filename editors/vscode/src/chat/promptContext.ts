@@ -10,7 +10,7 @@
 import { statSync } from 'node:fs';
 import * as path from 'node:path';
 
-import type { ActiveFileContext, Mention, QueryContext } from '../protocol/types';
+import type { ActiveFileContext, Mention, QueryContext } from '../protocol/editorTypes';
 import type { ContextChip } from '../shared/messages';
 import { parseMentions } from './mentions';
 

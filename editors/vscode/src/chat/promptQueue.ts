@@ -6,8 +6,9 @@
  * runs), so nothing typed or attached is lost while Dave answers.
  */
 
-import type { QueryOutcome } from '../protocol/daveClient';
-import type { ImageAttachment, QueryContext } from '../protocol/types';
+import type { QueryContext } from '../protocol/editorTypes';
+import type { QueryOutcome } from '../protocol/query';
+import type { ImageAttachment } from '../protocol/types';
 import type { QueuedPrompt } from '../shared/messages';
 
 /** One waiting prompt. */

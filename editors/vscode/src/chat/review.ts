@@ -15,8 +15,9 @@
 
 import * as path from 'node:path';
 
+import type { ChangeSummary, RevertChangesResult } from '../protocol/changeTypes';
 import type { PendingPermission } from '../protocol/permissions';
-import type { ChangeSummary, Proposal, RevertChangesResult } from '../protocol/types';
+import type { Proposal } from '../protocol/progressTypes';
 import type { ChangedFileRow, ChatItem, ProposalCardInfo } from '../shared/messages';
 
 export type ChangesItem = Extract<ChatItem, { kind: 'changes' }>;

@@ -5,8 +5,10 @@
  * QuickPick; tests drive it against the real server.
  */
 
-import { errorCode, type DaveClient } from '../protocol/daveClient';
-import { ErrorCodes, type PermissionRule } from '../protocol/types';
+import type { DaveClient } from '../protocol/daveClient';
+import { errorCode } from '../protocol/errors';
+import type { PermissionRule } from '../protocol/sessionTypes';
+import { ErrorCodes } from '../protocol/types';
 
 /** A QuickPick row: the rule, its label and when it was added. */
 export interface RulePick {

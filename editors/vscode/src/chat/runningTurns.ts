@@ -7,8 +7,9 @@
  * client's callbacks onto the reducer's events (turnReducer.ts).
  */
 
-import type { DaveClient, QueryListener, RunningQuery } from '../protocol/daveClient';
+import type { DaveClient } from '../protocol/daveClient';
 import type { PendingPermission } from '../protocol/permissions';
+import type { QueryListener, RunningQuery } from '../protocol/query';
 import type { TurnEvent, TurnState } from './turnReducer';
 
 /** A turn whose query runs: the client it went to, the query, and the reducer's state. */

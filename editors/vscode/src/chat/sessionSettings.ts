@@ -6,8 +6,11 @@
  * controller posts what changed.
  */
 
-import { errorCode, errorMessage, type DaveClient, type QueryOutcome } from '../protocol/daveClient';
-import { ErrorCodes, Methods, type PermissionMode, type ServerSessionInfo } from '../protocol/types';
+import type { DaveClient } from '../protocol/daveClient';
+import { errorCode, errorMessage } from '../protocol/errors';
+import type { QueryOutcome } from '../protocol/query';
+import type { ServerSessionInfo } from '../protocol/sessionTypes';
+import { ErrorCodes, Methods, type PermissionMode } from '../protocol/types';
 import { PERMISSION_MODES, type Meter } from '../shared/messages';
 import type { Session } from './sessionStore';
 

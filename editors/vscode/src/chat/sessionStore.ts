@@ -12,8 +12,9 @@
  * start), which is never stored.
  */
 
-import { errorMessage } from '../protocol/daveClient';
-import type { HistoryEntry, PermissionMode, ServerSessionInfo, TranscriptMessage } from '../protocol/types';
+import { errorMessage } from '../protocol/errors';
+import type { HistoryEntry, ServerSessionInfo } from '../protocol/sessionTypes';
+import type { PermissionMode, TranscriptMessage } from '../protocol/types';
 import { PERMISSION_MODES, type ChatItem, type Meter, type SessionSummary } from '../shared/messages';
 import { cardAfterReload } from './turnReducer';
 

@@ -11,9 +11,10 @@
  * request's state in the PermissionLedger (permissions.ts), never decided here.
  */
 
-import { outcomeChanges, type PermissionExtra, type QueryOutcome } from '../protocol/daveClient';
+import type { PermissionExtra } from '../protocol/daveClient';
 import type { ExpiryReason, PendingPermission } from '../protocol/permissions';
-import type { Question } from '../protocol/types';
+import type { Question } from '../protocol/progressTypes';
+import { outcomeChanges, type QueryOutcome } from '../protocol/query';
 import { retryText, type ChatItem, type PermissionAnswer, type PermissionCardState, type RetryInfo } from '../shared/messages';
 import { changedFileRow, proposalCardInfo } from './review';
 

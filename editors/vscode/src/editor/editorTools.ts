@@ -20,7 +20,7 @@ import {
   type LspSymbolInformation,
   type OpenEditorInfo,
   type SelectionInfo,
-} from '../protocol/types';
+} from '../protocol/editorTypes';
 
 // ---- the part of the vscode API used here (structural) -------------------
 

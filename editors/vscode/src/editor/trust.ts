@@ -20,8 +20,9 @@
  * of the API it uses (`TrustApi`, which the `vscode` module satisfies).
  */
 
-import { errorMessage } from '../protocol/daveClient';
-import type { InitializationOptions, TrustFolderResult } from '../protocol/types';
+import { errorMessage } from '../protocol/errors';
+import type { TrustFolderResult } from '../protocol/sessionTypes';
+import type { InitializationOptions } from '../protocol/types';
 
 // ---- the part of the vscode API used here (structural) -------------------
 

@@ -1,57 +1,52 @@
 /**
- * DaveClient: the client half of the dave-lsp protocol, free of `vscode`.
+ * DaveClient: the client half of the dave-lsp protocol, free of `vscode`: a
+ * method per request, each used only when the server advertises it.
  *
- * It owns what a query is on the wire: the `workDoneToken` and its `$/progress`
- * stream, the answers to the permission requests that arrive on it, and
- * cancellation (`$/cancelRequest` through a CancellationToken). The requests'
- * states live in its PermissionLedger (permissions.ts), which it asks before
- * sending an answer and tells what the server reported. It speaks to
- * any JSON-RPC endpoint with `sendRequest` and `onProgress`, so the extension
- * hands it the vscode-languageclient and the tests hand it a raw
- * vscode-jsonrpc connection to the real server.
+ * It runs the queries (query.ts: a query's params, its `$/progress` reports
+ * handed to a listener, its outcome), cancels them (`$/cancelRequest` through
+ * a CancellationToken) and sends the answers to the permission requests that
+ * arrive on them. The requests' states live in its PermissionLedger
+ * (permissions.ts), which it asks before sending an answer and tells what the
+ * server reported. It speaks to any JSON-RPC endpoint with `sendRequest` and
+ * `onProgress`, so the extension hands it the vscode-languageclient and the
+ * tests hand it a raw vscode-jsonrpc connection to the real server.
  */
 
-import {
-  CancellationTokenSource,
-  ProgressType,
-  type CancellationToken,
-  type Disposable,
-} from 'vscode-jsonrpc';
+import { ProgressType, type CancellationToken, type Disposable } from 'vscode-jsonrpc';
 
+import type { ChangesResult, RevertChangesParams, RevertChangesResult } from './changeTypes';
+import { errorCode, errorMessage, isConnectionGone } from './errors';
 import { PermissionLedger, type ExpiryReason, type PendingPermission } from './permissions';
+import type { ProgressValue } from './progressTypes';
+import {
+  dispatchReport,
+  failureOutcome,
+  queryParams,
+  RunningQuery,
+  type QueryListener,
+  type QueryOutcome,
+  type QueryRequest,
+} from './query';
+import type {
+  DeleteSessionResult,
+  FolderTrustResult,
+  HistoryResult,
+  ListCommandsResult,
+  ListRulesResult,
+  ListSessionsResult,
+  PermissionRule,
+  RemoveRuleResult,
+  SlashCommand,
+  TrustFolderResult,
+} from './sessionTypes';
 import {
   ErrorCodes,
   Methods,
-  type ChangeSummary,
-  type ChangesResult,
   type DaveCapabilities,
-  type DeleteSessionResult,
-  type HistoryResult,
-  type ImageAttachment,
-  type FolderTrustResult,
-  type ListCommandsResult,
-  type PermissionMode,
-  type QueryContext,
-  type SlashCommand,
-  type ListRulesResult,
-  type ListSessionsResult,
   type PermissionDecision,
+  type PermissionMode,
   type PermissionParams,
-  type PermissionResolvedReport,
-  type PermissionRule,
-  type ProgressValue,
-  type QueryFailureData,
-  type QueryParams,
   type QueryResult,
-  type RemoveRuleResult,
-  type RevertChangesParams,
-  type RevertChangesResult,
-  type StatusReport,
-  type ToolResultReport,
-  type ToolResultSummary,
-  type ToolUseReport,
-  type TranscriptMessage,
-  type TrustFolderResult,
 } from './types';
 
 export const daveProgressType = new ProgressType<ProgressValue>();
@@ -78,100 +73,6 @@ export function rpcFrom(connection: RpcLike): DaveRpc {
         : connection.sendRequest(method, params, token)) as Promise<R>,
     onProgress: (token, handler) => connection.onProgress(daveProgressType, token, handler),
   };
-}
-
-export type QueryOutcome =
-  | { kind: 'done'; result: QueryResult }
-  | {
-      kind: 'cancelled';
-      code: number;
-      message: string;
-      partialText: string;
-      /** The files the turn changed before it was stopped (issue 14; error `data.changes`). */
-      changes?: ChangeSummary[];
-    }
-  | {
-      kind: 'failed';
-      code: number | undefined;
-      message: string;
-      partialText: string;
-      toolResults: ToolResultSummary[];
-      changes?: ChangeSummary[];
-      /** The backend's environment variable that fixes it (error `data.needsEnv`); the client words where to set it. */
-      needsEnv?: string;
-    };
-
-/** The files a query's outcome says its turn changed (none from older servers). */
-export function outcomeChanges(outcome: QueryOutcome): ChangeSummary[] {
-  const changes = outcome.kind === 'done' ? outcome.result.changes : outcome.changes;
-  return Array.isArray(changes) ? changes.filter((c) => typeof c?.path === 'string' && c.path !== '') : [];
-}
-
-export type { PendingPermission, PermissionState } from './permissions';
-
-/** Callbacks for one query's events; every one is optional. */
-export interface QueryListener {
-  onProgress?(value: ProgressValue): void;
-  onToken?(text: string): void;
-  onThinking?(text: string): void;
-  onToolUse?(report: ToolUseReport): void;
-  onToolResult?(report: ToolResultReport): void;
-  /** Every change of a request of this query: opened, answering, answered, resolved, expired. */
-  onPermissionChange?(permission: PendingPermission): void;
-  onPermissionRequest?(permission: PendingPermission): void;
-  /** The server's `permissionResolved`; for a use allowed without asking, `permission` is made up from it. */
-  onPermissionResolved?(permission: PendingPermission, report: PermissionResolvedReport): void;
-  onStatus?(report: StatusReport): void;
-  onErrorReport?(message: string): void;
-  /** The `message` line that any report may carry. */
-  onMessage?(message: string): void;
-}
-
-export interface QueryRequest {
-  sessionId: string;
-  prompt: string;
-  /** The editor's context (issue 15): the active file and the prompt's @mentions. */
-  context?: QueryContext;
-  /** Images (issue 16). */
-  attachments?: ImageAttachment[];
-  messages?: TranscriptMessage[];
-  cwd?: string;
-  model?: string;
-}
-
-/** One `dave/query` in flight. */
-export class RunningQuery {
-  /** The assistant text streamed so far. */
-  text = '';
-  readonly outcome: Promise<QueryOutcome>;
-  private readonly cts = new CancellationTokenSource();
-  private finished = false;
-
-  constructor(
-    readonly sessionId: string,
-    readonly workDoneToken: string,
-    start: (token: CancellationToken) => Promise<QueryOutcome>,
-  ) {
-    this.outcome = start(this.cts.token).finally(() => {
-      this.finished = true;
-      this.cts.dispose();
-    });
-  }
-
-  get isRunning(): boolean {
-    return !this.finished;
-  }
-
-  get cancelRequested(): boolean {
-    return !this.finished && this.cts.token.isCancellationRequested;
-  }
-
-  /** Sends `$/cancelRequest`; the outcome then settles as `cancelled` (or `done` if it won the race). */
-  cancel(): void {
-    if (!this.finished) {
-      this.cts.cancel();
-    }
-  }
 }
 
 /** What an answer carries besides allow or deny (issue 16), and how its card words it. */
@@ -234,24 +135,13 @@ export class DaveClient {
 
   query(request: QueryRequest, listener: QueryListener = {}): RunningQuery {
     const token = this.newToken();
-    const params: QueryParams = {
-      sessionId: request.sessionId,
-      prompt: request.prompt,
-      messages: request.messages ?? [],
-      workDoneToken: token,
-    };
-    if (request.context !== undefined && (request.context.activeFile !== undefined || (request.context.mentions?.length ?? 0) > 0)) {
-      params.context = request.context;
-    }
-    if (request.attachments !== undefined && request.attachments.length > 0) params.attachments = request.attachments;
-    if (request.cwd !== undefined) params.cwd = request.cwd;
-    if (request.model !== undefined && request.model !== '') params.model = request.model;
+    const params = queryParams(request, token);
 
     const query: RunningQuery = new RunningQuery(request.sessionId, token, async (cancel) => {
       const ownPermissions = new Set<string>();
       // Register before sending: the first report may arrive before the response.
       const subscription = this.rpc.onProgress(token, (value) => {
-        this.dispatch(query, value, listener, ownPermissions);
+        dispatchReport(query, value, listener, this.permissions, ownPermissions, this.log);
       });
       let outcome: QueryOutcome;
       let expiry: ExpiryReason = 'queryEnded';
@@ -259,7 +149,7 @@ export class DaveClient {
         const result = await this.rpc.sendRequest<QueryResult>(Methods.query, params, cancel);
         outcome = { kind: 'done', result };
       } catch (error) {
-        outcome = this.failureOutcome(error, query, cancel.isCancellationRequested);
+        outcome = failureOutcome(error, query, cancel.isCancellationRequested);
         if (outcome.kind === 'cancelled') expiry = 'cancelled';
         else if (isConnectionGone(error)) expiry = 'serverStopped';
       } finally {
@@ -448,131 +338,4 @@ export class DaveClient {
     this.permissions.expire('serverStopped');
     for (const q of this.running) q.cancel();
   }
-
-  private dispatch(
-    query: RunningQuery,
-    value: ProgressValue,
-    listener: QueryListener,
-    ownPermissions: Set<string>,
-  ): void {
-    this.safely(() => listener.onProgress?.(value));
-    if (value.kind !== 'report') return;
-    if (typeof value.message === 'string' && value.message !== '') {
-      const message = value.message;
-      this.safely(() => listener.onMessage?.(message));
-    }
-    switch (value.type) {
-      case 'token':
-        query.text += value.text;
-        this.safely(() => listener.onToken?.(value.text));
-        break;
-      case 'thinking':
-        this.safely(() => listener.onThinking?.(value.text));
-        break;
-      case 'toolUse':
-        this.safely(() => listener.onToolUse?.(value));
-        break;
-      case 'toolResult':
-        this.safely(() => listener.onToolResult?.(value));
-        break;
-      case 'permissionRequest': {
-        const permission = this.permissions.open(value, query.sessionId, (p) => listener.onPermissionChange?.(p));
-        ownPermissions.add(permission.requestId);
-        this.safely(() => listener.onPermissionRequest?.(permission));
-        break;
-      }
-      case 'permissionResolved': {
-        const permission = this.permissions.resolve(value) ?? allowedWithoutAsking(value, query.sessionId);
-        this.safely(() => listener.onPermissionResolved?.(permission, value));
-        break;
-      }
-      case 'status':
-        this.safely(() => listener.onStatus?.(value));
-        break;
-      case 'error':
-        this.safely(() => listener.onErrorReport?.(value.message));
-        break;
-      default:
-        this.log(`dave: unknown progress report ${JSON.stringify(value)}`);
-    }
-  }
-
-  private failureOutcome(error: unknown, query: RunningQuery, cancelRequested: boolean): QueryOutcome {
-    const code = errorCode(error);
-    const message = errorMessage(error);
-    const data = (error as { data?: QueryFailureData } | undefined)?.data;
-    const changes = Array.isArray(data?.changes) ? { changes: data.changes } : {};
-    if (code === ErrorCodes.RequestCancelled || (cancelRequested && isCancellation(error))) {
-      return {
-        kind: 'cancelled',
-        code: ErrorCodes.RequestCancelled,
-        message,
-        partialText: query.text,
-        ...changes,
-      };
-    }
-    const partialText = typeof data?.partialText === 'string' ? data.partialText : query.text;
-    const toolResults = Array.isArray(data?.toolResults) ? data.toolResults : [];
-    return {
-      kind: 'failed',
-      code,
-      message: isConnectionGone(error)
-        ? `The Dave server stopped before it answered (${message}). Restart it with "Dave: Restart Server" and see the Dave output for its log.`
-        : message,
-      partialText,
-      toolResults,
-      ...changes,
-      ...(typeof data?.needsEnv === 'string' && data.needsEnv !== '' ? { needsEnv: data.needsEnv } : {}),
-    };
-  }
-
-  private safely(fn: () => void): void {
-    try {
-      fn();
-    } catch (error) {
-      this.log(`dave: a query listener threw: ${errorMessage(error)}`);
-    }
-  }
-}
-
-/** The stand-in for a tool use that a rule or the mode allowed without asking: no request came first. */
-function allowedWithoutAsking(report: PermissionResolvedReport, sessionId: string): PendingPermission {
-  return {
-    requestId: report.requestId,
-    sessionId,
-    toolUseId: '',
-    toolName: '',
-    input: {},
-    message: '',
-    state: 'resolved',
-    resolved: {
-      decision: report.decision,
-      by: report.by,
-      ...(typeof report.rule === 'string' && report.rule !== '' ? { rule: report.rule } : {}),
-    },
-  };
-}
-
-export function errorCode(error: unknown): number | undefined {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return typeof code === 'number' ? code : undefined;
-}
-
-export function errorMessage(error: unknown): string {
-  if (error instanceof Error) return error.message;
-  if (typeof error === 'string') return error;
-  const message = (error as { message?: unknown } | undefined)?.message;
-  return typeof message === 'string' ? message : String(error);
-}
-
-function isCancellation(error: unknown): boolean {
-  const name = (error as { name?: unknown } | undefined)?.name;
-  return name === 'Canceled' || name === 'CancellationError';
-}
-
-/** vscode-jsonrpc's codes for a connection that closed under a pending request. */
-function isConnectionGone(error: unknown): boolean {
-  const code = errorCode(error);
-  // PendingResponseRejected -32097, ConnectionInactive -32096
-  return code === -32097 || code === -32096 || /connection (is|got) (closed|disposed)/i.test(errorMessage(error));
 }

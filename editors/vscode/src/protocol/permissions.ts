@@ -18,12 +18,12 @@
 
 import type {
   AllowAlwaysOffer,
-  PermissionDecision,
   PermissionRequestReport,
   PermissionResolvedReport,
   Proposal,
   Question,
-} from './types';
+} from './progressTypes';
+import type { PermissionDecision } from './types';
 
 export type PermissionState = 'pending' | 'answering' | 'answered' | 'resolved' | 'expired';
 

@@ -20,7 +20,8 @@ import {
   type MessageConnection,
 } from 'vscode-jsonrpc/node';
 
-import { DaveClient, errorMessage, rpcFrom } from './daveClient';
+import { DaveClient, rpcFrom } from './daveClient';
+import { errorMessage } from './errors';
 import type { DaveCapabilities, InitializationOptions } from './types';
 
 export interface ServerCommand {

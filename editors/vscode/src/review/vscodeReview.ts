@@ -22,7 +22,7 @@ import * as vscode from 'vscode';
 
 import type { ChangePick, ChangesUi } from '../chat/changes';
 import type { ProposalDocument, ProposalView } from '../chat/review';
-import type { ChangedFile } from '../protocol/types';
+import type { ChangedFile } from '../protocol/changeTypes';
 
 export const ORIGINAL_SCHEME = 'dave-original';
 export const PROPOSAL_SCHEME = 'dave-proposal';

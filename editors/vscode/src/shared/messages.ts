@@ -4,9 +4,13 @@
  * it and reports what the user did.
  */
 
-import type { ImageAttachment, PermissionMode, Question, SlashCommand } from '../protocol/types';
+import type { Question } from '../protocol/progressTypes';
+import type { SlashCommand } from '../protocol/sessionTypes';
+import type { ImageAttachment, PermissionMode } from '../protocol/types';
 
-export type { ImageAttachment, PermissionMode, Question, SlashCommand } from '../protocol/types';
+export type { Question } from '../protocol/progressTypes';
+export type { SlashCommand } from '../protocol/sessionTypes';
+export type { ImageAttachment, PermissionMode } from '../protocol/types';
 
 export type PermissionCardState = 'pending' | 'answered' | 'allowed' | 'denied' | 'expired';
 

@@ -1,0 +1,103 @@
+/**
+ * The sessions and what belongs to them (docs/protocol.md, "Session
+ * lifecycle", "Conversation history", "Allow-always rules", "Folder trust"):
+ * deleting and listing sessions, slash commands, rules, history and trust.
+ */
+
+import type { OpenString } from './types';
+
+export interface DeleteSessionParams {
+  sessionId: string;
+}
+
+export interface DeleteSessionResult {
+  deleted: boolean;
+}
+
+export interface ServerSessionInfo {
+  sessionId: string;
+  state?: OpenString<'idle' | 'working' | 'needsInput' | 'evicted'>;
+  cwd?: string;
+  model?: string;
+  permissionMode?: string;
+  createdAt?: string | number;
+  lastActiveAt?: string | number;
+  turns?: number;
+  title?: string;
+  backendSessionId?: string;
+  /** Additive (issue 16): the session's running cost. */
+  costUsd?: number;
+}
+
+export interface ListSessionsResult {
+  sessions: ServerSessionInfo[];
+}
+
+export interface SlashCommand {
+  name: string;
+  description?: string;
+  argumentHint?: string;
+}
+
+export interface ListCommandsResult {
+  commands: SlashCommand[];
+}
+
+export interface PermissionRule {
+  rule: string;
+  label: string;
+  createdAt: string | number;
+}
+
+export interface ListRulesParams {
+  sessionId: string;
+}
+
+export interface ListRulesResult {
+  rules: PermissionRule[];
+}
+
+export interface RemoveRuleParams {
+  sessionId: string;
+  rule: string;
+}
+
+export interface RemoveRuleResult {
+  removed: boolean;
+}
+
+/** One `dave/history` entry (docs/protocol.md, "Conversation history"). */
+export interface HistoryToolUse {
+  toolUseId?: string;
+  toolName: string;
+  message?: string;
+  summary?: string;
+  isError?: boolean;
+}
+
+export type HistoryEntry =
+  | { role: 'user'; text: string; editorContext?: boolean; images?: number }
+  | { role: 'assistant'; text?: string; thinking?: string; toolUses?: HistoryToolUse[] };
+
+/** `dave/history`: the conversation from the backend's own record, or why there is none. */
+export interface HistoryResult {
+  sessionId: string;
+  backend: string;
+  available: boolean;
+  reason?: string;
+  entries: HistoryEntry[];
+}
+
+/** `dave/trustFolder` -> the normalized absolute folder and whether it is trusted now (issue 24). */
+export interface TrustFolderResult {
+  path: string;
+  trusted: boolean;
+}
+
+/** `dave/folderTrust`: whether a folder is trusted, and what its Claude Code settings would run if it were. */
+export interface FolderTrustResult {
+  path: string;
+  trusted: boolean;
+  runsCode: boolean;
+  wouldRun: string[];
+}
