@@ -16,10 +16,9 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
+import pytest
 from pytest_lsp import ClientServerConfig
 
 from dave_lsp.backends import search
@@ -40,24 +39,36 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@asynccontextmanager
-async def capped_server(
-    fake_model: FakeModelServer, cwd: Path, **options: Any
-) -> AsyncIterator[DaveClient]:
-    """The server under `prlimit --as`, the OpenAI backend on the fake model."""
+@pytest.fixture(scope="module")
+async def capped(
+    fake_model: FakeModelServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[DaveClient, Path]]:
+    """One server for the search tests, under `prlimit --as`, the OpenAI backend on the
+    fake model, in plan mode (Glob and Grep run in every mode), in a hostile folder: a
+    line that takes Python's regex engine 2^28 steps, a FIFO, and two symlink loops."""
+    project = tmp_path_factory.mktemp("hostile")
+    # Python's backtracking engine needs about 2^n steps for `(a+)+$` on n a's and a b.
+    (project / "data.log").write_text("start\n" + "a" * 28 + "b\n" + "a" * 5000 + "b\nend\n")
+    os.mkfifo(project / "pipe")  # opening it to read would block until a writer came
+    (project / "one.txt").write_text("1\n")
+    (project / "sub").mkdir()
+    (project / "sub" / "two.txt").write_text("2\n")
+    (project / "a").symlink_to(".")
+    (project / "sub" / "up").symlink_to("..")
     command = ["prlimit", f"--as={MEMORY_CAP}", "--", sys.executable, "-m", "dave_lsp"]
     client = await ClientServerConfig(server_command=command, client_factory=DaveClient).start()
     assert isinstance(client, DaveClient)
-    base = {
+    options = {
         **openai_options(fake_model),
         "env": ENV_KEY,
-        "cwd": str(cwd),
-        "stateDir": str(cwd.parent / f"state-{cwd.name}"),
+        "cwd": str(project),
+        "stateDir": str(tmp_path_factory.mktemp("state")),
         "prewarm": 0,
+        "permissionMode": "plan",
     }
-    await initialize(client, {**base, **options})
+    await initialize(client, options)
     try:
-        yield client
+        yield client, project
     finally:
         await asyncio.wait_for(client.shutdown_session(), 30)
 
@@ -79,84 +90,65 @@ def _server_pid(client: DaveClient) -> int:
 
 
 async def test_a_catastrophic_regex_does_not_freeze_the_server(
-    fake_model: FakeModelServer, tmp_path: Path
+    capped: tuple[DaveClient, Path],
 ) -> None:
-    project = tmp_path / "project"
-    project.mkdir()
-    # Python's backtracking engine needs about 2^n steps for `(a+)+$` on n a's and a b.
-    (project / "data.txt").write_text("start\n" + "a" * 28 + "b\n" + "a" * 5000 + "b\nend\n")
-    os.mkfifo(project / "pipe")  # opening it to read would block until a writer came
-    async with capped_server(fake_model, project, permissionMode="plan") as client:
-        session = new_session()
-        future, token = client.start_query(session, tool_call("Grep", {"pattern": "(a+)+$"}))
-        await client.wait_report(token, "toolUse")
-        assert await _answers_quickly(client) < 0.5
-        result = await asyncio.wait_for(future, 20)
-        assert result["toolResults"][0]["isError"] is False
-        assert client.texts(token) == "Tool said: No matches found."
-        # A pattern the linear-time engine lacks is refused in one line naming what.
-        result, token = await client.query(session, tool_call("Grep", {"pattern": r"(a)\1"}))
-        said = client.texts(token)
-        assert "\n" not in said
-        assert "backreferences" in said and "lookaround" in said
+    client, _ = capped
+    session = new_session()
+    future, token = client.start_query(session, tool_call("Grep", {"pattern": "(a+)+$"}))
+    await client.wait_report(token, "toolUse")
+    assert await _answers_quickly(client) < 0.5
+    result = await asyncio.wait_for(future, 20)
+    assert result["toolResults"][0]["isError"] is False
+    assert client.texts(token) == "Tool said: No matches found."
+    # A pattern the linear-time engine lacks is refused in one line naming what.
+    result, token = await client.query(session, tool_call("Grep", {"pattern": r"(a)\1"}))
+    said = client.texts(token)
+    assert "\n" not in said
+    assert "backreferences" in said and "lookaround" in said
 
 
 # -- Glob ----------------------------------------------------------------------------------
 
 
-def _self_linked(folder: Path) -> Path:
-    folder.mkdir()
-    (folder / "one.txt").write_text("1\n")
-    (folder / "sub").mkdir()
-    (folder / "sub" / "two.txt").write_text("2\n")
-    (folder / "a").symlink_to(".")
-    (folder / "sub" / "up").symlink_to("..")
-    return folder
-
-
 async def test_a_glob_through_a_symlink_loop_ends_bounded(
-    fake_model: FakeModelServer, tmp_path: Path
+    capped: tuple[DaveClient, Path],
 ) -> None:
-    project = _self_linked(tmp_path / "project")
-    async with capped_server(fake_model, project, permissionMode="plan") as client:
-        session = new_session()
-        future, token = client.start_query(session, tool_call("Glob", {"pattern": "**/*.txt"}))
-        await client.wait_report(token, "toolUse")
-        assert await _answers_quickly(client) < 0.5
-        await asyncio.wait_for(future, 20)
-        listed = client.texts(token).removeprefix("Tool said: ").splitlines()
-        assert sorted(listed) == ["one.txt", "sub/two.txt"]
-        # At most 200 files, and the listing says it stopped there.
-        many = project / "many"
-        many.mkdir()
-        for number in range(250):
-            (many / f"{number}.dat").write_text("")
-        _, token = await client.query(session, tool_call("Glob", {"pattern": "**/*.dat"}))
-        listed = client.texts(token).removeprefix("Tool said: ").splitlines()
-        assert len(listed) == 201
-        assert listed[-1] == "… stopped at 200 files; narrow the pattern or path"
+    client, project = capped
+    session = new_session()
+    future, token = client.start_query(session, tool_call("Glob", {"pattern": "**/*.txt"}))
+    await client.wait_report(token, "toolUse")
+    assert await _answers_quickly(client) < 0.5
+    await asyncio.wait_for(future, 20)
+    listed = client.texts(token).removeprefix("Tool said: ").splitlines()
+    assert sorted(listed) == ["one.txt", "sub/two.txt"]
+    # At most 200 files, and the listing says it stopped there.
+    many = project / "many"
+    many.mkdir()
+    for number in range(250):
+        (many / f"{number}.dat").write_text("")
+    _, token = await client.query(session, tool_call("Glob", {"pattern": "**/*.dat"}))
+    listed = client.texts(token).removeprefix("Tool said: ").splitlines()
+    assert len(listed) == 201
+    assert listed[-1] == "… stopped at 200 files; narrow the pattern or path"
 
 
-async def test_a_cancelled_glob_stops_its_work(fake_model: FakeModelServer, tmp_path: Path) -> None:
-    project = _self_linked(tmp_path / "project")
-    async with capped_server(fake_model, project) as client:
-        future, token = client.start_query(
-            new_session(), tool_call("Glob", {"pattern": "**/*.none"})
-        )
-        await client.wait_report(token, "toolUse")
-        await asyncio.sleep(0.5)  # the search is under way (today's never ends)
-        client.cancel(token)
-        try:
-            await asyncio.wait_for(future, 10)
-        except Exception as exc:  # the cancel came first
-            assert "cancel" in str(exc)
-        # Nothing goes on working after the cancel: the server idles.
-        await asyncio.sleep(0.5)
-        pid = _server_pid(client)
-        before = _cpu_seconds(pid)
-        await asyncio.sleep(1.5)
-        assert _cpu_seconds(pid) - before < 0.5
-        assert await _answers_quickly(client) < 0.5
+async def test_a_cancelled_glob_stops_its_work(capped: tuple[DaveClient, Path]) -> None:
+    client, _ = capped
+    future, token = client.start_query(new_session(), tool_call("Glob", {"pattern": "**/*.none"}))
+    await client.wait_report(token, "toolUse")
+    await asyncio.sleep(0.5)  # the search is under way (today's never ends)
+    client.cancel(token)
+    try:
+        await asyncio.wait_for(future, 10)
+    except Exception as exc:  # the cancel came first
+        assert "cancel" in str(exc)
+    # Nothing goes on working after the cancel: the server idles.
+    await asyncio.sleep(0.5)
+    pid = _server_pid(client)
+    before = _cpu_seconds(pid)
+    await asyncio.sleep(1.5)
+    assert _cpu_seconds(pid) - before < 0.5
+    assert await _answers_quickly(client) < 0.5
 
 
 # -- a Write to a symbolic link ------------------------------------------------------------
