@@ -292,7 +292,15 @@ async def test_accept_edits_lets_file_edits_through_but_asks_for_bash(
     outside = str(tmp_path.parent / f"outside-{marker()}.txt")
     await turn(session, f"write {outside} no")
     await turn(session, tool_call("Bash", {"command": "true"}))
-    assert [name for _, name, _ in asker.asked] == ["Write", "Bash"]
+    # A file that makes code run later asks in acceptEdits too (issue 24), and the
+    # default deny leaves it unwritten.
+    (tmp_path / ".git" / "hooks").mkdir(parents=True)
+    asker.answer = PermissionAnswer(allow=False, reason="not there")
+    await turn(session, "write .git/hooks/pre-commit touch PWNED")
+    await turn(session, "write .envrc export X=1")
+    assert [name for _, name, _ in asker.asked] == ["Write", "Bash", "Write", "Write"]
+    assert not (tmp_path / ".git" / "hooks" / "pre-commit").exists()
+    assert not (tmp_path / ".envrc").exists()
     os.unlink(outside)
 
 

@@ -44,6 +44,7 @@ from dave_lsp.backends import search
 from dave_lsp.editor_tools import EditorToolError, EditorTools
 from dave_lsp.file_tool_schemas import edit_schema, read_schema, write_schema
 from dave_lsp.proposals import MAX_READ_BYTES, EditError, decode_text, proposed_text
+from dave_lsp.rules import runs_code_later
 
 READ_MAX_LINES: Final = 2000
 READ_MAX_LINE_CHARS: Final = 2000
@@ -160,7 +161,14 @@ def gate(name: str, tool_input: dict[str, Any], mode: str, cwd: str) -> Verdict:
     if mode == "plan":
         return "deny"
     if mode == "acceptEdits" and name in FILE_EDITS:
-        return "allow" if inside(target_of(name, tool_input), cwd) else "ask"
+        # A file that makes code run later (.git/hooks, .envrc, .mcp.json, ...) asks in
+        # acceptEdits too: the mode is for edits the user reviews later, not for code.
+        target = os.path.realpath(
+            os.path.join(cwd, os.path.expanduser(target_of(name, tool_input)))
+        )
+        if inside(target, cwd) and not runs_code_later(target, cwd):
+            return "allow"
+        return "ask"
     return "ask"
 
 
