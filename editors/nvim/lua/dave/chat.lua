@@ -1,28 +1,13 @@
 --- The chat buffer: one per session. Appends text in place as it streams, keeps the answer
 --- region read-only, follows the bottom only where the cursor was there, and shows the
---- query's status in the winbar.
+--- query's status in the winbar (where and how it is shown: dave.chat_window).
+local chat_window = require("dave.chat_window")
 local config = require("dave.config")
 
 local api = vim.api
 local uv = vim.uv or vim.loop
 
-local SPINNER = { "⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏" }
-local WINDOW_OPTIONS = vim.tbl_extend("force", require("dave.prompt").TEXT_WINDOW, {
-  -- The model's thinking is a fold, closed (zo opens it).
-  foldmethod = "expr",
-  foldexpr = "v:lua.require'dave.chat'.fold(v:lnum)",
-  foldtext = "v:lua.require'dave.chat'.foldtext()",
-  foldlevel = 0,
-  foldenable = true,
-})
-
 local THINKING = "> _thinking_"
-
---- Sets a window option for this buffer in that window only (`:setlocal`), so it does not
---- follow another buffer into the window.
-local function set_local(win, name, value)
-  api.nvim_set_option_value(name, value, { scope = "local", win = win })
-end
 
 ---@class dave.Chat
 ---@field session_id string
@@ -48,16 +33,6 @@ local function set_buf_options(buf)
 end
 
 local api_ns = api.nvim_create_namespace("dave_chat_hint")
-local chats = setmetatable({}, { __mode = "k" }) ---@type table<dave.Chat, boolean> every chat, for VimResized
-
---- The chat window's options, set for this buffer in that window only.
-local function apply_window_options(win)
-  for name, value in pairs(WINDOW_OPTIONS) do
-    set_local(win, name, value)
-  end
-  set_local(win, "conceallevel", config.options.window.conceallevel)
-  set_local(win, "concealcursor", "nc")
-end
 
 ---@param session_id string
 ---@param title string?
@@ -80,13 +55,13 @@ function Chat.new(session_id, title, on_key)
   self.prompt = require("dave.prompt").create(self)
   self:_map_keys(on_key or {})
   self:_show_empty_hint()
-  chats[self] = true
+  chat_window.track(self)
   api.nvim_create_autocmd("BufWipeout", {
     buffer = buf,
     once = true,
     callback = function()
       self:_stop_spinner()
-      chats[self] = nil
+      chat_window.untrack(self)
     end,
   })
   -- A chat shown in a window (a new or switched chat, :buffer) gets its options and winbar
@@ -96,7 +71,7 @@ function Chat.new(session_id, title, on_key)
     callback = function()
       vim.schedule(function()
         for _, win in ipairs(self:windows()) do
-          apply_window_options(win)
+          chat_window.apply_options(win)
         end
         self:_render_winbar()
       end)
@@ -161,101 +136,17 @@ function Chat:windows()
   end, vim.fn.win_findbuf(self.buf))
 end
 
-local function window_size(position)
-  local size = config.options.window.size
-  if size >= 1 then
-    return math.floor(size)
-  end
-  local vertical = position == "left" or position == "right"
-  local total = vertical and vim.o.columns or vim.o.lines
-  return math.max(vertical and 20 or 5, math.floor(total * size))
-end
-
 --- Shows the chat in a split, with its prompt area under it; enter: move the cursor to the
 --- chat (into_prompt: to the prompt area).
 ---@param enter boolean?
 ---@param into_prompt boolean?
 function Chat:open(enter, into_prompt)
-  local win = self:windows()[1]
-  if not win then
-    local position = config.options.window.position
-    local size = window_size(position)
-    local horizontal = position == "above" or position == "below"
-    win = api.nvim_open_win(self.buf, false, {
-      split = position,
-      win = -1,
-      width = not horizontal and size or nil,
-      height = horizontal and size or nil,
-    })
-    local last = api.nvim_buf_line_count(self.buf)
-    api.nvim_win_set_cursor(win, { last, 0 })
-  end
-  apply_window_options(win)
-  self:_render_winbar()
-  require("dave.prompt").show(self, win, into_prompt)
-  if enter and not into_prompt then
-    api.nvim_set_current_win(win)
-  end
-  return win
+  return chat_window.open(self, enter, into_prompt)
 end
 
---- Keeps each chat window at its configured share of the editor (`window.size` below 1).
-local function keep_ratio()
-  if config.options.window.size >= 1 then
-    return
-  end
-  local position = config.options.window.position
-  local vertical = position == "left" or position == "right"
-  local size = window_size(position)
-  for chat in pairs(chats) do
-    for _, win in ipairs(chat:windows()) do
-      if vertical then
-        pcall(api.nvim_win_set_width, win, size)
-      else
-        pcall(api.nvim_win_set_height, win, size)
-      end
-    end
-    chat:_render_winbar()
-  end
-end
-
-local layout = api.nvim_create_augroup("dave_chat_layout", { clear = true })
-api.nvim_create_autocmd("VimResized", {
-  group = layout,
-  callback = keep_ratio,
-  desc = "dave: keep the chat window's share of the editor",
-})
-api.nvim_create_autocmd("WinClosed", {
-  group = layout,
-  callback = function(args)
-    if not (api.nvim_buf_is_valid(args.buf) and vim.bo[args.buf].filetype == "dave") then
-      return
-    end
-    -- The last chat window of the tab went (:q): its prompt area goes with it.
-    vim.schedule(function()
-      for _, win in ipairs(api.nvim_tabpage_list_wins(0)) do
-        if vim.bo[api.nvim_win_get_buf(win)].filetype == "dave" then
-          return
-        end
-      end
-      require("dave.prompt").hide()
-    end)
-  end,
-  desc = "dave: close the prompt area with the chat window",
-})
-
+--- Closes the chat's windows (and its prompt area); the buffer stays.
 function Chat:close()
-  require("dave.prompt").hide()
-  for _, win in ipairs(self:windows()) do
-    if #api.nvim_tabpage_list_wins(0) > 1 then
-      api.nvim_win_close(win, false)
-    else -- the last window stays; it shows another buffer instead
-      local alt = vim.fn.bufnr("#")
-      local other = (alt > 0 and alt ~= self.buf and api.nvim_buf_is_valid(alt)) and alt
-        or api.nvim_create_buf(true, false)
-      api.nvim_win_set_buf(win, other)
-    end
-  end
+  chat_window.close(self)
 end
 
 function Chat:toggle()
@@ -434,18 +325,7 @@ function Chat:text()
 end
 
 function Chat:_render_winbar()
-  local mark = self.busy and SPINNER[self.frame] or "●"
-  local tail = ("  %s %s"):format(mark, self.status)
-  for _, win in ipairs(self:windows()) do
-    -- The title gives way when the window is narrow (Neovim would cut the start instead).
-    local room = api.nvim_win_get_width(win) - vim.fn.strdisplaywidth(" Dave · " .. tail) - 1
-    local title = self.title
-    if vim.fn.strdisplaywidth(title) > room then
-      title = room > 1 and (vim.fn.strcharpart(title, 0, room - 1) .. "…") or ""
-    end
-    local bar = (" Dave · " .. title .. tail):gsub("%%", "%%%%")
-    set_local(win, "winbar", bar)
-  end
+  chat_window.render_winbar(self)
 end
 
 function Chat:_stop_spinner()
@@ -471,7 +351,7 @@ function Chat:set_status(status, busy)
         if not self.busy then
           return
         end
-        self.frame = self.frame % #SPINNER + 1
+        self.frame = self.frame % #chat_window.SPINNER + 1
         self:_render_winbar()
       end)
     )
