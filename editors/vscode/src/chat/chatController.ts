@@ -4,34 +4,36 @@
  *
  * - SessionStore (sessionStore.ts) keeps the sessions, their items and
  *   transcripts, persists them, and decides what `messages` a query carries;
- * - the turn reducer (turnReducer.ts) turns one query's reports into items and
- *   the status line, as effects that this applies to the store and the view;
+ * - TurnRunner (turnRunner.ts) runs a prompt's turn: the query, the turn
+ *   reducer (turnReducer.ts) over its reports, and the reducer's effects;
+ * - ViewUpdates (viewUpdates.ts) is what the webview is told, of the active
+ *   session only;
+ * - ServerSessions (serverSessions.ts) learns what the server knows of the
+ *   sessions (dave/listSessions, dave/history) and the meter after a turn;
  * - the client's PermissionLedger (protocol/permissions.ts) owns every
  *   permission request's state: answers go through it, cards mirror it, and
  *   so do the proposals' diff editors (review.ts, ProposalReview);
  * - TurnChanges (changes.ts) keeps the "N files changed" row of a turn that
  *   changed files: Review opens its diffs (dave/changes), Undo reverts it, or
- *   one file or hunk of it (dave/revertChanges), through the host's ChangesUi.
- *
+ *   one file or hunk of it (dave/revertChanges), through the host's ChangesUi;
  * - RunningTurns (runningTurns.ts) knows which sessions have a turn running
  *   (and on which client) and which are between Send and their query;
  * - PromptQueue (promptQueue.ts) keeps the prompts that wait for a turn;
  * - ContextChips (promptContext.ts) keeps the message box's chips (Ask Dave
  *   About Selection), which go with the next prompt as its `context`;
- * - sessionSettings.ts applies the pickers and learns the meter, and
- *   codeActions.ts runs a code block's Copy, Insert and Apply and a tool row's file.
+ * - sessionSettings.ts applies the pickers, and codeActions.ts runs a code
+ *   block's Copy, Insert and Apply and a tool row's file.
  *
- * It has no state of its own beyond a turn counter. It imports nothing from
- * `vscode`: extension.ts gives it the client, the store and a way to post to
- * the webview, and tests drive it against the real server.
+ * It has no state of its own. It imports nothing from `vscode`: extension.ts
+ * gives it the client, the store and a way to post to the webview, and tests
+ * drive it against the real server.
  */
 
 import type { ChangedFile, HunkRef, RevertChangesResult } from '../protocol/changeTypes';
 import type { DaveClient, PermissionExtra } from '../protocol/daveClient';
-import type { ActiveFileContext, QueryContext } from '../protocol/editorTypes';
+import type { ActiveFileContext } from '../protocol/editorTypes';
 import { errorMessage } from '../protocol/errors';
 import type { QueryOutcome } from '../protocol/query';
-import type { ServerSessionInfo } from '../protocol/sessionTypes';
 import type { ImageAttachment, PermissionMode, TranscriptMessage } from '../protocol/types';
 import type {
   ChatItem,
@@ -40,8 +42,6 @@ import type {
   FromWebview,
   PermissionAnswer,
   QueuedPrompt,
-  RetryInfo,
-  SessionSettings,
   ToWebview,
   Welcome,
 } from '../shared/messages';
@@ -50,10 +50,13 @@ import { runCodeAction } from './codeActions';
 import { ContextChips, promptContext } from './promptContext';
 import { PromptQueue } from './promptQueue';
 import type { ProposalReview } from './review';
-import { RunningTurns, turnListener, type Turn } from './runningTurns';
-import { configureSession, learnListed, meterAfterTurn } from './sessionSettings';
-import { SessionStore, titleFrom, type Session, type StateStore } from './sessionStore';
-import { answerNote, reduceTurn, startTurn, type TurnEffect, type TurnEvent } from './turnReducer';
+import { RunningTurns } from './runningTurns';
+import { ServerSessions } from './serverSessions';
+import { configureSession } from './sessionSettings';
+import { SessionStore, type Session, type StateStore } from './sessionStore';
+import { answerNote } from './turnReducer';
+import { TurnRunner } from './turnRunner';
+import { ViewUpdates } from './viewUpdates';
 
 export { STORAGE_KEY, type StateStore } from './sessionStore';
 export type { ChangePick, ChangesUi } from './changes';
@@ -109,18 +112,24 @@ export interface SendOptions {
 export class ChatController {
   private readonly store: SessionStore;
   private readonly turns: RunningTurns;
-  private turnCounter = 0;
   /** Review and Undo of the turns' "files changed" rows. */
   private readonly changes: TurnChanges;
   private readonly queue = new PromptQueue();
   /** The message box's context chips. */
   private readonly chips: ContextChips;
+  private readonly view: ViewUpdates;
+  private readonly serverSessions: ServerSessions;
+  private readonly runner: TurnRunner;
 
   constructor(private readonly host: ChatHost) {
     this.store = new SessionStore(host.store, (message) => host.log?.(message));
     this.changes = new TurnChanges(this.store, host);
     this.turns = new RunningTurns((busy) => host.onBusyChanged?.(busy));
     this.chips = new ContextChips((chips) => host.post({ type: 'chips', chips }));
+    this.view = new ViewUpdates(host, this.store, this.turns, this.queue, this.chips);
+    this.serverSessions = new ServerSessions(host, this.store, this.view);
+    const { store, turns, queue, view, changes, serverSessions } = this;
+    this.runner = new TurnRunner(host, { store, turns, queue, view, changes, serverSessions });
   }
 
   get activeSessionId(): string | undefined {
@@ -129,19 +138,7 @@ export class ChatController {
 
   /** The view's whole state, for `ready` and session switches. */
   viewState(): ChatViewState {
-    const active = this.store.active();
-    return {
-      sessions: this.summaries(),
-      activeSessionId: this.store.activeId,
-      items: active?.items.map((i) => ({ ...i })) ?? [],
-      busy: active !== undefined && this.turns.isRunning(active.id),
-      status: active?.status ?? '',
-      queued: this.queue.list(active?.id),
-      settings: this.settingsOf(active),
-      ...(active?.meter !== undefined ? { meter: { ...active.meter } } : {}),
-      ...(this.host.welcome !== undefined ? { welcome: this.host.welcome() } : {}),
-      chips: this.chips.list(),
-    };
+    return this.view.state();
   }
 
   /** The context chips in the message box. */
@@ -176,7 +173,7 @@ export class ChatController {
   async handleMessage(message: FromWebview): Promise<void> {
     switch (message.type) {
       case 'ready':
-        this.postState();
+        this.view.postState();
         void this.refreshServerSessions();
         break;
       case 'send':
@@ -247,12 +244,12 @@ export class ChatController {
 
   newSession(): string {
     const session = this.store.create();
-    this.postState();
+    this.view.postState();
     return session.id;
   }
 
   switchSession(sessionId: string): void {
-    if (this.store.activate(sessionId)) this.postState();
+    if (this.store.activate(sessionId)) this.view.postState();
   }
 
   /**
@@ -275,68 +272,18 @@ export class ChatController {
     const attachments = options.attachments ?? [];
     if (this.turns.isBusy(session.id) || this.queue.has(session.id)) {
       const { outcome } = this.queue.add(session.id, { text: prompt, attachments, context, contextLabels });
-      this.postQueue(session);
+      this.view.postQueue(session);
       return outcome;
     }
-    return this.run(session, prompt, attachments, context, contextLabels);
+    return this.runner.run(session, prompt, attachments, context, contextLabels);
   }
 
   /** Removes a queued prompt before it runs; false when it is not waiting (any more). */
   unqueue(id: string): boolean {
     const sessionId = this.queue.remove(id);
     const session = sessionId === undefined ? undefined : this.store.get(sessionId);
-    if (session !== undefined) this.postQueue(session);
+    if (session !== undefined) this.view.postQueue(session);
     return sessionId !== undefined;
-  }
-
-  private async run(
-    session: Session,
-    prompt: string,
-    attachments: ImageAttachment[],
-    context: QueryContext | undefined,
-    contextLabels: readonly string[] = [],
-  ): Promise<QueryOutcome | undefined> {
-    if (session.history.length === 0 && !session.resumed) session.title = titleFrom(prompt);
-    const earlier = this.store.addPrompt(session, prompt);
-    const images = attachments.length > 0 ? { images: attachments.length } : {};
-    const labels = contextLabels.length > 0 ? { context: [...contextLabels] } : {};
-    this.addItem(session, { id: this.store.itemId(), kind: 'user', text: prompt, ...images, ...labels });
-    this.postSessions();
-
-    this.turns.startSending(session.id);
-    try {
-      let client: DaveClient;
-      try {
-        this.setStatus(session, 'Starting the Dave server…');
-        client = await this.host.getClient();
-      } catch (error) {
-        this.setStatus(session, '');
-        this.addItem(session, { id: this.store.itemId(), kind: 'error', message: errorMessage(error) });
-        return undefined;
-      }
-      this.setStatus(session, 'Working…');
-      const messages = this.store.messagesFor(session, client, earlier);
-      return await this.runQuery(client, session, prompt, messages, { attachments, context });
-    } finally {
-      this.turns.doneSending(session.id);
-      this.store.scheduleSave(0);
-      this.runNext(session);
-    }
-  }
-
-  /** The next queued prompt of a session, once its turn has ended. */
-  private runNext(session: Session): void {
-    const next = this.queue.next(session.id);
-    if (next === undefined) return;
-    this.postQueue(session);
-    if (this.store.get(session.id) === undefined) {
-      next.done(undefined);
-      return;
-    }
-    this.run(session, next.text, next.attachments, next.context, next.contextLabels).then(next.done, (error: unknown) => {
-      this.host.log?.(`dave: a queued prompt failed: ${errorMessage(error)}`);
-      next.done(undefined);
-    });
   }
 
   /** Stops the running query of a session (the active one by default). */
@@ -345,7 +292,7 @@ export class ChatController {
     const query = session === undefined ? undefined : this.turns.get(session.id)?.query;
     if (session === undefined || query === undefined) return false;
     query.cancel();
-    this.setStatus(session, 'Stopping…');
+    this.view.setStatus(session, 'Stopping…');
     return true;
   }
 
@@ -374,7 +321,7 @@ export class ChatController {
       const session = this.store.get(sessionId);
       if (request.plan !== undefined && decision !== 'deny' && session !== undefined) {
         session.permissionMode = extra.permissionMode ?? 'default';
-        this.postSettings(session);
+        this.view.postSettings(session);
       }
     } catch (error) {
       // The ledger has expired the request, and its card says why.
@@ -398,44 +345,14 @@ export class ChatController {
       this.host.log?.(`dave: deleteSession ${sessionId} failed: ${problem}`);
     }
     this.store.delete(sessionId);
-    this.postState();
+    this.view.postState();
     if (problem !== undefined) this.host.post({ type: 'status', text: `The server could not delete the session: ${problem}` });
     return true;
   }
 
   /** Adds sessions the server knows (dave/listSessions) that this window does not. */
-  async refreshServerSessions(): Promise<void> {
-    let listed: ServerSessionInfo[] | undefined;
-    try {
-      listed = (await (await this.host.getClient()).listSessions())?.sessions;
-    } catch (error) {
-      this.host.log?.(`dave: listSessions failed: ${errorMessage(error)}`);
-      return;
-    }
-    if (listed === undefined) return;
-    const added = this.store.addListed(listed);
-    for (const info of listed) {
-      const session = this.store.get(info.sessionId);
-      if (session !== undefined) this.learnListed(session, info);
-    }
-    for (const id of added) await this.showHistory(id);
-    if (added.length > 0) this.postState();
-    else {
-      const active = this.store.active();
-      if (active?.meter !== undefined) this.host.post({ type: 'meter', meter: { ...active.meter } });
-    }
-  }
-
-  /** Fills a session the server listed with its conversation (dave/history), when the server keeps one. */
-  private async showHistory(sessionId: string): Promise<void> {
-    const session = this.store.get(sessionId);
-    if (session === undefined) return;
-    try {
-      const found = await (await this.host.getClient()).history(sessionId);
-      if (found?.available) this.store.fillFromHistory(session, found.entries);
-    } catch (error) {
-      this.host.log?.(`dave: history of ${sessionId} failed: ${errorMessage(error)}`);
-    }
+  refreshServerSessions(): Promise<void> {
+    return this.serverSessions.refresh();
   }
 
   /**
@@ -473,66 +390,13 @@ export class ChatController {
     await this.store.flush();
   }
 
-  private async runQuery(
-    client: DaveClient,
-    session: Session,
-    prompt: string,
-    messages: TranscriptMessage[],
-    extra: { attachments: ImageAttachment[]; context: QueryContext | undefined },
-  ): Promise<QueryOutcome> {
-    this.turnCounter += 1;
-    const turn: Turn = { client, state: startTurn(`t${Date.now().toString(36)}-${this.turnCounter}`, this.host.cwd) };
-    const apply = (event: TurnEvent): void => this.applyTurn(session, turn, event);
-    const query = client.query(
-      {
-        sessionId: session.id,
-        prompt,
-        messages,
-        ...(extra.context !== undefined ? { context: extra.context } : {}),
-        ...(extra.attachments.length > 0 ? { attachments: extra.attachments } : {}),
-        ...(session.model !== undefined && session.model !== '' && !session.resumed ? { model: session.model } : {}),
-      },
-      turnListener(apply, {
-        onToken: () => this.store.scheduleSave(2000),
-        onPermission: (permission) => this.host.proposals?.changed(permission),
-      }),
-    );
-    turn.query = query;
-    this.turns.start(session.id, turn);
-    this.postBusy(session);
-
-    const outcome = await query.outcome;
-    this.turns.end(session.id);
-    apply({ type: 'end', outcome, streamedText: query.text });
-    if (outcome.kind === 'failed') this.store.transcriptLost(session);
-    this.postBusy(session);
-    if (outcome.kind === 'done') await this.learnMeter(client, session, outcome);
-    return outcome;
-  }
-
-  /** The context meter after a turn, and the session's cost from dave/listSessions (else the turns' sum). */
-  private async learnMeter(client: DaveClient, session: Session, outcome: Extract<QueryOutcome, { kind: 'done' }>): Promise<void> {
-    meterAfterTurn(session, outcome);
-    try {
-      const listed = (await client.listSessions())?.sessions.find((s) => s.sessionId === session.id);
-      if (listed !== undefined) this.learnListed(session, listed);
-    } catch (error) {
-      this.host.log?.(`dave: listSessions failed: ${errorMessage(error)}`);
-    }
-    if (this.isActive(session) && session.meter !== undefined) this.host.post({ type: 'meter', meter: { ...session.meter } });
-  }
-
-  private learnListed(session: Session, listed: ServerSessionInfo): void {
-    if (learnListed(session, listed)) this.postSettings(session);
-  }
-
   // ---- pickers, commands, files (issue 16) -------------------------------
 
   /** The model of the active session ("" for the backend's default): dave/setModel, or the session's first query. */
   async setModel(model: string): Promise<void> {
     const session = this.activeOrNew();
     session.model = model;
-    this.postSettings(session);
+    this.view.postSettings(session);
     await this.configure(session, (client) => client.setModel(session.id, model), { model });
     this.store.scheduleSave(0);
   }
@@ -541,7 +405,7 @@ export class ChatController {
   async setPermissionMode(mode: PermissionMode): Promise<void> {
     const session = this.activeOrNew();
     session.permissionMode = mode;
-    this.postSettings(session);
+    this.view.postSettings(session);
     await this.configure(session, (client) => client.setPermissionMode(session.id, mode), { permissionMode: mode });
     this.store.scheduleSave(0);
   }
@@ -552,7 +416,7 @@ export class ChatController {
     settings: { model?: string; permissionMode?: PermissionMode },
   ): Promise<void> {
     const problem = await configureSession(() => this.host.getClient(), session, change, settings);
-    if (problem !== undefined) this.setStatus(session, problem);
+    if (problem !== undefined) this.view.setStatus(session, problem);
   }
 
   private async postCommands(): Promise<void> {
@@ -583,96 +447,5 @@ export class ChatController {
     if (active !== undefined) return active;
     this.newSession();
     return this.store.active()!;
-  }
-
-  /** One reducer step; the state is stored before the effects run, as they may re-enter (a click on a new card). */
-  private applyTurn(session: Session, turn: Turn, event: TurnEvent): void {
-    const [state, effects] = reduceTurn(turn.state, event);
-    turn.state = state;
-    for (const effect of effects) this.applyEffect(session, effect, turn.client);
-  }
-
-  private applyEffect(session: Session, effect: TurnEffect, client: DaveClient): void {
-    switch (effect.type) {
-      case 'append':
-        this.addItem(session, effect.item);
-        break;
-      case 'update':
-        this.store.replaceItem(session, effect.item);
-        if (this.isActive(session)) this.host.post({ type: 'update', item: { ...effect.item } });
-        break;
-      case 'appendText':
-        this.store.appendText(session, effect.itemId, effect.text);
-        if (this.isActive(session)) this.host.post({ type: 'appendText', itemId: effect.itemId, text: effect.text });
-        break;
-      case 'status':
-        this.setStatus(session, effect.text, effect.retry);
-        break;
-      case 'reply':
-        this.store.addReply(session, effect.text);
-        break;
-      case 'log':
-        this.host.log?.(`dave: ${effect.message} in session ${session.id}`);
-        break;
-      case 'changes':
-        this.changes.learnTurn(session, client, effect.itemId);
-        break;
-    }
-  }
-
-  // ---- view updates ----------------------------------------------------
-
-  private summaries(): ChatViewState['sessions'] {
-    return this.store.summaries((id) => this.turns.isRunning(id));
-  }
-
-  private isActive(session: Session): boolean {
-    return session.id === this.store.activeId;
-  }
-
-  private postState(): void {
-    this.host.post({ type: 'state', state: this.viewState() });
-    this.notifyBusy();
-  }
-
-  private settingsOf(session: Session | undefined): SessionSettings {
-    return {
-      model: session?.model ?? '',
-      permissionMode: session?.permissionMode ?? this.host.defaultPermissionMode?.() ?? 'default',
-    };
-  }
-
-  private postQueue(session: Session): void {
-    if (this.isActive(session)) this.host.post({ type: 'queue', queued: this.queue.list(session.id) });
-  }
-
-
-
-  private postSettings(session: Session): void {
-    if (this.isActive(session)) this.host.post({ type: 'settings', settings: this.settingsOf(session) });
-  }
-
-  private postSessions(): void {
-    this.host.post({ type: 'sessions', sessions: this.summaries(), activeSessionId: this.store.activeId });
-  }
-
-  private postBusy(session: Session): void {
-    if (this.isActive(session)) this.host.post({ type: 'busy', busy: this.turns.isRunning(session.id) });
-    this.postSessions();
-    this.notifyBusy();
-  }
-
-  private notifyBusy(): void {
-    this.turns.notify(this.store.activeId);
-  }
-
-  private setStatus(session: Session, text: string, retry?: RetryInfo): void {
-    session.status = text;
-    if (this.isActive(session)) this.host.post(retry === undefined ? { type: 'status', text } : { type: 'status', text, retry });
-  }
-
-  private addItem(session: Session, item: ChatItem): void {
-    this.store.addItem(session, item);
-    if (this.isActive(session)) this.host.post({ type: 'append', item: { ...item } });
   }
 }
