@@ -1,6 +1,7 @@
 /**
- * The DOM helpers every part of the chat view shares: an element with its
- * class and text, and the shell's elements (shell.ts) that must be there.
+ * What every part of the chat view shares: an element made with its class and
+ * text, the shell's elements (shell.ts) that must be there, and the way a
+ * part posts to the extension.
  */
 
 import type { FromWebview } from '../shared/messages';
