@@ -1,5 +1,5 @@
 """The references that use claude-agent-sdk directly, in this process, with the same
-options dave-lsp's Claude backend gives it (see dave_lsp/backends/claude.py)."""
+options dave-lsp's Claude backend gives it (see dave_lsp/backends/claude/session.py)."""
 
 from __future__ import annotations
 

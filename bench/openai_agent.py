@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from dave_lsp.backends.base import BackendSession, PermissionAnswer, SessionConfig
-from dave_lsp.backends.claude import ClaudeSession
-from dave_lsp.backends.openai_compat import OpenAISession
+from dave_lsp.backends.claude.session import ClaudeSession
+from dave_lsp.backends.openai.session import OpenAISession
 from dave_lsp.backends.registry import OpenAIOptions
 from dave_lsp.events import Done
 from dave_lsp.testing import FakeModelServer

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from bench.lspclient import Query
 
-# dave-lsp's coalescing (dave_lsp/progress.py): at most one merged report per 16 ms or
+# dave-lsp's coalescing (dave_lsp/lsp/progress.py): at most one merged report per 16 ms or
 # per 4 KB of text, the first token of a turn sent at once.
 FLUSH_SECONDS = 0.016
 FLUSH_CHARS = 4096

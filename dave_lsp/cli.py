@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="how much the server logs to stderr (default: warning)",
     )
     sub = parser.add_subparsers(dest="command")
-    from dave_lsp.chat import add_chat_arguments
+    from dave_lsp.lsp.chat import add_chat_arguments
 
     add_chat_arguments(
         sub.add_parser(
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "chat":
-        from dave_lsp.chat import run_chat
+        from dave_lsp.lsp.chat import run_chat
 
         return run_chat(args)
     if args.command == "acp":
@@ -226,7 +226,7 @@ class PipeReader:
 async def _serve_stdio(protocol_out: BinaryIO) -> int:
     from pygls.io_ import StdinAsyncReader, run_async
 
-    from dave_lsp.server import server
+    from dave_lsp.lsp.server import server
 
     main_task = asyncio.current_task()
     _cancel_on_signals()
@@ -265,8 +265,8 @@ def _cancel_on_signals() -> None:
 
 
 async def _close_everything() -> None:
+    from dave_lsp.lsp.server import server
     from dave_lsp.pids import LIVE_PIDS, kill_pid
-    from dave_lsp.server import server
 
     try:
         await asyncio.wait_for(server.close_sessions(), 5)
@@ -277,7 +277,7 @@ async def _close_everything() -> None:
 
 
 def _serve_socket(args: argparse.Namespace) -> int:
-    """--tcp / --ws: dave_lsp/sockets.py serves one client that holds the token."""
+    """--tcp / --ws: dave_lsp/lsp/sockets.py serves one client that holds the token."""
     host, port = args.tcp or args.ws
     kind = "tcp" if args.tcp else "ws"
     if args.ws_allow_origin and kind != "ws":
@@ -285,7 +285,7 @@ def _serve_socket(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> int:
-        from dave_lsp import sockets
+        from dave_lsp.lsp import sockets
 
         _cancel_on_signals()
         try:

@@ -1,6 +1,6 @@
 """The events a backend session yields while it runs one turn.
 
-Backends speak only these types; server.py turns them into `$/progress` reports and
+Backends speak only these types; lsp/server.py turns them into `$/progress` reports and
 the query's result. Keeping them backend-neutral is what lets the OpenAI backend plug
 in without the server knowing which backend runs.
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from dave_lsp.rules import Rule
+from dave_lsp.permissions.rules import Rule
 
 
 @attrs.frozen

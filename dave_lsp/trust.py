@@ -7,7 +7,7 @@ hooks, `env` and `apiKeyHelper` of `.claude/settings.json` and
 load only for a trusted folder: one at or under a folder of `trustedFolders` (for the
 server's run) or of `dave/trustFolder` (remembered in the state folder's `trust.json`).
 In any other folder the Claude backend runs with the user's own settings only
-(`setting_sources=["user"]`, backends/claude.py).
+(`setting_sources=["user"]`, backends/claude/session.py).
 
 `check` lists what a folder's settings would run if trusted, for the question a client
 asks. It reads the files the CLI would read and counts a file it cannot read whole (not

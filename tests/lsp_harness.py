@@ -14,7 +14,7 @@ from lsprotocol import types as lsp
 from pytest_lsp import ClientServerConfig, LanguageClient
 from pytest_lsp.client import register_lsp_features
 
-from dave_lsp.protocol import rpc_converter
+from dave_lsp.lsp.protocol import rpc_converter
 
 SERVER = [sys.executable, "-m", "dave_lsp"]
 _tokens = itertools.count()

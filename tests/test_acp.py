@@ -503,7 +503,7 @@ def test_mcp_servers_and_prompt_blocks_map_onto_the_session_layer(tmp_path: Path
 
 def test_options_come_from_a_config_file_with_flags_over_it(tmp_path: Path) -> None:
     from dave_lsp.acp.serve import add_acp_arguments, raw_options
-    from dave_lsp.options import parse_options
+    from dave_lsp.config import parse_options
 
     config = tmp_path / "acp.json"
     config.write_text('{"maxLiveSessions": 4, "prewarm": 2, "env": {"A": "1"}}')

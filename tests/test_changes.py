@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dave_lsp import proposals
-from dave_lsp.changes import (
+from dave_lsp.review import proposals
+from dave_lsp.review.changes import (
     ChangeRecorder,
     ChangeSet,
     ChangeStore,
@@ -17,7 +17,7 @@ from dave_lsp.changes import (
     HunkRef,
     revert,
 )
-from dave_lsp.proposals import edited_feedback, proposal_for, unified_diff
+from dave_lsp.review.proposals import edited_feedback, proposal_for, unified_diff
 
 TEN = "".join(f"line {n}\n" for n in range(1, 11))
 

@@ -1,5 +1,5 @@
-"""What the model reads of the editor's answers (editor_tools.py) and of the editor's
-context (context.py): compact, relative, 1-based, bounded."""
+"""What the model reads of the editor's answers (tools/editor.py) and of the editor's
+context (session/context.py): compact, relative, 1-based, bounded."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from dave_lsp import context as editor_context
-from dave_lsp.editor_tools import MAX_RESULTS, EditorToolError, EditorTools, find_symbol
-from dave_lsp.protocol import ActiveFile, Mention, ParamsError, Position, QueryContext, Range
+from dave_lsp.lsp.protocol import ActiveFile, Mention, ParamsError, Position, QueryContext, Range
+from dave_lsp.session import context as editor_context
+from dave_lsp.tools.editor import MAX_RESULTS, EditorToolError, EditorTools, find_symbol
 
 
 def answering(result: Any) -> EditorTools:

@@ -20,9 +20,8 @@ import attrs
 import pytest
 
 from dave_lsp.backends.base import PermissionAnswer, PermissionAsker
-from dave_lsp.backends.openai_compat import INTERRUPTED_MARKER, OpenAISession
-from dave_lsp.backends.openai_tools import PLAN_MODE_REASON
-from dave_lsp.editor_tools import EditorTools
+from dave_lsp.backends.openai.session import INTERRUPTED_MARKER, OpenAISession
+from dave_lsp.backends.openai.tools import PLAN_MODE_REASON
 from dave_lsp.events import (
     BackendError,
     Done,
@@ -34,6 +33,7 @@ from dave_lsp.events import (
     TurnCancelled,
 )
 from dave_lsp.testing import FakeModelServer
+from dave_lsp.tools.editor import EditorTools
 from tests.conftest import Server
 from tests.lsp_harness import new_session
 from tests.test_openai_backend import make_config, marker
@@ -618,8 +618,8 @@ async def test_cancel_through_the_server_stops_a_command(
 
 
 def test_glob_and_grep_stay_in_the_folder_the_permission_covered(tmp_path: Path) -> None:
-    from dave_lsp.backends import openai_tools
-    from dave_lsp.backends.search import Stop
+    from dave_lsp.backends.openai import tools as openai_tools
+    from dave_lsp.backends.openai.search import Stop
 
     project, outside = tmp_path / "project", tmp_path / "outside"
     project.mkdir()

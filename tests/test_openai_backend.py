@@ -22,7 +22,7 @@ from dave_lsp.backends.base import (
     PermissionAnswer,
     SessionConfig,
 )
-from dave_lsp.backends.openai_compat import INTERRUPTED_MARKER, OpenAISession
+from dave_lsp.backends.openai.session import INTERRUPTED_MARKER, OpenAISession
 from dave_lsp.backends.registry import OpenAIOptions
 from dave_lsp.events import (
     BackendError,

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from dave_lsp.backends.openai_compat import OpenAISession
+from dave_lsp.backends.openai.session import OpenAISession
 from dave_lsp.events import Done, Token
 from tests.test_openai_agent import Asker, of
 from tests.test_openai_backend import make_config

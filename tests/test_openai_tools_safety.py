@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from pytest_lsp import ClientServerConfig
 
-from dave_lsp.backends import search
+from dave_lsp.backends.openai import search
 from dave_lsp.testing import FakeModelServer
 from tests.conftest import Server
 from tests.lsp_harness import DaveClient, initialize, new_session

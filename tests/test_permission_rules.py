@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from pygls.exceptions import JsonRpcException
 
-from dave_lsp import rules
-from dave_lsp.store import SessionStore
+from dave_lsp.permissions import rules
+from dave_lsp.session.store import SessionStore
 from dave_lsp.testing import FakeModelServer
 from tests.conftest import Server
 from tests.lsp_harness import DaveClient, new_session

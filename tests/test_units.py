@@ -10,10 +10,10 @@ import pytest
 
 from dave_lsp import events as ev
 from dave_lsp.backends.base import ChatMessage
-from dave_lsp.progress import FLUSH_CHARS, ProgressSink
-from dave_lsp.protocol import ParamsError, QueryParams, structure
-from dave_lsp.summaries import describe_tool_use, format_tool_summary
-from dave_lsp.transcript import first_message
+from dave_lsp.backends.claude.transcript import first_message
+from dave_lsp.lsp.progress import FLUSH_CHARS, ProgressSink
+from dave_lsp.lsp.protocol import ParamsError, QueryParams, structure
+from dave_lsp.tools.summaries import describe_tool_use, format_tool_summary
 
 CWD = "/work/project"
 
@@ -141,7 +141,7 @@ def test_params_errors_name_the_field() -> None:
 
 
 def test_env_flags_merge_over_the_options_and_a_bad_one_is_named() -> None:
-    from dave_lsp.options import env_pairs
+    from dave_lsp.config import env_pairs
 
     assert env_pairs(["A=1", "B=x=y"], {"A": "0", "C": "3"}) == {"A": "1", "B": "x=y", "C": "3"}
     with pytest.raises(ValueError, match="--env takes KEY=VALUE, got 'BAD'"):
@@ -152,7 +152,7 @@ def test_env_flags_merge_over_the_options_and_a_bad_one_is_named() -> None:
 
 
 def covers_command(rule: str, command: str) -> bool:
-    from dave_lsp import rules
+    from dave_lsp.permissions import rules
 
     return rules.covers(rule, "Bash", {"command": command}, CWD)
 
@@ -211,7 +211,7 @@ def test_a_prefix_rule_covers_plain_continuations_in_both_spellings() -> None:
     ],
 )
 def test_interpreters_get_exact_rules_only(rule: str, command: str) -> None:
-    from dave_lsp import rules
+    from dave_lsp.permissions import rules
 
     assert not covers_command(rule, command)
     content = rule[5:-1]
@@ -223,7 +223,7 @@ def test_interpreters_get_exact_rules_only(rule: str, command: str) -> None:
 
 
 def test_the_clis_prefix_suggestion_is_offered_only_when_it_covers_the_command() -> None:
-    from dave_lsp import rules
+    from dave_lsp.permissions import rules
 
     def offer(command: str, suggested: str) -> tuple[str, str]:
         suggestion = rules.Suggestion("addRules", (("Bash", suggested),), behavior="allow")
@@ -265,7 +265,7 @@ def test_the_clis_prefix_suggestion_is_offered_only_when_it_covers_the_command()
     ],
 )
 def test_edit_rules_never_cover_files_that_run_code_later(path: str) -> None:
-    from dave_lsp import rules
+    from dave_lsp.permissions import rules
 
     for tool in ("Write", "Edit"):
         assert not rules.covers(f"Edit({CWD}/**)", tool, {"file_path": path}, CWD)
@@ -274,7 +274,7 @@ def test_edit_rules_never_cover_files_that_run_code_later(path: str) -> None:
 
 
 def test_edit_rules_still_cover_the_rest_of_the_folder() -> None:
-    from dave_lsp import rules
+    from dave_lsp.permissions import rules
 
     for path in ("src/a.py", ".github/CODEOWNERS", "docs/.gitignore", "environment.py"):
         assert rules.covers(f"Edit({CWD}/**)", "Write", {"file_path": path}, CWD)
@@ -296,14 +296,14 @@ def test_edit_rules_still_cover_the_rest_of_the_folder() -> None:
     ],
 )
 def test_a_webfetch_rule_matches_only_urls_both_parsers_read_alike(url: str) -> None:
-    from dave_lsp import rules
+    from dave_lsp.permissions import rules
 
     rule = "WebFetch(domain:docs.example.org)"
     assert not rules.covers(rule, "WebFetch", {"url": url}, CWD)
 
 
 def test_a_webfetch_rule_covers_its_host() -> None:
-    from dave_lsp import rules
+    from dave_lsp.permissions import rules
 
     rule = "WebFetch(domain:docs.example.org)"
     for url in (
@@ -316,7 +316,7 @@ def test_a_webfetch_rule_covers_its_host() -> None:
 
 
 def test_a_client_mcp_server_never_takes_a_name_the_server_owns() -> None:
-    from dave_lsp.permissions import client_server_name
+    from dave_lsp.permissions.policy import client_server_name
 
     assert client_server_name("editor", {}) == "editor-client"
     assert client_server_name("acp", {}) == "acp-client"
@@ -331,7 +331,7 @@ def test_the_users_settings_rules_follow_claude_codes_syntax_and_precedence(
 ) -> None:
     import json
 
-    from dave_lsp import settings_rules
+    from dave_lsp.permissions import settings_rules
 
     home, project = tmp_path / "home", tmp_path / "project"
     (home / ".claude").mkdir(parents=True)
@@ -402,7 +402,7 @@ def test_settings_rules_come_from_claude_config_dir_and_follow_changes(tmp_path:
     import json
     import os
 
-    from dave_lsp import settings_rules
+    from dave_lsp.permissions import settings_rules
 
     config = tmp_path / "config"
     config.mkdir()

@@ -29,14 +29,14 @@ from dave_lsp.acp.schema import acp
 from dave_lsp.acp.transport import INTERNAL_ERROR, RESOURCE_NOT_FOUND, Connection, RpcError
 from dave_lsp.acp.updates import REQUEST_PERMISSION, UPDATE, TurnUpdates
 from dave_lsp.backends.base import SessionConfig
-from dave_lsp.editor_tools import FileTools
-from dave_lsp.options import InitOptions
-from dave_lsp.permissions import PermissionBroker, PermissionPolicy, client_server_name
-from dave_lsp.protocol import AttachmentParam, ParamsError
-from dave_lsp.sessions import SessionActor, SessionManager
-from dave_lsp.store import SessionStore
+from dave_lsp.config import InitOptions
+from dave_lsp.lsp.protocol import AttachmentParam, ParamsError
+from dave_lsp.permissions.policy import PermissionBroker, PermissionPolicy, client_server_name
+from dave_lsp.session.manager import SessionActor, SessionManager
+from dave_lsp.session.store import SessionStore
+from dave_lsp.session.turn import QueryJob
+from dave_lsp.tools.editor import FileTools
 from dave_lsp.trust import TrustError
-from dave_lsp.turns import QueryJob
 
 log = logging.getLogger(__name__)
 

@@ -27,12 +27,10 @@ import logging
 import os
 from typing import Any
 
-from dave_lsp import rules as allow_rules
 from dave_lsp.acp.transport import Connection, RpcError
-from dave_lsp.changes import write_atomic
-from dave_lsp.editor_tools import EditorToolError, ToolSpec, ask_editor
-from dave_lsp.file_tool_schemas import edit_schema, read_schema, write_schema
-from dave_lsp.proposals import (
+from dave_lsp.permissions import rules as allow_rules
+from dave_lsp.review.changes import write_atomic
+from dave_lsp.review.proposals import (
     EditError,
     FileText,
     Proposal,
@@ -42,7 +40,9 @@ from dave_lsp.proposals import (
     read_text,
     target_path,
 )
-from dave_lsp.summaries import display_path
+from dave_lsp.tools.editor import EditorToolError, ToolSpec, ask_editor
+from dave_lsp.tools.schemas import edit_schema, read_schema, write_schema
+from dave_lsp.tools.summaries import display_path
 
 log = logging.getLogger(__name__)
 

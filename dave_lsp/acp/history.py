@@ -1,6 +1,6 @@
 """A Claude Code conversation, read back from its transcript for `session/load`.
 
-Finding and parsing the transcript is dave_lsp/history.py's (it serves `dave/history`
+Finding and parsing the transcript is dave_lsp/backends/history.py's (it serves `dave/history`
 too); this module turns the messages into ACP `session/update` bodies.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from dave_lsp.acp import schema
-from dave_lsp.history import blocks_of, config_dir, injected, messages, transcript_path
+from dave_lsp.backends.history import blocks_of, config_dir, injected, messages, transcript_path
 
 __all__ = ["config_dir", "messages", "replay", "transcript_path"]
 

@@ -1,6 +1,6 @@
 """`dave-lsp acp`: options from flags and a config file, the guarded stdout, the loop.
 
-The options are LSP mode's `initializationOptions` (options.py), from a JSON config
+The options are LSP mode's `initializationOptions` (config.py), from a JSON config
 file (`--config`, or `$DAVE_ACP_CONFIG`) with flags over it, so both front ends
 validate them the same way. ACP has no initializationOptions of its own: the agent
 is configured where it is started (Zed's `agent_servers` `args`, for example).
@@ -83,7 +83,7 @@ def add_acp_arguments(parser: argparse.ArgumentParser) -> None:
 def raw_options(args: argparse.Namespace) -> dict[str, Any]:
     """The options as initializationOptions: the config file, flags over it.
     SystemExit with a one-line message for a file that cannot be used."""
-    from dave_lsp.options import env_pairs
+    from dave_lsp.config import env_pairs
 
     path = args.config or os.environ.get("DAVE_ACP_CONFIG")
     raw: dict[str, Any] = {}
@@ -119,9 +119,9 @@ def raw_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run_acp(args: argparse.Namespace) -> int:
+    from dave_lsp.config import parse_options
     from dave_lsp.logs import redact_values, setup_stderr_logging
-    from dave_lsp.options import parse_options
-    from dave_lsp.protocol import ParamsError
+    from dave_lsp.lsp.protocol import ParamsError
 
     raw = raw_options(args)
     setup_stderr_logging(raw.get("logLevel") or args.log_level)

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO
 
 from dave_lsp.logs import redact
-from dave_lsp.protocol import ParamsError
+from dave_lsp.lsp.protocol import ParamsError
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,11 @@ from typing import Any
 from dave_lsp import events as ev
 from dave_lsp.acp import schema
 from dave_lsp.acp.transport import Connection, RpcError
-from dave_lsp.permissions import PermissionBroker, Reply, UnknownRequest
-from dave_lsp.progress import TextCoalescer
-from dave_lsp.proposals import MAX_SIDE_BYTES, FileText, absolute_path, read_text
-from dave_lsp.protocol import ParamsError
-from dave_lsp.rules import FILE_TOOLS, file_path
+from dave_lsp.lsp.progress import TextCoalescer
+from dave_lsp.lsp.protocol import ParamsError
+from dave_lsp.permissions.policy import PermissionBroker, Reply, UnknownRequest
+from dave_lsp.permissions.rules import FILE_TOOLS, file_path
+from dave_lsp.review.proposals import MAX_SIDE_BYTES, FileText, absolute_path, read_text
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ _KIND = {"token": "agent_message_chunk", "thinking": "agent_thought_chunk"}
 # (path) -> the text before and after the latest write of that file by the session's
 # client file tools (acp/files.py), or None.
 Written = Callable[[str], tuple[str | None, str] | None]
-# (path) -> what the file held before the running turn's tools changed it (review.py).
+# (path) -> what the file held before the running turn's tools changed it (review/review.py).
 BeforeTurn = Callable[[str], FileText | None]
 
 

@@ -13,9 +13,9 @@ from typing import Any, Protocol
 
 import attrs
 
-from dave_lsp.editor_tools import EditorTools, FileTools
 from dave_lsp.events import Event
-from dave_lsp.rules import Suggestion
+from dave_lsp.permissions.rules import Suggestion
+from dave_lsp.tools.editor import EditorTools, FileTools
 
 
 @attrs.frozen
@@ -83,7 +83,7 @@ class SessionConfig:
     # That backend's initializationOptions group (registry.py: its `options_type`).
     backend_options: object = None
     request_timeout_seconds: float | None = None
-    # The editor's read-only tools the model may use (editor_tools.py), if the client
+    # The editor's read-only tools the model may use (tools/editor.py), if the client
     # offers any.
     editor: EditorTools | None = None
     # The backend's own conversation id to continue (Claude: `resume`).

@@ -67,9 +67,11 @@ class BackendSpec:
 BACKENDS: dict[str, BackendSpec] = {
     spec.name: spec
     for spec in (
-        BackendSpec("claude", "dave_lsp.backends.claude", "ClaudeSession", ClaudeOptions, True),
         BackendSpec(
-            "openai", "dave_lsp.backends.openai_compat", "OpenAISession", OpenAIOptions, False
+            "claude", "dave_lsp.backends.claude.session", "ClaudeSession", ClaudeOptions, True
+        ),
+        BackendSpec(
+            "openai", "dave_lsp.backends.openai.session", "OpenAISession", OpenAIOptions, False
         ),
     )
 }

@@ -5,7 +5,7 @@ for its own tools. dave-lsp runs some tools in the CLI's place: an ACP client's 
 system as the model's Read, Write and Edit (`mcp__acp__Read` to the CLI, which no
 `Read(...)` rule matches), and every tool of the OpenAI agent. This module reads the
 same rules and matches them, with Claude Code's syntax and precedence (deny, then ask,
-then allow), so that the policy (permissions.py) holds them for those tools too:
+then allow), so that the policy (permissions/policy.py) holds them for those tools too:
 
     Tool                      every use of the tool (`Edit` covers Write, MultiEdit,
                               NotebookEdit; `Read` covers Grep, Glob, LS)
@@ -28,7 +28,7 @@ runs with them), and, for a folder the user trusts only, the folder's
 they change.
 
 An allow rule here is never broader than Claude Code's reading of it: it never covers
-a chained command or an edit of a file that makes code run later (rules.py); deny and
+a chained command or an edit of a file that makes code run later (permissions/rules.py); deny and
 ask rules are read broadly (any host a parser sees in a URL, the path with and without
 its links resolved).
 """
@@ -45,8 +45,8 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from dave_lsp import history
-from dave_lsp import rules as allow_rules
+from dave_lsp.backends import history
+from dave_lsp.permissions import rules as allow_rules
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +226,7 @@ def _matches(
 def _command_matches(content: str, command: str, broad: bool) -> bool:
     prefix = allow_rules.prefix_of(content)
     if not broad:
-        # Never broader than the session's own rules (rules.py): exact, or a prefix
+        # Never broader than the session's own rules (permissions/rules.py): exact, or a prefix
         # with no operator, expansion or option that changes what runs.
         if prefix is not None:
             return allow_rules.prefix_covers(prefix, command)

@@ -29,8 +29,8 @@ from pygls.lsp.client import LanguageClient
 
 from dave_lsp import PROTOCOL_VERSION, __version__
 from dave_lsp.backends import registry
-from dave_lsp.options import env_pairs
-from dave_lsp.protocol import (
+from dave_lsp.config import env_pairs
+from dave_lsp.lsp.protocol import (
     HISTORY,
     PERMISSION,
     QUERY,

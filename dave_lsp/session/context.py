@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dave_lsp.backends.base import Attachment
-from dave_lsp.protocol import ActiveFile, AttachmentParam, Mention, ParamsError, QueryContext
-from dave_lsp.summaries import display_path
+from dave_lsp.lsp.protocol import ActiveFile, AttachmentParam, Mention, ParamsError, QueryContext
+from dave_lsp.tools.summaries import display_path
 
 MAX_SELECTION_CHARS = 20_000
 MAX_MENTION_LINES = 500

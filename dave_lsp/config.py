@@ -14,7 +14,7 @@ import attrs
 
 from dave_lsp import trust
 from dave_lsp.backends import registry
-from dave_lsp.protocol import ParamsError, PermissionMode, camel, converter, describe_error
+from dave_lsp.lsp.protocol import ParamsError, PermissionMode, camel, converter, describe_error
 
 
 def _default_backend_options() -> dict[str, Any]:
@@ -39,7 +39,7 @@ class InitOptions:
     prewarm: int = 1
     # Where session records live (default: $XDG_STATE_HOME/dave-lsp).
     state_dir: str | None = None
-    # The --tcp/--ws transports' secret; dave_lsp/sockets.py checks it before initialize.
+    # The --tcp/--ws transports' secret; dave_lsp/lsp/sockets.py checks it before initialize.
     token: str | None = None
     # How much of the server's log reaches the client as window/logMessage.
     log_level: Literal["error", "warning", "info", "debug"] = "warning"

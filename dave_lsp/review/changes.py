@@ -51,7 +51,8 @@ from typing import Any
 
 import attrs
 
-from dave_lsp.proposals import (
+from dave_lsp.permissions.rules import FILE_TOOLS, file_path
+from dave_lsp.review.proposals import (
     MAX_DIFF_BYTES,
     MAX_SIDE_BYTES,
     FileText,
@@ -64,8 +65,7 @@ from dave_lsp.proposals import (
     split_lines,
     unified_diff,
 )
-from dave_lsp.rules import FILE_TOOLS, file_path
-from dave_lsp.summaries import display_path
+from dave_lsp.tools.summaries import display_path
 
 log = logging.getLogger(__name__)
 

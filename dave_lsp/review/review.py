@@ -27,9 +27,9 @@ from typing import Any
 
 import attrs
 
-from dave_lsp.changes import ChangeRecorder, ChangeSet, ChangeStore, write_atomic
-from dave_lsp.proposals import FileText, edited_feedback
-from dave_lsp.summaries import display_path
+from dave_lsp.review.changes import ChangeRecorder, ChangeSet, ChangeStore, write_atomic
+from dave_lsp.review.proposals import FileText, edited_feedback
+from dave_lsp.tools.summaries import display_path
 
 log = logging.getLogger(__name__)
 

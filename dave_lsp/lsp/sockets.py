@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from dave_lsp.cli import FrameReader, PipeReader, ProtocolWriter
 from dave_lsp.logs import remember_secret
-from dave_lsp.store import default_state_dir
+from dave_lsp.session.store import default_state_dir
 
 log = logging.getLogger(__name__)
 
@@ -357,7 +357,7 @@ async def serve(kind: str, host: str, port: int, origins: list[str]) -> int:
     from pygls.exceptions import JsonRpcException
     from pygls.io_ import run_async
 
-    from dave_lsp.server import server
+    from dave_lsp.lsp.server import server
 
     try:
         env_token = load_token()

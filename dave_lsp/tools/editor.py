@@ -8,7 +8,7 @@ client's LSP-shaped answer becomes compact text for the model: paths relative to
 session's cwd, 1-based lines, the source line.
 
 The model gets text only from files inside the session's folder (symlinks resolved,
-folders.py): these tools run unasked in every mode, while Read of a file outside the
+paths.py): these tools run unasked in every mode, while Read of a file outside the
 folder asks. A path the model names outside it is refused, and a place the editor's
 answer points to outside it (another project, a link to one, a non-file buffer) is
 named by path and line with "outside the session's folder: read it with Read (asks)"
@@ -34,9 +34,9 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
-from dave_lsp.folders import OUTSIDE, inside
-from dave_lsp.proposals import Proposal
-from dave_lsp.summaries import display_path
+from dave_lsp.paths import OUTSIDE, inside
+from dave_lsp.review.proposals import Proposal
+from dave_lsp.tools.summaries import display_path
 
 SERVER_NAME = "editor"
 TOOL_PREFIX = f"mcp__{SERVER_NAME}__"

@@ -25,7 +25,7 @@ and cover the request shown (the Claude Code CLI suggests `Bash(git push *)` for
 `git push origin main`, the domain for WebFetch, and acceptEdits mode for file edits,
 which becomes an edit rule for the session's folder); otherwise the rule is worked
 out here from the tool's input, the same way for every backend. Rules live in the
-session's record (store.py), not in any settings file.
+session's record (session/store.py), not in any settings file.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 a failure, in the protocol's shapes.
 
 `TurnFailure` is the `data` of a failed or cancelled query's error, the one type both
-the session layer and server.py use for it.
+the session layer and lsp/server.py use for it.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import attrs
 
 from dave_lsp import events as ev
 from dave_lsp.backends.base import Attachment, ChatMessage
-from dave_lsp.progress import EventSink
-from dave_lsp.protocol import QueryResult, ToolResultInfo, unstructure
+from dave_lsp.lsp.progress import EventSink
+from dave_lsp.lsp.protocol import QueryResult, ToolResultInfo, unstructure
 
 JobState = Literal["queued", "running", "done"]
 

@@ -56,8 +56,7 @@ import attrs
 import openai
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 
-from dave_lsp import logs, settings_rules
-from dave_lsp.backends import openai_tools as tools
+from dave_lsp import logs
 from dave_lsp.backends.base import (
     Attachment,
     ChatMessage,
@@ -67,6 +66,7 @@ from dave_lsp.backends.base import (
     ToolObserver,
 )
 from dave_lsp.backends.common import Ended, finished, one_line, pump
+from dave_lsp.backends.openai import tools
 from dave_lsp.backends.registry import OpenAIOptions, options_of
 from dave_lsp.events import (
     BackendError,
@@ -80,7 +80,8 @@ from dave_lsp.events import (
     TurnCancelled,
     Usage,
 )
-from dave_lsp.summaries import describe_tool_use, format_tool_summary
+from dave_lsp.permissions import settings_rules
+from dave_lsp.tools.summaries import describe_tool_use, format_tool_summary
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ The policy decides a tool use in this order:
 
 1. the session's own editor tools (known by the object the session holds, never by a
    name a client or an MCP server could also use) only read: allowed;
-2. the user's Claude Code permission rules (settings_rules.py): a deny rule denies it
+2. the user's Claude Code permission rules (permissions/settings_rules.py): a deny rule denies it
    (the model is told which rule), an ask rule asks, an allow rule allows it, reported
    `by: "settings"`;
 3. in plan mode a tool with an effect is asked, whatever rule would allow it;
-4. a rule of the session that covers it allows it (rules.py);
+4. a rule of the session that covers it allows it (permissions/rules.py);
 5. a query the editor cannot answer (no progress token) denies it;
 6. otherwise the user is asked, with the rule "allow always" would add, for at most
    `permissionTimeoutSeconds`.
@@ -32,17 +32,17 @@ from typing import Any, Protocol
 import attrs
 
 from dave_lsp import events as ev
-from dave_lsp import rules as allow_rules
-from dave_lsp import settings_rules
 from dave_lsp.acp.files import SERVER_NAME as CLIENT_FILES_SERVER
 from dave_lsp.backends.base import PermissionAnswer
-from dave_lsp.editor_tools import SERVER_NAME as EDITOR_SERVER
-from dave_lsp.editor_tools import FileTools, ToolServer
-from dave_lsp.proposals import Proposal, link_note, proposal_for
-from dave_lsp.review import AcceptedEdit
-from dave_lsp.rules import Rule, Suggestion
-from dave_lsp.store import now_iso
-from dave_lsp.summaries import describe_tool_use
+from dave_lsp.permissions import rules as allow_rules
+from dave_lsp.permissions import settings_rules
+from dave_lsp.permissions.rules import Rule, Suggestion
+from dave_lsp.review.proposals import Proposal, link_note, proposal_for
+from dave_lsp.review.review import AcceptedEdit
+from dave_lsp.session.store import now_iso
+from dave_lsp.tools.editor import SERVER_NAME as EDITOR_SERVER
+from dave_lsp.tools.editor import FileTools, ToolServer
+from dave_lsp.tools.summaries import describe_tool_use
 
 log = logging.getLogger(__name__)
 

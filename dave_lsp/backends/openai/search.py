@@ -34,7 +34,7 @@ from typing import Any, Final
 
 import re2  # untyped: mypy sees Any (ignore_missing_imports)
 
-from dave_lsp.proposals import decode_text
+from dave_lsp.review.proposals import decode_text
 
 SEARCH_SECONDS: Final = 10.0
 MAX_LISTED: Final = 200

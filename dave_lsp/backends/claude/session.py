@@ -56,7 +56,8 @@ from claude_agent_sdk import (
 from claude_agent_sdk.types import HookEvent, McpServerConfig, StreamEvent
 
 from dave_lsp import events as ev
-from dave_lsp import history, settings_rules, trust
+from dave_lsp import trust
+from dave_lsp.backends import history
 from dave_lsp.backends.base import (
     Attachment,
     ChatMessage,
@@ -65,13 +66,14 @@ from dave_lsp.backends.base import (
     SessionConfig,
     ToolObserver,
 )
+from dave_lsp.backends.claude.transcript import first_message
 from dave_lsp.backends.common import Ended, finished, one_line, pump
 from dave_lsp.backends.registry import ClaudeOptions, options_of
-from dave_lsp.editor_tools import EditorToolError, ToolServer
+from dave_lsp.permissions import settings_rules
+from dave_lsp.permissions.rules import Suggestion
 from dave_lsp.pids import LIVE_PIDS, kill_pid, pid_alive
-from dave_lsp.rules import Suggestion
-from dave_lsp.summaries import describe_tool_use, format_tool_summary, result_text
-from dave_lsp.transcript import first_message
+from dave_lsp.tools.editor import EditorToolError, ToolServer
+from dave_lsp.tools.summaries import describe_tool_use, format_tool_summary, result_text
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +86,7 @@ WINDOW_WAIT = 0.5
 # and the one request per model that learns it.
 _WINDOWS: dict[str, int] = {}
 _WINDOW_TASKS: dict[str, asyncio.Task[None]] = {}
-# The tools whose files the session snapshots before they run (review.py).
+# The tools whose files the session snapshots before they run (review/review.py).
 FILE_TOOL_MATCHER = "Write|Edit|MultiEdit|NotebookEdit"
 WARM_UP_REASON = "dave-lsp warmed this session up in advance; the prompt was not sent"
 # Set when a CLI let the warm-up prompt through to the model (its hooks did not run):
@@ -197,7 +199,7 @@ class ClaudeSession:
         )
 
     def _settings_deny(self, name: str, tool_input: dict[str, Any]) -> str | None:
-        """Why the user's settings deny this client file tool use (settings_rules.py),
+        """Why the user's settings deny this client file tool use (permissions/settings_rules.py),
         or None."""
         config = self._config
         found = settings_rules.match(name, tool_input, config.cwd, config.env, config.trusted)

@@ -3,7 +3,7 @@ and turn its events and outcomes into `$/progress` reports, results and errors.
 
 Every `dave/*` handler is registered through `dave_method`, which structures its
 params, requires initialization and maps the errors it raises to error codes, in one
-place (`rpc_error_for`). No backend logic lives here; see sessions.py and backends/.
+place (`rpc_error_for`). No backend logic lives here; see session/manager.py and backends/.
 """
 
 from __future__ import annotations
@@ -24,21 +24,22 @@ from pygls.lsp.server import LanguageServer
 from pygls.protocol import LanguageServerProtocol, lsp_method
 from pygls.uris import to_fs_path
 
-from dave_lsp import PROTOCOL_VERSION, __version__, editor_tools
+from dave_lsp import PROTOCOL_VERSION, __version__
 from dave_lsp import events as ev
-from dave_lsp import protocol as proto
 from dave_lsp.backends import registry
 from dave_lsp.backends.base import ChatMessage
-from dave_lsp.changes import HunkRef
-from dave_lsp.editor_tools import EditorTools
+from dave_lsp.config import InitOptions, parse_options
 from dave_lsp.logs import attach_client_log, redact, redact_values
-from dave_lsp.options import InitOptions, parse_options
-from dave_lsp.permissions import PermissionBroker, PermissionPolicy, Reply, UnknownRequest
-from dave_lsp.progress import ProgressSink
-from dave_lsp.sessions import SessionManager
-from dave_lsp.store import SessionStore
+from dave_lsp.lsp import protocol as proto
+from dave_lsp.lsp.progress import ProgressSink
+from dave_lsp.permissions.policy import PermissionBroker, PermissionPolicy, Reply, UnknownRequest
+from dave_lsp.review.changes import HunkRef
+from dave_lsp.session.manager import SessionManager
+from dave_lsp.session.store import SessionStore
+from dave_lsp.session.turn import TurnFailure
+from dave_lsp.tools import editor as editor_tools
+from dave_lsp.tools.editor import EditorTools
 from dave_lsp.trust import TrustError
-from dave_lsp.turns import TurnFailure
 
 log = logging.getLogger(__name__)
 

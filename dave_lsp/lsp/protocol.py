@@ -108,7 +108,7 @@ class Mention:
 
 @attrs.frozen
 class QueryContext:
-    """The editor's context with a prompt (context.py renders it)."""
+    """The editor's context with a prompt (session/context.py renders it)."""
 
     active_file: ActiveFile | None = None
     mentions: list[Mention] = attrs.field(factory=list)

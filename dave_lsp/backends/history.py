@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from dave_lsp.summaries import describe_tool_use, format_tool_summary, result_text
+from dave_lsp.tools.summaries import describe_tool_use, format_tool_summary, result_text
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import attrs
 
-from dave_lsp import rules as allow_rules
-from dave_lsp.rules import Rule
+from dave_lsp.permissions import rules as allow_rules
+from dave_lsp.permissions.rules import Rule
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class SessionRecord:
     title: str = ""
     # What the session's turns cost, in US dollars, so far.
     cost_usd: float = 0.0
-    # What the user allowed always in this session (rules.py).
+    # What the user allowed always in this session (permissions/rules.py).
     rules: list[Rule] = attrs.field(factory=list)
 
     def to_json(self) -> dict[str, Any]:

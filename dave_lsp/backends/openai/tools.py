@@ -40,11 +40,11 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from dave_lsp.backends import search
-from dave_lsp.editor_tools import EditorToolError, EditorTools
-from dave_lsp.file_tool_schemas import edit_schema, read_schema, write_schema
-from dave_lsp.proposals import MAX_READ_BYTES, EditError, decode_text, proposed_text
-from dave_lsp.rules import runs_code_later
+from dave_lsp.backends.openai import search
+from dave_lsp.permissions.rules import runs_code_later
+from dave_lsp.review.proposals import MAX_READ_BYTES, EditError, decode_text, proposed_text
+from dave_lsp.tools.editor import EditorToolError, EditorTools
+from dave_lsp.tools.schemas import edit_schema, read_schema, write_schema
 
 READ_MAX_LINES: Final = 2000
 READ_MAX_LINE_CHARS: Final = 2000

@@ -25,7 +25,7 @@ Diffs are unified diffs with 3 lines of context, labelled with the path relative
 session's cwd (no `a/` `b/` prefix, so `patch -p0` applies them from the cwd), with
 `/dev/null` for a missing side and `\\ No newline at end of file` where it applies.
 Lines keep their own endings, so a CRLF file's diff lines end in CR LF. The hunks come
-from `diff_hunks`, which changes.py also uses, so hunk indices on the wire match what
+from `diff_hunks`, which review/changes.py also uses, so hunk indices on the wire match what
 `revert` applies.
 """
 
@@ -41,7 +41,7 @@ from typing import Any
 
 import attrs
 
-from dave_lsp.summaries import display_path
+from dave_lsp.tools.summaries import display_path
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ call `cancel`. The actor is handed what it needs (the store, the permission poli
 its queue limit, and a callback that frees a process slot) and never reaches back
 into the manager.
 
-Capacity (spares, eviction, the idle reaper) is pool.py's; the permission policy is
-permissions.py's; one turn's bookkeeping is turns.py's. A spare is a whole actor,
+Capacity (spares, eviction, the idle reaper) is session/pool.py's; the permission policy is
+permissions/policy.py's; one turn's bookkeeping is session/turn.py's. A spare is a whole actor,
 because a Claude client must be closed by the task that connected it.
 """
 
@@ -26,24 +26,24 @@ from typing import Any, Literal
 
 import attrs
 
-from dave_lsp import context as editor_context
 from dave_lsp import events as ev
-from dave_lsp import history as conversation
+from dave_lsp.backends import history as conversation
 from dave_lsp.backends import registry
 from dave_lsp.backends.base import BackendSession, ChatMessage, PermissionAnswer, SessionConfig
-from dave_lsp.changes import ChangeSet, ChangeStore, HunkRef, RevertResult, revert
-from dave_lsp.editor_tools import EditorTools
-from dave_lsp.options import InitOptions
-from dave_lsp.permissions import PermissionPolicy, ToolRequest
-from dave_lsp.pool import SHUTDOWN_TIMEOUT, ProcessPool
-from dave_lsp.progress import EventSink
-from dave_lsp.protocol import AttachmentParam, ParamsError, QueryContext, SessionInfo
-from dave_lsp.review import Review
-from dave_lsp.rules import Rule, Suggestion
-from dave_lsp.store import SessionRecord, SessionStore, now_iso
+from dave_lsp.config import InitOptions
+from dave_lsp.lsp.progress import EventSink
+from dave_lsp.lsp.protocol import AttachmentParam, ParamsError, QueryContext, SessionInfo
+from dave_lsp.permissions.policy import PermissionPolicy, ToolRequest
+from dave_lsp.permissions.rules import Rule, Suggestion
+from dave_lsp.review.changes import ChangeSet, ChangeStore, HunkRef, RevertResult, revert
+from dave_lsp.review.review import Review
+from dave_lsp.session import context as editor_context
+from dave_lsp.session.pool import SHUTDOWN_TIMEOUT, ProcessPool
+from dave_lsp.session.store import SessionRecord, SessionStore, now_iso
+from dave_lsp.session.turn import QueryJob
+from dave_lsp.tools.editor import EditorTools
 from dave_lsp.trust import FolderCheck, TrustStore
 from dave_lsp.trust import check as check_folder
-from dave_lsp.turns import QueryJob
 
 log = logging.getLogger(__name__)
 
