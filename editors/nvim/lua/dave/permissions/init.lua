@@ -27,35 +27,6 @@ local api = vim.api
 
 local M = {}
 
----@class dave.PermissionRequest
----@field requestId string
----@field sessionId string
----@field toolName string
----@field message string? the server's question, e.g. `Allow Write notes.txt?`
----@field input table? the tool's input, shown in full in the chat
----@field allowAlways {rule: string, label: string}? what "Allow always" would add (newer servers)
----@field title string? the chat's title
----@field chat dave.Chat? the chat the request is shown in
----@field block integer? the chat block's handle (Chat:add_block)
----@field ended boolean? answered or resolved elsewhere: a late answer is dropped
----@field decided boolean? a question the plugin asked itself was decided (not dropped)
----@field prompt_win integer? a floating window the select UI opened
----@field proposal table? what a file tool would write (reviewed in a diff tab)
----@field questions table[]? the model's questions (AskUserQuestion)
----@field plan string? the plan of an ExitPlanMode request (markdown)
----@field plan_win integer? the float that shows the plan
----@field own dave.OwnQuestion? a question the plugin asks itself (folder trust): shown and
---- answered as a request, its answer never sent as `dave/permission`
-
----@class dave.OwnQuestion
----@field lines string[] the block shown in the chat (what is asked, in full)
----@field prompt string the menu's prompt (what is asked, in full)
----@field notice string the notification that it waits (short)
----@field choices {label: string, outcome: string}[] [1] for `ga`/`gA`, [2] for `gd`
----@field keys string[] what `ga` and `gd` do, for the block's key line
----@field decide fun(index: integer) called once, with the choice's index
----@field dropped fun()? called when the request ends unanswered (its turn was cancelled)
-
 local reviewing = nil ---@type dave.PermissionRequest? the proposal whose diff tab is on review
 
 local review_next
