@@ -1,7 +1,10 @@
-"""Whether a path lies in a session's folder, the trust boundary of what reaches the
-model unasked: symlinks are resolved on both sides, so a link in the folder that
-points outside it is outside it, and a folder reached through a link still holds its
-own files."""
+"""Resolving a tool's path against the session's folder, and whether it lies in it.
+
+The folder is the trust boundary of what reaches the model unasked. `absolute` keeps
+symlinks (what the user named, for labels and edits); `real` and `inside` resolve them on
+both sides, so a link in the folder that points outside it is outside it, and a folder
+reached through a link still holds its own files. Every module that resolves a path a
+tool or a client names does it here, so `~` and `..` mean the same everywhere."""
 
 from __future__ import annotations
 
@@ -11,8 +14,21 @@ import os
 OUTSIDE = "outside the session's folder: read it with Read (asks)"
 
 
+def absolute(path: str, cwd: str) -> str:
+    """`path` made absolute against `cwd` (with `~` expanded), symlinks left alone."""
+    return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
+
+
+def real(path: str, cwd: str) -> str:
+    """`path` made absolute against `cwd` (with `~` expanded), every symlink followed."""
+    return os.path.realpath(os.path.join(cwd, os.path.expanduser(path)))
+
+
+def within(path: str, folder: str) -> bool:
+    """Whether `path` is `folder` or below it, both already absolute (no resolving)."""
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def inside(path: str, folder: str) -> bool:
     """Whether `path` (absolute, or relative to `folder`) lies in `folder`."""
-    real_folder = os.path.realpath(folder)
-    target = os.path.realpath(os.path.join(folder, path))
-    return target == real_folder or target.startswith(real_folder.rstrip(os.sep) + os.sep)
+    return within(real(path, folder), os.path.realpath(folder))

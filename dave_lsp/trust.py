@@ -26,12 +26,13 @@ import logging
 import os
 import shlex
 import stat
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
+
+from dave_lsp.fsio import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -176,15 +177,8 @@ class TrustStore:
         return where
 
     def _write(self, folders: list[str]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-trust-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump({"folders": folders}, out, indent=1)
-            os.replace(tmp, self.path)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        data = json.dumps({"folders": folders}, indent=1).encode()
+        write_atomic(self.path, data, prefix=".tmp-trust-", suffix=".json")
 
 
 @contextlib.contextmanager

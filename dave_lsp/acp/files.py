@@ -27,14 +27,14 @@ import logging
 import os
 from typing import Any
 
+from dave_lsp import paths
 from dave_lsp.acp.transport import Connection, RpcError
+from dave_lsp.fsio import write_atomic
 from dave_lsp.permissions import rules as allow_rules
-from dave_lsp.review.changes import write_atomic
 from dave_lsp.review.proposals import (
     EditError,
     FileText,
     Proposal,
-    absolute_path,
     make_proposal,
     proposed_text,
     read_text,
@@ -131,7 +131,7 @@ class ClientFiles:
         raw = allow_rules.file_path(tool_input)
         if not raw:
             return False
-        if self._plan_file(absolute_path(raw, cwd)):
+        if self._plan_file(paths.absolute(raw, cwd)):
             return tool_name == "Read" or permission_mode == "plan"
         folder = f"Edit({os.path.realpath(cwd)}/**)"
         inside = allow_rules.covers(folder, "Edit", {"file_path": raw}, cwd)
@@ -182,7 +182,7 @@ class ClientFiles:
         return self._written.pop(path, None)
 
     async def _read_tool(self, args: dict[str, Any], cwd: str) -> str:
-        path = absolute_path(_path(args), cwd)
+        path = paths.absolute(_path(args), cwd)
         offset = _positive(args, "offset") or 1
         limit = _positive(args, "limit") or MAX_READ_LINES
         if self._plan_file(path):
@@ -202,7 +202,7 @@ class ClientFiles:
     async def _proposed(
         self, tool_name: str, tool_input: dict[str, Any], cwd: str
     ) -> tuple[str, FileText, str]:
-        path = absolute_path(target_path(tool_input), cwd)
+        path = paths.absolute(target_path(tool_input), cwd)
         file = await self._file(path)
         return proposed_text(tool_name, tool_input, cwd, file)
 

@@ -27,13 +27,14 @@ from collections.abc import Callable
 from typing import Any
 
 from dave_lsp import events as ev
+from dave_lsp import paths
 from dave_lsp.acp import schema
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.lsp.progress import TextCoalescer
 from dave_lsp.lsp.protocol import ParamsError
 from dave_lsp.permissions.policy import PermissionBroker, Reply, UnknownRequest
 from dave_lsp.permissions.rules import FILE_TOOLS, file_path
-from dave_lsp.review.proposals import MAX_SIDE_BYTES, FileText, absolute_path, read_text
+from dave_lsp.review.proposals import MAX_SIDE_BYTES, FileText, read_text
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class TurnUpdates:
         raw = file_path(tool_input)
         if tool_name not in FILE_TOOLS or not raw:
             return []
-        path = absolute_path(raw, self._cwd)
+        path = paths.absolute(raw, self._cwd)
         # Worked out for an asked one too: the next edit's diff starts from its text.
         change = self._written(path) if self._written is not None else None
         if change is None:

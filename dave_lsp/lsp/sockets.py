@@ -36,13 +36,13 @@ import re
 import secrets
 import struct
 import sys
-import tempfile
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from dave_lsp.cli import FrameReader, PipeReader, ProtocolWriter
+from dave_lsp.fsio import write_atomic
 from dave_lsp.logs import remember_secret
 from dave_lsp.session.store import default_state_dir
+from dave_lsp.stdio import FrameReader, PipeReader, ProtocolWriter
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,7 @@ def write_token_file(token: str, kind: str, port: int) -> Path:
     path = folder / f"{kind}-{port}.token"
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")  # created 0600
-        try:
-            os.fchmod(fd, 0o600)
-            os.write(fd, token.encode() + b"\n")
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        write_atomic(path, token.encode() + b"\n", 0o600, prefix=".tmp-")
     except OSError as exc:
         raise TokenError(
             f"cannot write the token file {path}: {exc.strerror or exc}; set {TOKEN_ENV} instead"

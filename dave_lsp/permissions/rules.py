@@ -41,6 +41,8 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
+from dave_lsp import paths
+
 log = logging.getLogger(__name__)
 
 FILE_TOOLS = frozenset({"Edit", "Write", "MultiEdit", "NotebookEdit"})
@@ -135,15 +137,6 @@ def file_path(tool_input: dict[str, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _real(path: str, cwd: str) -> str:
-    # realpath: a symlink inside the folder that points outside it is outside it.
-    return os.path.realpath(os.path.join(cwd, os.path.expanduser(path)))
-
-
-def _inside(path: str, folder: str) -> bool:
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
-
-
 def _canonical(tool_input: dict[str, Any]) -> str:
     return json.dumps(tool_input, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
@@ -154,7 +147,7 @@ def runs_code_later(path: str, cwd: str) -> bool:
     .mcp.json, a CI workflow): named by its parts below the session's folder, or by
     all of its parts when it lies outside."""
     folder = os.path.realpath(cwd)
-    below = os.path.relpath(path, folder) if _inside(path, folder) else path
+    below = os.path.relpath(path, folder) if paths.within(path, folder) else path
     parts = [p.casefold() for p in below.split(os.sep) if p and p != "."]
     for index, part in enumerate(parts):
         if part in _CODE_DIRS or part in _CODE_FILES or part.startswith(".env"):
@@ -293,11 +286,11 @@ def covers(rule: str, tool_name: str, tool_input: dict[str, Any], cwd: str) -> b
         path = file_path(tool_input)
         if not path:
             return False
-        target = _real(path, cwd)
+        target = paths.real(path, cwd)
         if runs_code_later(target, cwd):
             return False
         if content.endswith("/**"):
-            return _inside(target, os.path.realpath(content[:-3] or os.sep))
+            return paths.within(target, os.path.realpath(content[:-3] or os.sep))
         return target == os.path.realpath(content)
     if tool != tool_name:
         return False
@@ -336,10 +329,10 @@ def propose(
                     return Rule(f"WebFetch({content})", f"fetches from {content[7:]}")
     if tool_name in FILE_TOOLS and (path := file_path(tool_input)):
         folder = os.path.realpath(cwd)
-        target = _real(path, cwd)
+        target = paths.real(path, cwd)
         if runs_code_later(target, cwd):
             return None
-        if _inside(target, folder):
+        if paths.within(target, folder):
             return Rule(f"Edit({folder}/**)", "all file edits in this session's folder")
         return Rule(f"Edit({target})", f"edits of {target}")
     if isinstance(command, str) and command:

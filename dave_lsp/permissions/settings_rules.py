@@ -45,6 +45,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
+from dave_lsp import paths
 from dave_lsp.backends import history
 from dave_lsp.permissions import rules as allow_rules
 
@@ -257,7 +258,7 @@ def _target(tool_name: str, tool_input: dict[str, Any], cwd: str) -> str | None:
         value = cwd
     if not isinstance(value, str) or not value:
         return None
-    return os.path.normpath(os.path.join(cwd, os.path.expanduser(value)))
+    return paths.absolute(value, cwd)
 
 
 def _path_rule_matches(

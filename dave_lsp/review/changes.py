@@ -43,7 +43,6 @@ import json
 import logging
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -51,13 +50,15 @@ from typing import Any
 
 import attrs
 
+# `paths` names a parameter below, hence the import of the function alone.
+from dave_lsp.fsio import write_atomic
+from dave_lsp.paths import absolute as absolute_path
 from dave_lsp.permissions.rules import FILE_TOOLS, file_path
 from dave_lsp.review.proposals import (
     MAX_DIFF_BYTES,
     MAX_SIDE_BYTES,
     FileText,
     Hunk,
-    absolute_path,
     cut_diff,
     decode_text,
     diff_hunks,
@@ -446,15 +447,12 @@ class ChangeStore:
         change_set = fit(change_set, self.max_bytes * 15 // 16)
         folder = self._folder(change_set.session_id)
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".part")
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(change_set.store_json(), out, ensure_ascii=False)
-            os.replace(tmp, folder / f"{change_set.turn:08d}.json")
+            data = json.dumps(change_set.store_json(), ensure_ascii=False).encode()
+            write_atomic(
+                folder / f"{change_set.turn:08d}.json", data, prefix=".tmp-", suffix=".part"
+            )
         except OSError as exc:
             log.warning("could not save the changes of %s: %s", change_set.session_id, exc)
-            with contextlib.suppress(OSError, UnboundLocalError):
-                os.unlink(tmp)
             return change_set
         self._prune(change_set.session_id, change_set.turn)
         return change_set
@@ -537,23 +535,6 @@ class RevertResult:
             "reverted": list(self.reverted),
             "conflicts": [conflict.to_json() for conflict in self.conflicts],
         }
-
-
-def write_atomic(path: str, data: bytes, mode: int) -> None:
-    """Replace the file at `path` (not a symlink: the caller resolved it) with `data`."""
-    folder = os.path.dirname(path)
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".dave-revert-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        # mkstemp makes the file 0600; the file gets the mode it had.
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _find(lines: list[str], block: tuple[str, ...], expected: int) -> int | None:

@@ -41,6 +41,7 @@ from typing import Any
 
 import attrs
 
+from dave_lsp import paths
 from dave_lsp.tools.summaries import display_path
 
 log = logging.getLogger(__name__)
@@ -256,22 +257,17 @@ def read_text(path: str, limit: int = MAX_READ_BYTES) -> FileText | None:
     return FileText(exists=True, text=decode_text(data), size=len(data))
 
 
-def absolute_path(path: str, cwd: str) -> str:
-    """`path` made absolute against `cwd` (with `~` expanded), symlinks left alone."""
-    return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
-
-
 def resolved_path(path: str, cwd: str) -> str:
     """The file a tool naming `path` works on: absolute, every symlink on the way followed
     (a link to a missing file gives the file it would create)."""
-    return os.path.realpath(absolute_path(path, cwd))
+    return os.path.realpath(paths.absolute(path, cwd))
 
 
 def link_target(path: str, cwd: str) -> str | None:
     """Where `path` leads when a symlink on its way (inside `cwd`, or anywhere for a path
     outside it) makes that another file; None when it leads to itself. A `cwd` that is
     itself reached through a link does not count."""
-    absolute = absolute_path(path, cwd)
+    absolute = paths.absolute(path, cwd)
     resolved = os.path.realpath(absolute)
     relative = os.path.relpath(absolute, cwd)
     if relative != ".." and not relative.startswith(".." + os.sep):

@@ -27,7 +27,8 @@ from typing import Any
 
 import attrs
 
-from dave_lsp.review.changes import ChangeRecorder, ChangeSet, ChangeStore, write_atomic
+from dave_lsp.fsio import write_atomic
+from dave_lsp.review.changes import ChangeRecorder, ChangeSet, ChangeStore
 from dave_lsp.review.proposals import FileText, edited_feedback
 from dave_lsp.tools.summaries import display_path
 

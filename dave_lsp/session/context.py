@@ -12,6 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from dave_lsp import paths
 from dave_lsp.backends.base import Attachment
 from dave_lsp.lsp.protocol import ActiveFile, AttachmentParam, Mention, ParamsError, QueryContext
 from dave_lsp.tools.summaries import display_path
@@ -49,7 +50,7 @@ def render(context: QueryContext | None, prompt: str, cwd: str) -> str:
 def check(context: QueryContext | None, cwd: str) -> None:
     """ParamsError naming the first mention that is not a readable file."""
     for index, mention in enumerate(context.mentions if context else ()):
-        path = _absolute(mention.path, cwd)
+        path = paths.absolute(mention.path, cwd)
         if not os.path.isfile(path):
             what = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
             raise ParamsError(
@@ -87,10 +88,6 @@ def images(attachments: Sequence[AttachmentParam]) -> list[Attachment]:
     return checked
 
 
-def _absolute(path: str, cwd: str) -> str:
-    return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
-
-
 def _lines(path: str) -> list[str]:
     try:
         return Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
@@ -107,7 +104,7 @@ def _fence(text: str, language: str = "") -> str:
 
 def _active(active: ActiveFile, cwd: str) -> str:
     path, language = active.path, active.language_id
-    label = display_path(_absolute(path, cwd), cwd)
+    label = display_path(paths.absolute(path, cwd), cwd)
     kind = f" ({language})" if language else ""
     selection = active.selection
     if selection is None:
@@ -117,7 +114,7 @@ def _active(active: ActiveFile, cwd: str) -> str:
         last -= 1  # a selection that ends at column 0 does not take that line
     text = active.selected_text
     if text is None:
-        text = "\n".join(_lines(_absolute(path, cwd))[first - 1 : last])
+        text = "\n".join(_lines(paths.absolute(path, cwd))[first - 1 : last])
     where = f"line {first}" if first == last else f"lines {first}-{last}"
     if not text.strip():
         return f"The user's active file in the editor is {label}{kind}; the cursor is on {where}."
@@ -132,7 +129,7 @@ def _active(active: ActiveFile, cwd: str) -> str:
 
 
 def _mention(mention: Mention, cwd: str) -> str:
-    path = _absolute(mention.path, cwd)
+    path = paths.absolute(mention.path, cwd)
     label = display_path(path, cwd)
     lines = _lines(path)
     first = mention.start_line or 1

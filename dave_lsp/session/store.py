@@ -14,13 +14,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from dave_lsp.fsio import write_atomic
 from dave_lsp.permissions import rules as allow_rules
 from dave_lsp.permissions.rules import Rule
 
@@ -88,15 +88,10 @@ class SessionStore:
 
     def save(self, record: SessionRecord) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                json.dump(record.to_json(), out)
-            os.replace(tmp, self._path(record.session_id))
+            data = json.dumps(record.to_json()).encode()
+            write_atomic(self._path(record.session_id), data, prefix=".tmp-", suffix=".json")
         except OSError as exc:
             log.warning("could not save session %s: %s", record.session_id, exc)
-            with contextlib.suppress(OSError, UnboundLocalError):
-                os.unlink(tmp)
 
     def delete(self, session_id: str) -> None:
         with contextlib.suppress(OSError):

@@ -34,6 +34,7 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
+from dave_lsp import paths
 from dave_lsp.paths import OUTSIDE, inside
 from dave_lsp.review.proposals import Proposal
 from dave_lsp.tools.summaries import display_path
@@ -309,7 +310,7 @@ class _View:
         self._lines: dict[str, list[str]] = {}
 
     def absolute(self, path: str) -> str:
-        return os.path.normpath(os.path.join(self.cwd, os.path.expanduser(path)))
+        return paths.absolute(path, self.cwd)
 
     def in_folder(self, path: str) -> str:
         """The model's `path`, absolute; EditorToolError when it lies outside the folder."""

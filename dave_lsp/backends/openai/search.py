@@ -34,6 +34,7 @@ from typing import Any, Final
 
 import re2  # untyped: mypy sees Any (ignore_missing_imports)
 
+from dave_lsp import paths
 from dave_lsp.review.proposals import decode_text
 
 SEARCH_SECONDS: Final = 10.0
@@ -78,14 +79,6 @@ class Stop:
         if self.cancelled:
             return "… stopped: the turn was cancelled"
         return f"… stopped after {self.seconds:g} s; narrow the pattern or path"
-
-
-def inside(path: str, folder: str) -> bool:
-    """Whether `path` lies in `folder`, symlinks resolved: a link in the folder that
-    points outside it is outside it."""
-    real_folder = os.path.realpath(folder)
-    target = os.path.realpath(path)
-    return target == real_folder or target.startswith(real_folder.rstrip(os.sep) + os.sep)
 
 
 # ---------------------------------------------------------------- Glob
@@ -174,7 +167,7 @@ def glob(pattern: str, root: str, stop: Stop) -> tuple[list[str], str]:
             after = _step(parts, states, entry.name, real_dir)
             if real_dir and any(state < len(parts) for state in after):
                 stack.append((entry.path, after))
-            elif is_file and len(parts) in after and inside(entry.path, root):
+            elif is_file and len(parts) in after and paths.inside(entry.path, root):
                 found.append(entry.path)
                 if len(found) > MAX_LISTED:
                     return found, f"… stopped at {MAX_LISTED} files; narrow the pattern or path"
@@ -228,7 +221,7 @@ def grep(regex: Any, root: str, only: str, cwd: str, stop: Stop) -> tuple[list[s
     hits: list[str] = []
     total = scanned = 0
     for path in files_under(root, stop):
-        if not inside(path, root):
+        if not paths.inside(path, root):
             continue  # a symlink out of the folder the permission covered
         rel = _shown(path, cwd)
         if only and not any(fnmatch.fnmatch(n, only) for n in (os.path.basename(path), rel)):

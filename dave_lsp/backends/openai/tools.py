@@ -40,6 +40,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
+from dave_lsp import paths
 from dave_lsp.backends.openai import search
 from dave_lsp.permissions.rules import runs_code_later
 from dave_lsp.review.proposals import MAX_READ_BYTES, EditError, decode_text, proposed_text
@@ -157,16 +158,14 @@ def gate(name: str, tool_input: dict[str, Any], mode: str, cwd: str) -> Verdict:
         return "allow"
     if name in READ_ONLY:
         # Reads anywhere but in the project folder ask, in every other mode.
-        return "allow" if inside(target_of(name, tool_input), cwd) else "ask"
+        return "allow" if paths.inside(target_of(name, tool_input), cwd) else "ask"
     if mode == "plan":
         return "deny"
     if mode == "acceptEdits" and name in FILE_EDITS:
         # A file that makes code run later (.git/hooks, .envrc, .mcp.json, ...) asks in
         # acceptEdits too: the mode is for edits the user reviews later, not for code.
-        target = os.path.realpath(
-            os.path.join(cwd, os.path.expanduser(target_of(name, tool_input)))
-        )
-        if inside(target, cwd) and not runs_code_later(target, cwd):
+        target = paths.real(target_of(name, tool_input), cwd)
+        if paths.inside(target, cwd) and not runs_code_later(target, cwd):
             return "allow"
         return "ask"
     return "ask"
@@ -177,14 +176,6 @@ def target_of(name: str, tool_input: dict[str, Any]) -> str:
     key = "file_path" if name in ("Read", *FILE_EDITS) else "path"
     value = tool_input.get(key)
     return value if isinstance(value, str) else ""
-
-
-def inside(path: str, cwd: str) -> bool:
-    """Whether `path` (relative to `cwd`) lies in `cwd`, symlinks resolved: a link in the
-    folder that points outside it is outside it."""
-    folder = os.path.realpath(cwd)
-    target = os.path.realpath(os.path.join(cwd, os.path.expanduser(path)))
-    return target == folder or target.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 @attrs.frozen
@@ -264,10 +255,6 @@ def _int_arg(tool_input: dict[str, Any], key: str) -> int | None:
     return int(value)
 
 
-def _absolute(path: str, cwd: str) -> str:
-    return os.path.normpath(os.path.join(cwd, os.path.expanduser(path)))
-
-
 def _label(path: str, cwd: str) -> str:
     relative = os.path.relpath(path, cwd)
     return path if relative.startswith("..") else relative
@@ -277,7 +264,7 @@ def _label(path: str, cwd: str) -> str:
 
 
 def _read(tool_input: dict[str, Any], cwd: str) -> Output:
-    path = _absolute(_text_arg(tool_input, "file_path"), cwd)
+    path = paths.absolute(_text_arg(tool_input, "file_path"), cwd)
     offset = max(_int_arg(tool_input, "offset") or 1, 1)
     limit = min(_int_arg(tool_input, "limit") or READ_MAX_LINES, READ_MAX_LINES)
     if os.path.isdir(path):
@@ -440,7 +427,7 @@ def _kill_group(pid: int) -> None:
 
 
 def _search_root(tool_input: dict[str, Any], cwd: str) -> str:
-    root = _absolute(_text_arg(tool_input, "path", required=False) or ".", cwd)
+    root = paths.absolute(_text_arg(tool_input, "path", required=False) or ".", cwd)
     if not os.path.exists(root):
         raise ToolInputError(f"{root} does not exist")
     return root
