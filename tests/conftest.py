@@ -15,7 +15,7 @@ import pytest
 from lsprotocol import types as lsp
 
 from dave_lsp.testing import FakeModelServer
-from tests.lsp_harness import DaveClient, config, initialize
+from tests.harness.lsp import DaveClient, config, initialize
 
 REPO = Path(__file__).resolve().parent.parent
 # Servers the tests start remember sessions under XDG_STATE_HOME: never the real one.
@@ -87,39 +87,3 @@ def server(backend_env: dict[str, str], tmp_path: Path) -> Server:
             await client.shutdown_session()
 
     return start
-
-
-def _parent(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(") ", 1)[1].split()
-    return None if fields[0] == "Z" else int(fields[1])
-
-
-def cli_processes(ancestor: int | None = None) -> list[int]:
-    """PIDs of live Claude Code CLI processes (the bundled binary), from /proc; with
-    `ancestor`, only those started (directly or not) by that process. Zombies, which
-    have ended but not been reaped, do not count."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"claude_agent_sdk/_bundled/claude" not in cmdline:
-            continue
-        pid = int(entry)
-        parent = _parent(pid)
-        if parent is None:
-            continue
-        if ancestor is not None:
-            while parent not in (None, 0, 1, ancestor):
-                parent = _parent(parent)
-            if parent != ancestor:
-                continue
-        pids.append(pid)
-    return pids

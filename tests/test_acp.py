@@ -1,6 +1,6 @@
 """`dave-lsp acp` end to end: the real agent over stdio, the real bundled Claude Code
 CLI, the shipped fake model. Every message the agent sends is checked against the ACP
-schema types (tests/acp_harness.py)."""
+schema types (tests/harness/acp.py)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.acp_harness import AcpClient, AcpError, allow
-from tests.conftest import cli_processes
+from tests.harness.acp import AcpClient, AcpError, allow
+from tests.harness.processes import cli_processes
 
 Start = Callable[..., Any]
 

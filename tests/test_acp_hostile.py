@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from tests import test_acp
-from tests.acp_harness import allow
+from tests.harness.acp import allow
 
 # The fixture of tests/test_acp.py: an initialized agent against the fake model.
 agent = test_acp.agent

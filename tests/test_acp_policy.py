@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.acp_harness import AcpClient, allow
+from tests.harness.acp import AcpClient, allow
 
 Start = Callable[..., Any]
 MARKER_SERVER = str(Path(__file__).with_name("mcp_marker_server.py"))

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from dave_lsp.testing import FakeModelServer
-from tests.acp_harness import AcpClient, allow
+from tests.harness.acp import AcpClient, allow
 from tests.test_lifecycle import eventually
 from tests.test_trust import Hostile, hook_runs, hostile, would_run
 

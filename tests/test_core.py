@@ -15,8 +15,8 @@ from lsprotocol import types as lsp
 from pygls.exceptions import JsonRpcException
 
 from dave_lsp.testing import FakeModelServer
-from tests.conftest import cli_processes
-from tests.lsp_harness import DaveClient, config, initialize, new_session
+from tests.harness.lsp import DaveClient, config, initialize, new_session
+from tests.harness.processes import cli_processes
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -16,7 +16,7 @@ from pygls.exceptions import JsonRpcException
 
 from dave_lsp.testing import FakeModelServer
 from tests.conftest import Server
-from tests.lsp_harness import new_session
+from tests.harness.lsp import new_session
 
 GREET = 'def greet(name):\n    return f"hi {name}"\n\n\nprint(greet("a"))\n'
 

@@ -16,8 +16,9 @@ import pytest
 from pygls.exceptions import JsonRpcException
 
 from dave_lsp.testing import FakeModelServer
-from tests.conftest import Server, cli_processes
-from tests.lsp_harness import DaveClient, new_session
+from tests.conftest import Server
+from tests.harness.lsp import DaveClient, new_session
+from tests.harness.processes import cli_processes
 
 
 def server_clis(client: DaveClient) -> set[int]:

@@ -35,7 +35,7 @@ from dave_lsp.events import (
 from dave_lsp.testing import FakeModelServer
 from dave_lsp.tools.editor import EditorTools
 from tests.conftest import Server
-from tests.lsp_harness import new_session
+from tests.harness.lsp import new_session
 from tests.test_openai_backend import make_config, marker
 
 BUILTIN = ["Read", "Write", "Edit", "Bash", "Glob", "Grep"]

@@ -24,7 +24,7 @@ from pytest_lsp import ClientServerConfig
 from dave_lsp.backends.openai import search
 from dave_lsp.testing import FakeModelServer
 from tests.conftest import Server
-from tests.lsp_harness import DaveClient, initialize, new_session
+from tests.harness.lsp import DaveClient, initialize, new_session
 from tests.test_openai_agent import openai_options, tool_call
 
 ENV_KEY = {"OPENAI_API_KEY": "sk-fake-for-tests"}

@@ -21,7 +21,7 @@ from dave_lsp.permissions import rules
 from dave_lsp.session.store import SessionStore
 from dave_lsp.testing import FakeModelServer
 from tests.conftest import Server
-from tests.lsp_harness import DaveClient, new_session
+from tests.harness.lsp import DaveClient, new_session
 from tests.test_openai_agent import openai_options
 
 CHAT = [sys.executable, "-m", "dave_lsp", "chat", "--demo"]

@@ -16,7 +16,7 @@ from pygls.exceptions import JsonRpcException
 
 from dave_lsp.testing import FakeModelServer
 from tests.conftest import Server
-from tests.lsp_harness import DaveClient, new_session
+from tests.harness.lsp import DaveClient, new_session
 
 
 def read_then_edit(path: Path, old: str, new: str) -> str:

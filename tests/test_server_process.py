@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from pygls.exceptions import JsonRpcException
 
-from tests.conftest import cli_processes
-from tests.lsp_harness import DaveClient, config, initialize, new_session, stop
-from tests.raw_server import RawServer, wait_gone_sync
+from tests.harness.lsp import DaveClient, config, initialize, new_session, stop
+from tests.harness.processes import cli_processes
+from tests.harness.raw import RawServer, wait_gone_sync
 
 
 def started(backend_env: dict[str, str], workspace: Path, **options: Any) -> RawServer:

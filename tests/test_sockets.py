@@ -28,8 +28,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import cli_processes
-from tests.raw_server import RawServer, frame
+from tests.harness.processes import cli_processes
+from tests.harness.raw import RawServer, frame
 
 TOKEN_LINE = re.compile(r"the client's token is in (\S+): send it as initializationOptions\.token")
 

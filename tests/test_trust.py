@@ -23,7 +23,7 @@ from pygls.exceptions import JsonRpcException
 
 from dave_lsp.testing import FakeModelServer
 from tests.conftest import Server, backend_env_for
-from tests.lsp_harness import DaveClient, config, initialize, new_session, stop
+from tests.harness.lsp import DaveClient, config, initialize, new_session, stop
 from tests.test_lifecycle import eventually, server_clis
 
 

@@ -17,7 +17,7 @@ from pygls.exceptions import JsonRpcException
 
 from dave_lsp.testing import FakeModelServer, samples
 from tests.conftest import Server
-from tests.lsp_harness import DaveClient, new_session
+from tests.harness.lsp import DaveClient, new_session
 
 PNG = base64.b64encode(samples.PNG).decode()
 QUESTION = samples.QUESTION

@@ -70,10 +70,9 @@ def tap(log_path: str) -> int:
 
 
 def bench(calls: int) -> None:
-    from nvim_harness import editor
-
     from dave_lsp.testing import FakeModelServer
     from tests.conftest import backend_env_for
+    from tests.harness.nvim import editor
 
     jedi = str(Path(sys.executable).parent / "jedi-language-server")
     tmp = Path(tempfile.mkdtemp(prefix="dave-bench-"))

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nvim_harness import SERVER_CMD, Editor, editor
+
+from tests.harness.nvim import SERVER_CMD, Editor, editor
 
 
 @pytest.fixture

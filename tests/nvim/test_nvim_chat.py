@@ -8,8 +8,8 @@ import json
 import re
 from pathlib import Path
 
-from nvim_harness import Editor
-from plugin_helpers import (
+from tests.harness.nvim import Editor
+from tests.harness.nvim_plugin import (
     PLAIN_PROMPT,
     answer,
     ask,

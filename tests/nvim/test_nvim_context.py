@@ -9,11 +9,10 @@ import re
 import uuid
 from pathlib import Path
 
-from nvim_harness import Editor, editor
-from plugin_helpers import CONTEXT_OFF, answer, ask, model_saw, prompt_area, warnings
-
 from dave_lsp.testing import FakeModelServer
 from dave_lsp.testing.samples import PNG
+from tests.harness.nvim import Editor, editor
+from tests.harness.nvim_plugin import CONTEXT_OFF, answer, ask, model_saw, prompt_area, warnings
 
 
 @CONTEXT_OFF  # with the active file as context, see test_a_visual_range_goes_as_the_selection

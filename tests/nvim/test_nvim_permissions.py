@@ -8,8 +8,10 @@ import json
 from pathlib import Path
 
 import pytest
-from nvim_harness import Editor, editor, wait_until
-from plugin_helpers import (
+
+from dave_lsp.testing.samples import QUESTION
+from tests.harness.nvim import Editor, editor, wait_until
+from tests.harness.nvim_plugin import (
     PLAIN_PROMPT,
     answer,
     answers,
@@ -20,8 +22,6 @@ from plugin_helpers import (
     tabs,
     warnings,
 )
-
-from dave_lsp.testing.samples import QUESTION
 
 
 @PLAIN_PROMPT

@@ -6,8 +6,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nvim_harness import Editor, editor
-from plugin_helpers import answers, current_win, dave_buffers, diff_tab, press_in_chat, tabs, tool
+from tests.harness.nvim import Editor, editor
+from tests.harness.nvim_plugin import (
+    answers,
+    current_win,
+    dave_buffers,
+    diff_tab,
+    press_in_chat,
+    tabs,
+    tool,
+)
 
 
 def test_a_write_proposal_waits_in_the_chat_then_its_diff_tab_accepts_the_edited_text(

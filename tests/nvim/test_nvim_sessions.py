@@ -8,10 +8,9 @@ import re
 import uuid
 from pathlib import Path
 
-from nvim_harness import SERVER_CMD, Editor, editor, wait_until
-from plugin_helpers import ask, cli_pids, prompts
-
 from dave_lsp.testing import FakeModelServer
+from tests.harness.nvim import SERVER_CMD, Editor, editor, wait_until
+from tests.harness.nvim_plugin import ask, cli_pids, prompts
 
 
 def test_delete_ends_the_chats_cli_process(ed: Editor) -> None:

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from nvim_harness import SERVER_CMD, Editor, editor
-from plugin_helpers import editor_with
 
 from dave_lsp.testing import FakeModelServer
+from tests.harness.nvim import SERVER_CMD, Editor, editor
+from tests.harness.nvim_plugin import editor_with
 
 
 def test_checkhealth_reports_no_error(ed: Editor, fake_model: FakeModelServer) -> None:

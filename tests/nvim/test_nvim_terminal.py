@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pynvim
 import pytest
-from nvim_harness import NVIM, PLUGIN, SERVER_CMD, alive, descendants, proc, wait_until
+
+from tests.harness.nvim import NVIM, PLUGIN, SERVER_CMD, alive, descendants, proc, wait_until
 
 TMUX = shutil.which("tmux")
 pytestmark = pytest.mark.skipif(TMUX is None, reason="needs tmux")

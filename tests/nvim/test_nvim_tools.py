@@ -7,10 +7,17 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
-from nvim_harness import Editor
-from plugin_helpers import EDITOR_TOOLS, answer, ask, editor_with, model_saw, start_jedi, steps
-
 from dave_lsp.testing import FakeModelServer
+from tests.harness.nvim import Editor
+from tests.harness.nvim_plugin import (
+    EDITOR_TOOLS,
+    answer,
+    ask,
+    editor_with,
+    model_saw,
+    start_jedi,
+    steps,
+)
 
 
 def test_the_model_reads_neovims_diagnostics_and_jedis_references(

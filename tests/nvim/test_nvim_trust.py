@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nvim_harness import SERVER_CMD, Editor, editor
+from tests.harness.nvim import SERVER_CMD, Editor, editor
 
 HOOK = "id > HOOKED"
 QUESTION = "Trust this folder's Claude Code settings?"

@@ -8,9 +8,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tests.lsp_harness import DaveClient, config, initialize
-from tests.raw_server import RawServer as BaseRawServer
-from tests.raw_server import alive_clis, frame, wait_gone, wait_gone_sync
+from tests.harness.lsp import DaveClient, config, initialize
+from tests.harness.raw import RawServer as BaseRawServer
+from tests.harness.raw import alive_clis, frame, wait_gone, wait_gone_sync
 
 __all__ = ["alive_clis", "frame", "wait_gone", "wait_gone_sync"]
 

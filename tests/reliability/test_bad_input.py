@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import cli_processes
+from tests.harness.processes import cli_processes
 from tests.reliability.helpers import TALLY, RawServer, frame, server_options, wait_gone_sync
 
 PROBE = {"sessionId": "probe-session"}

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from pygls.exceptions import JsonRpcException
 
-from tests.lsp_harness import DaveClient, new_session
+from tests.harness.lsp import DaveClient, new_session
 from tests.reliability.helpers import TALLY, query, server_options, start_client, start_query
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

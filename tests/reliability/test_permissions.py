@@ -17,8 +17,8 @@ import pytest_asyncio
 from pygls.exceptions import JsonRpcException
 
 from dave_lsp.testing import FakeModelServer
-from tests.conftest import cli_processes
-from tests.lsp_harness import DaveClient, new_session
+from tests.harness.lsp import DaveClient, new_session
+from tests.harness.processes import cli_processes
 from tests.reliability.helpers import (
     TALLY,
     query,

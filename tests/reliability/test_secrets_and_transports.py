@@ -15,7 +15,7 @@ from pathlib import Path
 
 import claude_agent_sdk
 
-from tests.conftest import cli_processes
+from tests.harness.processes import cli_processes
 from tests.reliability.helpers import (
     FAKE_KEY,
     TALLY,

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from pygls.exceptions import JsonRpcException
 
-from tests.conftest import cli_processes
-from tests.lsp_harness import DaveClient
+from tests.harness.lsp import DaveClient
+from tests.harness.processes import cli_processes
 from tests.reliability.helpers import (
     TALLY,
     rss_kb,

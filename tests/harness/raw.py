@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import cli_processes
+from tests.harness.processes import cli_processes
 
 _ids = itertools.count(1000)
 

@@ -1,39 +1,25 @@
 """What the Neovim plugin's tests share: reading the chat and what the plugin asked and
 sent, prompts that script the fake model, diff tabs, jedi, and a Neovim with a backend of a
-test's own. The fixtures are in conftest.py; the Neovim itself in nvim_harness.py."""
+test's own. The fixtures are in tests/nvim/conftest.py; the Neovim itself in nvim.py."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
-from nvim_harness import SERVER_CMD, Editor, editor
 
 from dave_lsp.testing import FakeModelServer
-
-
-def _shared_conftest() -> ModuleType:
-    """tests/conftest.py, loaded by path: `import conftest` may find another conftest."""
-    path = Path(__file__).resolve().parents[1] / "conftest.py"
-    spec = importlib.util.spec_from_file_location("dave_shared_conftest", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-cli_processes = _shared_conftest().cli_processes
+from tests.harness.nvim import SERVER_CMD, Editor, editor
+from tests.harness.processes import cli_processes
 
 
 def cli_pids() -> set[int]:
-    """Live Claude Code CLI processes, as tests/conftest.py counts them."""
+    """Live Claude Code CLI processes, as processes.py counts them."""
     return set(cli_processes())
 
 
