@@ -26,12 +26,13 @@ from dave_lsp import events as ev
 from dave_lsp.acp import history, schema
 from dave_lsp.acp.files import ClientFiles
 from dave_lsp.acp.schema import acp
-from dave_lsp.acp.transport import INTERNAL_ERROR, RESOURCE_NOT_FOUND, Connection, RpcError
+from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.acp.updates import REQUEST_PERMISSION, UPDATE, TurnUpdates
+from dave_lsp.backends import registry
 from dave_lsp.backends.base import SessionConfig
 from dave_lsp.config import InitOptions
-from dave_lsp.lsp.protocol import AttachmentParam, ParamsError
 from dave_lsp.permissions.policy import PermissionBroker, PermissionPolicy, client_server_name
+from dave_lsp.rpc import INTERNAL_ERROR, RESOURCE_NOT_FOUND, AttachmentParam, ParamsError
 from dave_lsp.session.manager import SessionActor, SessionManager
 from dave_lsp.session.store import SessionStore
 from dave_lsp.session.turn import QueryJob
@@ -183,7 +184,7 @@ class Agent:
         OpenAI backend's run on disk."""
         fs = self.client_capabilities.fs if self.client_capabilities else None
         both = bool(fs and fs.read_text_file and fs.write_text_file)
-        if config.backend != "claude" or not both:
+        if not registry.BACKENDS[config.backend].client_file_tools or not both:
             return attrs.evolve(config, files=None)
         files: FileTools = ClientFiles(self.conn, config.session_id, env=config.env)
         return attrs.evolve(config, files=files)
@@ -346,7 +347,7 @@ class Agent:
         prompt waits for that one answer). False when the client cancelled the question:
         the prompt then ends cancelled."""
         session_id = actor.session_id
-        if actor.config.backend != "claude":
+        if not registry.BACKENDS[actor.config.backend].loads_folder_settings:
             return True  # only Claude Code loads a folder's settings
         question = self._trust_questions.get(session_id)
         if question is None:

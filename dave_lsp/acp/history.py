@@ -1,7 +1,7 @@
 """A Claude Code conversation, read back from its transcript for `session/load`.
 
-Finding and parsing the transcript is dave_lsp/backends/history.py's (it serves `dave/history`
-too); this module turns the messages into ACP `session/update` bodies.
+Finding and parsing the transcript is dave_lsp/backends/claude/history.py's (it serves
+`dave/history` too); this module turns the messages into ACP `session/update` bodies.
 """
 
 from __future__ import annotations
@@ -10,7 +10,13 @@ from collections.abc import Iterator
 from typing import Any
 
 from dave_lsp.acp import schema
-from dave_lsp.backends.history import blocks_of, config_dir, injected, messages, transcript_path
+from dave_lsp.backends.claude.history import (
+    blocks_of,
+    config_dir,
+    injected,
+    messages,
+    transcript_path,
+)
 
 __all__ = ["config_dir", "messages", "replay", "transcript_path"]
 

@@ -1,8 +1,10 @@
 """Every backend describes itself here, once: its name on the wire, the module and class
-that implement it, its `initializationOptions` group, and whether it holds a process.
+that implement it, its `initializationOptions` group, whether it holds a process, where
+its conversations are read back from, and what of the folder and the client it uses.
 
 Nothing else names a backend: the options parser, the session pool, `initialize`'s
-capabilities and `dave-lsp chat --backend` all read this table. A new backend is one
+capabilities, `dave/history`, ACP's file tools and trust question, and
+`dave-lsp chat --backend` all read this table. A new backend is one
 entry here (with its options class) and its own module; see docs/architecture.md.
 
 The implementing modules are imported only when a session needs one (the Claude SDK
@@ -51,6 +53,15 @@ class BackendSpec:
     # Whether each live session holds a process, and so counts against maxLiveSessions
     # and is worth keeping a warm spare of.
     holds_process: bool
+    # The module whose `read(backend, conversation_id, cwd, env, turns, chat)` reads a
+    # session's conversation back as `dave/history` entries (backends/history.py).
+    history: str
+    # Whether it loads a trusted folder's own settings (Claude Code's hooks, MCP servers,
+    # env), so an untrusted folder's first prompt is worth a trust question (ACP).
+    loads_folder_settings: bool = False
+    # Whether a client's file system can stand in for its Read/Write/Edit
+    # (`SessionConfig.files`, ACP); else its file tools run on disk.
+    client_file_tools: bool = False
 
     def load(self) -> type[Any]:
         """The implementing class (importing its module on first use)."""
@@ -63,15 +74,31 @@ class BackendSpec:
         session: BackendSession = self.load()(config, ask, observer)
         return session
 
+    def history_reader(self) -> Any:
+        """The `read` of its history module (importing it on first use)."""
+        return importlib.import_module(self.history).read
+
 
 BACKENDS: dict[str, BackendSpec] = {
     spec.name: spec
     for spec in (
         BackendSpec(
-            "claude", "dave_lsp.backends.claude.session", "ClaudeSession", ClaudeOptions, True
+            "claude",
+            "dave_lsp.backends.claude.session",
+            "ClaudeSession",
+            ClaudeOptions,
+            holds_process=True,
+            history="dave_lsp.backends.claude.history",
+            loads_folder_settings=True,
+            client_file_tools=True,
         ),
         BackendSpec(
-            "openai", "dave_lsp.backends.openai.session", "OpenAISession", OpenAIOptions, False
+            "openai",
+            "dave_lsp.backends.openai.session",
+            "OpenAISession",
+            OpenAIOptions,
+            holds_process=False,
+            history="dave_lsp.backends.openai.history",
         ),
     )
 }

@@ -46,7 +46,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from dave_lsp import paths
-from dave_lsp.backends import history
+from dave_lsp.backends.claude import history
 from dave_lsp.permissions import rules as allow_rules
 
 log = logging.getLogger(__name__)

@@ -57,7 +57,6 @@ from claude_agent_sdk.types import HookEvent, McpServerConfig, StreamEvent
 
 from dave_lsp import events as ev
 from dave_lsp import trust
-from dave_lsp.backends import history
 from dave_lsp.backends.base import (
     Attachment,
     ChatMessage,
@@ -66,6 +65,7 @@ from dave_lsp.backends.base import (
     SessionConfig,
     ToolObserver,
 )
+from dave_lsp.backends.claude import history
 from dave_lsp.backends.claude.transcript import first_message
 from dave_lsp.backends.common import Ended, finished, one_line, pump
 from dave_lsp.backends.registry import ClaudeOptions, options_of

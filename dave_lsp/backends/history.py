@@ -1,0 +1,111 @@
+"""A session's conversation, read back from its backend's own record, as `dave/history`
+entries (docs/protocol.md) and for ACP's `session/load`.
+
+Each backend reads its own record (its `BackendSpec.history` module's `read`: Claude
+Code's transcript files in `backends/claude/history.py`, the OpenAI backend's messages
+in memory in `backends/openai/history.py`); this module holds what they share: the
+answer, the entries and how they are built, and `read`, which asks the session's backend.
+
+An entry is a plain dict an editor can render as it comes:
+`{"role": "user", "text", "editorContext"?: true, "images"?: N}` or
+`{"role": "assistant", "thinking"?, "text", "toolUses"?: [{"toolUseId", "toolName",
+"message", "summary"?, "isError"?}]}`. An assistant entry's blocks come in that order
+(thinking, text, tool uses); a block of an earlier kind after a later one starts a new
+entry, so the entries in order show a turn as it streamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from dave_lsp.backends import registry
+
+Entry = dict[str, Any]
+
+# What context.render puts before a prompt that carries the editor's context.
+_CONTEXT_OPEN = "<editor-context>\n"
+_CONTEXT_CLOSE = "\n</editor-context>\n\n"
+# An assistant entry's blocks, in the order one entry holds them.
+_ORDER = {"thinking": 0, "text": 1, "toolUses": 2}
+
+
+@attrs.frozen
+class History:
+    """What `dave/history` answers: the entries, or why the backend has no record."""
+
+    backend: str
+    entries: list[Entry]
+    reason: str = ""  # "" when the backend has a record (maybe of no turns yet)
+
+
+@runtime_checkable
+class ChatHistory(Protocol):
+    """A live backend session that holds its conversation as chat-completions messages
+    (the OpenAI backend's `OpenAISession`)."""
+
+    @property
+    def history(self) -> Sequence[Mapping[str, Any]]: ...
+
+
+def read(
+    backend: str,
+    conversation_id: str,
+    cwd: str,
+    env: Mapping[str, str],
+    turns: int,
+    chat: Sequence[Mapping[str, Any]] | None = None,
+) -> History:
+    """A session's history, read by its backend: `chat` is the live session's own
+    messages when it keeps them in memory (`ChatHistory`), `conversation_id` the
+    backend's id of the conversation, `turns` how many the session has run. Reads files:
+    call it off the event loop."""
+    spec = registry.BACKENDS.get(backend)
+    if spec is None:
+        return History(backend, [], f"dave-lsp has no {backend} backend")
+    reader: Any = spec.history_reader()
+    found: History = reader(backend, conversation_id, cwd, env, turns, chat)
+    return found
+
+
+class Entries:
+    """The entries so far; assistant blocks join the last entry while their order allows."""
+
+    def __init__(self) -> None:
+        self._entries: list[Entry] = []
+        self._stage = -1  # the last block kind the open assistant entry holds (_ORDER)
+
+    def user(self, text: str, images: int) -> None:
+        entry: Entry = {"role": "user", "text": text}
+        if text.startswith(_CONTEXT_OPEN) and _CONTEXT_CLOSE in text:
+            entry["text"] = text.split(_CONTEXT_CLOSE, 1)[1]
+            entry["editorContext"] = True
+        if images:
+            entry["images"] = images
+        self._entries.append(entry)
+        self._stage = -1
+
+    def assistant(self, kind: str, text: str) -> None:
+        entry = self._open(kind)
+        entry[kind] = entry.get(kind, "") + text
+
+    def tool_use(self, tool_use_id: str, name: str, message: str) -> dict[str, Any]:
+        use: dict[str, Any] = {"toolUseId": tool_use_id, "toolName": name, "message": message}
+        self._open("toolUses").setdefault("toolUses", []).append(use)
+        return use
+
+    def _open(self, kind: str) -> Entry:
+        """The assistant entry a block of `kind` belongs to (a new one when the last entry
+        is the user's, or already holds a later kind of block)."""
+        stage = _ORDER[kind]
+        last = self._entries[-1] if self._entries else None
+        if last is None or last["role"] != "assistant" or stage < self._stage:
+            last = {"role": "assistant", "text": ""}
+            self._entries.append(last)
+        self._stage = stage
+        return last
+
+    def done(self) -> list[Entry]:
+        return self._entries
