@@ -14,7 +14,7 @@ import attrs
 
 from dave_lsp import trust
 from dave_lsp.backends import registry
-from dave_lsp.lsp.protocol import ParamsError, PermissionMode, camel, converter, describe_error
+from dave_lsp.rpc import ParamsError, PermissionMode, camel, converter, describe_error
 
 
 def _default_backend_options() -> dict[str, Any]:

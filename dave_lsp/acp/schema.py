@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import pydantic
 from acp import schema as acp
 
-from dave_lsp.lsp.protocol import ParamsError
+from dave_lsp.rpc import ParamsError
 
 PROTOCOL_VERSION = 1
 

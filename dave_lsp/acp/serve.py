@@ -121,7 +121,7 @@ def raw_options(args: argparse.Namespace) -> dict[str, Any]:
 def run_acp(args: argparse.Namespace) -> int:
     from dave_lsp.config import parse_options
     from dave_lsp.logs import redact_values, setup_stderr_logging
-    from dave_lsp.lsp.protocol import ParamsError
+    from dave_lsp.rpc import ParamsError
 
     raw = raw_options(args)
     setup_stderr_logging(raw.get("logLevel") or args.log_level)

@@ -27,16 +27,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO
 
 from dave_lsp.logs import redact
-from dave_lsp.lsp.protocol import ParamsError
+from dave_lsp.rpc import (
+    INTERNAL_ERROR,
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    METHOD_NOT_FOUND,
+    PARSE_ERROR,
+    ParamsError,
+)
 
 log = logging.getLogger(__name__)
 
-PARSE_ERROR = -32700
-INVALID_REQUEST = -32600
-METHOD_NOT_FOUND = -32601
-INVALID_PARAMS = -32602
-INTERNAL_ERROR = -32603
-RESOURCE_NOT_FOUND = -32002
 # A line longer than this is dropped (an image prompt is a few MB of base64).
 MAX_LINE = 64 << 20
 # Input is read in pieces of at most this much, so a line is only held up to MAX_LINE.

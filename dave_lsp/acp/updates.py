@@ -30,11 +30,10 @@ from dave_lsp import events as ev
 from dave_lsp import paths
 from dave_lsp.acp import schema
 from dave_lsp.acp.transport import Connection, RpcError
-from dave_lsp.lsp.progress import TextCoalescer
-from dave_lsp.lsp.protocol import ParamsError
 from dave_lsp.permissions.policy import PermissionBroker, Reply, UnknownRequest
 from dave_lsp.permissions.rules import FILE_TOOLS, file_path
 from dave_lsp.review.proposals import MAX_SIDE_BYTES, FileText, read_text
+from dave_lsp.rpc import ParamsError, TextCoalescer
 
 log = logging.getLogger(__name__)
 

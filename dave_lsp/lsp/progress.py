@@ -1,20 +1,21 @@
 """A query's `$/progress` stream: events become reports, tokens coalesced.
 
 The first token of a turn goes out at once (time to first token is what a user
-feels); later tokens are merged for at most FLUSH_SECONDS or FLUSH_CHARS, and always
+feels); later tokens are merged (rpc.TextCoalescer, which ACP shares), and always
 flushed before any other report, so order and content stay exact.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from dave_lsp import events as ev
+from dave_lsp import rpc
+from dave_lsp.rpc import TextCoalescer
 
-FLUSH_SECONDS = 0.016
-FLUSH_CHARS = 4096
+FLUSH_SECONDS = rpc.FLUSH_SECONDS
+FLUSH_CHARS = rpc.FLUSH_CHARS
 
 Send = Callable[[dict[str, Any]], None]
 
@@ -114,49 +115,6 @@ def _nested(report: dict[str, Any], parent: str | None) -> dict[str, Any]:
     if parent:
         report["parentToolUseId"] = parent
     return report
-
-
-class TextCoalescer:
-    """A turn's text, as few messages as keep it live: the first piece goes out at once
-    (time to first token is what a user feels), later ones are merged for at most
-    FLUSH_SECONDS or FLUSH_CHARS. `flush` before anything else is sent keeps the order
-    exact. Shared by the LSP and ACP front ends; `send(kind, text)` writes one message,
-    kind being "token" or "thinking"."""
-
-    def __init__(self, send: Callable[[str, str], None]) -> None:
-        self._send = send
-        self._kind = ""  # what the buffer holds
-        self._buffer: list[str] = []
-        self._buffered = 0
-        self._sent_text = False
-        self._timer: asyncio.TimerHandle | None = None
-
-    def add(self, kind: str, text: str) -> None:
-        if not text:
-            return
-        if kind != self._kind:
-            self.flush()
-            self._kind = kind
-        if not self._sent_text:
-            self._sent_text = True
-            self._send(kind, text)
-            return
-        self._buffer.append(text)
-        self._buffered += len(text)
-        if self._buffered >= FLUSH_CHARS:
-            self.flush()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
-
-    def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._buffer:
-            text = "".join(self._buffer)
-            self._buffer.clear()
-            self._buffered = 0
-            self._send(self._kind, text)
 
 
 class ProgressSink:

@@ -11,8 +11,8 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
+from dave_lsp import rpc
 from dave_lsp.events import Usage
 
 VERSION = 1
@@ -49,76 +49,35 @@ METHODS = [
     TRUST_FOLDER,
     FOLDER_TRUST,
 ]
-PermissionMode = Literal["default", "acceptEdits", "plan", "bypassPermissions"]
 
-# JSON-RPC / LSP error codes the protocol uses.
-INVALID_PARAMS = -32602
-METHOD_NOT_FOUND = -32601
-INVALID_REQUEST = -32600
-SERVER_NOT_INITIALIZED = -32002
-REQUEST_CANCELLED = -32800
-REQUEST_FAILED = -32803
+# What both front ends share lives in rpc.py; named here too, so that the LSP front
+# end finds its whole protocol in this module.
+INVALID_PARAMS = rpc.INVALID_PARAMS
+INVALID_REQUEST = rpc.INVALID_REQUEST
+METHOD_NOT_FOUND = rpc.METHOD_NOT_FOUND
+REQUEST_CANCELLED = rpc.REQUEST_CANCELLED
+REQUEST_FAILED = rpc.REQUEST_FAILED
+SERVER_NOT_INITIALIZED = rpc.SERVER_NOT_INITIALIZED
+ParamsError = rpc.ParamsError
+PermissionMode = rpc.PermissionMode
+camel = rpc.camel
+describe_error = rpc.describe_error
+Position = rpc.Position
+Range = rpc.Range
+ActiveFile = rpc.ActiveFile
+Mention = rpc.Mention
+QueryContext = rpc.QueryContext
+AttachmentParam = rpc.AttachmentParam
 
 MAX_SESSION_ID = 256
 
 T = TypeVar("T")
 
 
-class ParamsError(ValueError):
-    """Params that do not fit the protocol; the message names the field."""
-
-
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
-
-
 @attrs.frozen
 class WireMessage:
     role: Literal["user", "assistant"]
     content: str
-
-
-@attrs.frozen
-class Position:
-    line: int
-    character: int
-
-
-@attrs.frozen
-class Range:
-    start: Position
-    end: Position
-
-
-@attrs.frozen
-class ActiveFile:
-    path: str
-    language_id: str | None = None
-    selection: Range | None = None
-    selected_text: str | None = None
-
-
-@attrs.frozen
-class Mention:
-    path: str
-    start_line: int | None = None
-    end_line: int | None = None
-
-
-@attrs.frozen
-class QueryContext:
-    """The editor's context with a prompt (session/context.py renders it)."""
-
-    active_file: ActiveFile | None = None
-    mentions: list[Mention] = attrs.field(factory=list)
-
-
-@attrs.frozen
-class AttachmentParam:
-    type: Literal["image"]
-    media_type: str
-    data: str
 
 
 @attrs.frozen
@@ -269,123 +228,10 @@ class QueryResult:
     changes: list[dict[str, Any]] = attrs.field(factory=list)
 
 
-def _strict(kind: type, label: str) -> Any:
-    def hook(value: Any, _: Any) -> Any:
-        # bool is an int in Python; a JSON true is never a valid number here.
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
-            raise TypeError(f"expected {label}")
-        return value
-
-    return hook
-
-
-def _token(value: Any, _: Any) -> str | int:
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise TypeError("expected a string or an integer")
-    return value
-
-
-def _float(value: Any, _: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError("expected a number")
-    return float(value)
-
-
-def _dict(value: Any, _: Any) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise TypeError("expected an object")
-    return value
-
-
-def _camel_overrides(cls: type) -> dict[str, Any]:
-    return {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
-
-
 def make_converter() -> cattrs.Converter:
-    """A converter with strict primitives and camelCase keys for every attrs class."""
-    conv = cattrs.Converter(forbid_extra_keys=False)
-    conv.register_structure_hook(str, _strict(str, "a string"))
-    conv.register_structure_hook(int, _strict(int, "an integer"))
-    conv.register_structure_hook(bool, _strict(bool, "true or false"))
-    conv.register_structure_hook(float, _float)
-    conv.register_structure_hook_func(
-        lambda t: t == (str | int | None), lambda v, t: None if v is None else _token(v, t)
-    )
-    conv.register_structure_hook_func(lambda t: t == dict[str, Any], _dict)
-    # cattrs would iterate a string character by character: arrays are checked.
-    conv.register_structure_hook_func(lambda t: t == list[WireMessage], _list_of(conv, WireMessage))
-    conv.register_structure_hook_func(lambda t: t == list[str], _list_of(conv, str))
-    conv.register_structure_hook_func(lambda t: t == list[HunkParam], _list_of(conv, HunkParam))
-    conv.register_structure_hook_func(lambda t: t == list[Mention], _list_of(conv, Mention))
-    conv.register_structure_hook_func(
-        lambda t: t == list[AttachmentParam], _list_of(conv, AttachmentParam)
-    )
-    conv.register_structure_hook_func(lambda t: t == dict[str, str], _string_map)
-
-    def structure_factory(cls: type) -> Any:
-        fields: Any = make_dict_structure_fn(cls, conv, **_camel_overrides(cls))
-
-        def hook(value: Any, kind: Any) -> Any:
-            if not isinstance(value, dict):
-                raise TypeError("expected an object")
-            return fields(value, kind)
-
-        return hook
-
-    def unstructure_factory(cls: type) -> Any:
-        return make_dict_unstructure_fn(cls, conv, **_camel_overrides(cls))
-
-    conv.register_structure_hook_factory(attrs.has, structure_factory)
-    conv.register_unstructure_hook_factory(attrs.has, unstructure_factory)
-    return conv
-
-
-def _string_map(value: Any, _: Any) -> dict[str, str]:
-    if not isinstance(value, dict):
-        raise TypeError("expected an object of strings")
-    for key, item in value.items():
-        if not isinstance(item, str):
-            raise TypeError(f"{key}: expected a string")
-    return value
-
-
-def describe_error(exc: BaseException, path: str = "") -> str:
-    """The first problem inside a cattrs error as `field.path: what is wrong`."""
-    if isinstance(exc, cattrs.BaseValidationError) and exc.exceptions:
-        sub = exc.exceptions[0]
-        for note in getattr(sub, "__notes__", []):
-            if isinstance(note, cattrs.AttributeValidationNote):
-                return describe_error(
-                    sub, f"{path}.{camel(note.name)}" if path else camel(note.name)
-                )
-            if isinstance(note, cattrs.IterableValidationNote):
-                return describe_error(sub, f"{path}[{note.index}]")
-        return describe_error(sub, path)
-    if isinstance(exc, KeyError):
-        what = "is required"
-    elif "not in literal" in str(exc):
-        choices = str(exc).split("Literal[", 1)[-1].rstrip("]").replace("'", "")
-        what = f"must be one of {choices}"
-    else:
-        what = str(exc)
-    return f"{path}: {what}" if path else what
-
-
-def _list_of(conv: cattrs.Converter, item: type) -> Any:
-    def hook(value: Any, _: Any) -> list[Any]:
-        # cattrs would happily iterate a string character by character.
-        if not isinstance(value, list):
-            raise TypeError("expected an array")
-        items: list[Any] = []
-        for index, entry in enumerate(value):
-            try:
-                items.append(conv.structure(entry, item))
-            except Exception as exc:
-                exc.add_note(cattrs.IterableValidationNote(f"index {index}", index, item))
-                raise cattrs.IterableValidationError("invalid item", [exc], list) from None
-        return items
-
-    return hook
+    """The protocol's one converter: rpc.py's strict camelCase converter, with the
+    protocol's arrays checked to be arrays."""
+    return rpc.make_converter(WireMessage, HunkParam, Mention, AttachmentParam)
 
 
 converter = make_converter()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from dave_lsp import paths
 from dave_lsp.backends.base import Attachment
-from dave_lsp.lsp.protocol import ActiveFile, AttachmentParam, Mention, ParamsError, QueryContext
+from dave_lsp.rpc import ActiveFile, AttachmentParam, Mention, ParamsError, QueryContext
 from dave_lsp.tools.summaries import display_path
 
 MAX_SELECTION_CHARS = 20_000
