@@ -185,3 +185,20 @@ async def test_a_query_the_editor_cannot_answer_is_denied_without_asking(
         assert sink.of(ev.PermissionRequested) == []
         ((_, answer),) = model.answers
         assert not answer.allow and answer.reason == NO_PROGRESS_REASON
+
+
+async def test_deleting_the_session_denies_its_pending_request(tmp_path: Path) -> None:
+    model = FakeModel()
+    model.script("run the tests", TESTS)
+    async with running(tmp_path, model) as manager:
+        sink = Events()
+        job = ask(manager, "s", "run the tests", sink)
+        request = await asyncio.wait_for(sink.next(ev.PermissionRequested), SOON)
+        assert await manager.delete("s") is True
+        with pytest.raises(ev.TurnCancelled):
+            await result(job)
+        assert [(r.request_id, r.decision, r.by) for r in sink.of(ev.PermissionResolved)] == [
+            (request.request_id, "deny", "cancel")
+        ]
+        ((_, answer),) = model.answers
+        assert not answer.allow and answer.interrupt

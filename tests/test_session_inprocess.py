@@ -227,3 +227,27 @@ async def test_delete_while_a_turn_runs_cancels_it_and_what_waits(tmp_path: Path
         assert [p for _, p in model.prompts] == ["long"]
         assert states(manager) == {}
         assert await manager.delete("s") is False
+
+
+async def test_a_new_session_takes_the_warm_spare_and_a_spare_gives_its_slot_up_first(
+    tmp_path: Path,
+) -> None:
+    model = FakeModel()
+    async with running(tmp_path, model, prewarm=1, max_live_sessions=2) as manager:
+        manager.start_background()
+        await eventually(lambda: len(model.opened) == 1)
+        (spare,) = model.opened  # a spare keeps the id it was opened under
+        assert spare.startswith("spare-")
+        assert (await result(ask(manager, "a", "1"))).text == "echo: 1"
+        # The session's backend is the spare's: nothing was opened for the query. After
+        # the session's first answer a new spare fills the free slot.
+        await eventually(lambda: len(model.opened) == 2)
+        assert model.opened[0] == spare and "a" not in model.opened
+        new_spare = model.opened[1]
+        assert new_spare.startswith("spare-")
+        # A session the spare does not fit (another model) takes the spare's slot, not
+        # the idle session's.
+        other = manager.submit("b", "1", [], Events(), model="other-model")
+        assert (await result(other)).text == "echo: 1"
+        assert model.closed == [new_spare]
+        assert sorted(model.live()) == sorted([spare, "b"])

@@ -82,7 +82,8 @@ class FakeModel:
 
     def __init__(self) -> None:
         self.scripts: dict[str, tuple[Step, ...]] = {}
-        # Session ids, in the order their backends opened and closed.
+        # Session ids, in the order their backends opened and closed (a warm spare's
+        # backend keeps the `spare-...` id it opened under after a session adopts it).
         self.opened: list[str] = []
         self.closed: list[str] = []
         # (session id, prompt) in the order the turns reached a backend.
