@@ -30,7 +30,7 @@ from typing import Any
 from dave_lsp import paths
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.fsio import write_atomic
-from dave_lsp.permissions import rules as allow_rules
+from dave_lsp.permissions import modes
 from dave_lsp.review.proposals import (
     EditError,
     FileText,
@@ -40,6 +40,7 @@ from dave_lsp.review.proposals import (
     read_text,
     target_path,
 )
+from dave_lsp.tools.catalog import READ, file_path
 from dave_lsp.tools.editor import EditorToolError, ToolSpec, ask_editor
 from dave_lsp.tools.schemas import edit_schema, read_schema, write_schema
 from dave_lsp.tools.summaries import display_path
@@ -124,18 +125,14 @@ class ClientFiles:
     def runs_unasked(
         self, tool_name: str, tool_input: dict[str, Any], permission_mode: str, cwd: str
     ) -> bool:
-        """As the CLI's built-ins: Read inside the session's folder, Write and Edit
-        there in acceptEdits; the plan file in plan mode; everything in bypass."""
-        if permission_mode == "bypassPermissions":
-            return True
-        raw = allow_rules.file_path(tool_input)
-        if not raw:
-            return False
-        if self._plan_file(paths.absolute(raw, cwd)):
-            return tool_name == "Read" or permission_mode == "plan"
-        folder = f"Edit({os.path.realpath(cwd)}/**)"
-        inside = allow_rules.covers(folder, "Edit", {"file_path": raw}, cwd)
-        return inside and (tool_name == "Read" or permission_mode == "acceptEdits")
+        """As the CLI's built-ins: the mode's gate (permissions/modes.py), and Claude
+        Code's plan file, which Read always and Write and Edit in plan mode touch
+        unasked."""
+        raw = file_path(tool_input)
+        if raw and permission_mode != modes.BYPASS and self._plan_file(paths.absolute(raw, cwd)):
+            return tool_name == READ or permission_mode == modes.PLAN
+        verdict = modes.gate(tool_name, raw or None, permission_mode, cwd, guarded_reads=True)
+        return verdict == "allow"
 
     async def proposal(
         self, tool_name: str, tool_input: dict[str, Any], cwd: str

@@ -2,9 +2,9 @@
 
 The model is offered `Read`, `Write`, `Edit`, `Bash`, `Glob` and `Grep` as function tools
 (plus the editor's tools when the client offers them), and dave-lsp runs them in the
-session's cwd. This module owns what each tool is (`specs`), whether the permission mode
-lets it run without asking (`gate`), and running it (`run`); the agent loop in
-openai_compat.py owns the order, the permission callback and the reports.
+session's cwd. This module owns what each tool is (`specs`) and running it (`run`); the
+tool loop (calls.py) owns the permission (the mode's gate is permissions/modes.py) and
+the reports, and session.py the order. Their names and inputs are tools/catalog.py's.
 
 Bounds, so one tool call cannot flood the model's context or hang the turn:
 
@@ -36,14 +36,14 @@ import os
 import signal
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import attrs
 
 from dave_lsp import paths
 from dave_lsp.backends.openai import search
-from dave_lsp.permissions.rules import runs_code_later
 from dave_lsp.review.proposals import MAX_READ_BYTES, EditError, decode_text, proposed_text
+from dave_lsp.tools import catalog
 from dave_lsp.tools.editor import EditorToolError, EditorTools
 from dave_lsp.tools.schemas import edit_schema, read_schema, write_schema
 
@@ -56,9 +56,10 @@ BASH_DEFAULT_TIMEOUT_MS: Final = 120_000
 BASH_MAX_TIMEOUT_MS: Final = 600_000
 MAX_LISTED: Final = search.MAX_LISTED
 
-READ_ONLY: Final = frozenset({"Read", "Glob", "Grep"})
-FILE_EDITS: Final = frozenset({"Write", "Edit"})
-BUILTIN: Final = READ_ONLY | FILE_EDITS | {"Bash"}
+BUILTIN: Final = frozenset(
+    {catalog.READ, catalog.WRITE, catalog.EDIT, catalog.BASH, catalog.GLOB, catalog.GREP}
+)
+"""The tools this backend runs itself; the catalog says which read and which edit."""
 
 PLAN_MODE_REASON: Final = (
     "The session is in plan mode: only read-only tools (Read, Glob, Grep and the editor's"
@@ -68,25 +69,25 @@ PLAN_MODE_REASON: Final = (
 _PATH = "absolute path, or relative to the project folder"
 _BUILTIN_SPECS: Final[list[tuple[str, str, dict[str, Any]]]] = [
     (
-        "Read",
+        catalog.READ,
         f"Read a text file. Lines come numbered (`number<TAB>text`); at most {READ_MAX_LINES}"
         " lines per call: use offset and limit to page through a longer file.",
         read_schema(_PATH),
     ),
     (
-        "Write",
+        catalog.WRITE,
         "Write a file, replacing it if it exists (parent folders are created).",
         write_schema(_PATH),
     ),
     (
-        "Edit",
+        catalog.EDIT,
         "Replace old_string with new_string in a file. old_string must match exactly once"
         " (whitespace included) unless replace_all is true; an empty old_string creates a"
         " new file with new_string.",
         edit_schema(_PATH),
     ),
     (
-        "Bash",
+        catalog.BASH,
         "Run a shell command (bash -c) in the project folder; stdout and stderr come back"
         " together, with the exit code when it is not 0.",
         {
@@ -103,7 +104,7 @@ _BUILTIN_SPECS: Final[list[tuple[str, str, dict[str, Any]]]] = [
         },
     ),
     (
-        "Glob",
+        catalog.GLOB,
         "Find files by glob pattern (`**/*.py`), newest first.",
         {
             "type": "object",
@@ -115,7 +116,7 @@ _BUILTIN_SPECS: Final[list[tuple[str, str, dict[str, Any]]]] = [
         },
     ),
     (
-        "Grep",
+        catalog.GREP,
         "Search file contents with a regular expression; answers `path:line: text` lines.",
         {
             "type": "object",
@@ -148,36 +149,6 @@ def is_editor_tool(name: str, editor: EditorTools | None) -> bool:
     return editor is not None and any(s.name == name for s in editor.specs())
 
 
-Verdict = Literal["allow", "ask", "deny"]
-
-
-def gate(name: str, tool_input: dict[str, Any], mode: str, cwd: str) -> Verdict:
-    """What the permission mode says about a built-in tool use, before any rule: run it
-    without asking, ask (the policy then applies the session's rules), or refuse it."""
-    if mode == "bypassPermissions":
-        return "allow"
-    if name in READ_ONLY:
-        # Reads anywhere but in the project folder ask, in every other mode.
-        return "allow" if paths.inside(target_of(name, tool_input), cwd) else "ask"
-    if mode == "plan":
-        return "deny"
-    if mode == "acceptEdits" and name in FILE_EDITS:
-        # A file that makes code run later (.git/hooks, .envrc, .mcp.json, ...) asks in
-        # acceptEdits too: the mode is for edits the user reviews later, not for code.
-        target = paths.real(target_of(name, tool_input), cwd)
-        if paths.inside(target, cwd) and not runs_code_later(target, cwd):
-            return "allow"
-        return "ask"
-    return "ask"
-
-
-def target_of(name: str, tool_input: dict[str, Any]) -> str:
-    """The path a tool use works on ("" for the project folder itself)."""
-    key = "file_path" if name in ("Read", *FILE_EDITS) else "path"
-    value = tool_input.get(key)
-    return value if isinstance(value, str) else ""
-
-
 @attrs.frozen
 class Output:
     """A tool's result: the text for the model, whether it failed, and what the summary
@@ -204,15 +175,15 @@ async def run(
     `on_output` gets Bash output as it arrives."""
     try:
         match name:
-            case "Read":
+            case catalog.READ:
                 return await asyncio.to_thread(_read, tool_input, cwd)
-            case "Write" | "Edit":
+            case catalog.WRITE | catalog.EDIT:
                 return await asyncio.to_thread(_write, name, tool_input, cwd)
-            case "Bash":
+            case catalog.BASH:
                 return await _bash(tool_input, cwd, env, on_output)
-            case "Glob":
+            case catalog.GLOB:
                 return await _searching(_glob, tool_input, cwd)
-            case "Grep":
+            case catalog.GREP:
                 return await _searching(_grep, tool_input, cwd)
         if editor is not None and is_editor_tool(name, editor):
             return Output(await editor.call(name, tool_input, cwd))
@@ -310,7 +281,7 @@ def _write(name: str, tool_input: dict[str, Any], cwd: str) -> Output:
     # stay CRLF, as proposed_text worked out).
     with open(path, "w", encoding="utf-8", newline="") as handle:
         handle.write(text)
-    verb = "Wrote" if name == "Write" else "Edited"
+    verb = "Wrote" if name == catalog.WRITE else "Edited"
     return Output(f"{verb} {_label(path, cwd)}.")
 
 
