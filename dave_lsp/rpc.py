@@ -130,7 +130,7 @@ def _string_map(value: Any, _: Any) -> dict[str, str]:
     return value
 
 
-def _camel_overrides(cls: type) -> dict[str, Any]:
+def camel_overrides(cls: type) -> dict[str, Any]:
     return {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
 
 
@@ -177,7 +177,7 @@ def make_converter(*list_items: type) -> cattrs.Converter:
     conv.register_structure_hook_func(lambda t: t == dict[str, str], _string_map)
 
     def structure_factory(cls: type) -> Any:
-        fields: Any = make_dict_structure_fn(cls, conv, **_camel_overrides(cls))
+        fields: Any = make_dict_structure_fn(cls, conv, **camel_overrides(cls))
 
         def hook(value: Any, kind: Any) -> Any:
             if not isinstance(value, dict):
@@ -187,7 +187,7 @@ def make_converter(*list_items: type) -> cattrs.Converter:
         return hook
 
     def unstructure_factory(cls: type) -> Any:
-        return make_dict_unstructure_fn(cls, conv, **_camel_overrides(cls))
+        return make_dict_unstructure_fn(cls, conv, **camel_overrides(cls))
 
     conv.register_structure_hook_factory(attrs.has, structure_factory)
     conv.register_unstructure_hook_factory(attrs.has, unstructure_factory)

@@ -8,16 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from dave_lsp.lsp import protocol as proto
 from dave_lsp.review import proposals
-from dave_lsp.review.changes import (
-    ChangeRecorder,
-    ChangeSet,
-    ChangeStore,
-    FileChange,
-    HunkRef,
-    revert,
-)
+from dave_lsp.review.change_store import ChangeStore
+from dave_lsp.review.changes import ChangeRecorder, ChangeSet, FileChange
 from dave_lsp.review.proposals import edited_feedback, proposal_for, unified_diff
+from dave_lsp.review.revert import HunkRef, revert
 
 TEN = "".join(f"line {n}\n" for n in range(1, 11))
 
@@ -170,7 +166,7 @@ def test_recorder_statuses_and_counts(tmp_path: Path) -> None:
     write(tmp_path / "new.txt", "1\n2\n3\n")
     write(tmp_path / "same.txt", "other\n")
     write(tmp_path / "same.txt", "same\n")
-    changes = [change.summary_json() for change in recorder.finish()]
+    changes = [proto.unstructure(proto.change_summary(change)) for change in recorder.finish()]
     assert changes == [
         {"path": str(tmp_path / "mod.txt"), "status": "modified", "added": 2, "removed": 1},
         {"path": str(tmp_path / "gone.txt"), "status": "deleted", "added": 0, "removed": 2},
@@ -191,7 +187,7 @@ def test_store_round_trip_across_a_restart(tmp_path: Path) -> None:
     assert again.turns("s1") == [1]
     loaded = again.load("s1")
     assert loaded == change_set
-    assert loaded.to_json()["files"][0] == {
+    assert proto.unstructure(proto.changes_result("s1", loaded))["files"][0] == {
         "path": str(cwd / "a.txt"),
         "status": "modified",
         "added": 1,
@@ -224,7 +220,7 @@ def test_store_bound_drops_the_oldest(tmp_path: Path) -> None:
     change = kept.files[0]
     assert change.before is not None and change.before.kept
     assert change.after is not None and not change.after.kept
-    assert change.summary_json()["truncated"] is True
+    assert proto.unstructure(proto.change_summary(change))["truncated"] is True
     assert small.load("s1") == kept
     assert sum(p.stat().st_size for p in (tmp_path / "small").rglob("*.json")) <= 4096
     assert revert(kept).conflicts == ()
@@ -245,7 +241,7 @@ def test_revert_all(tmp_path: Path) -> None:
     write(tmp_path / "b.txt", "b\n")
     change_set = turn_of(tmp_path, {"a.txt": "A\n", "b.txt": "B\n"})
     result = revert(change_set)
-    assert result.to_json() == {
+    assert proto.unstructure(proto.revert_result(result)) == {
         "reverted": [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")],
         "conflicts": [],
     }
@@ -276,7 +272,7 @@ def test_revert_one_hunk_of_two(tmp_path: Path) -> None:
     assert result.reverted == (str(tmp_path / "t.txt"),)
     assert (tmp_path / "t.txt").read_text() == before.replace("line 2\n", "LINE 2\n")
     # The other hunk still reverts, though the file is no longer the turn's result.
-    assert revert(change_set, hunks=[HunkRef.from_json({"path": "t.txt", "index": 0})]).reverted
+    assert revert(change_set, hunks=[HunkRef("t.txt", 0)]).reverted
     assert (tmp_path / "t.txt").read_text() == before
     # Done already, or never there: a conflict, and the file stays.
     again = revert(change_set, hunks=[HunkRef("t.txt", 0), HunkRef("t.txt", 7)])

@@ -28,8 +28,10 @@ from typing import Any
 import attrs
 
 from dave_lsp.fsio import write_atomic
-from dave_lsp.review.changes import ChangeRecorder, ChangeSet, ChangeStore
-from dave_lsp.review.proposals import FileText, edited_feedback
+from dave_lsp.review.change_store import ChangeStore
+from dave_lsp.review.changes import ChangeRecorder, ChangeSet
+from dave_lsp.review.diff import edited_feedback
+from dave_lsp.review.files import FileText
 from dave_lsp.tools.summaries import display_path
 
 log = logging.getLogger(__name__)

@@ -17,6 +17,7 @@ from dave_lsp import events as ev
 from dave_lsp.backends.base import Attachment, ChatMessage
 from dave_lsp.lsp.progress import EventSink
 from dave_lsp.lsp.protocol import QueryResult, ToolResultInfo, unstructure
+from dave_lsp.review.changes import FileChange
 
 JobState = Literal["queued", "running", "done"]
 
@@ -28,7 +29,7 @@ class TurnFailure:
     session_id: str
     partial_text: str = ""
     tool_results: list[ToolResultInfo] = attrs.field(factory=list)
-    changes: list[dict[str, Any]] = attrs.field(factory=list)
+    changes: list[FileChange] = attrs.field(factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = unstructure(self)
@@ -52,7 +53,7 @@ class QueryJob:
     text: list[str] = attrs.field(factory=list)
     tool_results: list[ToolResultInfo] = attrs.field(factory=list)
     # The files the turn's file tools changed (set as the turn ends).
-    changes: list[dict[str, Any]] = attrs.field(factory=list)
+    changes: list[FileChange] = attrs.field(factory=list)
     # What the user typed, when `prompt` also carries the editor's context.
     typed: str | None = None
     attachments: list[Attachment] = attrs.field(factory=list)
