@@ -8,11 +8,12 @@ flushed before any other report, so order and content stay exact.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from dave_lsp import events as ev
 from dave_lsp import rpc
 from dave_lsp.rpc import TextCoalescer
+from dave_lsp.session import results
 
 FLUSH_SECONDS = rpc.FLUSH_SECONDS
 FLUSH_CHARS = rpc.FLUSH_CHARS
@@ -20,13 +21,8 @@ FLUSH_CHARS = rpc.FLUSH_CHARS
 Send = Callable[[dict[str, Any]], None]
 
 
-class EventSink(Protocol):
-    """Where a turn's events go: `ProgressSink` for LSP, `acp.updates.TurnUpdates` for ACP."""
-
-    @property
-    def can_ask(self) -> bool: ...
-
-    def emit(self, event: ev.Event) -> None: ...
+# The session layer declares the sink; named here for the LSP front end.
+EventSink = results.EventSink
 
 
 def report_for(event: ev.Event, session_id: str) -> dict[str, Any] | None:

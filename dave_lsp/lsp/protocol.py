@@ -14,10 +14,10 @@ import cattrs
 from cattrs.gen import make_dict_unstructure_fn
 
 from dave_lsp import rpc
-from dave_lsp.events import Usage
 from dave_lsp.review.changes import ChangeSet, FileChange
 from dave_lsp.review.diff import MAX_DIFF_BYTES, MAX_SIDE_BYTES, cut_diff
 from dave_lsp.review.revert import RevertResult
+from dave_lsp.session import results
 
 VERSION = 1
 
@@ -194,42 +194,11 @@ class RevertChangesParams:
     hunks: list[HunkParam] | None = None
 
 
-@attrs.frozen
-class SessionInfo:
-    session_id: str
-    state: Literal["idle", "working", "needsInput", "evicted"]
-    backend: str
-    cwd: str
-    model: str | None
-    permission_mode: str
-    created_at: str
-    last_active_at: str
-    turns: int
-    title: str
-    backend_session_id: str
-    cost_usd: float = 0.0
-
-
-@attrs.frozen
-class ToolResultInfo:
-    tool_use_id: str
-    tool_name: str
-    summary: str
-    is_error: bool
-
-
-@attrs.frozen
-class QueryResult:
-    session_id: str
-    text: str
-    stop_reason: str
-    tool_results: list[ToolResultInfo]
-    usage: Usage
-    cost_usd: float
-    duration_ms: int
-    backend_session_id: str
-    # The files this turn's file tools changed, each unstructured as a FileChangeSummary.
-    changes: list[FileChange] = attrs.field(factory=list)
+# A session's summary and a turn's result are the session layer's own types, already in
+# the wire's shape: named here as this protocol's.
+SessionInfo = results.SessionInfo
+ToolResultInfo = results.ToolResultInfo
+QueryResult = results.QueryResult
 
 
 # -- review of changes: what `dave/changes`, `dave/revertChanges` and a turn's result

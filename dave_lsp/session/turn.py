@@ -9,15 +9,14 @@ the session layer and lsp/server.py use for it.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 
 from dave_lsp import events as ev
 from dave_lsp.backends.base import Attachment, ChatMessage
-from dave_lsp.lsp.progress import EventSink
-from dave_lsp.lsp.protocol import QueryResult, ToolResultInfo, unstructure
 from dave_lsp.review.changes import FileChange
+from dave_lsp.session.results import EventSink, QueryResult, ToolResultInfo
 
 JobState = Literal["queued", "running", "done"]
 
@@ -30,10 +29,6 @@ class TurnFailure:
     partial_text: str = ""
     tool_results: list[ToolResultInfo] = attrs.field(factory=list)
     changes: list[FileChange] = attrs.field(factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = unstructure(self)
-        return data
 
 
 @attrs.define(eq=False)
