@@ -1,3 +1,4 @@
-"""The Claude backend: a session over the Claude Agent SDK, and the transcript it starts a new
-conversation with.
+"""The Claude backend: a session over the Claude Agent SDK (session.py) and, beside it,
+starting the CLI, warming it up, the permission bridge, translating its messages, its
+context windows, its transcripts and the first message of a new conversation.
 """
