@@ -15,7 +15,6 @@ import logging
 import os
 import uuid
 from collections.abc import Coroutine, Sequence
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
@@ -31,10 +30,9 @@ from dave_lsp.acp.updates import REQUEST_PERMISSION, UPDATE, TurnUpdates
 from dave_lsp.backends import registry
 from dave_lsp.backends.base import SessionConfig
 from dave_lsp.config import InitOptions
-from dave_lsp.permissions.policy import PermissionBroker, PermissionPolicy, client_server_name
+from dave_lsp.permissions.policy import PermissionBroker, client_server_name
 from dave_lsp.rpc import INTERNAL_ERROR, RESOURCE_NOT_FOUND, AttachmentParam, ParamsError
-from dave_lsp.session.manager import SessionActor, SessionManager
-from dave_lsp.session.store import SessionStore
+from dave_lsp.session.manager import build_manager
 from dave_lsp.session.turn import QueryJob
 from dave_lsp.tools.editor import FileTools
 from dave_lsp.trust import TrustError
@@ -62,18 +60,11 @@ class Agent:
         self.conn = conn
         self.options = options
         self.broker = PermissionBroker()
-        state_dir = Path(options.state_dir).expanduser() if options.state_dir else None
-        self.manager = SessionManager(
-            options,
-            PermissionPolicy(self.broker, options.permission_timeout_seconds),
-            options.cwd or os.getcwd(),
-            SessionStore(state_dir),
-        )
+        self.manager = build_manager(options, self.broker, options.cwd or os.getcwd())
         self.prompts: dict[str, list[_Prompt]] = {}
         self.client_capabilities: acp.ClientCapabilities | None = None
         self._initialized = False
         self._background: set[asyncio.Task[None]] = set()
-        self._warming: set[str] = set()  # sessions whose client is being connected ahead
         self._announced: set[str] = set()  # sessions whose slash commands were sent
         # Each session's one question whether to trust its folder (its first prompt's).
         self._trust_questions: dict[str, asyncio.Task[bool]] = {}
@@ -128,69 +119,78 @@ class Agent:
     async def new_session(self, params: Any) -> Any:
         request = schema.parse("session/new", params, acp.NewSessionRequest)
         cwd = _absolute("session/new", request.cwd)
-        config = self.manager.new_config(
-            str(uuid.uuid4()), cwd=cwd, mcp_servers=mcp_servers(request.mcp_servers)
+        config = self._with_files(
+            self.manager.new_config(
+                str(uuid.uuid4()), cwd=cwd, mcp_servers=mcp_servers(request.mcp_servers)
+            )
         )
         # Adopts a warm spare when one fits (not with the client's file tools).
-        actor = self.manager.create(self._with_files(config))
-        self._start(actor)
-        return {"sessionId": actor.session_id, **self._setup(actor)}
+        self.manager.create(config)
+        self._start(config.session_id)
+        return {"sessionId": config.session_id, **self._setup(config)}
 
     async def load_session(self, params: Any) -> Any:
         request = schema.parse("session/load", params, acp.LoadSessionRequest)
-        actor = self._revive("session/load", request.session_id, request.cwd, request.mcp_servers)
-        conversation_id = actor.record.backend_session_id or actor.config.resume or ""
-        conversation = await asyncio.to_thread(history.messages, conversation_id, actor.config.env)
+        config = self._revive("session/load", request.session_id, request.cwd, request.mcp_servers)
+        # The conversation to resume, as the session's record keeps it (settings.py).
+        conversation_id = config.resume or ""
+        conversation = await asyncio.to_thread(history.messages, conversation_id, config.env)
         # The spec: every update of the replay comes before the response.
-        for body in history.replay(conversation, actor.config.cwd):
-            self.conn.notify(UPDATE, schema.update(actor.session_id, body))
-        self._start(actor)
-        return self._setup(actor)
+        for body in history.replay(conversation, config.cwd):
+            self.conn.notify(UPDATE, schema.update(config.session_id, body))
+        self._start(config.session_id)
+        return self._setup(config)
 
     async def resume_session(self, params: Any) -> Any:
         request = schema.parse("session/resume", params, acp.ResumeSessionRequest)
-        actor = self._revive(
+        config = self._revive(
             "session/resume", request.session_id, request.cwd, request.mcp_servers or []
         )
-        self._start(actor)
-        return self._setup(actor)
+        self._start(config.session_id)
+        return self._setup(config)
 
     def _revive(
         self, method: str, session_id: str, cwd: str, servers: Sequence[Any]
-    ) -> SessionActor:
+    ) -> SessionConfig:
         """The session to load: one the store remembers, else a Claude Code conversation
         of that id (a session the CLI or another agent made), adopted as a new session."""
         folder = _absolute(method, cwd)
         mcp = mcp_servers(servers)
-        actor = self.manager.get(session_id)
-        if actor is None:
+        config = self.manager.find(session_id)
+        if config is None:
             env = dict(self.options.env)
             if history.transcript_path(session_id, env) is None:
                 raise RpcError(RESOURCE_NOT_FOUND, f"{method}: no session {session_id}")
-            config = self.manager.new_config(
-                session_id, cwd=folder, resume=session_id, mcp_servers=mcp
+            config = self._with_files(
+                self.manager.new_config(session_id, cwd=folder, resume=session_id, mcp_servers=mcp)
             )
-            return self.manager.create(self._with_files(config))
-        if actor.backend is None:
+            self.manager.create(config)
+            return config
+        if not self.manager.connected(session_id):
             # Not connected yet: its client starts with what this client gives now.
-            config = attrs.evolve(actor.config, mcp_servers=mcp or actor.config.mcp_servers)
-            actor.config = self._with_files(config)
-        return actor
+            self.manager.attach_client(
+                session_id, files=self._files(config), mcp_servers=mcp or config.mcp_servers
+            )
+            config = self.manager.find(session_id) or config
+        return config
 
-    def _with_files(self, config: SessionConfig) -> SessionConfig:
-        """The config with the client's file system as the model's Read/Write/Edit, when
-        the client offers both reads and writes (acp/files.py; with one of them only,
-        the disk, as without). Only the Claude backend's tools can be swapped so; the
-        OpenAI backend's run on disk."""
+    def _files(self, config: SessionConfig) -> FileTools | None:
+        """The client's file system as the model's Read/Write/Edit, when the client
+        offers both reads and writes (acp/files.py; with one of them only, the disk, as
+        without). Only the Claude backend's tools can be swapped so; the OpenAI
+        backend's run on disk."""
         fs = self.client_capabilities.fs if self.client_capabilities else None
         both = bool(fs and fs.read_text_file and fs.write_text_file)
         if not registry.BACKENDS[config.backend].client_file_tools or not both:
-            return attrs.evolve(config, files=None)
-        files: FileTools = ClientFiles(self.conn, config.session_id, env=config.env)
-        return attrs.evolve(config, files=files)
+            return None
+        return ClientFiles(self.conn, config.session_id, env=config.env)
 
-    def _setup(self, actor: SessionActor) -> dict[str, Any]:
-        return schema.session_setup(actor.config.permission_mode, actor.config.model)
+    def _with_files(self, config: SessionConfig) -> SessionConfig:
+        """A new session's config with the client's file tools (`_files`)."""
+        return attrs.evolve(config, files=self._files(config))
+
+    def _setup(self, config: SessionConfig) -> dict[str, Any]:
+        return schema.session_setup(config.permission_mode, config.model)
 
     async def list_sessions(self, params: Any) -> Any:
         request = schema.parse("session/list", params, acp.ListSessionsRequest)
@@ -208,11 +208,11 @@ class Agent:
 
     async def close_session(self, params: Any) -> Any:
         request = schema.parse("session/close", params, acp.CloseSessionRequest)
-        actor = self.manager.sessions.get(request.session_id)
-        if actor is None:
+        if not self.manager.is_live(request.session_id):
             return {}
         await self._cancel_all(request.session_id)
-        await actor.evict()  # its process ends; the record stays for session/load
+        # Its process ends; the record stays for session/load.
+        await self.manager.evict(request.session_id)
         return {}
 
     async def delete_session(self, params: Any) -> Any:
@@ -252,37 +252,29 @@ class Agent:
         if not known:
             raise RpcError(RESOURCE_NOT_FOUND, f"{method}: no session {session_id}")
 
-    def _start(self, actor: SessionActor) -> None:
+    def _start(self, session_id: str) -> None:
         """Connect the session's client ahead of its first prompt when a process slot is
-        free, then announce its slash commands. In the background: the answer to
-        session/new must not wait for a process to start.
-
-        Without a free slot the first prompt connects it (evicting an idle session), and
-        the commands follow that prompt. Counting the warm-ups under way matters: a
-        burst of session/new would otherwise start every client at once, before any
-        counts as live, past maxLiveSessions."""
-        live = self.manager.pool.processes() + len(self._warming)
-        if actor.backend is None and live >= self.options.max_live_sessions:
+        free (SessionManager.warm_ahead), then announce its slash commands. In the
+        background: the answer to session/new must not wait for a process to start.
+        Without a free slot the first prompt connects it, and the commands follow that
+        prompt."""
+        warming = self.manager.warm_ahead(session_id)
+        if warming is None:
             return
-        session_id = actor.session_id
-        self._warming.add(session_id)
 
         async def warm_then_announce() -> None:
             try:
-                await actor.warm()
+                await warming
             except ev.BackendError as exc:
                 log.info("session %s did not connect ahead: %s", session_id, exc)
                 return
-            finally:
-                self._warming.discard(session_id)
-            await self._announce_commands(actor)
+            await self._announce_commands(session_id)
 
         self._background_task(warm_then_announce(), "acp warm-up")
 
-    async def _announce_commands(self, actor: SessionActor) -> None:
+    async def _announce_commands(self, session_id: str) -> None:
         """Send the CLI's slash commands (its client is live: this never starts one)."""
-        session_id = actor.session_id
-        if session_id in self._announced or actor.backend is None:
+        if session_id in self._announced or not self.manager.connected(session_id):
             return
         self._announced.add(session_id)
         try:
@@ -303,23 +295,25 @@ class Agent:
     async def prompt(self, params: Any) -> Any:
         request = schema.parse("session/prompt", params, acp.PromptRequest)
         session_id = request.session_id
-        actor = self.manager.get(session_id)
-        if actor is None:
+        config = self.manager.find(session_id)
+        review = self.manager.review_of(session_id)
+        if config is None or review is None:
             raise RpcError(RESOURCE_NOT_FOUND, f"session/prompt: no session {session_id}")
         text, images = prompt_content(request.prompt)
-        if not await self._trust_question(actor):
+        if not await self._trust_question(config):
             return {"stopReason": "cancelled"}
-        if actor.backend is None and actor.config.files is None:
+        if not self.manager.connected(session_id) and config.files is None:
             # Revived from the store without session/load: its client starts with
             # this client's file system too.
-            actor.config = self._with_files(actor.config)
-        files = actor.config.files
+            self.manager.attach_client(session_id, files=self._files(config))
+            config = self.manager.find(session_id) or config
+        files = config.files
         sink = TurnUpdates(
             self.conn,
             session_id,
-            actor.config.cwd,
+            config.cwd,
             self.broker,
-            before_turn=actor.review.before_text,
+            before_turn=review.before_text,
             written=files.written if isinstance(files, ClientFiles) else None,
         )
         try:
@@ -331,45 +325,45 @@ class Agent:
         running = _Prompt(job)
         self.prompts.setdefault(session_id, []).append(running)
         try:
-            return await self._outcome(running, sink, actor)
+            return await self._outcome(running, sink)
         finally:
             sink.close()
-            self._after_turn(actor)
+            self._after_turn(session_id)
             waiting = self.prompts.get(session_id, [])
             if running in waiting:
                 waiting.remove(running)
             if not waiting:
                 self.prompts.pop(session_id, None)
 
-    async def _trust_question(self, actor: SessionActor) -> bool:
+    async def _trust_question(self, config: SessionConfig) -> bool:
         """Ask once per session, at its first prompt, whether to trust its folder, when
         the folder is untrusted and its Claude Code settings could run code (every
         prompt waits for that one answer). False when the client cancelled the question:
         the prompt then ends cancelled."""
-        session_id = actor.session_id
-        if not registry.BACKENDS[actor.config.backend].loads_folder_settings:
+        session_id = config.session_id
+        if not registry.BACKENDS[config.backend].loads_folder_settings:
             return True  # only Claude Code loads a folder's settings
         question = self._trust_questions.get(session_id)
         if question is None:
-            question = asyncio.ensure_future(self._ask_trust(actor))
+            question = asyncio.ensure_future(self._ask_trust(config))
             self._trust_questions[session_id] = question
         return await asyncio.shield(question)
 
-    async def _ask_trust(self, actor: SessionActor) -> bool:
+    async def _ask_trust(self, config: SessionConfig) -> bool:
         """The question, listing in full what would run. Allowed: remembered as
         dave/trustFolder remembers, and the session's client reconnects with the
         folder's settings at this turn. Rejected (or unanswerable): it runs without."""
         try:
-            found, trusted = await self.manager.folder_trust(actor.config.cwd)
+            found, trusted = await self.manager.folder_trust(config.cwd)
         except TrustError:
             return True  # no folder to trust: the turn says what is wrong with it
         if trusted or not found.runs_code:
             return True
         listing = "\n".join(found.would_run)
         params = {
-            "sessionId": actor.session_id,
+            "sessionId": config.session_id,
             "toolCall": {
-                "toolCallId": f"trust-{actor.session_id}",
+                "toolCallId": f"trust-{config.session_id}",
                 "title": f"Trust this folder's Claude Code settings? {found.summary()}",
                 "kind": "execute",
                 "status": "pending",
@@ -398,7 +392,7 @@ class Agent:
             log.warning("could not ask whether to trust %s: %s", found.path, exc or "no answer")
             return True
         if not isinstance(outcome, acp.AllowedOutcome):
-            self._trust_questions.pop(actor.session_id, None)  # asked again next prompt
+            self._trust_questions.pop(config.session_id, None)  # asked again next prompt
             return False
         if outcome.option_id == TRUST_FOLDER:
             try:
@@ -407,16 +401,12 @@ class Agent:
                 log.warning("could not trust %s: %s", found.path, exc)
         return True
 
-    def _after_turn(self, actor: SessionActor) -> None:
-        # Back within maxLiveSessions once sessions are idle again (the pool lets a busy
-        # moment run over the limit and does not come back by itself).
-        self.manager.pool.make_room_later(actor)
-        if actor.session_id not in self._announced:
-            self._background_task(self._announce_commands(actor), "acp commands")
+    def _after_turn(self, session_id: str) -> None:
+        self.manager.keep_within_limit(session_id)
+        if session_id not in self._announced:
+            self._background_task(self._announce_commands(session_id), "acp commands")
 
-    async def _outcome(
-        self, running: _Prompt, sink: TurnUpdates, actor: SessionActor
-    ) -> dict[str, Any]:
+    async def _outcome(self, running: _Prompt, sink: TurnUpdates) -> dict[str, Any]:
         job = running.job
         settled = asyncio.Event()
         job.future.add_done_callback(lambda _: settled.set())
@@ -441,7 +431,7 @@ class Agent:
             raise RpcError(
                 INTERNAL_ERROR, f"session/prompt: {exc}", {"partialText": "".join(job.text)}
             ) from None
-        sink.usage(result.usage, actor.record.cost_usd)
+        sink.usage(result.usage, self.manager.cost_usd(job.session_id))
         return {"stopReason": schema.stop_reason(result.stop_reason)}
 
     async def cancel(self, params: Any) -> None:

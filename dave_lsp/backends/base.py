@@ -46,6 +46,16 @@ class PermissionAnswer:
     set_mode: str | None = None
 
 
+def mode_after(tool_name: str, answer: PermissionAnswer) -> str | None:
+    """The permission mode a session is in after `answer`, when the answer changes it;
+    None: unchanged. Approving a plan (ExitPlanMode) leaves plan mode, as the CLI does:
+    for the mode the user chose with the approval, else `default`. The one place this is
+    decided: the session layer and the Claude backend both ask it."""
+    if tool_name == "ExitPlanMode" and answer.allow:
+        return answer.set_mode or "default"
+    return None
+
+
 # Called by a backend when the model wants to run a tool: (tool_use_id, tool_name,
 # input, the backend's suggestions for "allow always", the Agent tool use whose
 # subagent asks or None) -> the answer. The session layer applies the rules and emits

@@ -15,7 +15,6 @@ import os
 import threading
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from lsprotocol import types as lsp
@@ -32,10 +31,9 @@ from dave_lsp.config import InitOptions, parse_options
 from dave_lsp.logs import attach_client_log, redact, redact_values
 from dave_lsp.lsp import protocol as proto
 from dave_lsp.lsp.progress import ProgressSink
-from dave_lsp.permissions.policy import PermissionBroker, PermissionPolicy, Reply, UnknownRequest
+from dave_lsp.permissions.policy import PermissionBroker, Reply, UnknownRequest
 from dave_lsp.review.changes import HunkRef
-from dave_lsp.session.manager import SessionManager
-from dave_lsp.session.store import SessionStore
+from dave_lsp.session.manager import SessionManager, build_manager
 from dave_lsp.session.turn import TurnFailure
 from dave_lsp.tools import editor as editor_tools
 from dave_lsp.tools.editor import EditorTools
@@ -140,12 +138,8 @@ class DaveServer(LanguageServer):
             or (_uri_path(params.root_uri) if params.root_uri else None)
             or os.getcwd()
         )
-        state_dir = Path(options.state_dir).expanduser() if options.state_dir else None
-        policy = PermissionPolicy(self.broker, options.permission_timeout_seconds)
         editor = self._editor_tools(params.capabilities)
-        self._manager = SessionManager(
-            options, policy, default_cwd, SessionStore(state_dir), editor
-        )
+        self._manager = build_manager(options, self.broker, default_cwd, editor)
 
     def _editor_tools(self, capabilities: lsp.ClientCapabilities) -> EditorTools | None:
         """The tools the client offers (`experimental.dave.editorTools`), or None."""
@@ -384,7 +378,7 @@ def new_session(_: DaveServer, manager: SessionManager, params: proto.NewSession
                 f"{proto.NEW_SESSION}: invalid params: backend: {exc}"
             ) from None
     try:
-        actor = manager.new_session(
+        session_id = manager.new_session(
             params.session_id,
             cwd=params.cwd,
             model=params.model,
@@ -394,7 +388,7 @@ def new_session(_: DaveServer, manager: SessionManager, params: proto.NewSession
         )
     except ValueError as exc:
         raise proto.ParamsError(f"{proto.NEW_SESSION}: {exc}") from None
-    return {"sessionId": actor.session_id}
+    return {"sessionId": session_id}
 
 
 @dave_method(proto.LIST_SESSIONS, proto.NoParams)
@@ -438,7 +432,7 @@ async def list_commands(
 
 @dave_method(proto.LIST_RULES, proto.ListRulesParams)
 def list_rules(_: DaveServer, manager: SessionManager, params: proto.ListRulesParams) -> Any:
-    rules = manager.rules(params.session_id)
+    rules = manager.kept.rules(params.session_id)
     if rules is None:
         raise proto.ParamsError(f"{proto.LIST_RULES}: no session {params.session_id}")
     return {"rules": [rule.to_json() for rule in rules]}
@@ -446,7 +440,7 @@ def list_rules(_: DaveServer, manager: SessionManager, params: proto.ListRulesPa
 
 @dave_method(proto.REMOVE_RULE, proto.RemoveRuleParams)
 def remove_rule(_: DaveServer, manager: SessionManager, params: proto.RemoveRuleParams) -> Any:
-    removed = manager.remove_rule(params.session_id, params.rule)
+    removed = manager.kept.remove_rule(params.session_id, params.rule)
     if removed is None:
         raise proto.ParamsError(f"{proto.REMOVE_RULE}: no session {params.session_id}")
     return {"removed": removed}
@@ -455,7 +449,7 @@ def remove_rule(_: DaveServer, manager: SessionManager, params: proto.RemoveRule
 @dave_method(proto.CHANGES, proto.ChangesParams)
 async def changes(_: DaveServer, manager: SessionManager, params: proto.ChangesParams) -> Any:
     try:
-        change_set = await manager.changes_of(params.session_id, params.turn)
+        change_set = await manager.kept.changes(params.session_id, params.turn)
     except proto.ParamsError as exc:
         raise proto.ParamsError(f"{proto.CHANGES}: {exc}") from None
     if change_set is None:
@@ -469,7 +463,7 @@ async def revert_changes(
 ) -> Any:
     hunks = [HunkRef(h.path, h.index) for h in params.hunks] if params.hunks is not None else None
     try:
-        result = await manager.revert(params.session_id, params.turn, params.paths, hunks)
+        result = await manager.kept.revert(params.session_id, params.turn, params.paths, hunks)
     except proto.ParamsError as exc:
         raise proto.ParamsError(f"{proto.REVERT_CHANGES}: {exc}") from None
     return result.to_json()
@@ -478,7 +472,7 @@ async def revert_changes(
 @dave_method(proto.HISTORY, proto.HistoryParams)
 async def history(_: DaveServer, manager: SessionManager, params: proto.HistoryParams) -> Any:
     try:
-        found = await manager.history(params.session_id)
+        found = await manager.kept.history(params.session_id)
     except proto.ParamsError as exc:
         raise proto.ParamsError(f"{proto.HISTORY}: {exc}") from None
     result: dict[str, Any] = {

@@ -7,7 +7,7 @@ kept and it resumes on its next query). A working session, or one waiting on the
 is never evicted: if every one is busy, the new one runs over the limit until one goes
 idle. Sessions idle for `idleTimeoutSeconds` are evicted by a reaper.
 
-The pool knows its members only through `Member` (sessions.SessionActor satisfies it)
+The pool knows its members only through `Member` (actor.SessionActor satisfies it)
 and is handed the live sessions and a spare factory, so nothing here imports the
 session layer: the arrows only go down.
 """
@@ -77,9 +77,10 @@ class ProcessPool(Generic[M]):
         held = sum(1 for m in self._live() if m is not excluding and m.holds_process)
         return held + len(self.spares)
 
-    async def make_room(self, requester: M) -> None:
-        """Free a slot for `requester` within the limit: an unused spare goes first,
-        then the least recently used idle sessions."""
+    async def make_room(self, requester: M | None) -> None:
+        """Free a slot for `requester` within the limit (None: no one in particular,
+        the pool is only brought back within it): an unused spare goes first, then the
+        least recently used idle sessions."""
         if requester in self.spares:
             return
         while self.processes(excluding=requester) >= self.max_live:
@@ -100,8 +101,8 @@ class ProcessPool(Generic[M]):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(asyncio.shield(idle[0].evict()), SHUTDOWN_TIMEOUT)
 
-    def make_room_later(self, member: M) -> None:
-        """`make_room` in the background (a spare just became a session)."""
+    def make_room_later(self, member: M | None) -> None:
+        """`make_room` in the background (a spare just became a session, a turn ended)."""
         self.background(self.make_room(member), "make room")
 
     def ensure_spares(self) -> None:
