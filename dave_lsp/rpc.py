@@ -131,7 +131,14 @@ def _string_map(value: Any, _: Any) -> dict[str, str]:
 
 
 def camel_overrides(cls: type) -> dict[str, Any]:
-    return {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+    """camelCase names; a field whose metadata says `omit_if_default` is left out while
+    it holds its default."""
+    return {
+        a.name: override(
+            rename=camel(a.name), omit_if_default=a.metadata.get("omit_if_default", False)
+        )
+        for a in attrs.fields(cls)
+    }
 
 
 def list_of(conv: cattrs.Converter, item: type) -> Any:

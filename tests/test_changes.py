@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from dave_lsp.lsp import outgoing
 from dave_lsp.lsp import protocol as proto
 from dave_lsp.review import proposals
 from dave_lsp.review.change_store import ChangeStore
@@ -166,7 +167,7 @@ def test_recorder_statuses_and_counts(tmp_path: Path) -> None:
     write(tmp_path / "new.txt", "1\n2\n3\n")
     write(tmp_path / "same.txt", "other\n")
     write(tmp_path / "same.txt", "same\n")
-    changes = [proto.unstructure(proto.change_summary(change)) for change in recorder.finish()]
+    changes = [proto.unstructure(outgoing.change_summary(change)) for change in recorder.finish()]
     assert changes == [
         {"path": str(tmp_path / "mod.txt"), "status": "modified", "added": 2, "removed": 1},
         {"path": str(tmp_path / "gone.txt"), "status": "deleted", "added": 0, "removed": 2},
@@ -187,7 +188,7 @@ def test_store_round_trip_across_a_restart(tmp_path: Path) -> None:
     assert again.turns("s1") == [1]
     loaded = again.load("s1")
     assert loaded == change_set
-    assert proto.unstructure(proto.changes_result("s1", loaded))["files"][0] == {
+    assert proto.unstructure(outgoing.changes_result("s1", loaded))["files"][0] == {
         "path": str(cwd / "a.txt"),
         "status": "modified",
         "added": 1,
@@ -220,7 +221,7 @@ def test_store_bound_drops_the_oldest(tmp_path: Path) -> None:
     change = kept.files[0]
     assert change.before is not None and change.before.kept
     assert change.after is not None and not change.after.kept
-    assert proto.unstructure(proto.change_summary(change))["truncated"] is True
+    assert proto.unstructure(outgoing.change_summary(change))["truncated"] is True
     assert small.load("s1") == kept
     assert sum(p.stat().st_size for p in (tmp_path / "small").rglob("*.json")) <= 4096
     assert revert(kept).conflicts == ()
@@ -241,7 +242,7 @@ def test_revert_all(tmp_path: Path) -> None:
     write(tmp_path / "b.txt", "b\n")
     change_set = turn_of(tmp_path, {"a.txt": "A\n", "b.txt": "B\n"})
     result = revert(change_set)
-    assert proto.unstructure(proto.revert_result(result)) == {
+    assert proto.unstructure(outgoing.revert_result(result)) == {
         "reverted": [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")],
         "conflicts": [],
     }

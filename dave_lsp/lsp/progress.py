@@ -12,6 +12,8 @@ from typing import Any
 
 from dave_lsp import events as ev
 from dave_lsp import rpc
+from dave_lsp.lsp import outgoing as out
+from dave_lsp.lsp.protocol import converter
 from dave_lsp.rpc import TextCoalescer
 from dave_lsp.session import results
 
@@ -25,33 +27,15 @@ Send = Callable[[dict[str, Any]], None]
 EventSink = results.EventSink
 
 
-def report_for(event: ev.Event, session_id: str) -> dict[str, Any] | None:
-    """The protocol's report value for an event (token and thinking are merged elsewhere)."""
+def report_for(event: ev.Event, session_id: str) -> out.Report | None:
+    """The protocol's report for an event (token and thinking are merged elsewhere)."""
     match event:
         case ev.ToolUse(tool_use_id, tool_name, tool_input, message, parent):
-            return _nested(
-                {
-                    "kind": "report",
-                    "type": "toolUse",
-                    "toolUseId": tool_use_id,
-                    "toolName": tool_name,
-                    "input": tool_input,
-                    "message": message or tool_name,
-                },
-                parent,
+            return out.ToolUseReport(
+                tool_use_id, tool_name, tool_input, message or tool_name, parent or None
             )
         case ev.ToolResult(tool_use_id, tool_name, summary, is_error, parent):
-            return _nested(
-                {
-                    "kind": "report",
-                    "type": "toolResult",
-                    "toolUseId": tool_use_id,
-                    "toolName": tool_name,
-                    "summary": summary,
-                    "isError": is_error,
-                },
-                parent,
-            )
+            return out.ToolResultReport(tool_use_id, tool_name, summary, is_error, parent or None)
         case ev.PermissionRequested(
             request_id,
             tool_use_id,
@@ -63,54 +47,29 @@ def report_for(event: ev.Event, session_id: str) -> dict[str, Any] | None:
             details,
             parent,
         ):
-            report = {
-                "kind": "report",
-                "type": "permissionRequest",
-                "requestId": request_id,
-                "sessionId": session_id,
-                "toolUseId": tool_use_id,
-                "toolName": tool_name,
-                "input": tool_input,
-                "message": message,
-            }
-            if allow_always is not None:
-                report["allowAlways"] = {"rule": allow_always.rule, "label": allow_always.label}
-            if proposal is not None:
-                report["proposal"] = proposal
-            report.update(details or {})
-            return _nested(report, parent)
+            details = details or {}
+            return out.PermissionRequestReport(
+                request_id,
+                session_id,
+                tool_use_id,
+                tool_name,
+                tool_input,
+                message,
+                allow_always=(
+                    out.AllowAlways(allow_always.rule, allow_always.label)
+                    if allow_always is not None
+                    else None
+                ),
+                proposal=proposal,
+                questions=details.get("questions"),
+                plan=details.get("plan"),
+                parent_tool_use_id=parent or None,
+            )
         case ev.PermissionResolved(request_id, decision, by, rule, edited):
-            resolved: dict[str, Any] = {
-                "kind": "report",
-                "type": "permissionResolved",
-                "requestId": request_id,
-                "decision": decision,
-                "by": by,
-            }
-            if rule:
-                resolved["rule"] = rule
-            if edited:
-                resolved["edited"] = True
-            return resolved
+            return out.PermissionResolvedReport(request_id, decision, by, rule or None, edited)
         case ev.Status(state, message, attempt, max_attempts, retry_in_ms):
-            status: dict[str, Any] = {"kind": "report", "type": "status", "state": state}
-            if message:
-                status["message"] = message
-            for key, value in (
-                ("attempt", attempt),
-                ("maxAttempts", max_attempts),
-                ("retryInMs", retry_in_ms),
-            ):
-                if value is not None:
-                    status[key] = value
-            return status
+            return out.StatusReport(state, message or None, attempt, max_attempts, retry_in_ms)
     return None
-
-
-def _nested(report: dict[str, Any], parent: str | None) -> dict[str, Any]:
-    if parent:
-        report["parentToolUseId"] = parent
-    return report
 
 
 class ProgressSink:
@@ -119,9 +78,7 @@ class ProgressSink:
     def __init__(self, send: Send | None, session_id: str) -> None:
         self._send = send
         self._session_id = session_id
-        self._text = TextCoalescer(
-            lambda kind, text: self._post({"kind": "report", "type": kind, "text": text})
-        )
+        self._text = TextCoalescer(lambda kind, text: self._post(out.TextReport(kind, text)))
         self._closed = False
 
     @property
@@ -130,7 +87,7 @@ class ProgressSink:
         return self._send is not None and not self._closed
 
     def begin(self) -> None:
-        self._post({"kind": "begin", "title": "Dave", "cancellable": True})
+        self._post(out.Begin())
 
     def emit(self, event: ev.Event) -> None:
         if self._closed:
@@ -145,18 +102,18 @@ class ProgressSink:
 
     def error(self, message: str) -> None:
         self.flush()
-        self._post({"kind": "report", "type": "error", "message": message})
+        self._post(out.ErrorReport(message))
 
     def end(self) -> None:
         if self._closed:
             return
         self.flush()
-        self._post({"kind": "end"})
+        self._post(out.End())
         self._closed = True
 
     def flush(self) -> None:
         self._text.flush()
 
-    def _post(self, value: dict[str, Any]) -> None:
+    def _post(self, report: out.Report) -> None:
         if self._send is not None and not self._closed:
-            self._send(value)
+            self._send(converter.unstructure(report))

@@ -11,12 +11,10 @@ from typing import Any, Literal, TypeVar
 
 import attrs
 import cattrs
-from cattrs.gen import make_dict_unstructure_fn
 
 from dave_lsp import rpc
-from dave_lsp.review.changes import ChangeSet, FileChange
-from dave_lsp.review.diff import MAX_DIFF_BYTES, MAX_SIDE_BYTES, cut_diff
-from dave_lsp.review.revert import RevertResult
+from dave_lsp.lsp import outgoing
+from dave_lsp.review.changes import FileChange
 from dave_lsp.session import results
 
 VERSION = 1
@@ -201,116 +199,13 @@ ToolResultInfo = results.ToolResultInfo
 QueryResult = results.QueryResult
 
 
-# -- review of changes: what `dave/changes`, `dave/revertChanges` and a turn's result
-# say of the domain's change sets (review/). `binary` and `truncated` are sent only
-# when true.
-
-
-@attrs.frozen
-class FileChangeSummary:
-    """The entry of a turn result's `changes`."""
-
-    path: str
-    status: str
-    added: int
-    removed: int
-    binary: bool = False
-    truncated: bool = False
-
-
-@attrs.frozen
-class FileChangeDetail:
-    """The entry of `dave/changes` `files`: whole texts within MAX_SIDE_BYTES."""
-
-    path: str
-    status: str
-    added: int
-    removed: int
-    before: str | None
-    after: str | None
-    diff: str
-    binary: bool = False
-    truncated: bool = False
-
-
-@attrs.frozen
-class ChangesResult:
-    session_id: str
-    turn: int | None
-    files: list[FileChangeDetail]
-
-
-@attrs.frozen
-class ConflictInfo:
-    path: str
-    message: str
-
-
-@attrs.frozen
-class RevertChangesResult:
-    reverted: list[str]
-    conflicts: list[ConflictInfo]
-
-
-def change_summary(change: FileChange) -> FileChangeSummary:
-    return FileChangeSummary(
-        change.path,
-        change.status,
-        change.added,
-        change.removed,
-        binary=change.binary,
-        truncated=not change.kept,
-    )
-
-
-def change_detail(change: FileChange, cwd: str) -> FileChangeDetail:
-    texts = change.texts()
-    diff, cut = cut_diff(change.diff(cwd), MAX_DIFF_BYTES)
-    too_big = texts is not None and max(len(t.encode("utf-8")) for t in texts) > MAX_SIDE_BYTES
-    before = after = None
-    if texts is not None and not too_big and not cut:
-        before = texts[0] if change.before is not None else None
-        after = texts[1] if change.after is not None else None
-    return FileChangeDetail(
-        change.path,
-        change.status,
-        change.added,
-        change.removed,
-        before,
-        after,
-        diff,
-        binary=change.binary,
-        truncated=not change.kept or too_big or cut,
-    )
-
-
-def changes_result(session_id: str, change_set: ChangeSet | None) -> ChangesResult:
-    """The `dave/changes` result (no turn and no files when nothing was kept)."""
-    if change_set is None:
-        return ChangesResult(session_id, None, [])
-    files = [change_detail(change, change_set.cwd) for change in change_set.files]
-    return ChangesResult(change_set.session_id, change_set.turn, files)
-
-
-def revert_result(result: RevertResult) -> RevertChangesResult:
-    conflicts = [ConflictInfo(c.path, c.message) for c in result.conflicts]
-    return RevertChangesResult(list(result.reverted), conflicts)
-
-
 def make_converter() -> cattrs.Converter:
     """The protocol's one converter: rpc.py's strict camelCase converter, with the
-    protocol's arrays checked to be arrays, flags sent only when true, and a turn's
-    `FileChange`s as their summaries."""
+    protocol's arrays checked to be arrays, and a turn's `FileChange`s sent as their
+    summaries (outgoing.py); optional fields of what goes out are sent only when set."""
     conv = rpc.make_converter(WireMessage, HunkParam, Mention, AttachmentParam)
-    for cls in (FileChangeSummary, FileChangeDetail):
-        conv.register_unstructure_hook(
-            cls,
-            make_dict_unstructure_fn(
-                cls, conv, _cattrs_omit_if_default=True, **rpc.camel_overrides(cls)
-            ),
-        )
     conv.register_unstructure_hook(
-        FileChange, lambda change: conv.unstructure(change_summary(change))
+        FileChange, lambda change: conv.unstructure(outgoing.change_summary(change))
     )
     return conv
 
