@@ -166,7 +166,7 @@ class Agent:
             )
             self.manager.create(config)
             return config
-        if not self.manager.connected(session_id):
+        if not self.manager.clients.connected(session_id):
             # Not connected yet: its client starts with what this client gives now.
             self.manager.attach_client(
                 session_id, files=self._files(config), mcp_servers=mcp or config.mcp_servers
@@ -212,7 +212,7 @@ class Agent:
             return {}
         await self._cancel_all(request.session_id)
         # Its process ends; the record stays for session/load.
-        await self.manager.evict(request.session_id)
+        await self.manager.clients.evict(request.session_id)
         return {}
 
     async def delete_session(self, params: Any) -> Any:
@@ -254,11 +254,11 @@ class Agent:
 
     def _start(self, session_id: str) -> None:
         """Connect the session's client ahead of its first prompt when a process slot is
-        free (SessionManager.warm_ahead), then announce its slash commands. In the
+        free (session/clients.py: warm_ahead), then announce its slash commands. In the
         background: the answer to session/new must not wait for a process to start.
         Without a free slot the first prompt connects it, and the commands follow that
         prompt."""
-        warming = self.manager.warm_ahead(session_id)
+        warming = self.manager.clients.warm_ahead(session_id)
         if warming is None:
             return
 
@@ -274,11 +274,11 @@ class Agent:
 
     async def _announce_commands(self, session_id: str) -> None:
         """Send the CLI's slash commands (its client is live: this never starts one)."""
-        if session_id in self._announced or not self.manager.connected(session_id):
+        if session_id in self._announced or not self.manager.clients.connected(session_id):
             return
         self._announced.add(session_id)
         try:
-            commands = await self.manager.list_commands(session_id)
+            commands = await self.manager.clients.commands(session_id)
         except ev.BackendError as exc:
             log.info("no slash commands for %s: %s", session_id, exc)
             return
@@ -302,7 +302,7 @@ class Agent:
         text, images = prompt_content(request.prompt)
         if not await self._trust_question(config):
             return {"stopReason": "cancelled"}
-        if not self.manager.connected(session_id) and config.files is None:
+        if not self.manager.clients.connected(session_id) and config.files is None:
             # Revived from the store without session/load: its client starts with
             # this client's file system too.
             self.manager.attach_client(session_id, files=self._files(config))
@@ -354,7 +354,7 @@ class Agent:
         dave/trustFolder remembers, and the session's client reconnects with the
         folder's settings at this turn. Rejected (or unanswerable): it runs without."""
         try:
-            found, trusted = await self.manager.folder_trust(config.cwd)
+            found, trusted = await self.manager.clients.folder_trust(config.cwd)
         except TrustError:
             return True  # no folder to trust: the turn says what is wrong with it
         if trusted or not found.runs_code:
@@ -396,13 +396,13 @@ class Agent:
             return False
         if outcome.option_id == TRUST_FOLDER:
             try:
-                await self.manager.set_trust(found.path, True)
+                await self.manager.clients.set_trust(found.path, True)
             except TrustError as exc:
                 log.warning("could not trust %s: %s", found.path, exc)
         return True
 
     def _after_turn(self, session_id: str) -> None:
-        self.manager.keep_within_limit(session_id)
+        self.manager.clients.keep_within_limit(session_id)
         if session_id not in self._announced:
             self._background_task(self._announce_commands(session_id), "acp commands")
 

@@ -427,7 +427,7 @@ async def _configure(
 async def list_commands(
     _: DaveServer, manager: SessionManager, params: proto.ListCommandsParams
 ) -> Any:
-    return {"commands": await manager.list_commands(params.session_id)}
+    return {"commands": await manager.clients.commands(params.session_id)}
 
 
 @dave_method(proto.LIST_RULES, proto.ListRulesParams)
@@ -491,7 +491,7 @@ async def trust_folder(
     _: DaveServer, manager: SessionManager, params: proto.TrustFolderParams
 ) -> Any:
     try:
-        path, trusted = await manager.set_trust(params.path, params.trusted)
+        path, trusted = await manager.clients.set_trust(params.path, params.trusted)
     except TrustError as exc:
         raise proto.ParamsError(f"{proto.TRUST_FOLDER}: invalid params: path: {exc}") from None
     return {"path": path, "trusted": trusted}
@@ -502,7 +502,7 @@ async def folder_trust(
     _: DaveServer, manager: SessionManager, params: proto.FolderTrustParams
 ) -> Any:
     try:
-        found, trusted = await manager.folder_trust(params.path)
+        found, trusted = await manager.clients.folder_trust(params.path)
     except TrustError as exc:
         raise proto.ParamsError(f"{proto.FOLDER_TRUST}: invalid params: path: {exc}") from None
     return {

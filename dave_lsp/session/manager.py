@@ -29,6 +29,7 @@ from dave_lsp.review.review import Review
 from dave_lsp.rpc import AttachmentParam, QueryContext
 from dave_lsp.session import context as editor_context
 from dave_lsp.session.actor import SessionActor
+from dave_lsp.session.clients import Clients
 from dave_lsp.session.kept import Kept
 from dave_lsp.session.pool import ProcessPool
 from dave_lsp.session.results import EventSink, SessionInfo
@@ -36,8 +37,7 @@ from dave_lsp.session.settings import info, record_for
 from dave_lsp.session.store import SessionRecord, SessionStore
 from dave_lsp.session.turn import QueryJob
 from dave_lsp.tools.editor import EditorTools, FileTools
-from dave_lsp.trust import FolderCheck, TrustStore
-from dave_lsp.trust import check as check_folder
+from dave_lsp.trust import TrustStore
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,15 @@ class SessionManager:
         self.kept = Kept(
             find=self.get, live=self._live, store=store, changes=self.changes, env=options.env
         )
-        # Sessions whose client is being connected ahead (`warm_ahead`).
-        self._warming: set[str] = set()
+        # What the front ends ask of the model clients (clients.py).
+        self.clients = Clients(
+            sessions=self.sessions,
+            pool=self.pool,
+            options=options,
+            trust=self.trust,
+            find=self.get,
+            temporary=self._temporary,
+        )
 
     # -- configuration ---------------------------------------------------------------
 
@@ -148,6 +155,10 @@ class SessionManager:
         if spec is not None and spec.holds_process and actor.session_id in self.sessions:
             await self.pool.make_room(actor)
 
+    def _temporary(self) -> SessionActor:
+        config = self.new_config(f"commands-{uuid.uuid4()}")
+        return self._actor(config, record_for(config))
+
     def _new_spare(self) -> SessionActor:
         config = self.new_config(f"spare-{uuid.uuid4()}")
         spare = self._actor(config, record_for(config))
@@ -179,34 +190,7 @@ class SessionManager:
     def create(self, config: SessionConfig) -> SessionActor:
         """A new session; it adopts a warm spare when one fits."""
         record = record_for(config)
-
-        def fits(spare: SessionActor) -> bool:
-            have = spare.config
-            # A spare was connected without the client's MCP servers or file tools
-            # (ACP's session/new).
-            # Nor with another trust than the folder's now (the pool replaces spares
-            # made before a change, so a trusted folder still gets a warm one).
-            return (
-                config.resume is None
-                and not config.mcp_servers
-                and config.files is None
-                and (
-                    have.backend,
-                    have.cwd,
-                    have.model,
-                    have.permission_mode,
-                    have.trusted,
-                )
-                == (
-                    config.backend,
-                    config.cwd,
-                    config.model,
-                    config.permission_mode,
-                    config.trusted,
-                )
-            )
-
-        spare = self.pool.take_spare(fits)
+        spare = self.pool.take_spare(lambda spare: _fits(spare.config, config))
         if spare is not None:
             spare.adopt(config, record)
             spare.on_first_answer = self.pool.ensure_spares
@@ -320,11 +304,6 @@ class SessionManager:
         """Whether the session has an actor now (connected or not); reviving none."""
         return session_id in self.sessions
 
-    def connected(self, session_id: str) -> bool:
-        """Whether the session's model client is connected."""
-        actor = self.sessions.get(session_id)
-        return actor is not None and actor.backend is not None
-
     def attach_client(
         self,
         session_id: str,
@@ -348,75 +327,6 @@ class SessionManager:
         actor = self.sessions.get(session_id)
         record = actor.record if actor is not None else self.store.load(session_id)
         return record.cost_usd if record is not None else 0.0
-
-    def warm_ahead(self, session_id: str) -> asyncio.Future[None] | None:
-        """Connect a session's client ahead of its first prompt when a process slot is
-        free; None when there is none (the first prompt connects it then, evicting an
-        idle session). The warm-ups under way count: a burst of new sessions would
-        otherwise start every client at once, before any counts as live, past
-        maxLiveSessions."""
-        actor = self.sessions.get(session_id)
-        if actor is None:
-            return None
-        live = self.pool.processes() + len(self._warming)
-        if actor.backend is None and live >= self.options.max_live_sessions:
-            return None
-        self._warming.add(session_id)
-        done = actor.warm()
-        done.add_done_callback(lambda _: self._warming.discard(session_id))
-        return done
-
-    async def evict(self, session_id: str) -> None:
-        """Close a live session's client; its record stays for its next query."""
-        actor = self.sessions.get(session_id)
-        if actor is not None:
-            await actor.evict()
-
-    def keep_within_limit(self, session_id: str) -> None:
-        """Back within maxLiveSessions once sessions are idle again, in the background
-        (the pool lets a busy moment run over the limit and does not come back by
-        itself)."""
-        self.pool.make_room_later(self.sessions.get(session_id))
-
-    async def list_commands(self, session_id: str | None) -> list[dict[str, str]]:
-        """The slash commands of the session's backend or, without a known session, of a
-        live client of the default backend (a warm spare first); with none live, a
-        client started for the question and closed after it."""
-        actor = self.get(session_id) if session_id else None
-        if actor is None:
-            live = [*self.pool.spares, *self.sessions.values()]
-            backend = self.options.backend
-            actor = next((a for a in live if a.backend and a.config.backend == backend), None)
-        temporary = None
-        if actor is None:
-            config = self.new_config(f"commands-{uuid.uuid4()}")
-            actor = temporary = self._actor(config, record_for(config))
-        try:
-            if actor.backend is None:
-                await actor.warm()
-            return await actor.backend.commands() if actor.backend is not None else []
-        finally:
-            if temporary is not None:
-                await temporary.shutdown()
-
-    # -- folder trust ----------------------------------------------------------------
-
-    async def set_trust(self, path: str, trusted: bool) -> tuple[str, bool]:
-        """Remember (or take back) the trust of a folder; its normalized path and whether
-        it is trusted now (one of `trustedFolders` stays so). TrustError for a bad path.
-        Spares made with the other trust are replaced; live sessions change at their
-        next turn (SessionActor._turn)."""
-        where = await asyncio.to_thread(self.trust.remember, path, trusted)
-        self.pool.replace_spares(
-            lambda spare: spare.config.trusted != self.trust.is_trusted(spare.config.cwd)
-        )
-        return where, self.trust.is_trusted(where)
-
-    async def folder_trust(self, path: str) -> tuple[FolderCheck, bool]:
-        """What `path`'s settings would run, and whether it is trusted; TrustError for a
-        path that is not a folder's."""
-        found = await asyncio.to_thread(check_folder, path)
-        return found, self.trust.is_trusted(found.path)
 
     def list(self) -> list[SessionInfo]:
         infos: dict[str, SessionInfo] = {}
@@ -448,3 +358,17 @@ class SessionManager:
         actors = [*self.sessions.values(), *self.pool.close()]
         self.sessions.clear()
         await asyncio.gather(*(actor.shutdown() for actor in actors), return_exceptions=True)
+
+
+def _fits(have: SessionConfig, config: SessionConfig) -> bool:
+    """Whether a spare made with `have` can become the session `config` describes."""
+    # A spare was connected without the client's MCP servers or file tools (ACP's
+    # session/new). Nor with another trust than the folder's now (the pool replaces
+    # spares made before a change, so a trusted folder still gets a warm one).
+    return (
+        config.resume is None
+        and not config.mcp_servers
+        and config.files is None
+        and (have.backend, have.cwd, have.model, have.permission_mode, have.trusted)
+        == (config.backend, config.cwd, config.model, config.permission_mode, config.trusted)
+    )
