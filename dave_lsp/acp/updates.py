@@ -31,9 +31,9 @@ from dave_lsp import paths
 from dave_lsp.acp import schema
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.permissions.policy import PermissionBroker, Reply, UnknownRequest
-from dave_lsp.permissions.rules import FILE_TOOLS, file_path
 from dave_lsp.review.proposals import MAX_SIDE_BYTES, FileText, read_text
 from dave_lsp.rpc import ParamsError, TextCoalescer
+from dave_lsp.tools.catalog import FILE_EDITS, file_path
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ class TurnUpdates:
         one; [] for other tools or when the texts are unknown (binary, too large)."""
         tool_name, tool_input = self._inputs.get(tool_use_id, ("", {}))
         raw = file_path(tool_input)
-        if tool_name not in FILE_TOOLS or not raw:
+        if tool_name not in FILE_EDITS or not raw:
             return []
         path = paths.absolute(raw, self._cwd)
         # Worked out for an asked one too: the next edit's diff starts from its text.

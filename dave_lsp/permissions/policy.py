@@ -40,6 +40,7 @@ from dave_lsp.permissions.rules import Rule, Suggestion
 from dave_lsp.review.proposals import Proposal, link_note, proposal_for
 from dave_lsp.review.review import AcceptedEdit
 from dave_lsp.session.store import now_iso
+from dave_lsp.tools.catalog import FILE_EDITS
 from dave_lsp.tools.editor import SERVER_NAME as EDITOR_SERVER
 from dave_lsp.tools.editor import FileTools, ToolServer
 from dave_lsp.tools.summaries import describe_tool_use
@@ -247,9 +248,9 @@ class PermissionPolicy:
             None if asking_user else allow_rules.propose(name, tool_input, request.suggestions, cwd)
         )
         change = None
-        if name in allow_rules.FILE_TOOLS and files is not None and name in files.replaces:
+        if name in FILE_EDITS and files is not None and name in files.replaces:
             change = await files.proposal(name, tool_input, cwd)
-        elif name in allow_rules.FILE_TOOLS:
+        elif name in FILE_EDITS:
             # Reads the file (up to 10 MiB) and diffs it: off the loop.
             change = await asyncio.to_thread(proposal_for, name, tool_input, cwd)
         pending = self.broker.register(session_id, name)

@@ -42,10 +42,10 @@ from urllib.parse import unquote, urlsplit
 import attrs
 
 from dave_lsp import paths
+from dave_lsp.tools.catalog import FILE_EDITS, file_path
 
 log = logging.getLogger(__name__)
 
-FILE_TOOLS = frozenset({"Edit", "Write", "MultiEdit", "NotebookEdit"})
 _RULE = re.compile(r"^(?P<tool>[^()\s]+)\((?P<content>.*)\)$", re.DOTALL)
 
 # -- what a Bash prefix rule may cover ---------------------------------------------------
@@ -130,11 +130,6 @@ class Rule:
 
     def to_json(self) -> dict[str, str]:
         return {"rule": self.rule, "label": self.label, "createdAt": self.created_at}
-
-
-def file_path(tool_input: dict[str, Any]) -> str:
-    value = tool_input.get("file_path") or tool_input.get("notebook_path") or ""
-    return value if isinstance(value, str) else ""
 
 
 def _canonical(tool_input: dict[str, Any]) -> str:
@@ -282,7 +277,7 @@ def covers(rule: str, tool_name: str, tool_input: dict[str, Any], cwd: str) -> b
     if parsed is None:
         return False
     tool, content = parsed
-    if tool == "Edit" and tool_name in FILE_TOOLS:
+    if tool == "Edit" and tool_name in FILE_EDITS:
         path = file_path(tool_input)
         if not path:
             return False
@@ -327,7 +322,7 @@ def propose(
             if tool == "WebFetch" and content.startswith("domain:") and len(content) > 7:
                 if fetch_host(tool_input.get("url")) == content[7:].lower():
                     return Rule(f"WebFetch({content})", f"fetches from {content[7:]}")
-    if tool_name in FILE_TOOLS and (path := file_path(tool_input)):
+    if tool_name in FILE_EDITS and (path := file_path(tool_input)):
         folder = os.path.realpath(cwd)
         target = paths.real(path, cwd)
         if runs_code_later(target, cwd):

@@ -48,6 +48,7 @@ import attrs
 from dave_lsp import paths
 from dave_lsp.backends.claude import history
 from dave_lsp.permissions import rules as allow_rules
+from dave_lsp.tools.catalog import FILE_EDITS, READ_ONLY, file_path
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,6 @@ MANAGED: Final = (
 )
 MAX_SETTINGS_BYTES = 1 << 20
 # What a `Read` rule covers besides Read (Claude Code: "best effort" for tools that read).
-READ_TOOLS: Final = frozenset({"Read", "Grep", "Glob", "LS", "NotebookRead"})
 # Where a chained command splits: each part is matched by deny and ask rules on its own.
 _CHAIN = re.compile(r"&&|\|\||[;&|\n]")
 _SPEC = re.compile(r"^(?P<tool>[^()\s]+)(?:\((?P<content>.*)\))?$", re.DOTALL)
@@ -196,9 +196,9 @@ def _tool_matches(rule_tool: str, tool_name: str) -> bool:
     if rule_tool == tool_name:
         return True
     if rule_tool == "Edit":
-        return tool_name in allow_rules.FILE_TOOLS
+        return tool_name in FILE_EDITS
     if rule_tool == "Read":
-        return tool_name in READ_TOOLS
+        return tool_name in READ_ONLY
     if rule_tool.startswith("mcp__"):
         server = rule_tool.removesuffix("__*")
         return server.count("__") == 1 and tool_name.startswith(server + "__")
@@ -219,7 +219,7 @@ def _matches(
         return isinstance(command, str) and _command_matches(content, command, broad)
     if tool_name == "WebFetch":
         return _fetch_matches(content, tool_input.get("url"), broad)
-    if rule.tool in ("Read", "Edit") or tool_name in allow_rules.FILE_TOOLS | READ_TOOLS:
+    if rule.tool in ("Read", "Edit") or tool_name in FILE_EDITS | READ_ONLY:
         return _path_rule_matches(rule, tool_name, tool_input, cwd, home, broad)
     return False  # a specifier dave-lsp cannot read (Agent(...), Skill(...)): not this use
 
@@ -253,8 +253,8 @@ def _fetch_matches(content: str, url: Any, broad: bool) -> bool:
 
 def _target(tool_name: str, tool_input: dict[str, Any], cwd: str) -> str | None:
     """The path a tool use works on, absolute; the cwd for a search without a path."""
-    value = allow_rules.file_path(tool_input) or tool_input.get("path")
-    if not value and tool_name in READ_TOOLS - {"Read"}:
+    value = file_path(tool_input) or tool_input.get("path")
+    if not value and tool_name in READ_ONLY - {"Read"}:
         value = cwd
     if not isinstance(value, str) or not value:
         return None
@@ -273,7 +273,7 @@ def _path_rule_matches(
     if target is None:
         return False
     real = os.path.realpath(target)
-    if not broad and tool_name in allow_rules.FILE_TOOLS and allow_rules.runs_code_later(real, cwd):
+    if not broad and tool_name in FILE_EDITS and allow_rules.runs_code_later(real, cwd):
         return False
     pattern = path_pattern(rule.content or "", cwd, rule.root, home)
     if pattern is None:

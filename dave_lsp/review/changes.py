@@ -29,10 +29,9 @@ import attrs
 
 # `paths` names a parameter below, hence the import of the function alone.
 from dave_lsp.paths import absolute as absolute_path
-from dave_lsp.permissions.rules import FILE_TOOLS
 from dave_lsp.review.diff import Hunk, diff_hunks, unified_diff
 from dave_lsp.review.files import FileText, decode_text, resolved_path
-from dave_lsp.tools.catalog import file_path
+from dave_lsp.tools.catalog import FILE_EDITS, file_path
 from dave_lsp.tools.summaries import display_path
 
 log = logging.getLogger(__name__)
@@ -190,7 +189,7 @@ class ChangeRecorder:
 
     def before_tool(self, tool_name: str, tool_input: dict[str, Any]) -> None:
         """`before` for a file tool's target; other tools are ignored."""
-        if tool_name in FILE_TOOLS and (path := file_path(tool_input)):
+        if tool_name in FILE_EDITS and (path := file_path(tool_input)):
             self.before(path)
 
     def before_text(self, path: str) -> FileText | None:

@@ -11,6 +11,8 @@ import os
 import re
 from typing import Any
 
+from dave_lsp.tools import catalog
+
 
 def display_path(path: str, cwd: str) -> str:
     """`path` relative to `cwd` when it lies inside it, else as given."""
@@ -58,7 +60,7 @@ def format_tool_summary(
         return f"{target}: {reason}" if target else reason
     structured = structured if isinstance(structured, dict) else {}
     path = display_path(str(tool_input.get("file_path") or tool_input.get("path") or ""), cwd)
-    if tool_name == "Read":
+    if tool_name == catalog.READ:
         file_info = structured.get("file")
         if isinstance(file_info, dict) and isinstance(file_info.get("numLines"), int):
             lines = file_info["numLines"]
@@ -69,19 +71,19 @@ def format_tool_summary(
                 numbered.pop()
             lines = len(numbered)
         return f"{path} ({plural(lines, 'line')})"
-    if tool_name == "Write":
+    if tool_name == catalog.WRITE:
         size = len(str(tool_input.get("content", "")).encode("utf-8"))
         return f"{path} ({plural(size, 'byte')})"
-    if tool_name in ("Edit", "MultiEdit", "NotebookEdit"):
+    if tool_name in catalog.FILE_EDITS:  # Write is above
         return display_path(
             str(tool_input.get("file_path") or tool_input.get("notebook_path") or ""), cwd
         )
-    if tool_name == "Bash":
+    if tool_name == catalog.BASH:
         if "stdout" in structured or "stderr" in structured:
             output = str(structured.get("stdout") or "") + str(structured.get("stderr") or "")
         size = len(output.encode("utf-8"))
         return f"{tool_input.get('command', '')} ({plural(size, 'byte')} of output)"
-    if tool_name in ("Grep", "Glob"):
+    if tool_name in (catalog.GREP, catalog.GLOB):
         return f"'{tool_input.get('pattern', '')}'"
     if tool_name.startswith("mcp__editor__"):
         # The editor's tools: what was asked, and how much came back.
