@@ -124,6 +124,8 @@ async def test_images_reach_the_model_and_bad_ones_are_refused(server: Server) -
             with pytest.raises(JsonRpcException) as error:
                 await client.query(session, "images", attachments=[bad])
             assert error.value.code == -32602 and says in str(error.value)
+            # The session layer's message, with this front end's method before it.
+            assert error.value.message.startswith("dave/query: invalid params: attachments[0]")
 
 
 async def test_the_context_meter_and_the_sessions_cost(server: Server) -> None:

@@ -54,13 +54,12 @@ def check(context: QueryContext | None, cwd: str) -> None:
         if not os.path.isfile(path):
             what = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
             raise ParamsError(
-                f"dave/query: invalid params: context.mentions[{index}].path: {mention.path} "
+                f"invalid params: context.mentions[{index}].path: {mention.path} "
                 f"{what}; mention a file (relative to {cwd} or absolute)"
             )
         if mention.start_line is not None and mention.start_line < 1:
             raise ParamsError(
-                f"dave/query: invalid params: context.mentions[{index}].startLine: "
-                "lines are 1-based"
+                f"invalid params: context.mentions[{index}].startLine: lines are 1-based"
             )
 
 
@@ -68,12 +67,11 @@ def images(attachments: Sequence[AttachmentParam]) -> list[Attachment]:
     """The prompt's images, checked; ParamsError naming the first that is not one."""
     if len(attachments) > MAX_IMAGES:
         raise ParamsError(
-            f"dave/query: invalid params: attachments: at most {MAX_IMAGES} images "
-            f"(got {len(attachments)})"
+            f"invalid params: attachments: at most {MAX_IMAGES} images (got {len(attachments)})"
         )
     checked = []
     for index, item in enumerate(attachments):
-        where = f"dave/query: invalid params: attachments[{index}]"
+        where = f"invalid params: attachments[{index}]"
         if item.media_type not in IMAGE_TYPES:
             raise ParamsError(f"{where}.mediaType: must be one of {', '.join(IMAGE_TYPES)}")
         try:
