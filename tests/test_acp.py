@@ -455,7 +455,7 @@ async def test_an_approved_plan_changes_the_mode_and_usage_is_reported(
 def test_mcp_servers_and_prompt_blocks_map_onto_the_session_layer(tmp_path: Path) -> None:
     from acp import schema as acp
 
-    from dave_lsp.acp.agent import mcp_servers, prompt_content
+    from dave_lsp.acp.content import mcp_servers, prompt_content
     from dave_lsp.acp.schema import parse
 
     request = parse(

@@ -4,53 +4,41 @@ An ACP session is a dave-lsp session: `session/new` is `new_session`, a prompt i
 `submit` with a `TurnUpdates` sink, `session/cancel` is `cancel`, modes and models are
 `configure`, and the session records, rules, pool and idle reaper are LSP mode's. The
 ACP `sessionId` is the dave `sessionId` (a UUID), which `session/load` finds in the
-store after a restart.
+store after a restart. The agent calls only the manager's methods (and its `clients`
+and `kept`); a prompt's wait and cancel are running.py's, the folder-trust question
+trust_question.py's, and reading a prompt's blocks and the MCP servers content.py's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import uuid
 from collections.abc import Coroutine, Sequence
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import attrs
 
 from dave_lsp import __version__
 from dave_lsp import events as ev
 from dave_lsp.acp import history, schema
+from dave_lsp.acp.content import mcp_servers, prompt_content
 from dave_lsp.acp.files import ClientFiles
+from dave_lsp.acp.running import RunningPrompts
 from dave_lsp.acp.schema import acp
 from dave_lsp.acp.transport import Connection, RpcError
-from dave_lsp.acp.updates import REQUEST_PERMISSION, UPDATE, TurnUpdates
+from dave_lsp.acp.trust_question import TrustQuestions
+from dave_lsp.acp.updates import UPDATE, TurnUpdates
 from dave_lsp.backends import registry
 from dave_lsp.backends.base import SessionConfig
 from dave_lsp.config import InitOptions
-from dave_lsp.permissions.policy import PermissionBroker, client_server_name
-from dave_lsp.rpc import INTERNAL_ERROR, RESOURCE_NOT_FOUND, AttachmentParam, ParamsError
+from dave_lsp.permissions.policy import PermissionBroker
+from dave_lsp.rpc import INTERNAL_ERROR, RESOURCE_NOT_FOUND, ParamsError
 from dave_lsp.session.manager import build_manager
-from dave_lsp.session.turn import QueryJob
 from dave_lsp.tools.editor import FileTools
-from dave_lsp.trust import TrustError
 
 log = logging.getLogger(__name__)
-
-# After session/cancel, how long the prompt waits for the turn to wind down before it
-# answers `cancelled` anyway (the session layer goes on stopping it; the next prompt
-# queues behind). The issue's bound is 2 s.
-CANCEL_GRACE = 1.5
-# The option of the trust question that trusts the folder.
-TRUST_FOLDER = "trustFolder"
-
-
-@attrs.define(eq=False)
-class _Prompt:
-    job: QueryJob
-    cancelled: asyncio.Event = attrs.field(factory=asyncio.Event)
 
 
 class Agent:
@@ -61,13 +49,12 @@ class Agent:
         self.options = options
         self.broker = PermissionBroker()
         self.manager = build_manager(options, self.broker, options.cwd or os.getcwd())
-        self.prompts: dict[str, list[_Prompt]] = {}
+        self.prompts = RunningPrompts(self.manager)
         self.client_capabilities: acp.ClientCapabilities | None = None
         self._initialized = False
         self._background: set[asyncio.Task[None]] = set()
         self._announced: set[str] = set()  # sessions whose slash commands were sent
-        # Each session's one question whether to trust its folder (its first prompt's).
-        self._trust_questions: dict[str, asyncio.Task[bool]] = {}
+        self._trust = TrustQuestions(conn, self.manager.clients, options.permission_timeout_seconds)
         for method, handler in {
             "initialize": self.initialize,
             "authenticate": self.authenticate,
@@ -210,7 +197,7 @@ class Agent:
         request = schema.parse("session/close", params, acp.CloseSessionRequest)
         if not self.manager.is_live(request.session_id):
             return {}
-        await self._cancel_all(request.session_id)
+        await self.prompts.cancel_all(request.session_id)
         # Its process ends; the record stays for session/load.
         await self.manager.clients.evict(request.session_id)
         return {}
@@ -300,7 +287,7 @@ class Agent:
         if config is None or review is None:
             raise RpcError(RESOURCE_NOT_FOUND, f"session/prompt: no session {session_id}")
         text, images = prompt_content(request.prompt)
-        if not await self._trust_question(config):
+        if not await self._trust.ask(config):
             return {"stopReason": "cancelled"}
         if not self.manager.clients.connected(session_id) and config.files is None:
             # Revived from the store without session/load: its client starts with
@@ -319,120 +306,19 @@ class Agent:
         try:
             job = self.manager.submit(session_id, text, [], sink, attachments=images)
         except ParamsError as exc:
-            raise ParamsError(str(exc).replace("dave/query", "session/prompt")) from None
+            raise ParamsError(f"session/prompt: {exc}") from None
         except ev.BackendError as exc:
             raise RpcError(INTERNAL_ERROR, f"session/prompt: {exc}") from None
-        running = _Prompt(job)
-        self.prompts.setdefault(session_id, []).append(running)
         try:
-            return await self._outcome(running, sink)
+            return await self.prompts.run(job, sink)
         finally:
             sink.close()
             self._after_turn(session_id)
-            waiting = self.prompts.get(session_id, [])
-            if running in waiting:
-                waiting.remove(running)
-            if not waiting:
-                self.prompts.pop(session_id, None)
-
-    async def _trust_question(self, config: SessionConfig) -> bool:
-        """Ask once per session, at its first prompt, whether to trust its folder, when
-        the folder is untrusted and its Claude Code settings could run code (every
-        prompt waits for that one answer). False when the client cancelled the question:
-        the prompt then ends cancelled."""
-        session_id = config.session_id
-        if not registry.BACKENDS[config.backend].loads_folder_settings:
-            return True  # only Claude Code loads a folder's settings
-        question = self._trust_questions.get(session_id)
-        if question is None:
-            question = asyncio.ensure_future(self._ask_trust(config))
-            self._trust_questions[session_id] = question
-        return await asyncio.shield(question)
-
-    async def _ask_trust(self, config: SessionConfig) -> bool:
-        """The question, listing in full what would run. Allowed: remembered as
-        dave/trustFolder remembers, and the session's client reconnects with the
-        folder's settings at this turn. Rejected (or unanswerable): it runs without."""
-        try:
-            found, trusted = await self.manager.clients.folder_trust(config.cwd)
-        except TrustError:
-            return True  # no folder to trust: the turn says what is wrong with it
-        if trusted or not found.runs_code:
-            return True
-        listing = "\n".join(found.would_run)
-        params = {
-            "sessionId": config.session_id,
-            "toolCall": {
-                "toolCallId": f"trust-{config.session_id}",
-                "title": f"Trust this folder's Claude Code settings? {found.summary()}",
-                "kind": "execute",
-                "status": "pending",
-                "content": [
-                    schema.text_content(
-                        f"{found.path} is not trusted. Trusting it loads its Claude Code "
-                        f"settings, which run:\n{listing}"
-                    )
-                ],
-                "rawInput": {"folder": found.path, "wouldRun": found.would_run},
-            },
-            "options": [
-                {"optionId": TRUST_FOLDER, "name": "Trust this folder", "kind": "allow_always"},
-                {"optionId": schema.REJECT, "name": "Run without them", "kind": "reject_once"},
-            ],
-        }
-        try:
-            result = await asyncio.wait_for(
-                self.conn.request(REQUEST_PERMISSION, params),
-                self.options.permission_timeout_seconds,
-            )
-            outcome = schema.parse(
-                REQUEST_PERMISSION, result, acp.RequestPermissionResponse
-            ).outcome
-        except (RpcError, ParamsError, TimeoutError) as exc:
-            log.warning("could not ask whether to trust %s: %s", found.path, exc or "no answer")
-            return True
-        if not isinstance(outcome, acp.AllowedOutcome):
-            self._trust_questions.pop(config.session_id, None)  # asked again next prompt
-            return False
-        if outcome.option_id == TRUST_FOLDER:
-            try:
-                await self.manager.clients.set_trust(found.path, True)
-            except TrustError as exc:
-                log.warning("could not trust %s: %s", found.path, exc)
-        return True
 
     def _after_turn(self, session_id: str) -> None:
         self.manager.clients.keep_within_limit(session_id)
         if session_id not in self._announced:
             self._background_task(self._announce_commands(session_id), "acp commands")
-
-    async def _outcome(self, running: _Prompt, sink: TurnUpdates) -> dict[str, Any]:
-        job = running.job
-        settled = asyncio.Event()
-        job.future.add_done_callback(lambda _: settled.set())
-        waits = {
-            asyncio.ensure_future(settled.wait()),
-            asyncio.ensure_future(running.cancelled.wait()),
-        }
-        _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        for waiting in pending:
-            waiting.cancel()
-        if running.cancelled.is_set():
-            # A moment for the turn to end cleanly, so its last updates come first; the
-            # answer is `cancelled` whatever the turn did meanwhile (the spec's rule).
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(job.finished), CANCEL_GRACE)
-            return {"stopReason": "cancelled"}
-        try:
-            result = job.future.result()
-        except ev.TurnCancelled:
-            return {"stopReason": "cancelled"}
-        except ev.BackendError as exc:
-            raise RpcError(
-                INTERNAL_ERROR, f"session/prompt: {exc}", {"partialText": "".join(job.text)}
-            ) from None
-        sink.usage(result.usage, self.manager.cost_usd(job.session_id))
-        return {"stopReason": schema.stop_reason(result.stop_reason)}
 
     async def cancel(self, params: Any) -> None:
         try:
@@ -441,13 +327,7 @@ class Agent:
             log.warning("%s", exc)
             return
         # Not awaited: the reader must go on reading (the permission answers, say).
-        self._background_task(self._cancel_all(request.session_id), "acp cancel")
-
-    async def _cancel_all(self, session_id: str) -> None:
-        prompts = list(self.prompts.get(session_id, []))
-        for running in prompts:
-            running.cancelled.set()
-        await asyncio.gather(*(self.manager.cancel(p.job) for p in prompts), return_exceptions=True)
+        self._background_task(self.prompts.cancel_all(request.session_id), "acp cancel")
 
 
 def _same_folder(a: str, b: str) -> bool:
@@ -458,73 +338,3 @@ def _absolute(method: str, cwd: str) -> str:
     if not os.path.isabs(cwd):
         raise ParamsError(f"{method}: invalid params: cwd: must be an absolute path, got {cwd!r}")
     return os.path.normpath(cwd)
-
-
-def mcp_servers(servers: Sequence[Any]) -> dict[str, Any]:
-    """The client's MCP servers in the Claude SDK's `McpServerConfig` shape, by name.
-    A name the server's own tools use (`editor`, `acp`; permissions.OWNED_SERVER_NAMES)
-    is not the client's to take: that server runs renamed (`editor-client`, so its tools
-    are `mcp__editor-client__*`, asked as any client tool is), and the log says so."""
-    configs: dict[str, Any] = {}
-    for server in servers:
-        name = client_server_name(server.name, configs)
-        if name != server.name:
-            log.warning(
-                "the client's MCP server %r runs as %r: dave-lsp's own tools use that name;"
-                " its tools are mcp__%s__<tool>",
-                server.name,
-                name,
-                name,
-            )
-        if isinstance(server, acp.McpServerStdio):
-            configs[name] = {
-                "type": "stdio",
-                "command": server.command,
-                "args": list(server.args),
-                "env": {e.name: e.value for e in server.env},
-            }
-        elif isinstance(server, acp.HttpMcpServer | acp.SseMcpServer):
-            configs[name] = {
-                "type": "http" if isinstance(server, acp.HttpMcpServer) else "sse",
-                "url": server.url,
-                "headers": {h.name: h.value for h in server.headers},
-            }
-        else:
-            log.warning("ignoring MCP server %s: its transport is not supported", server.name)
-    return configs
-
-
-def prompt_content(blocks: Sequence[Any]) -> tuple[str, list[AttachmentParam]]:
-    """A prompt's blocks as the session layer's prompt text and images. Text comes
-    first as typed (so a slash command stays a slash command); links are `@path`
-    mentions the model can read; embedded resources follow as context blocks."""
-    parts: list[str] = []
-    context: list[str] = []
-    images: list[AttachmentParam] = []
-    for block in blocks:
-        if isinstance(block, acp.TextContentBlock):
-            parts.append(block.text)
-        elif isinstance(block, acp.ImageContentBlock):
-            images.append(AttachmentParam("image", block.mime_type, block.data))
-        elif isinstance(block, acp.ResourceContentBlock):
-            parts.append(_mention(block.uri))
-        elif isinstance(block, acp.EmbeddedResourceContentBlock):
-            resource = block.resource
-            if isinstance(resource, acp.TextResourceContents):
-                context.append(f'<context ref="{resource.uri}">\n{resource.text}\n</context>')
-            else:
-                context.append(f'<context ref="{resource.uri}">(binary, not shown)</context>')
-        else:
-            raise ParamsError(
-                "session/prompt: invalid params: prompt: audio is not supported "
-                "(promptCapabilities.audio is false)"
-            )
-    text = " ".join(p for p in parts if p)
-    if context:
-        text = "\n\n".join([text, *context]) if text else "\n\n".join(context)
-    return text, images
-
-
-def _mention(uri: str) -> str:
-    parsed = urlparse(uri)
-    return f"@{unquote(parsed.path)}" if parsed.scheme == "file" else uri

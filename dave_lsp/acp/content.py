@@ -1,0 +1,86 @@
+"""What an ACP client sends, as the session layer takes it: a prompt's content blocks
+(text, images, links, embedded resources) and the client's MCP servers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from dave_lsp.acp.schema import acp
+from dave_lsp.permissions.policy import client_server_name
+from dave_lsp.rpc import AttachmentParam, ParamsError
+
+log = logging.getLogger(__name__)
+
+
+def mcp_servers(servers: Sequence[Any]) -> dict[str, Any]:
+    """The client's MCP servers in the Claude SDK's `McpServerConfig` shape, by name.
+    A name the server's own tools use (`editor`, `acp`; permissions.OWNED_SERVER_NAMES)
+    is not the client's to take: that server runs renamed (`editor-client`, so its tools
+    are `mcp__editor-client__*`, asked as any client tool is), and the log says so."""
+    configs: dict[str, Any] = {}
+    for server in servers:
+        name = client_server_name(server.name, configs)
+        if name != server.name:
+            log.warning(
+                "the client's MCP server %r runs as %r: dave-lsp's own tools use that name;"
+                " its tools are mcp__%s__<tool>",
+                server.name,
+                name,
+                name,
+            )
+        if isinstance(server, acp.McpServerStdio):
+            configs[name] = {
+                "type": "stdio",
+                "command": server.command,
+                "args": list(server.args),
+                "env": {e.name: e.value for e in server.env},
+            }
+        elif isinstance(server, acp.HttpMcpServer | acp.SseMcpServer):
+            configs[name] = {
+                "type": "http" if isinstance(server, acp.HttpMcpServer) else "sse",
+                "url": server.url,
+                "headers": {h.name: h.value for h in server.headers},
+            }
+        else:
+            log.warning("ignoring MCP server %s: its transport is not supported", server.name)
+    return configs
+
+
+def prompt_content(blocks: Sequence[Any]) -> tuple[str, list[AttachmentParam]]:
+    """A prompt's blocks as the session layer's prompt text and images. Text comes
+    first as typed (so a slash command stays a slash command); links are `@path`
+    mentions the model can read; embedded resources follow as context blocks."""
+    parts: list[str] = []
+    context: list[str] = []
+    images: list[AttachmentParam] = []
+    for block in blocks:
+        if isinstance(block, acp.TextContentBlock):
+            parts.append(block.text)
+        elif isinstance(block, acp.ImageContentBlock):
+            images.append(AttachmentParam("image", block.mime_type, block.data))
+        elif isinstance(block, acp.ResourceContentBlock):
+            parts.append(_mention(block.uri))
+        elif isinstance(block, acp.EmbeddedResourceContentBlock):
+            resource = block.resource
+            if isinstance(resource, acp.TextResourceContents):
+                context.append(f'<context ref="{resource.uri}">\n{resource.text}\n</context>')
+            else:
+                context.append(f'<context ref="{resource.uri}">(binary, not shown)</context>')
+        else:
+            raise ParamsError(
+                "session/prompt: invalid params: prompt: audio is not supported "
+                "(promptCapabilities.audio is false)"
+            )
+    text = " ".join(p for p in parts if p)
+    if context:
+        text = "\n\n".join([text, *context]) if text else "\n\n".join(context)
+    return text, images
+
+
+def _mention(uri: str) -> str:
+    parsed = urlparse(uri)
+    return f"@{unquote(parsed.path)}" if parsed.scheme == "file" else uri
