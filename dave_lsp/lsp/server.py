@@ -29,10 +29,11 @@ from dave_lsp.backends import registry
 from dave_lsp.backends.base import ChatMessage
 from dave_lsp.config import InitOptions, parse_options
 from dave_lsp.logs import attach_client_log, redact, redact_values
+from dave_lsp.lsp import outgoing
 from dave_lsp.lsp import protocol as proto
 from dave_lsp.lsp.progress import ProgressSink
 from dave_lsp.permissions.policy import PermissionBroker, Reply, UnknownRequest
-from dave_lsp.review.changes import HunkRef
+from dave_lsp.review.revert import HunkRef
 from dave_lsp.session.manager import SessionManager, build_manager
 from dave_lsp.session.turn import TurnFailure
 from dave_lsp.tools import editor as editor_tools
@@ -300,13 +301,14 @@ async def query(ls: DaveServer, manager: SessionManager, params: proto.QueryPara
             context=params.context,
             attachments=params.attachments,
         )
-    except proto.ParamsError:
+    except proto.ParamsError as exc:
         sink.end()
-        raise
+        # The session layer's errors name no method: this front end adds its own.
+        raise proto.ParamsError(f"{proto.QUERY}: {exc}") from None
     except ev.BackendError as exc:
         sink.error(redact(str(exc)))
         sink.end()
-        raise rpc_error_for(exc, TurnFailure(params.session_id).to_json()) from None
+        raise rpc_error_for(exc, proto.unstructure(TurnFailure(params.session_id))) from None
     task = asyncio.current_task()
     if token is not None and task is not None:
         ls.token_tasks[token] = task
@@ -315,9 +317,9 @@ async def query(ls: DaveServer, manager: SessionManager, params: proto.QueryPara
     except asyncio.CancelledError:
         await manager.cancel(job)
         cancelled = ev.TurnCancelled("query cancelled; the session keeps its history")
-        raise rpc_error_for(cancelled, job.failure().to_json()) from None
+        raise rpc_error_for(cancelled, proto.unstructure(job.failure())) from None
     except (ev.TurnCancelled, ev.BackendError) as exc:
-        data = job.failure().to_json()
+        data = proto.unstructure(job.failure())
         if isinstance(exc, ev.BackendError):
             sink.error(redact(str(exc)))
             if exc.needs_env:
@@ -452,9 +454,7 @@ async def changes(_: DaveServer, manager: SessionManager, params: proto.ChangesP
         change_set = await manager.kept.changes(params.session_id, params.turn)
     except proto.ParamsError as exc:
         raise proto.ParamsError(f"{proto.CHANGES}: {exc}") from None
-    if change_set is None:
-        return {"sessionId": params.session_id, "turn": None, "files": []}
-    return change_set.to_json()
+    return proto.unstructure(outgoing.changes_result(params.session_id, change_set))
 
 
 @dave_method(proto.REVERT_CHANGES, proto.RevertChangesParams)
@@ -466,7 +466,7 @@ async def revert_changes(
         result = await manager.kept.revert(params.session_id, params.turn, params.paths, hunks)
     except proto.ParamsError as exc:
         raise proto.ParamsError(f"{proto.REVERT_CHANGES}: {exc}") from None
-    return result.to_json()
+    return proto.unstructure(outgoing.revert_result(result))
 
 
 @dave_method(proto.HISTORY, proto.HistoryParams)
