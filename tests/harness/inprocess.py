@@ -16,10 +16,9 @@ import pytest
 
 from dave_lsp import events as ev
 from dave_lsp.config import InitOptions
-from dave_lsp.lsp.protocol import QueryResult
-from dave_lsp.permissions.policy import PermissionBroker, PermissionPolicy
-from dave_lsp.session.manager import SessionManager
-from dave_lsp.session.store import SessionStore
+from dave_lsp.permissions.policy import PermissionBroker
+from dave_lsp.session.manager import SessionManager, build_manager
+from dave_lsp.session.results import QueryResult
 from dave_lsp.session.turn import QueryJob
 from dave_lsp.testing.fake_backend import FakeModel, FakeOptions, registered
 
@@ -64,9 +63,10 @@ async def eventually(check: Callable[[], Any], timeout: float = SOON) -> None:
 async def running(
     tmp_path: Path, model: FakeModel, **options: Any
 ) -> AsyncIterator[SessionManager]:
-    """A manager whose default backend is the fake playing `model`; `options` are
-    `InitOptions` fields. No spares unless asked; HOME and the Claude config dir are the
-    test's (`tmp_path/home/.claude`), so no settings of the machine's user apply."""
+    """A manager, built as the front ends build theirs, whose default backend is the fake
+    playing `model`; `options` are `InitOptions` fields. No spares unless asked; HOME and
+    the Claude config dir are the test's (`tmp_path/home/.claude`), so no settings of the
+    machine's user apply."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     with registered():
@@ -76,11 +76,11 @@ async def running(
                 "prewarm": 0,
                 "env": {"HOME": str(home), "CLAUDE_CONFIG_DIR": str(home / ".claude")},
                 "backend_options": {"fake": FakeOptions(model)},
+                "state_dir": str(tmp_path / "state"),
                 **options,
             }
         )
-        policy = PermissionPolicy(PermissionBroker(), init.permission_timeout_seconds)
-        manager = SessionManager(init, policy, str(tmp_path), SessionStore(tmp_path / "state"))
+        manager = build_manager(init, PermissionBroker(), str(tmp_path))
         try:
             yield manager
         finally:
