@@ -9,9 +9,12 @@ from typing import Any, Literal
 
 import attrs
 
+from dave_lsp.backends.history import History
+from dave_lsp.permissions.rules import Rule
 from dave_lsp.review.changes import ChangeSet, FileChange
 from dave_lsp.review.diff import MAX_DIFF_BYTES, MAX_SIDE_BYTES, cut_diff
 from dave_lsp.review.revert import RevertResult
+from dave_lsp.session.results import SessionInfo
 
 # A field with this metadata is left out of the message while it holds its default.
 OMIT = {"omit_if_default": True}
@@ -225,3 +228,87 @@ Report = (
     | PermissionResolvedReport
     | StatusReport
 )
+
+
+# -- the other methods' results (docs/protocol.md), each as its method names it.
+
+
+@attrs.frozen
+class Ok:
+    """`dave/permission`: the answer reached its request."""
+
+    ok: bool = True
+
+
+@attrs.frozen
+class Deleted:
+    deleted: bool
+
+
+@attrs.frozen
+class NewSessionResult:
+    session_id: str
+
+
+@attrs.frozen
+class SessionList:
+    sessions: list[SessionInfo]
+
+
+@attrs.frozen
+class PermissionModeSet:
+    session_id: str
+    permission_mode: str
+
+
+@attrs.frozen
+class ModelSet:
+    session_id: str
+    model: str | None
+
+
+@attrs.frozen
+class CommandList:
+    # As the backend lists them: {name, description, argumentHint}.
+    commands: list[dict[str, str]]
+
+
+@attrs.frozen
+class RuleList:
+    # Each rule as {rule, label, createdAt}.
+    rules: list[Rule]
+
+
+@attrs.frozen
+class Removed:
+    removed: bool
+
+
+@attrs.frozen
+class HistoryResult:
+    session_id: str
+    backend: str
+    available: bool
+    entries: list[dict[str, Any]]
+    # Why the backend has no record (only when it has none).
+    reason: str | None = attrs.field(default=None, metadata=OMIT)
+
+
+@attrs.frozen
+class TrustFolderResult:
+    path: str
+    trusted: bool
+
+
+@attrs.frozen
+class FolderTrustResult:
+    path: str
+    trusted: bool
+    runs_code: bool
+    would_run: list[str]
+
+
+def history_result(session_id: str, found: History) -> HistoryResult:
+    return HistoryResult(
+        session_id, found.backend, not found.reason, found.entries, found.reason or None
+    )

@@ -238,6 +238,20 @@ def check_session_id(method: str, session_id: str) -> None:
         )
 
 
+def answers(raw: dict[str, Any] | None) -> dict[str, str | list[str]] | None:
+    """AskUserQuestion's answers: each a label, labels, or the user's own words."""
+    if raw is None:
+        return None
+    for question, value in raw.items():
+        labels = value if isinstance(value, list) else [value]
+        if not all(isinstance(label, str) for label in labels):
+            raise ParamsError(
+                f"{PERMISSION}: invalid params: answers.{question}: expected a string "
+                "or an array of strings"
+            )
+    return raw
+
+
 def unstructure(value: Any) -> Any:
     return converter.unstructure(value)
 

@@ -337,35 +337,21 @@ def permission(ls: DaveServer, _: SessionManager, params: proto.PermissionParams
         params.reason,
         params.updated_input,
         params.edited_content,
-        _answers(params.answers),
+        proto.answers(params.answers),
         params.permission_mode,
     )
     try:
         ls.broker.answer(params.request_id, params.decision, reply)
     except UnknownRequest as exc:
         raise proto.ParamsError(f"{proto.PERMISSION}: {exc}") from None
-    return {"ok": True}
-
-
-def _answers(raw: dict[str, Any] | None) -> dict[str, str | list[str]] | None:
-    """AskUserQuestion's answers: each a label, labels, or the user's own words."""
-    if raw is None:
-        return None
-    for question, value in raw.items():
-        labels = value if isinstance(value, list) else [value]
-        if not all(isinstance(label, str) for label in labels):
-            raise proto.ParamsError(
-                f"{proto.PERMISSION}: invalid params: answers.{question}: expected a string "
-                "or an array of strings"
-            )
-    return raw
+    return proto.unstructure(outgoing.Ok())
 
 
 @dave_method(proto.DELETE_SESSION, proto.DeleteSessionParams)
 async def delete_session(
     _: DaveServer, manager: SessionManager, params: proto.DeleteSessionParams
 ) -> Any:
-    return {"deleted": await manager.delete(params.session_id)}
+    return proto.unstructure(outgoing.Deleted(await manager.delete(params.session_id)))
 
 
 @dave_method(proto.NEW_SESSION, proto.NewSessionParams)
@@ -390,12 +376,12 @@ def new_session(_: DaveServer, manager: SessionManager, params: proto.NewSession
         )
     except ValueError as exc:
         raise proto.ParamsError(f"{proto.NEW_SESSION}: {exc}") from None
-    return {"sessionId": session_id}
+    return proto.unstructure(outgoing.NewSessionResult(session_id))
 
 
 @dave_method(proto.LIST_SESSIONS, proto.NoParams)
 def list_sessions(_: DaveServer, manager: SessionManager, __: proto.NoParams) -> Any:
-    return {"sessions": [proto.unstructure(info) for info in manager.list()]}
+    return proto.unstructure(outgoing.SessionList(manager.list()))
 
 
 @dave_method(proto.SET_PERMISSION_MODE, proto.SetPermissionModeParams)
@@ -405,13 +391,13 @@ async def set_permission_mode(
     await _configure(
         manager, proto.SET_PERMISSION_MODE, params.session_id, permission_mode=params.mode
     )
-    return {"sessionId": params.session_id, "permissionMode": params.mode}
+    return proto.unstructure(outgoing.PermissionModeSet(params.session_id, params.mode))
 
 
 @dave_method(proto.SET_MODEL, proto.SetModelParams)
 async def set_model(_: DaveServer, manager: SessionManager, params: proto.SetModelParams) -> Any:
     await _configure(manager, proto.SET_MODEL, params.session_id, model=params.model)
-    return {"sessionId": params.session_id, "model": params.model}
+    return proto.unstructure(outgoing.ModelSet(params.session_id, params.model))
 
 
 async def _configure(
@@ -429,7 +415,8 @@ async def _configure(
 async def list_commands(
     _: DaveServer, manager: SessionManager, params: proto.ListCommandsParams
 ) -> Any:
-    return {"commands": await manager.clients.commands(params.session_id)}
+    commands = await manager.clients.commands(params.session_id)
+    return proto.unstructure(outgoing.CommandList(commands))
 
 
 @dave_method(proto.LIST_RULES, proto.ListRulesParams)
@@ -437,7 +424,7 @@ def list_rules(_: DaveServer, manager: SessionManager, params: proto.ListRulesPa
     rules = manager.kept.rules(params.session_id)
     if rules is None:
         raise proto.ParamsError(f"{proto.LIST_RULES}: no session {params.session_id}")
-    return {"rules": [rule.to_json() for rule in rules]}
+    return proto.unstructure(outgoing.RuleList(rules))
 
 
 @dave_method(proto.REMOVE_RULE, proto.RemoveRuleParams)
@@ -445,7 +432,7 @@ def remove_rule(_: DaveServer, manager: SessionManager, params: proto.RemoveRule
     removed = manager.kept.remove_rule(params.session_id, params.rule)
     if removed is None:
         raise proto.ParamsError(f"{proto.REMOVE_RULE}: no session {params.session_id}")
-    return {"removed": removed}
+    return proto.unstructure(outgoing.Removed(removed))
 
 
 @dave_method(proto.CHANGES, proto.ChangesParams)
@@ -475,15 +462,7 @@ async def history(_: DaveServer, manager: SessionManager, params: proto.HistoryP
         found = await manager.kept.history(params.session_id)
     except proto.ParamsError as exc:
         raise proto.ParamsError(f"{proto.HISTORY}: {exc}") from None
-    result: dict[str, Any] = {
-        "sessionId": params.session_id,
-        "backend": found.backend,
-        "available": not found.reason,
-        "entries": found.entries,
-    }
-    if found.reason:
-        result["reason"] = found.reason
-    return result
+    return proto.unstructure(outgoing.history_result(params.session_id, found))
 
 
 @dave_method(proto.TRUST_FOLDER, proto.TrustFolderParams)
@@ -494,7 +473,7 @@ async def trust_folder(
         path, trusted = await manager.clients.set_trust(params.path, params.trusted)
     except TrustError as exc:
         raise proto.ParamsError(f"{proto.TRUST_FOLDER}: invalid params: path: {exc}") from None
-    return {"path": path, "trusted": trusted}
+    return proto.unstructure(outgoing.TrustFolderResult(path, trusted))
 
 
 @dave_method(proto.FOLDER_TRUST, proto.FolderTrustParams)
@@ -505,9 +484,5 @@ async def folder_trust(
         found, trusted = await manager.clients.folder_trust(params.path)
     except TrustError as exc:
         raise proto.ParamsError(f"{proto.FOLDER_TRUST}: invalid params: path: {exc}") from None
-    return {
-        "path": found.path,
-        "trusted": trusted,
-        "runsCode": found.runs_code,
-        "wouldRun": found.would_run,
-    }
+    result = outgoing.FolderTrustResult(found.path, trusted, found.runs_code, found.would_run)
+    return proto.unstructure(result)
