@@ -22,7 +22,7 @@ from claude_agent_sdk import (
     ToolPermissionContext,
 )
 
-from dave_lsp.backends.base import PermissionAnswer, PermissionAsker, SessionConfig
+from dave_lsp.backends.base import PermissionAnswer, PermissionAsker, SessionConfig, mode_after
 from dave_lsp.permissions import settings_rules
 from dave_lsp.permissions.rules import Suggestion
 
@@ -36,12 +36,6 @@ class Ask:
     tool_input: dict[str, Any]
     suggestions: list[Suggestion]
     reply: asyncio.Future[PermissionAnswer]
-
-
-def mode_after_plan(answer: PermissionAnswer) -> str:
-    """The permission mode the CLI is in once a plan is approved (ExitPlanMode allowed):
-    the mode the answer sets, else `default`, where a plain allow leaves plan mode."""
-    return answer.set_mode or "default"
 
 
 class PermissionBridge:
@@ -105,8 +99,9 @@ class PermissionBridge:
         answer = await reply
         if answer.allow:
             updates = None
-            if tool_name == "ExitPlanMode":
-                self._follow_mode(mode_after_plan(answer))
+            follow = mode_after(tool_name, answer)
+            if follow is not None:
+                self._follow_mode(follow)
             if answer.set_mode is not None:
                 mode: Any = answer.set_mode
                 updates = [PermissionUpdate(type="setMode", mode=mode, destination="session")]
