@@ -7,11 +7,14 @@ in without the server knowing which backend runs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from dave_lsp.permissions.rules import Rule
+
+if TYPE_CHECKING:  # the type only: events.py sits below review/
+    from dave_lsp.review.proposals import Proposal
 
 
 @attrs.frozen
@@ -63,8 +66,8 @@ class PermissionRequested:
     message: str
     # What "allow always" would add for this request.
     allow_always: Rule | None = None
-    # A file tool's proposed change (proposals.Proposal.to_json()), when there is one.
-    proposal: dict[str, Any] | None = None
+    # A file tool's proposed change, when there is one.
+    proposal: Proposal | None = None
     # The model's questions (AskUserQuestion) or plan (ExitPlanMode), for the report.
     details: dict[str, Any] | None = None
     parent_tool_use_id: str | None = None

@@ -49,7 +49,7 @@ def test_edit_proposal_holds_the_exact_texts(tmp_path: Path) -> None:
     tool_input = {"file_path": "a.py", "old_string": "y = 2", "new_string": "y = 3"}
     proposal = proposal_for("Edit", tool_input, str(tmp_path))
     assert proposal is not None
-    assert proposal.to_json() == {
+    assert proto.unstructure(outgoing.proposal_info(proposal)) == {
         "path": str(tmp_path / "a.py"),
         "exists": True,
         "original": "x = 1\ny = 2\n",
@@ -62,7 +62,7 @@ def test_new_file_proposal(tmp_path: Path) -> None:
     tool_input = {"file_path": str(tmp_path / "new" / "n.txt"), "content": "hi\n"}
     proposal = proposal_for("Write", tool_input, str(tmp_path))
     assert proposal is not None
-    data = proposal.to_json()
+    data = proto.unstructure(outgoing.proposal_info(proposal))
     assert data["exists"] is False and data["original"] == "" and data["proposed"] == "hi\n"
     assert data["diff"] == "--- /dev/null\n+++ new/n.txt\n@@ -0,0 +1 @@\n+hi\n"
 
@@ -112,7 +112,7 @@ def test_binary_and_oversized(tmp_path: Path) -> None:
     over = {"file_path": "b.bin", "content": "text"}
     proposal = proposal_for("Write", over, str(tmp_path))
     assert proposal is not None
-    assert proposal.to_json() == {
+    assert proto.unstructure(outgoing.proposal_info(proposal)) == {
         "path": str(tmp_path / "b.bin"),
         "exists": True,
         "diff": "",
@@ -125,7 +125,7 @@ def test_binary_and_oversized(tmp_path: Path) -> None:
     tool_input = {"file_path": "big.txt", "old_string": "0000003\n", "new_string": "three\n"}
     proposal = proposal_for("Edit", tool_input, str(tmp_path))
     assert proposal is not None
-    data = proposal.to_json()
+    data = proto.unstructure(outgoing.proposal_info(proposal))
     assert data["truncated"] is True and "original" not in data and "proposed" not in data
     assert "-0000003\n+three\n" in data["diff"] and len(data["diff"]) < 500
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import pydantic
 from acp import schema as acp
 
+from dave_lsp.review.proposals import Proposal
 from dave_lsp.rpc import ParamsError
 
 PROTOCOL_VERSION = 1
@@ -136,17 +137,13 @@ def text_content(text: str) -> dict[str, Any]:
     return {"type": "content", "content": {"type": "text", "text": text}}
 
 
-def diff_content(proposal: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """A file tool's proposal (proposals.Proposal.to_json) as ACP `diff` content."""
-    if not proposal or "proposed" not in proposal:
+def diff_content(proposal: Proposal | None) -> list[dict[str, Any]]:
+    """A file tool's proposal as ACP `diff` content (none without its whole text)."""
+    if proposal is None or proposal.proposed is None:
         return []
-    diff: dict[str, Any] = {
-        "type": "diff",
-        "path": proposal["path"],
-        "newText": proposal["proposed"],
-    }
+    diff: dict[str, Any] = {"type": "diff", "path": proposal.path, "newText": proposal.proposed}
     # A new file has no old text: the spec's `oldText` is then null.
-    diff["oldText"] = proposal["original"] if proposal.get("exists") else None
+    diff["oldText"] = proposal.original if proposal.exists else None
     return [diff]
 
 

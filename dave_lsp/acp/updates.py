@@ -31,7 +31,7 @@ from dave_lsp import paths
 from dave_lsp.acp import schema
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.permissions.policy import PermissionBroker, Reply, UnknownRequest
-from dave_lsp.review.proposals import MAX_SIDE_BYTES, FileText, read_text
+from dave_lsp.review.proposals import MAX_SIDE_BYTES, FileText, Proposal, read_text
 from dave_lsp.rpc import ParamsError, TextCoalescer
 from dave_lsp.tools.catalog import FILE_EDITS, file_path
 
@@ -141,9 +141,7 @@ class TurnUpdates:
         self._after[path] = after
         if tool_use_id in self._diffed:
             return []
-        return schema.diff_content(
-            {"path": path, "exists": before is not None, "original": before, "proposed": after}
-        )
+        return schema.diff_content(Proposal(path, before is not None, before, after, ""))
 
     def _disk_change(self, path: str) -> tuple[str | None, str] | None:
         """The file's text before this tool (after the turn's earlier edit of it, else

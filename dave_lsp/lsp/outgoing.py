@@ -13,6 +13,7 @@ from dave_lsp.backends.history import History
 from dave_lsp.permissions.rules import Rule
 from dave_lsp.review.changes import ChangeSet, FileChange
 from dave_lsp.review.diff import MAX_DIFF_BYTES, MAX_SIDE_BYTES, cut_diff
+from dave_lsp.review.proposals import Proposal
 from dave_lsp.review.revert import RevertResult
 from dave_lsp.session.results import SessionInfo
 
@@ -178,6 +179,33 @@ class AllowAlways:
 
 
 @attrs.frozen
+class ProposalInfo:
+    """What a file tool would write (`permissionRequest.proposal`): the whole texts only
+    when both are known (not binary, not over the size bounds)."""
+
+    path: str
+    exists: bool
+    original: str | None = attrs.field(default=None, metadata=OMIT)
+    proposed: str | None = attrs.field(default=None, metadata=OMIT)
+    diff: str = ""
+    truncated: bool = attrs.field(default=False, metadata=OMIT)
+    binary: bool = attrs.field(default=False, metadata=OMIT)
+
+
+def proposal_info(proposal: Proposal) -> ProposalInfo:
+    whole = proposal.original is not None and proposal.proposed is not None
+    return ProposalInfo(
+        proposal.path,
+        proposal.exists,
+        proposal.original if whole else None,
+        proposal.proposed if whole else None,
+        proposal.diff,
+        proposal.truncated,
+        proposal.binary,
+    )
+
+
+@attrs.frozen
 class PermissionRequestReport:
     kind: Literal["report"] = attrs.field(default="report", kw_only=True)
     type: Literal["permissionRequest"] = attrs.field(default="permissionRequest", kw_only=True)
@@ -188,7 +216,7 @@ class PermissionRequestReport:
     input: dict[str, Any]
     message: str
     allow_always: AllowAlways | None = attrs.field(default=None, metadata=OMIT)
-    proposal: dict[str, Any] | None = attrs.field(default=None, metadata=OMIT)
+    proposal: ProposalInfo | None = attrs.field(default=None, metadata=OMIT)
     # AskUserQuestion's questions, ExitPlanMode's plan.
     questions: list[Any] | None = attrs.field(default=None, metadata=OMIT)
     plan: str | None = attrs.field(default=None, metadata=OMIT)

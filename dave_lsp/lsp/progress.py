@@ -60,7 +60,7 @@ def report_for(event: ev.Event, session_id: str) -> out.Report | None:
                     if allow_always is not None
                     else None
                 ),
-                proposal=proposal,
+                proposal=out.proposal_info(proposal) if proposal is not None else None,
                 questions=details.get("questions"),
                 plan=details.get("plan"),
                 parent_tool_use_id=parent or None,

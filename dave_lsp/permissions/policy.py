@@ -262,7 +262,7 @@ class PermissionPolicy:
                 tool_input,
                 _question(name, tool_input, cwd),
                 proposal,
-                change.to_json() if change is not None else None,
+                change,
                 await _details(name, tool_input),
                 parent,
             )

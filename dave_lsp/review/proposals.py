@@ -88,18 +88,6 @@ class Proposal:
     truncated: bool = False
     binary: bool = False
 
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"path": self.path, "exists": self.exists}
-        if self.original is not None and self.proposed is not None:
-            data["original"] = self.original
-            data["proposed"] = self.proposed
-        data["diff"] = self.diff
-        if self.truncated:
-            data["truncated"] = True
-        if self.binary:
-            data["binary"] = True
-        return data
-
 
 def make_proposal(
     path: str, exists: bool, original: str | None, proposed: str, cwd: str
