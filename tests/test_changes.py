@@ -10,10 +10,11 @@ import pytest
 
 from dave_lsp.lsp import outgoing
 from dave_lsp.lsp import protocol as proto
-from dave_lsp.review import proposals
+from dave_lsp.review import diff as review_diff
 from dave_lsp.review.change_store import ChangeStore
 from dave_lsp.review.changes import ChangeRecorder, ChangeSet, FileChange
-from dave_lsp.review.proposals import edited_feedback, proposal_for, unified_diff
+from dave_lsp.review.diff import edited_feedback, unified_diff
+from dave_lsp.review.proposals import proposal_for
 from dave_lsp.review.revert import HunkRef, revert
 
 TEN = "".join(f"line {n}\n" for n in range(1, 11))
@@ -120,7 +121,7 @@ def test_binary_and_oversized(tmp_path: Path) -> None:
     }
     edit = {"file_path": "b.bin", "old_string": "a", "new_string": "b"}
     assert proposal_for("Edit", edit, str(tmp_path)) is None
-    big = "".join(f"{n:07d}\n" for n in range(proposals.MAX_SIDE_BYTES // 8 + 10))
+    big = "".join(f"{n:07d}\n" for n in range(review_diff.MAX_SIDE_BYTES // 8 + 10))
     write(tmp_path / "big.txt", big)
     tool_input = {"file_path": "big.txt", "old_string": "0000003\n", "new_string": "three\n"}
     proposal = proposal_for("Edit", tool_input, str(tmp_path))
@@ -137,7 +138,7 @@ def test_edited_feedback_holds_the_users_diff() -> None:
     assert "-b\n+B\n" in feedback
     assert edited_feedback("same", "same", "x") == ""
     long = edited_feedback("", "".join(f"{n}\n" for n in range(20000)), "x")
-    assert len(long) < proposals.MAX_FEEDBACK_DIFF_CHARS + 1000 and "diff cut" in long
+    assert len(long) < review_diff.MAX_FEEDBACK_DIFF_CHARS + 1000 and "diff cut" in long
 
 
 def test_diff_without_final_newline() -> None:

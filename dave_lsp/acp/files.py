@@ -31,15 +31,9 @@ from dave_lsp import paths
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.fsio import write_atomic
 from dave_lsp.permissions import modes
-from dave_lsp.review.proposals import (
-    EditError,
-    FileText,
-    Proposal,
-    make_proposal,
-    proposed_text,
-    read_text,
-    target_path,
-)
+from dave_lsp.review.edits import EditError
+from dave_lsp.review.files import FileText, read_text
+from dave_lsp.review.proposals import Proposal, make_proposal, proposed_text, target_path
 from dave_lsp.tools.catalog import READ, file_path
 from dave_lsp.tools.editor import EditorToolError, ToolSpec, ask_editor
 from dave_lsp.tools.schemas import edit_schema, read_schema, write_schema

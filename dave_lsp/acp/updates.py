@@ -31,7 +31,9 @@ from dave_lsp import paths
 from dave_lsp.acp import schema
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.permissions.policy import PermissionBroker, Reply, UnknownRequest
-from dave_lsp.review.proposals import MAX_SIDE_BYTES, FileText, Proposal, read_text
+from dave_lsp.review.diff import MAX_SIDE_BYTES
+from dave_lsp.review.files import FileText, read_text
+from dave_lsp.review.proposals import Proposal
 from dave_lsp.rpc import ParamsError, TextCoalescer
 from dave_lsp.tools.catalog import FILE_EDITS, file_path
 

@@ -37,7 +37,8 @@ from dave_lsp.backends.base import PermissionAnswer
 from dave_lsp.permissions import rules as allow_rules
 from dave_lsp.permissions import settings_rules
 from dave_lsp.permissions.rules import Rule, Suggestion
-from dave_lsp.review.proposals import Proposal, link_note, proposal_for
+from dave_lsp.review.files import link_note
+from dave_lsp.review.proposals import Proposal, proposal_for
 from dave_lsp.review.review import AcceptedEdit
 from dave_lsp.session.store import now_iso
 from dave_lsp.tools.catalog import FILE_EDITS

@@ -14,9 +14,6 @@ A binary file's proposal says so without content. A proposal carries the whole t
 when each side is at most `MAX_SIDE_BYTES` (256 KiB); above that it says `truncated`
 and carries the diff only, itself at most `MAX_DIFF_BYTES` (256 KiB, cut at a line);
 above `MAX_DIFF_SOURCE_BYTES` (2 MiB) a side is not diffed at all (diff.py).
-
-The diff utilities (diff.py), reading files (files.py) and applying edits (edits.py)
-are named here too, as the other layers import them from this module.
 """
 
 from __future__ import annotations
@@ -29,44 +26,17 @@ import attrs
 from dave_lsp.review.diff import (
     MAX_DIFF_BYTES,
     MAX_DIFF_SOURCE_BYTES,
-    MAX_FEEDBACK_DIFF_CHARS,
     MAX_SIDE_BYTES,
     cut_diff,
-    edited_feedback,
     unified_diff,
 )
 from dave_lsp.review.edits import EditError, edited_text
 from dave_lsp.review.files import (
-    MAX_READ_BYTES,
     FileText,
-    decode_text,
-    link_note,
     read_text,
     resolved_path,
 )
 from dave_lsp.tools.summaries import display_path
-
-# The names other layers import from here: this module's own, and what it draws on.
-__all__ = [
-    "MAX_DIFF_BYTES",
-    "MAX_DIFF_SOURCE_BYTES",
-    "MAX_FEEDBACK_DIFF_CHARS",
-    "MAX_READ_BYTES",
-    "MAX_SIDE_BYTES",
-    "EditError",
-    "FileText",
-    "Proposal",
-    "decode_text",
-    "edited_feedback",
-    "link_note",
-    "make_proposal",
-    "proposal_for",
-    "proposed_text",
-    "read_text",
-    "resolved_path",
-    "target_path",
-    "unified_diff",
-]
 
 log = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ hooks, the user's accepted edits, and the change store.
 - When the user accepted an edited version of a proposal (`editedContent`), the tool
   still runs as the model asked; `after_tool` (the PostToolUse hook) then writes the
   user's version over it, atomically, and returns what the model is told in the same
-  turn (proposals.edited_feedback), so it never believes its own version landed.
+  turn (diff.edited_feedback), so it never believes its own version landed.
 - `finish_turn` turns the recorder's snapshots into the turn's `ChangeSet`, kept by the
   `ChangeStore` for `dave/changes` and `dave/revertChanges`.
 
-Paths are the files a tool's path leads to, links followed (proposals.resolved_path): a
+Paths are the files a tool's path leads to, links followed (files.resolved_path): a
 proposal, the user's version, the change record and a revert all concern a link's
 target, and the link stays a link.
 

@@ -35,7 +35,7 @@ from typing import Any, Final
 import re2  # untyped: mypy sees Any (ignore_missing_imports)
 
 from dave_lsp import paths
-from dave_lsp.review.proposals import decode_text
+from dave_lsp.review.files import decode_text
 
 SEARCH_SECONDS: Final = 10.0
 MAX_LISTED: Final = 200

@@ -10,7 +10,7 @@ Bounds, so one tool call cannot flood the model's context or hang the turn:
 
 - Read returns at most `READ_MAX_LINES` lines per call (page with offset/limit), each cut
   at `READ_MAX_LINE_CHARS` characters, and at most `READ_MAX_BYTES` of text; a file over
-  `proposals.MAX_READ_BYTES` (10 MiB) or not UTF-8 text is refused.
+  `review.files.MAX_READ_BYTES` (10 MiB) or not UTF-8 text is refused.
 - Bash output (stdout and stderr together) keeps its first `BASH_HEAD_CHARS` and last
   `BASH_TAIL_CHARS` characters; the command runs in its own process group with a timeout
   (`timeout` in milliseconds as in Claude Code: default 120 s, at most 600 s) and the
@@ -42,7 +42,9 @@ import attrs
 
 from dave_lsp import paths
 from dave_lsp.backends.openai import search
-from dave_lsp.review.proposals import MAX_READ_BYTES, EditError, decode_text, proposed_text
+from dave_lsp.review.edits import EditError
+from dave_lsp.review.files import MAX_READ_BYTES, decode_text
+from dave_lsp.review.proposals import proposed_text
 from dave_lsp.tools import catalog
 from dave_lsp.tools.editor import EditorToolError, EditorTools
 from dave_lsp.tools.schemas import edit_schema, read_schema, write_schema
