@@ -34,14 +34,14 @@ from dave_lsp.permissions import modes
 from dave_lsp.review.edits import EditError
 from dave_lsp.review.files import FileText, read_text
 from dave_lsp.review.proposals import Proposal, make_proposal, proposed_text, target_path
-from dave_lsp.tools.catalog import READ, file_path
+from dave_lsp.tools.catalog import CLIENT_FILES_SERVER, READ, file_path
 from dave_lsp.tools.editor import EditorToolError, ToolSpec, ask_editor
 from dave_lsp.tools.schemas import edit_schema, read_schema, write_schema
 from dave_lsp.tools.summaries import display_path
 
 log = logging.getLogger(__name__)
 
-SERVER_NAME = "acp"
+SERVER_NAME = CLIENT_FILES_SERVER
 READ_FILE = "fs/read_text_file"
 WRITE_FILE = "fs/write_text_file"
 # A client answers from memory or its disk; 30 s covers a slow remote file system.

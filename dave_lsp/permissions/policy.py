@@ -32,7 +32,6 @@ from typing import Any, Protocol
 import attrs
 
 from dave_lsp import events as ev
-from dave_lsp.acp.files import SERVER_NAME as CLIENT_FILES_SERVER
 from dave_lsp.backends.base import PermissionAnswer
 from dave_lsp.permissions import rules as allow_rules
 from dave_lsp.permissions import settings_rules
@@ -41,7 +40,7 @@ from dave_lsp.review.files import link_note
 from dave_lsp.review.proposals import Proposal, proposal_for
 from dave_lsp.review.review import AcceptedEdit
 from dave_lsp.session.store import now_iso
-from dave_lsp.tools.catalog import FILE_EDITS
+from dave_lsp.tools.catalog import CLIENT_FILES_SERVER, FILE_EDITS
 from dave_lsp.tools.editor import SERVER_NAME as EDITOR_SERVER
 from dave_lsp.tools.editor import FileTools, ToolServer
 from dave_lsp.tools.summaries import describe_tool_use

@@ -25,6 +25,10 @@ LS: Final = "LS"
 WEB_FETCH: Final = "WebFetch"
 WEB_SEARCH: Final = "WebSearch"
 
+# The MCP servers dave-lsp itself serves tools from: the ACP client's file system
+# (`mcp__acp__Read`, ...). The editor's tools are tools/editor.py's `editor`.
+CLIENT_FILES_SERVER: Final = "acp"
+
 # In this order: the Claude backend's hook matcher is these names joined by "|".
 _EDITS_IN_ORDER: Final = (WRITE, EDIT, MULTI_EDIT, NOTEBOOK_EDIT)
 
