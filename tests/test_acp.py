@@ -98,7 +98,7 @@ async def test_write_asks_with_a_diff_and_reject_is_kept(agent: Start, tmp_path:
     (tmp_path / "notes.txt").write_text("old\n")
     async with agent() as client:
         session = await client.new_session(tmp_path)
-        client.choose = allow("deny")
+        client.choose = allow("reject_once")
         result = await client.prompt(session, "write notes.txt new text")
         assert result["stopReason"] == "end_turn"
         assert (tmp_path / "notes.txt").read_text() == "old\n"
@@ -123,10 +123,10 @@ async def test_write_asks_with_a_diff_and_reject_is_kept(agent: Start, tmp_path:
 
         # Allow once writes; allow always adds the session's rule, so the next edit
         # in the folder is not asked about.
-        client.choose = allow("allow")
+        client.choose = allow("allow_once")
         await client.prompt(session, "write notes.txt once")
         assert (tmp_path / "notes.txt").read_text() == "once"
-        client.choose = allow("allowAlways")
+        client.choose = allow("allow_always")
         await client.prompt(session, "write notes.txt always")
         assert (tmp_path / "notes.txt").read_text() == "always"
         asked_before = len(client.permission_requests)
@@ -163,7 +163,7 @@ async def test_cancel_ends_the_turn_fast_and_the_session_goes_on(
 async def test_load_after_a_restart_replays_the_conversation(agent: Start, tmp_path: Path) -> None:
     async with agent() as client:
         session = await client.new_session(tmp_path)
-        client.choose = allow("allow")
+        client.choose = allow("allow_once")
         await client.prompt(session, "think about geese")
         await client.prompt(session, "write kept.txt kept")
     async with agent() as client:
@@ -303,7 +303,7 @@ async def test_client_fs_reads_the_buffer_and_edits_go_through_the_client(
         assert "No such tool available: Write" in client.text(session)
 
         # An edit is asked with the diff against the buffer, then goes to the client.
-        client.choose = allow("deny")
+        client.choose = allow("reject_once")
         edit = fs_tool("Edit", file_path=path, old_string="unsaved", new_string="edited")
         await client.prompt(session, edit)
         [asked] = client.permission_requests
@@ -317,7 +317,7 @@ async def test_client_fs_reads_the_buffer_and_edits_go_through_the_client(
             }
         ]
         assert not [r for r in client.fs_requests if r[0] == "fs/write_text_file"]
-        client.choose = allow("allow")
+        client.choose = allow("allow_once")
         await client.prompt(session, edit)
         [(_, written)] = [r for r in client.fs_requests if r[0] == "fs/write_text_file"]
         assert written == {"sessionId": session, "path": path, "content": "edited buffer text\n"}
@@ -368,7 +368,7 @@ async def test_a_buffer_changed_after_the_question_is_not_overwritten(
 
         def edit_then_allow(params: dict[str, Any]) -> dict[str, Any]:
             client.buffers[path] = "one, and the user typed more\n"
-            return allow("allow")(params)
+            return allow("allow_once")(params)
 
         client.choose = edit_then_allow
         await client.prompt(
@@ -388,7 +388,7 @@ async def test_fs_tools_keep_the_clis_modes(
     plan = Path(backend_env["HOME"], ".claude", "plans", f"{tmp_path.name}.md")
     async with agent("--permission-mode=plan", fs=True) as client:
         session = await client.new_session(tmp_path)
-        client.choose = allow("deny")
+        client.choose = allow("reject_once")
         await client.prompt(session, fs_tool("Read", file_path=str(outside)))
         [asked] = client.permission_requests
         assert asked["toolCall"]["kind"] == "read"
@@ -436,7 +436,7 @@ async def test_an_approved_plan_changes_the_mode_and_usage_is_reported(
 ) -> None:
     async with agent("--permission-mode=plan") as client:
         session = await client.new_session(tmp_path)
-        client.choose = allow("plan:acceptEdits")
+        client.choose = allow("allow_always")
         await client.prompt(session, "plan # Tidy up | - rename x")
         [asked] = client.permission_requests
         assert asked["toolCall"]["kind"] == "switch_mode"

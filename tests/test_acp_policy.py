@@ -80,7 +80,7 @@ async def test_a_client_mcp_server_named_editor_is_renamed_and_asked(
     }
     async with agent() as client:
         session = await client.new_session(tmp_path, [server])
-        client.choose = allow("deny")
+        client.choose = allow("reject_once")
         await client.prompt(session, tool("mcp__editor__touch"))
         assert not marker.exists()
         assert client.permission_requests == []  # no such tool under the owned name
@@ -88,7 +88,7 @@ async def test_a_client_mcp_server_named_editor_is_renamed_and_asked(
         [asked] = client.permission_requests
         assert "editor-client" in asked["toolCall"]["title"]
         assert not marker.exists()
-        client.choose = allow("allow")
+        client.choose = allow("allow_once")
         await client.prompt(session, tool("mcp__editor-client__touch"))
         assert marker.read_text() == "the client's tool ran\n"
 
@@ -106,7 +106,7 @@ async def test_the_users_deny_and_ask_rules_hold_for_the_client_file_tools(
     async with agent(home=home, fs=True) as client:
         client.buffers[str(secret)] = "the secret in the buffer\n"
         session = await client.new_session(tmp_path)
-        client.choose = allow("deny")
+        client.choose = allow("reject_once")
         await client.prompt(session, tool("mcp__acp__Read", file_path=str(secret)))
         said = client.text(session)
         assert "secret in the buffer" not in said and "text of secret" not in said

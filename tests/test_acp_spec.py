@@ -76,3 +76,36 @@ async def test_a_prompts_text_blocks_reach_the_model_apart(
         assert client.text(session) == "w0 w1 w2 "
         prompts = [r.prompt for r in fake_model.requests_containing("stopped-before-blocks")]
         assert prompts and prompts[0] == "slow 40 200 stopped-before-blocks\n\nlong 3"
+
+
+async def test_permission_option_ids_are_their_kinds(agent: Start, tmp_path: Path) -> None:
+    async with agent() as client:
+        session = await client.new_session(tmp_path)
+        client.choose = by_kind("allow_always")  # avante's "Always allow"
+        await client.prompt(session, "write first.txt always")
+        assert (tmp_path / "first.txt").read_text() == "always"
+        [asked] = client.permission_requests
+        assert [(o["optionId"], o["kind"]) for o in asked["options"]] == [
+            ("allow_once", "allow_once"),
+            ("allow_always", "allow_always"),
+            ("reject_once", "reject_once"),
+        ]
+        # Allowed always: the rule covers the next edit in the folder.
+        await client.prompt(session, "write second.txt by rule")
+        assert (tmp_path / "second.txt").read_text() == "by rule"
+        assert len(client.permission_requests) == 1
+
+
+async def test_plan_options_are_named_by_kind(agent: Start, tmp_path: Path) -> None:
+    async with agent("--permission-mode=plan") as client:
+        session = await client.new_session(tmp_path)
+        client.choose = by_kind("allow_always")
+        await client.prompt(session, "plan # Spec | - one step")
+        [asked] = client.permission_requests
+        assert [(o["optionId"], o["kind"]) for o in asked["options"]] == [
+            ("allow_always", "allow_always"),
+            ("allow_once", "allow_once"),
+            ("reject_once", "reject_once"),
+        ]
+        [mode] = client.of_kind(session, "current_mode_update")
+        assert mode["currentModeId"] == "acceptEdits"

@@ -61,7 +61,7 @@ async def test_an_untrusted_folder_asks_first_and_reject_runs_without_its_code(
     agent: Start, repo: Hostile, fake_model: FakeModelServer
 ) -> None:
     async with agent() as client:
-        client.choose = allow("deny")
+        client.choose = allow("reject_once")
         session = await client.new_session(repo.repo)
         # Its client connected ahead (its slash commands are announced after that).
         await client.wait_update(session, "available_commands_update", 60)
@@ -75,7 +75,7 @@ async def test_an_untrusted_folder_asks_first_and_reject_runs_without_its_code(
         assert asked["toolCall"]["rawInput"]["wouldRun"] == would_run(repo)
         assert asked["toolCall"]["title"].startswith("Trust this folder's Claude Code settings?")
         kinds = {o["optionId"]: o["kind"] for o in asked["options"]}
-        assert kinds == {"trustFolder": "allow_always", "deny": "reject_once"}
+        assert kinds == {"allow_always": "allow_always", "reject_once": "reject_once"}
         await client.prompt(session, "hello again")
         assert len(trust_requests(client)) == 1  # asked once per session
         await asyncio.sleep(1)
@@ -89,7 +89,7 @@ async def test_allow_trusts_the_folder_now_and_after_a_restart(
     agent: Start, repo: Hostile, fake_model: FakeModelServer
 ) -> None:
     async with agent() as client:
-        client.choose = allow("trustFolder")
+        client.choose = allow("allow_always")
         session = await client.new_session(repo.repo)
         await client.prompt(session, "remember fig-3")
         assert len(trust_requests(client)) == 1

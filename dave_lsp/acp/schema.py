@@ -216,25 +216,41 @@ def commands_update(commands: Sequence[dict[str, str]]) -> dict[str, Any]:
 
 # -- permission options ----------------------------------------------------------------
 
-ALLOW_ONCE = "allow"
-ALLOW_ALWAYS = "allowAlways"
-REJECT = "deny"
+# Each option's id is its kind (avante counts an option as allowing only when its id
+# is allow, allow_once or allow_always); the broker's decisions are mapped from them.
+ALLOW_ONCE = "allow_once"
+ALLOW_ALWAYS = "allow_always"
+REJECT = "reject_once"
+DECISIONS = {ALLOW_ONCE: "allow", ALLOW_ALWAYS: "allowAlways"}
 
 
 def permission_options(always_label: str | None) -> list[dict[str, str]]:
-    """Allow once, allow always (named for the rule it adds), reject. The option ids
-    are the `dave/permission` decisions, so an answer maps onto the broker as is."""
-    options = [{"optionId": ALLOW_ONCE, "name": "Allow", "kind": "allow_once"}]
+    """Allow once, allow always (named for the rule it adds), reject; each option's id
+    is its kind."""
+    options = [{"optionId": ALLOW_ONCE, "name": "Allow", "kind": ALLOW_ONCE}]
     if always_label:
         options.append(
             {
                 "optionId": ALLOW_ALWAYS,
                 "name": f"Always allow {always_label}",
-                "kind": "allow_always",
+                "kind": ALLOW_ALWAYS,
             }
         )
-    options.append({"optionId": REJECT, "name": "Reject", "kind": "reject_once"})
+    options.append({"optionId": REJECT, "name": "Reject", "kind": REJECT})
     return options
+
+
+# An approved plan's options: the kind says how much is allowed from then on, and the
+# id is the kind, as for any permission; the mode each approval leaves plan mode for.
+PLAN_MODES = {ALLOW_ALWAYS: "acceptEdits", ALLOW_ONCE: "default"}
+
+
+def plan_options() -> list[dict[str, str]]:
+    return [
+        {"optionId": ALLOW_ALWAYS, "name": "Yes, and accept edits", "kind": ALLOW_ALWAYS},
+        {"optionId": ALLOW_ONCE, "name": "Yes, and ask before edits", "kind": ALLOW_ONCE},
+        {"optionId": REJECT, "name": "No, keep planning", "kind": REJECT},
+    ]
 
 
 def stop_reason(reason: str) -> str:

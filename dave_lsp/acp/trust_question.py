@@ -20,8 +20,9 @@ from dave_lsp.trust import TrustError
 
 log = logging.getLogger(__name__)
 
-# The option of the trust question that trusts the folder.
-TRUST_FOLDER = "trustFolder"
+# The option of the trust question that trusts the folder: its id is its kind, as
+# every permission option's is (schema.permission_options).
+TRUST_FOLDER = schema.ALLOW_ALWAYS
 
 
 class TrustQuestions:

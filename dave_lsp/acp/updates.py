@@ -224,7 +224,8 @@ class TurnUpdates:
                     "options": _options(request),
                 }
                 result = await self._conn.request(REQUEST_PERMISSION, params)
-                decision, reply = _decision(result)
+                plan = request.tool_name == "ExitPlanMode"
+                decision, reply = (_plan_decision if plan else _decision)(result)
         except RpcError as exc:
             decision, reply = "deny", Reply(f"The editor could not ask the user: {exc}")
         except ParamsError as exc:
@@ -265,11 +266,7 @@ class TurnUpdates:
 
 def _options(request: ev.PermissionRequested) -> list[dict[str, str]]:
     if request.tool_name == "ExitPlanMode":
-        return [
-            {"optionId": "plan:acceptEdits", "name": "Yes, and accept edits", "kind": "allow_once"},
-            {"optionId": "plan:default", "name": "Yes, and ask before edits", "kind": "allow_once"},
-            {"optionId": schema.REJECT, "name": "No, keep planning", "kind": "reject_once"},
-        ]
+        return schema.plan_options()
     label = request.allow_always.label if request.allow_always is not None else None
     return schema.permission_options(label)
 
@@ -296,11 +293,22 @@ def _decision(result: Any) -> tuple[str, Reply]:
     if not isinstance(outcome, schema.acp.AllowedOutcome):
         return "deny", Reply("The user cancelled the request.")
     option = outcome.option_id
-    if option in (schema.ALLOW_ONCE, schema.ALLOW_ALWAYS):
-        return option, Reply()
-    if option.startswith("plan:"):
-        return "allow", Reply(permission_mode=option.removeprefix("plan:"))
+    if option in schema.DECISIONS:
+        return schema.DECISIONS[option], Reply()
     if option.startswith("answer:"):
         # The question is the caller's (one request per question).
         return "allow", Reply(answers={"": option.removeprefix("answer:")})
     return "deny", Reply("The user rejected this tool use.")
+
+
+def _plan_decision(result: Any) -> tuple[str, Reply]:
+    """The answer to ExitPlanMode's options (schema.plan_options): the mode it leaves
+    plan mode for."""
+    answer = schema.parse(REQUEST_PERMISSION, result, schema.acp.RequestPermissionResponse)
+    outcome = answer.outcome
+    if not isinstance(outcome, schema.acp.AllowedOutcome):
+        return "deny", Reply("The user cancelled the request.")
+    mode = schema.PLAN_MODES.get(outcome.option_id)
+    if mode is None:
+        return "deny", Reply("The user rejected this tool use.")
+    return "allow", Reply(permission_mode=mode)

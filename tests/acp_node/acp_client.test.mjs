@@ -149,7 +149,7 @@ const texts = (updates, sessionId, kind = "agent_message_chunk") =>
 
 let sessionId;
 let permissions = [];
-let answer = "allow";
+let answer = "allow_once";
 
 test("initialize, a session, a streamed prompt and a follow-up", async () => {
   const peer = startAgent({
@@ -191,7 +191,7 @@ test("initialize, a session, a streamed prompt and a follow-up", async () => {
     assert.ok(peer.updates.some((u) => u.update.sessionUpdate === "tool_call"));
 
     // Rejected: the file stays.
-    answer = "deny";
+    answer = "reject_once";
     await peer.agent.request("session/prompt", {
       sessionId,
       prompt: [{ type: "text", text: "write notes.txt rejected" }],
@@ -253,7 +253,7 @@ test("a client's file system: reads see its buffers, edits go through it", async
     buffers,
     onPermission: (params) => {
       asked.push(params);
-      return { outcome: { outcome: "selected", optionId: "allow" } };
+      return { outcome: { outcome: "selected", optionId: "allow_once" } };
     },
   });
   try {

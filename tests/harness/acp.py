@@ -41,7 +41,7 @@ FS: dict[str, type[pydantic.BaseModel]] = {
 Chooser = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def allow(option: str = "allow") -> Chooser:
+def allow(option: str = "allow_once") -> Chooser:
     return lambda _params: {"outcome": {"outcome": "selected", "optionId": option}}
 
 
