@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from acp import schema as acp
 
 from dave_lsp.testing.fake_server import FakeModelServer
-from tests.harness.acp import AcpClient, allow
+from tests.harness.acp import AcpClient, AcpError, allow, strict
 
 Start = Callable[..., Any]
 WHERE = "set ANTHROPIC_API_KEY in the agent's env in your client's config"
@@ -109,3 +110,45 @@ async def test_plan_options_are_named_by_kind(agent: Start, tmp_path: Path) -> N
         ]
         [mode] = client.of_kind(session, "current_mode_update")
         assert mode["currentModeId"] == "acceptEdits"
+
+
+async def test_auth_methods_and_a_missing_key_says_where_to_set_it(agent: Start) -> None:
+    async with agent() as client:
+        methods = (await client.initialize())["authMethods"]
+        assert [m["id"] for m in methods] == ["anthropic-api-key", "claude-login"]
+        assert methods[0]["description"] == "S" + WHERE[1:]
+        result = await client.request("authenticate", {"methodId": "anthropic-api-key"})
+        strict(acp.AuthenticateResponse, result)
+        with pytest.raises(AcpError) as unknown:
+            await client.request("authenticate", {"methodId": "password"})
+        assert unknown.value.code == -32602
+    async with agent(key=False) as client:
+        with pytest.raises(AcpError) as missing:
+            await client.request("authenticate", {"methodId": "anthropic-api-key"})
+        assert missing.value.code == -32000 and WHERE in str(missing.value)
+        assert await client.request("authenticate", {"methodId": "claude-login"}) == {}
+
+
+async def test_a_turn_refused_for_its_key_says_where_to_set_it(
+    agent: Start, tmp_path: Path
+) -> None:
+    async with agent() as client:
+        session = await client.new_session(tmp_path)
+        with pytest.raises(AcpError) as refused:
+            await client.prompt(session, "error 401 invalid x-api-key")
+        message = str(refused.value)
+        assert refused.value.code == -32000  # auth_required
+        assert message.endswith(f"; {WHERE}") and "\n" not in message
+        assert "backend's environment" not in message
+
+
+async def test_session_capabilities_name_what_is_implemented(agent: Start, tmp_path: Path) -> None:
+    async with agent() as client:
+        caps = (await client.initialize())["agentCapabilities"]["sessionCapabilities"]
+        assert caps == {"list": {}, "resume": {}, "close": {}, "delete": {}}
+        session = await client.new_session(tmp_path)
+        await client.prompt(session, "hello")
+        listed = (await client.request("session/list", {}))["sessions"]
+        assert [s["sessionId"] for s in listed] == [session]
+        assert await client.request("session/delete", {"sessionId": session}) == {}
+        assert (await client.request("session/list", {}))["sessions"] == []

@@ -86,14 +86,15 @@ class Agent:
                 "loadSession": True,
                 "promptCapabilities": {"image": True, "audio": False, "embeddedContext": True},
                 "mcpCapabilities": {"http": True, "sse": True},
-                "sessionCapabilities": {"list": {}, "resume": {}, "close": {}},
+                "sessionCapabilities": schema.SESSION_CAPABILITIES,
             },
             "agentInfo": {"name": "dave-lsp", "title": "dave-lsp", "version": __version__},
-            "authMethods": [],
+            "authMethods": schema.AUTH_METHODS,
         }
 
     async def authenticate(self, params: Any) -> Any:
-        # The backend authenticates itself (ANTHROPIC_API_KEY, or the CLI's own login).
+        request = schema.parse("authenticate", params, acp.AuthenticateRequest)
+        schema.authenticate(request.method_id, {**os.environ, **self.options.env})
         return {}
 
     async def close(self) -> None:

@@ -14,7 +14,6 @@ from dave_lsp import events as ev
 from dave_lsp.acp import schema
 from dave_lsp.acp.transport import RpcError
 from dave_lsp.acp.updates import TurnUpdates
-from dave_lsp.rpc import INTERNAL_ERROR
 from dave_lsp.session.manager import SessionManager
 from dave_lsp.session.turn import QueryJob
 
@@ -74,8 +73,9 @@ class RunningPrompts:
         except ev.TurnCancelled:
             return {"stopReason": "cancelled"}
         except ev.BackendError as exc:
+            code, message = schema.turn_failure(exc)
             raise RpcError(
-                INTERNAL_ERROR, f"session/prompt: {exc}", {"partialText": "".join(job.text)}
+                code, f"session/prompt: {message}", {"partialText": "".join(job.text)}
             ) from None
         sink.usage(result.usage, self._manager.cost_usd(job.session_id))
         return {"stopReason": schema.stop_reason(result.stop_reason)}

@@ -20,8 +20,9 @@ from typing import Any, TypeVar
 import pydantic
 from acp import schema as acp
 
+from dave_lsp.acp.transport import RpcError
 from dave_lsp.review.proposals import Proposal
-from dave_lsp.rpc import ParamsError
+from dave_lsp.rpc import INTERNAL_ERROR, ParamsError
 
 PROTOCOL_VERSION = 1
 
@@ -119,6 +120,65 @@ def model_option(current: str | None) -> dict[str, Any]:
 def session_setup(permission_mode: str, model: str | None) -> dict[str, Any]:
     """What session/new, load and resume answer besides the id: modes and models."""
     return {"modes": modes_state(permission_mode), "configOptions": [model_option(model)]}
+
+
+# -- authentication ----------------------------------------------------------------
+
+API_KEY = "ANTHROPIC_API_KEY"
+# ACP's error for a request that needs authentication first (ErrorCode auth_required).
+AUTH_REQUIRED = -32000
+# `authMethods` of `initialize`: how the backend authenticates. Both are the agent's own
+# (no `type`): the client has nothing to run; `authenticate` checks the method.
+AUTH_METHODS: list[dict[str, str]] = [
+    {
+        "id": "anthropic-api-key",
+        "name": API_KEY,
+        "description": f"Set {API_KEY} in the agent's env in your client's config",
+    },
+    {
+        "id": "claude-login",
+        "name": "Claude Code login",
+        "description": "Log in once with `claude /login` in a terminal, as the same user "
+        "and with the same HOME as the agent (pass HOME in the agent's env)",
+    },
+]
+
+
+def authenticate(method_id: str, env: dict[str, str]) -> None:
+    """`authenticate`: the backend logs itself in, so there is nothing to do but check.
+    ParamsError for a method not offered; for the API key, `auth_required` saying where
+    to set it when the agent's environment lacks it. The CLI's own login is the CLI's:
+    a turn says when it is missing."""
+    if method_id not in {m["id"] for m in AUTH_METHODS}:
+        raise ParamsError(
+            f"authenticate: invalid params: methodId: {method_id!r} is not one of "
+            + ", ".join(m["id"] for m in AUTH_METHODS)
+        )
+    if method_id == "anthropic-api-key" and not env.get(API_KEY):
+        missing = f"authenticate: {API_KEY} is not set: {where_to_set(API_KEY)}"
+        raise RpcError(AUTH_REQUIRED, missing)
+
+
+def where_to_set(variable: str) -> str:
+    """The one line that says which variable to set, and where."""
+    return f"set {variable} in the agent's env in your client's config"
+
+
+def turn_failure(exc: Any) -> tuple[int, str]:
+    """A failed turn (`events.BackendError`) as the prompt's error code and one line: for
+    a missing or refused key, `auth_required` and where to set the key."""
+    text = str(exc)
+    variable = getattr(exc, "needs_env", None)
+    if not variable:
+        return INTERNAL_ERROR, text
+    # The backend's hint names no client: say where an ACP client sets it.
+    text = text.replace(f" (set {variable} in the backend's environment)", "")
+    return AUTH_REQUIRED, f"{text}; {where_to_set(variable)}"
+
+
+# What `sessionCapabilities` of `initialize` advertises: the session methods beyond
+# new/load/prompt that the agent implements.
+SESSION_CAPABILITIES: dict[str, Any] = {"list": {}, "resume": {}, "close": {}, "delete": {}}
 
 
 # -- session/update ------------------------------------------------------------------
