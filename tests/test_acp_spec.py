@@ -152,3 +152,24 @@ async def test_session_capabilities_name_what_is_implemented(agent: Start, tmp_p
         assert [s["sessionId"] for s in listed] == [session]
         assert await client.request("session/delete", {"sessionId": session}) == {}
         assert (await client.request("session/list", {}))["sessions"] == []
+
+
+async def test_chunks_carry_one_message_id_per_model_message(agent: Start, tmp_path: Path) -> None:
+    async with agent() as client:
+        session = await client.new_session(tmp_path)
+        await client.prompt(session, "think about ducks")
+        first = client.updates[session][:]
+        thought = {u["messageId"] for u in first if u["sessionUpdate"] == "agent_thought_chunk"}
+        said = {u["messageId"] for u in first if u["sessionUpdate"] == "agent_message_chunk"}
+        assert len(thought) == 1 and len(said) == 1 and thought != said
+        await client.prompt(session, "long 3000")
+        chunks = [u for u in client.of_kind(session, "agent_message_chunk") if u not in first]
+        assert len(chunks) > 1  # coalesced, still several
+        ids = {u["messageId"] for u in chunks}
+        assert len(ids) == 1 and ids.isdisjoint(said | thought)
+        # After a tool use, the model's next message is a new one.
+        before = len(client.updates[session])
+        client.choose = allow("allow_once")
+        await client.prompt(session, "write tooled.txt x")
+        after = [u for u in client.updates[session][before:] if "messageId" in u]
+        assert after and {u["messageId"] for u in after}.isdisjoint(ids | said | thought)

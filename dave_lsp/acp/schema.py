@@ -188,9 +188,13 @@ def update(session_id: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"sessionId": session_id, "update": body}
 
 
-def chunk(kind: str, text: str) -> dict[str, Any]:
-    """`agent_message_chunk`, `agent_thought_chunk` or `user_message_chunk` of text."""
-    return {"sessionUpdate": kind, "content": {"type": "text", "text": text}}
+def chunk(kind: str, text: str, message_id: str | None = None) -> dict[str, Any]:
+    """`agent_message_chunk`, `agent_thought_chunk` or `user_message_chunk` of text;
+    the chunks of one message share its `messageId`."""
+    body = {"sessionUpdate": kind, "content": {"type": "text", "text": text}}
+    if message_id is not None:
+        body["messageId"] = message_id
+    return body
 
 
 def text_content(text: str) -> dict[str, Any]:

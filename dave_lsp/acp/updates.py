@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -69,7 +70,8 @@ class TurnUpdates:
         self._session_id = session_id
         self._cwd = cwd
         self._broker = broker
-        self._text = TextCoalescer(lambda kind, text: self._send(schema.chunk(_KIND[kind], text)))
+        self._text = TextCoalescer(self._send_text)
+        self._message: tuple[str, str] | None = None  # the (kind, messageId) being sent
         self._closed = False
         self._asking: set[asyncio.Task[None]] = set()
         self._titles: dict[str, str] = {}
@@ -86,6 +88,13 @@ class TurnUpdates:
         if not self._closed:
             self._conn.notify(UPDATE, schema.update(self._session_id, body))
 
+    def _send_text(self, kind: str, text: str) -> None:
+        """A text chunk, with the `messageId` of the message it belongs to: one per run
+        of text or of thinking, a new one after a tool use or a switch between them."""
+        if self._message is None or self._message[0] != kind:
+            self._message = (kind, str(uuid.uuid4()))
+        self._send(schema.chunk(_KIND[kind], text, self._message[1]))
+
     def emit(self, event: ev.Event) -> None:
         if self._closed:
             return
@@ -98,6 +107,7 @@ class TurnUpdates:
         self.flush()
         match event:
             case ev.ToolUse(tool_use_id, tool_name, tool_input, message, _):
+                self._message = None  # the model's message ends at its tool use
                 self._titles[tool_use_id] = message or tool_name
                 self._inputs[tool_use_id] = (tool_name, tool_input)
                 self._send(schema.tool_call(tool_use_id, message, tool_name, tool_input, self._cwd))
