@@ -49,7 +49,7 @@ class Agent:
         self.options = options
         self.broker = PermissionBroker()
         self.manager = build_manager(options, self.broker, options.cwd or os.getcwd())
-        self.prompts = RunningPrompts(self.manager)
+        self.prompts = RunningPrompts(self.manager, conn)
         self.client_capabilities: acp.ClientCapabilities | None = None
         self._initialized = False
         self._background: set[asyncio.Task[None]] = set()
@@ -288,7 +288,7 @@ class Agent:
         if config is None or review is None:
             raise RpcError(RESOURCE_NOT_FOUND, f"session/prompt: no session {session_id}")
         text, images = prompt_content(request.prompt)
-        if not await self._trust.ask(config):
+        if not await self.prompts.before_turn(self._trust.ask(config)):
             return {"stopReason": "cancelled"}
         if not self.manager.clients.connected(session_id) and config.files is None:
             # Revived from the store without session/load: its client starts with

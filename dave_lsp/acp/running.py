@@ -1,18 +1,20 @@
-"""A connection's running prompts: what `session/cancel` cancels, and how a prompt's
-answer is decided (its turn's stop reason, or `cancelled` once the client cancelled).
+"""A connection's running prompts: what `session/cancel` (every prompt of a session)
+and `$/cancel_request` (one prompt) cancel, and how a prompt's answer is decided (its
+turn's stop reason, or `cancelled` once the client cancelled).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from typing import Any
 
 import attrs
 
 from dave_lsp import events as ev
 from dave_lsp.acp import schema
-from dave_lsp.acp.transport import RpcError
+from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.acp.updates import TurnUpdates
 from dave_lsp.session.manager import SessionManager
 from dave_lsp.session.turn import QueryJob
@@ -32,14 +34,32 @@ class _Prompt:
 class RunningPrompts:
     """The prompts of one connection that wait for their turns, by sessionId."""
 
-    def __init__(self, manager: SessionManager) -> None:
+    def __init__(self, manager: SessionManager, conn: Connection) -> None:
         self._manager = manager
+        self._conn = conn
         self._by_session: dict[str, list[_Prompt]] = {}
+        self._cancelling: set[asyncio.Task[None]] = set()
+
+    async def before_turn(self, asking: Awaitable[bool]) -> bool:
+        """What the prompt waits for before its turn (the folder-trust question);
+        False when the client cancelled this prompt meanwhile (`$/cancel_request`: the
+        question itself stays, for the next prompt)."""
+        waiting = asyncio.ensure_future(asking)
+        self._conn.when_cancelled(waiting.cancel)
+        try:
+            return await waiting
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the agent is closing
+            return False
 
     async def run(self, job: QueryJob, sink: TurnUpdates) -> dict[str, Any]:
-        """Wait for the job's turn; the `session/prompt` result."""
+        """Wait for the job's turn; the `session/prompt` result. `$/cancel_request` of
+        the prompt ends it as `session/cancel` does (that prompt only)."""
         running = _Prompt(job)
         self._by_session.setdefault(job.session_id, []).append(running)
+        self._conn.when_cancelled(lambda: self._cancel_soon(running))
         try:
             return await self._outcome(running, sink)
         finally:
@@ -79,6 +99,14 @@ class RunningPrompts:
             ) from None
         sink.usage(result.usage, self._manager.cost_usd(job.session_id))
         return {"stopReason": schema.stop_reason(result.stop_reason)}
+
+    def _cancel_soon(self, running: _Prompt) -> None:
+        """`$/cancel_request` of one prompt (on the reader, so not awaited): it answers
+        `cancelled` as `session/cancel` makes it; the session goes on."""
+        running.cancelled.set()
+        task = asyncio.create_task(self._manager.cancel(running.job), name="acp cancel request")
+        self._cancelling.add(task)
+        task.add_done_callback(self._cancelling.discard)
 
     async def cancel_all(self, session_id: str) -> None:
         """`session/cancel`: every prompt of the session answers `cancelled`."""

@@ -10,12 +10,19 @@ UTF-8, nested too deeply, too large for memory, longer than `MAX_LINE`) is answe
 -32700 with id null, and an id that is not a string or number -32600. An over-long
 line is discarded up to its newline as it arrives, so reading it holds at most
 `MAX_LINE` bytes.
+
+`$/cancel_request {requestId}` (either side may send it) is the transport's own: a
+pending request's handler that said how it ends early (`when_cancelled`, as
+`session/prompt` does) is told so and answers as it will; any other pending request
+is cancelled and answered -32800 (RequestCancelled). A finished or unknown id is
+ignored, as the spec asks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import itertools
 import json
 import logging
@@ -33,6 +40,7 @@ from dave_lsp.rpc import (
     INVALID_REQUEST,
     METHOD_NOT_FOUND,
     PARSE_ERROR,
+    REQUEST_CANCELLED,
     ParamsError,
 )
 
@@ -45,6 +53,13 @@ _PIECE = 1 << 20
 
 RequestHandler = Callable[[Any], Awaitable[Any]]
 NotificationHandler = Callable[[Any], Awaitable[None] | None]
+
+CANCEL_REQUEST = "$/cancel_request"
+# The id of the client's request whose handler runs in this task (each request runs
+# in a task of its own, with a copy of the context).
+_request_id: contextvars.ContextVar[str | int | None] = contextvars.ContextVar(
+    "acp request id", default=None
+)
 
 
 class RpcError(Exception):
@@ -103,6 +118,11 @@ class Connection:
         self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        # The client's pending requests by id: their tasks, and how those that end
+        # early themselves are told of a `$/cancel_request`.
+        self._running: dict[str | int, asyncio.Task[None]] = {}
+        self._on_cancel: dict[str | int, Callable[[], object]] = {}
+        self._cancelled: set[str | int] = set()  # the ids of those the client cancelled
         self.gone = False
 
     def on_request(self, method: str, handler: RequestHandler) -> None:
@@ -110,6 +130,14 @@ class Connection:
 
     def on_notification(self, method: str, handler: NotificationHandler) -> None:
         self._notifications[method] = handler
+
+    def when_cancelled(self, callback: Callable[[], object]) -> None:
+        """Within a request's handler: on `$/cancel_request` of this request, call
+        `callback` (on the reader: it must not block) instead of cancelling the handler;
+        the handler then ends and answers as it will."""
+        msg_id = _request_id.get()
+        if msg_id is not None and msg_id in self._running:
+            self._on_cancel[msg_id] = callback
 
     # -- sending ---------------------------------------------------------------------
 
@@ -197,6 +225,7 @@ class Connection:
         else:
             task = asyncio.create_task(self._request(msg_id, method, params), name=method)
             self._tasks.add(task)
+            self._running[msg_id] = task
             task.add_done_callback(self._tasks.discard)
 
     def _resolve(self, msg_id: Any, message: dict[str, Any]) -> None:
@@ -216,6 +245,16 @@ class Connection:
             future.set_result(message.get("result"))
 
     async def _request(self, msg_id: Any, method: str, params: Any) -> None:
+        _request_id.set(msg_id)
+        try:
+            await self._handle(msg_id, method, params)
+        finally:
+            if self._running.get(msg_id) is asyncio.current_task():
+                del self._running[msg_id]
+                self._on_cancel.pop(msg_id, None)
+                self._cancelled.discard(msg_id)
+
+    async def _handle(self, msg_id: Any, method: str, params: Any) -> None:
         handler = self._requests.get(method)
         if handler is None:
             self._respond(msg_id, error=RpcError(METHOD_NOT_FOUND, f"unknown method {method}"))
@@ -227,6 +266,11 @@ class Connection:
         except ParamsError as exc:
             self._respond(msg_id, error=RpcError(INVALID_PARAMS, str(exc)))
         except asyncio.CancelledError:
+            if msg_id in self._cancelled:  # the client's $/cancel_request: answered, done
+                self._respond(
+                    msg_id, error=RpcError(REQUEST_CANCELLED, f"{method}: cancelled by the client")
+                )
+                return
             self._respond(msg_id, error=RpcError(INTERNAL_ERROR, "the server is shutting down"))
             raise
         except Exception as exc:  # a bug answers this request, and the server goes on
@@ -237,7 +281,29 @@ class Connection:
         else:
             self._respond(msg_id, result if result is not None else {})
 
+    def _cancel_request(self, params: Any) -> None:
+        """`$/cancel_request`: end the pending request it names (see the module's doc)."""
+        msg_id = params.get("requestId") if isinstance(params, dict) else None
+        if isinstance(msg_id, bool) or not isinstance(msg_id, str | int):
+            log.warning("%s without a requestId was ignored", CANCEL_REQUEST)
+            return
+        task = self._running.get(msg_id)
+        if task is None or task.done() or msg_id in self._cancelled:
+            return  # finished (the spec: ignore it), or ending already
+        self._cancelled.add(msg_id)
+        callback = self._on_cancel.get(msg_id)
+        if callback is None:
+            task.cancel()
+            return
+        try:
+            callback()
+        except Exception:  # a bug: the request runs on to its end
+            log.exception("cancelling request %r failed", msg_id)
+
     async def _notification(self, method: str, params: Any) -> None:
+        if method == CANCEL_REQUEST:
+            self._cancel_request(params)
+            return
         handler = self._notifications.get(method)
         if handler is None:
             log.info("ignoring the notification %s", method)
