@@ -14,6 +14,7 @@ model, every message checked against the ACP schema types (tests/harness/acp.py)
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -173,3 +174,16 @@ async def test_chunks_carry_one_message_id_per_model_message(agent: Start, tmp_p
         await client.prompt(session, "write tooled.txt x")
         after = [u for u in client.updates[session][before:] if "messageId" in u]
         assert after and {u["messageId"] for u in after}.isdisjoint(ids | said | thought)
+
+
+async def test_the_first_prompt_titles_the_session(agent: Start, tmp_path: Path) -> None:
+    async with agent() as client:
+        session = await client.new_session(tmp_path)
+        await client.prompt(session, "rename the ducks\nand the geese")
+        [info] = client.of_kind(session, "session_info_update")
+        assert info["title"] == "rename the ducks"
+        assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d", info["updatedAt"])
+        listed = (await client.request("session/list", {}))["sessions"]
+        assert listed[0]["title"] == "rename the ducks"
+        await client.prompt(session, "and then the swans")
+        assert len(client.of_kind(session, "session_info_update")) == 1  # unchanged

@@ -29,7 +29,7 @@ from dave_lsp.acp.running import RunningPrompts
 from dave_lsp.acp.schema import acp
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.acp.trust_question import TrustQuestions
-from dave_lsp.acp.updates import UPDATE, TurnUpdates
+from dave_lsp.acp.updates import UPDATE, SessionTitles, TurnUpdates
 from dave_lsp.backends import registry
 from dave_lsp.backends.base import SessionConfig
 from dave_lsp.config import InitOptions
@@ -54,6 +54,7 @@ class Agent:
         self._initialized = False
         self._background: set[asyncio.Task[None]] = set()
         self._announced: set[str] = set()  # sessions whose slash commands were sent
+        self._titles = SessionTitles(conn)
         self._trust = TrustQuestions(conn, self.manager.clients, options.permission_timeout_seconds)
         for method, handler in {
             "initialize": self.initialize,
@@ -317,6 +318,8 @@ class Agent:
             self._after_turn(session_id)
 
     def _after_turn(self, session_id: str) -> None:
+        actor = self.manager.sessions.get(session_id)
+        self._titles.send(session_id, actor.record if actor is not None else None)
         self.manager.clients.keep_within_limit(session_id)
         if session_id not in self._announced:
             self._background_task(self._announce_commands(session_id), "acp commands")

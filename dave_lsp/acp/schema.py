@@ -197,6 +197,11 @@ def chunk(kind: str, text: str, message_id: str | None = None) -> dict[str, Any]
     return body
 
 
+def session_info(title: str, updated_at: str) -> dict[str, Any]:
+    """`session_info_update`: the session's title and when it was last active."""
+    return {"sessionUpdate": "session_info_update", "title": title, "updatedAt": updated_at}
+
+
 def text_content(text: str) -> dict[str, Any]:
     return {"type": "content", "content": {"type": "text", "text": text}}
 

@@ -36,6 +36,7 @@ from dave_lsp.review.diff import MAX_SIDE_BYTES
 from dave_lsp.review.files import FileText, read_text
 from dave_lsp.review.proposals import Proposal
 from dave_lsp.rpc import ParamsError, TextCoalescer
+from dave_lsp.session.store import SessionRecord
 from dave_lsp.tools.catalog import FILE_EDITS, file_path
 
 log = logging.getLogger(__name__)
@@ -272,6 +273,23 @@ class TurnUpdates:
                 return decision, reply
             answers[question] = reply.answers[""]
         return "allow", Reply(answers=answers)
+
+
+class SessionTitles:
+    """`session_info_update {title, updatedAt}` when a session's title is new to this
+    client: after its first prompt (the title LSP mode gives: that prompt's first
+    line), and whenever it changes."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._sent: dict[str, str] = {}  # the title each session's client was sent
+
+    def send(self, session_id: str, record: SessionRecord | None) -> None:
+        if record is None or not record.title or self._sent.get(session_id) == record.title:
+            return
+        self._sent[session_id] = record.title
+        body = schema.session_info(record.title, record.last_active_at)
+        self._conn.notify(UPDATE, schema.update(session_id, body))
 
 
 def _options(request: ev.PermissionRequested) -> list[dict[str, str]]:
