@@ -242,3 +242,116 @@ async def test_cancel_request_answers_any_other_pending_request_32800() -> None:
     assert answers[7]["error"]["code"] == -32800
     strict(acp.PromptResponse, answers["g"]["result"])
     assert answers["g"]["result"] == {"stopReason": "cancelled"}
+
+
+# -- questions as forms --------------------------------------------------------------
+
+
+def _questions(tag: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "question": f"Which color {tag}?",
+            "header": "Color",
+            "multiSelect": False,
+            "options": [
+                {"label": "Blue", "description": "Calm"},
+                {"label": "Red", "description": "Loud"},
+            ],
+        },
+        {
+            "question": f"Which sizes {tag}?",
+            "header": "Size",
+            "multiSelect": True,
+            "options": [{"label": "S", "description": ""}, {"label": "L", "description": ""}],
+        },
+        {
+            "question": f"Which shape {tag}?",
+            "header": "Shape",
+            "multiSelect": False,
+            "options": [
+                {"label": "Round", "description": ""},
+                {"label": "Flat", "description": ""},
+            ],
+        },
+    ]
+
+
+def _ask(questions: list[dict[str, Any]]) -> str:
+    return "tool AskUserQuestion " + json.dumps({"questions": questions})
+
+
+async def test_questions_are_one_form_and_accepted_answers_reach_the_model(
+    agent: Start, tmp_path: Path, fake_model: FakeModelServer
+) -> None:
+    tag = f"a{next(_unique)}"
+    async with agent() as client:
+        session = await client.new_session(tmp_path)
+        client.answer_form = lambda _p: {
+            "action": "accept",
+            "content": {"q1": "Red", "q2": ["S", "L"], "q3": "Round", "q3_other": "A star"},
+        }
+        result = await client.prompt(session, _ask(_questions(tag)))
+        assert result["stopReason"] == "end_turn"
+        assert client.permission_requests == []
+        [form] = client.elicitations
+        [call] = client.of_kind(session, "tool_call")
+        assert form["mode"] == "form" and form["sessionId"] == session
+        assert form["toolCallId"] == call["toolCallId"]
+        props = form["requestedSchema"]["properties"]
+        assert props["q1"]["title"] == f"Which color {tag}?"
+        assert props["q1"]["oneOf"] == [
+            {"const": "Blue", "title": "Blue", "description": "Calm"},
+            {"const": "Red", "title": "Red", "description": "Loud"},
+        ]
+        assert props["q2"]["type"] == "array"
+        assert props["q2"]["items"] == {"type": "string", "enum": ["S", "L"]}
+        assert props["q3"]["enum"] == ["Round", "Flat"]
+        assert {"q1_other", "q2_other", "q3_other"} <= set(props)
+        assert props["q3_other"]["type"] == "string"
+        expected = [
+            f'"Which color {tag}?"="Red"',
+            f'"Which sizes {tag}?"="S, L"',
+            f'"Which shape {tag}?"="A star"',  # own words win over the choice
+        ]
+        said = client.text(session)
+        assert all(e in said for e in expected), said
+        # The model's next request carries them (as JSON text: quotes escaped).
+        marks = [json.dumps(e)[1:-1] for e in expected]
+        bodies = [json.dumps(r.body) for r in fake_model.requests_containing(marks[0])]
+        assert any(all(m in body for m in marks) for body in bodies), bodies
+
+
+@pytest.mark.parametrize("action", ["decline", "cancel"])
+async def test_a_declined_or_cancelled_form_tells_the_model_the_user_declined(
+    agent: Start, tmp_path: Path, fake_model: FakeModelServer, action: str
+) -> None:
+    tag = f"d{next(_unique)}"
+    async with agent() as client:
+        session = await client.new_session(tmp_path)
+        client.answer_form = lambda _p: {"action": action}
+        result = await client.prompt(session, _ask(_questions(tag)[:1]))
+        assert result["stopReason"] == "end_turn"
+        [form] = client.elicitations
+        assert form["message"] == f"Which color {tag}?"
+        assert client.permission_requests == []
+        said = client.text(session)
+        assert "declined to answer" in said, said
+        assert f'Which color {tag}?"=' not in said
+        told = fake_model.requests_containing("The user declined to answer the questions.")
+        assert any(tag in json.dumps(r.body) for r in told)
+
+
+async def test_without_forms_each_question_is_a_permission_request(
+    agent: Start, tmp_path: Path
+) -> None:
+    tag = f"p{next(_unique)}"
+    async with agent(forms=False) as client:
+        session = await client.new_session(tmp_path)
+        client.choose = lambda p: allow(p["options"][-2]["optionId"])(p)  # the last choice
+        questions = [q for q in _questions(tag) if not q["multiSelect"]]
+        await client.prompt(session, _ask(questions))
+        assert client.elicitations == []
+        titles = [r["toolCall"]["title"] for r in client.permission_requests]
+        assert titles == [f"Which color {tag}?", f"Which shape {tag}?"]
+        said = client.text(session)
+        assert f'"Which color {tag}?"="Red"' in said and f'"Which shape {tag}?"="Flat"' in said

@@ -25,6 +25,7 @@ from dave_lsp import events as ev
 from dave_lsp.acp import history, schema
 from dave_lsp.acp.content import mcp_servers, prompt_content
 from dave_lsp.acp.files import ClientFiles
+from dave_lsp.acp.questions import offers_forms
 from dave_lsp.acp.running import RunningPrompts
 from dave_lsp.acp.schema import acp
 from dave_lsp.acp.transport import Connection, RpcError
@@ -305,6 +306,7 @@ class Agent:
             before_turn=review.before_text,
             written=files.written if isinstance(files, ClientFiles) else None,
         )
+        sink.forms = offers_forms(self.client_capabilities)
         try:
             job = self.manager.submit(session_id, text, [], sink, attachments=images)
         except ParamsError as exc:

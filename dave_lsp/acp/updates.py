@@ -14,7 +14,8 @@ from the text before (the turn's change tracking, or the client file tools' reco
 the write) and after. Any other asked tool's whole input goes with its request as
 text (a Bash command as is, else its JSON; ExitPlanMode its plan), since the title is
 cut at 120 characters. AskUserQuestion asks one `session/request_permission` per
-question, in order, and answers them all at once; an approved plan sends
+question, in order, and answers them all at once (one `elicitation/create` form for
+a client that offers forms: questions.py); an approved plan sends
 `current_mode_update`.
 """
 
@@ -29,13 +30,13 @@ from typing import Any
 
 from dave_lsp import events as ev
 from dave_lsp import paths
-from dave_lsp.acp import schema
+from dave_lsp.acp import questions, schema
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.permissions.policy import PermissionBroker, Reply, UnknownRequest
 from dave_lsp.review.diff import MAX_SIDE_BYTES
 from dave_lsp.review.files import FileText, read_text
 from dave_lsp.review.proposals import Proposal
-from dave_lsp.rpc import ParamsError, TextCoalescer
+from dave_lsp.rpc import METHOD_NOT_FOUND, ParamsError, TextCoalescer
 from dave_lsp.session.store import SessionRecord
 from dave_lsp.tools.catalog import FILE_EDITS, file_path
 
@@ -251,11 +252,23 @@ class TurnUpdates:
             mode = reply.permission_mode or "default"
             self._send({"sessionUpdate": "current_mode_update", "currentModeId": mode})
 
+    # The client renders elicitation forms: the questions are one (acp/questions.py).
+    forms = False
+
     async def _questions(
         self, request: ev.PermissionRequested, tool_call: dict[str, Any]
     ) -> tuple[str, Reply]:
-        """AskUserQuestion: ACP asks one choice at a time, so one request per question,
-        in order; a reject of any declines them all."""
+        """AskUserQuestion: one form when the client offers them, else (or when it has
+        no `elicitation/create` after all) one permission request per question, in
+        order, as a permission request asks one choice; a reject of any declines all."""
+        if self.forms:
+            try:
+                return await questions.ask(
+                    self._conn, self._session_id, request.tool_use_id, request.details or {}
+                )
+            except RpcError as exc:
+                if exc.code != METHOD_NOT_FOUND:
+                    raise
         answers: dict[str, str | list[str]] = {}
         for question, labels in _questions(request.details or {}):
             options = [
