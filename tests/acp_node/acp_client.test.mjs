@@ -2,6 +2,8 @@
 // agent, the bundled Claude Code CLI, the shipped fake model), and every message the
 // agent sends is checked against the SDK's own zod schemas: requests and
 // notifications by method, responses by the method of the request they answer.
+// The validators are lenient (a malformed optional field is dropped, not refused), so
+// a field the SDK's parse loses counts as rejected too.
 // Run: `bash tests/acp_node/run.sh` (npm ci, then node --test).
 import { spawn } from "node:child_process";
 import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -31,13 +33,30 @@ const RESPONSES = {
   "session/prompt": zod.zPromptResponse,
   "session/set_mode": zod.zSetSessionModeResponse,
   "session/set_config_option": zod.zSetSessionConfigOptionResponse,
+  "session/delete": zod.zDeleteSessionResponse,
 };
 const INCOMING = {
   "session/update": zod.zSessionNotification,
   "session/request_permission": zod.zRequestPermissionRequest,
   "fs/read_text_file": zod.zReadTextFileRequest,
   "fs/write_text_file": zod.zWriteTextFileRequest,
+  "elicitation/create": zod.zCreateElicitationRequest,
 };
+
+/** Where `raw` has a field (or an array item) that the SDK's parse of it lost. */
+function lost(raw, parsed, where = "") {
+  if (raw === null || raw === undefined || typeof raw !== "object") return [];
+  if (parsed === null || parsed === undefined || typeof parsed !== "object") return [where || "."];
+  if (Array.isArray(raw)) {
+    if (!Array.isArray(parsed) || parsed.length !== raw.length) return [`${where}[]`];
+    return raw.flatMap((item, i) => lost(item, parsed[i], `${where}[${i}]`));
+  }
+  return Object.entries(raw).flatMap(([key, value]) => {
+    if (value === null || value === undefined) return [];
+    if (!(key in parsed) || parsed[key] === undefined) return [`${where}.${key}`];
+    return lost(value, parsed[key], `${where}.${key}`);
+  });
+}
 
 let fake;
 let fakeUrl;
@@ -62,7 +81,7 @@ before(async () => {
 after(() => fake?.kill("SIGTERM"));
 
 /** Start `dave-lsp acp` and connect the SDK's client to it. */
-function startAgent({ onPermission, buffers = null }) {
+function startAgent({ onPermission, buffers = null, onElicitation = null }) {
   const env = {
     ANTHROPIC_BASE_URL: fakeUrl,
     ANTHROPIC_API_KEY: "sk-ant-fake-test-key-0123456789",
@@ -94,8 +113,10 @@ function startAgent({ onPermission, buffers = null }) {
           schema = message.error ? null : RESPONSES[sentMethods.get(message.id)];
         }
         if (schema) {
-          const parsed = schema.safeParse(message.method ? message.params : message.result);
+          const raw = message.method ? message.params : message.result;
+          const parsed = schema.safeParse(raw);
           if (!parsed.success) rejected.push(`${what}: ${parsed.error.message}`);
+          else rejected.push(...lost(raw, parsed.data).map((field) => `${what}: ${field} dropped`));
         }
         controller.enqueue(message);
       },
@@ -113,6 +134,9 @@ function startAgent({ onPermission, buffers = null }) {
   let app = acp
     .client({ name: "dave-acp-node-test" })
     .onRequest("session/request_permission", ({ params }) => onPermission(params));
+  if (onElicitation) {
+    app = app.onRequest("elicitation/create", ({ params }) => onElicitation(params));
+  }
   if (buffers) {
     // The editor's unsaved text, by path; the disk for a path it has no buffer of.
     app = app
@@ -140,6 +164,17 @@ function startAgent({ onPermission, buffers = null }) {
     },
   };
 }
+
+const waitFor = async (what, ready, ms = 10000) => {
+  const until = Date.now() + ms;
+  while (!ready()) {
+    if (Date.now() > until) assert.fail(`no ${what} within ${ms} ms`);
+    await new Promise((ok) => setTimeout(ok, 20));
+  }
+};
+
+const ofKind = (updates, sessionId, kind) =>
+  updates.filter((u) => u.sessionId === sessionId && u.update.sessionUpdate === kind).map((u) => u.update);
 
 const texts = (updates, sessionId, kind = "agent_message_chunk") =>
   updates
@@ -288,6 +323,173 @@ test("a client's file system: reads see its buffers, edits go through it", async
       (u) => u.update.sessionUpdate === "tool_call_update" && u.update.status === "completed",
     );
     assert.ok(done.at(-1).update.content.some((c) => c.type === "diff" && c.path === fresh));
+    assert.deepEqual(peer.rejected, []);
+  } finally {
+    await peer.stop();
+  }
+});
+
+test("a first prompt's title and message ids, permission option ids, session/delete", async () => {
+  const asked = [];
+  const peer = startAgent({
+    onPermission: (params) => {
+      asked.push(params);
+      return { outcome: { outcome: "selected", optionId: "allow_always" } };
+    },
+  });
+  try {
+    const init = await peer.agent.request("initialize", { protocolVersion: 1, clientCapabilities: {} });
+    assert.deepEqual(init.agentCapabilities.sessionCapabilities, {
+      list: {},
+      resume: {},
+      close: {},
+      delete: {},
+    });
+    // A folder of its own: the earlier tests' acceptEdits does not carry over to it.
+    const folder = join(work, "titled");
+    mkdirSync(folder);
+    const created = await peer.agent.request("session/new", { cwd: folder, mcpServers: [] });
+    const titled = created.sessionId;
+    assert.equal(created.modes.currentModeId, "default");
+    const prompt = (text) =>
+      peer.agent.request("session/prompt", { sessionId: titled, prompt: [{ type: "text", text }] });
+    assert.equal((await prompt("think about geese")).stopReason, "end_turn");
+    await waitFor("session_info_update", () => ofKind(peer.updates, titled, "session_info_update").length);
+    const [info] = ofKind(peer.updates, titled, "session_info_update");
+    assert.equal(info.title, "think about geese");
+    assert.match(info.updatedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d/);
+    // One id per model message, as the SDK handed them on: the thinking's, the text's.
+    const ids = (kind) => new Set(ofKind(peer.updates, titled, kind).map((u) => u.messageId));
+    const [thought] = ids("agent_thought_chunk");
+    const [said] = ids("agent_message_chunk");
+    assert.equal(ids("agent_thought_chunk").size, 1);
+    assert.equal(ids("agent_message_chunk").size, 1);
+    assert.ok(typeof thought === "string" && typeof said === "string" && thought !== said);
+
+    // A Write asks with options whose ids are their kinds; "always" allows this one
+    // and the next edit in the folder goes unasked.
+    const firstChunks = ofKind(peer.updates, titled, "agent_message_chunk").length;
+    writeFileSync(join(folder, "always.txt"), "old\n");
+    await prompt("write always.txt first");
+    assert.equal(readFileSync(join(folder, "always.txt"), "utf8"), "first");
+    assert.equal(asked.length, 1);
+    const options = asked[0].options.map((o) => [o.optionId, o.kind]);
+    assert.deepEqual(options, [
+      ["allow_once", "allow_once"],
+      ["allow_always", "allow_always"],
+      ["reject_once", "reject_once"],
+    ]);
+    await prompt("write always.txt second");
+    assert.equal(readFileSync(join(folder, "always.txt"), "utf8"), "second");
+    assert.equal(asked.length, 1);
+    const later = ofKind(peer.updates, titled, "agent_message_chunk").slice(firstChunks);
+    assert.ok(later.length && later.every((u) => typeof u.messageId === "string"));
+    assert.ok(!later.some((u) => u.messageId === said), "the next turn's messages have new ids");
+    assert.equal(ofKind(peer.updates, titled, "session_info_update").length, 1); // title unchanged
+
+    const listed = await peer.agent.request("session/list", {});
+    assert.equal(listed.sessions.find((s) => s.sessionId === titled)?.title, "think about geese");
+    assert.deepEqual(await peer.agent.request("session/delete", { sessionId: titled }), {});
+    const after = await peer.agent.request("session/list", {});
+    assert.ok(!after.sessions.some((s) => s.sessionId === titled));
+    assert.deepEqual(peer.rejected, []);
+  } finally {
+    await peer.stop();
+  }
+});
+
+test("the model's questions as one elicitation/create form", async () => {
+  const forms = [];
+  const permissions = [];
+  const peer = startAgent({
+    onPermission: (params) => {
+      permissions.push(params);
+      return { outcome: { outcome: "cancelled" } };
+    },
+    onElicitation: (params) => {
+      forms.push(params);
+      return { action: "accept", content: { q1: "Red", q2: ["S", "L"] } };
+    },
+  });
+  try {
+    await peer.agent.request("initialize", {
+      protocolVersion: 1,
+      clientCapabilities: { elicitation: { form: {} } },
+    });
+    const { sessionId: asking } = await peer.agent.request("session/new", { cwd: work, mcpServers: [] });
+    const questions = [
+      {
+        question: "Which color for the node test?",
+        header: "Color",
+        multiSelect: false,
+        options: [
+          { label: "Blue", description: "Calm" },
+          { label: "Red", description: "Loud" },
+        ],
+      },
+      {
+        question: "Which sizes for the node test?",
+        header: "Size",
+        multiSelect: true,
+        options: [
+          { label: "S", description: "" },
+          { label: "L", description: "" },
+        ],
+      },
+    ];
+    const done = await peer.agent.request("session/prompt", {
+      sessionId: asking,
+      prompt: [{ type: "text", text: `tool AskUserQuestion ${JSON.stringify({ questions })}` }],
+    });
+    assert.equal(done.stopReason, "end_turn");
+    assert.deepEqual(permissions, []);
+    assert.equal(forms.length, 1);
+    const [form] = forms;
+    const [call] = ofKind(peer.updates, asking, "tool_call");
+    assert.equal(form.mode, "form");
+    assert.equal(form.sessionId, asking);
+    assert.equal(form.toolCallId, call.toolCallId);
+    const props = form.requestedSchema.properties;
+    assert.equal(props.q1.title, "Which color for the node test?");
+    assert.deepEqual(props.q1.oneOf.map((o) => [o.const, o.description]), [
+      ["Blue", "Calm"],
+      ["Red", "Loud"],
+    ]);
+    assert.equal(props.q2.type, "array");
+    assert.equal(props.q1_other.type, "string");
+    const said = texts(peer.updates, asking);
+    assert.ok(said.includes('"Which color for the node test?"="Red"'), said);
+    assert.ok(said.includes('"Which sizes for the node test?"="S, L"'), said);
+    assert.deepEqual(peer.rejected, []);
+  } finally {
+    await peer.stop();
+  }
+});
+
+test("$/cancel_request of a running prompt ends it cancelled", async () => {
+  const peer = startAgent({ onPermission: () => ({ outcome: { outcome: "cancelled" } }) });
+  try {
+    await peer.agent.request("initialize", { protocolVersion: 1, clientCapabilities: {} });
+    const { sessionId: slowed } = await peer.agent.request("session/new", { cwd: work, mcpServers: [] });
+    const stop = new AbortController();
+    // The SDK sends `$/cancel_request` for the request when its signal aborts.
+    const slow = peer.agent.request(
+      "session/prompt",
+      { sessionId: slowed, prompt: [{ type: "text", text: "slow 200 50" }] },
+      { cancellationSignal: stop.signal },
+    );
+    await waitFor("s0", () => texts(peer.updates, slowed).includes("s0"));
+    const started = Date.now();
+    stop.abort();
+    assert.equal((await slow).stopReason, "cancelled");
+    assert.ok(Date.now() - started < 2000, `cancel took ${Date.now() - started} ms`);
+    assert.ok(!texts(peer.updates, slowed).includes("s199"));
+    const next = await peer.agent.request("session/prompt", {
+      sessionId: slowed,
+      prompt: [{ type: "text", text: "think again" }],
+    });
+    assert.equal(next.stopReason, "end_turn");
+    assert.match(texts(peer.updates, slowed), /Thought: again$/);
     assert.deepEqual(peer.rejected, []);
   } finally {
     await peer.stop();
