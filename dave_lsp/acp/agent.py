@@ -2,11 +2,12 @@
 
 An ACP session is a dave-lsp session: `session/new` is `new_session`, a prompt is
 `submit` with a `TurnUpdates` sink, `session/cancel` is `cancel`, modes and models are
-`configure`, and the session records, rules, pool and idle reaper are LSP mode's. The
-ACP `sessionId` is the dave `sessionId` (a UUID), which `session/load` finds in the
-store after a restart. The agent calls only the manager's methods (and its `clients`
-and `kept`); a prompt's wait and cancel are running.py's, the folder-trust question
-trust_question.py's, and reading a prompt's blocks and the MCP servers content.py's.
+`configure` (config_options.py), and the session records, rules, pool and idle reaper
+are LSP mode's. The ACP `sessionId` is the dave `sessionId` (a UUID), which
+`session/load` finds in the store after a restart. The agent calls only the manager's
+methods (and its `clients` and `kept`); a prompt's wait and cancel are running.py's,
+the folder-trust question trust_question.py's, and reading a prompt's blocks and the
+MCP servers content.py's.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import attrs
 from dave_lsp import __version__
 from dave_lsp import events as ev
 from dave_lsp.acp import history, schema
+from dave_lsp.acp.config_options import SessionConfigs
 from dave_lsp.acp.content import mcp_servers, prompt_content
 from dave_lsp.acp.files import ClientFiles
 from dave_lsp.acp.questions import offers_forms
@@ -51,6 +53,7 @@ class Agent:
         self.broker = PermissionBroker()
         self.manager = build_manager(options, self.broker, options.cwd or os.getcwd())
         self.prompts = RunningPrompts(self.manager, conn)
+        self.configs = SessionConfigs(conn, self.manager)
         self.client_capabilities: acp.ClientCapabilities | None = None
         self._initialized = False
         self._background: set[asyncio.Task[None]] = set()
@@ -65,8 +68,8 @@ class Agent:
             "session/resume": self.resume_session,
             "session/list": self.list_sessions,
             "session/prompt": self.prompt,
-            "session/set_mode": self.set_mode,
-            "session/set_config_option": self.set_config_option,
+            "session/set_mode": self.configs.set_mode,
+            "session/set_config_option": self.configs.set_config_option,
             "session/close": self.close_session,
             "session/delete": self.delete_session,
         }.items():
@@ -210,38 +213,6 @@ class Agent:
         await self.manager.delete(request.session_id)
         return {}
 
-    async def set_mode(self, params: Any) -> Any:
-        request = schema.parse("session/set_mode", params, acp.SetSessionModeRequest)
-        if request.mode_id not in schema.MODE_IDS:
-            raise ParamsError(
-                f"session/set_mode: invalid params: modeId: {request.mode_id!r} is not one of "
-                + ", ".join(sorted(schema.MODE_IDS))
-            )
-        await self._configure(
-            "session/set_mode", request.session_id, permission_mode=request.mode_id
-        )
-        return {}
-
-    async def set_config_option(self, params: Any) -> Any:
-        request = schema.parse(
-            "session/set_config_option", params, acp.SetSessionConfigOptionSelectRequest
-        )
-        if request.config_id != "model":
-            raise ParamsError(
-                f"session/set_config_option: invalid params: configId: no option "
-                f"{request.config_id!r}; the options are: model"
-            )
-        await self._configure("session/set_config_option", request.session_id, model=request.value)
-        return {"configOptions": [schema.model_option(request.value)]}
-
-    async def _configure(self, method: str, session_id: str, **change: str) -> None:
-        try:
-            known = await self.manager.configure(session_id, **change)
-        except ev.BackendError as exc:
-            raise RpcError(INTERNAL_ERROR, f"{method}: {exc}") from None
-        if not known:
-            raise RpcError(RESOURCE_NOT_FOUND, f"{method}: no session {session_id}")
-
     def _start(self, session_id: str) -> None:
         """Connect the session's client ahead of its first prompt when a process slot is
         free (session/clients.py: warm_ahead), then announce its slash commands. In the
@@ -307,6 +278,7 @@ class Agent:
             written=files.written if isinstance(files, ClientFiles) else None,
         )
         sink.forms = offers_forms(self.client_capabilities)
+        sink.mode_changed = lambda mode: self.configs.announce(session_id, mode)
         try:
             job = self.manager.submit(session_id, text, [], sink, attachments=images)
         except ParamsError as exc:

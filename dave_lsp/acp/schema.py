@@ -117,9 +117,32 @@ def model_option(current: str | None) -> dict[str, Any]:
     }
 
 
+def mode_option(current: str) -> dict[str, Any]:
+    """The session's permission mode as a `select` config option (category mode)."""
+    return {
+        "id": "mode",
+        "name": "Mode",
+        "category": "mode",
+        "type": "select",
+        "currentValue": current,
+        "options": [
+            {"value": m["id"], "name": m["name"], "description": m["description"]} for m in MODES
+        ],
+    }
+
+
+def config_options(permission_mode: str, model: str | None) -> list[dict[str, Any]]:
+    """Every config option of a session, as `configOptions` lists them."""
+    return [model_option(model), mode_option(permission_mode)]
+
+
 def session_setup(permission_mode: str, model: str | None) -> dict[str, Any]:
-    """What session/new, load and resume answer besides the id: modes and models."""
-    return {"modes": modes_state(permission_mode), "configOptions": [model_option(model)]}
+    """What session/new, load and resume answer besides the id: the modes (for older
+    clients) and the config options (model and mode)."""
+    return {
+        "modes": modes_state(permission_mode),
+        "configOptions": config_options(permission_mode, model),
+    }
 
 
 # -- authentication ----------------------------------------------------------------

@@ -16,7 +16,7 @@ text (a Bash command as is, else its JSON; ExitPlanMode its plan), since the tit
 cut at 120 characters. AskUserQuestion asks one `session/request_permission` per
 question, in order, and answers them all at once (one `elicitation/create` form for
 a client that offers forms: questions.py); an approved plan sends
-`current_mode_update`.
+`current_mode_update` (and `mode_changed`'s `config_option_update`).
 """
 
 from __future__ import annotations
@@ -251,9 +251,13 @@ class TurnUpdates:
             # The CLI leaves plan mode on an approval (for `default` without a mode).
             mode = reply.permission_mode or "default"
             self._send({"sessionUpdate": "current_mode_update", "currentModeId": mode})
+            if self.mode_changed is not None:
+                self.mode_changed(mode)  # config_option_update (config_options.py)
 
     # The client renders elicitation forms: the questions are one (acp/questions.py).
     forms = False
+    # (mode) -> None: told of a mode an approved plan left plan mode for.
+    mode_changed: Callable[[str], None] | None = None
 
     async def _questions(
         self, request: ev.PermissionRequested, tool_call: dict[str, Any]
