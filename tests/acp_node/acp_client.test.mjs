@@ -495,3 +495,61 @@ test("$/cancel_request of a running prompt ends it cancelled", async () => {
     await peer.stop();
   }
 });
+
+test("the mode as a config option: session/set_config_option and config_option_update", async () => {
+  const asked = [];
+  const peer = startAgent({
+    onPermission: (params) => {
+      asked.push(params);
+      return { outcome: { outcome: "selected", optionId: "allow_once" } };
+    },
+  });
+  try {
+    await peer.agent.request("initialize", { protocolVersion: 1, clientCapabilities: {} });
+    const folder = join(work, "configured");
+    mkdirSync(folder);
+    const created = await peer.agent.request("session/new", { cwd: folder, mcpServers: [] });
+    const configured = created.sessionId;
+    const option = (options, id) => options.find((o) => o.id === id);
+    const mode = option(created.configOptions, "mode");
+    assert.equal(mode.category, "mode");
+    assert.equal(mode.type, "select");
+    assert.equal(mode.currentValue, "default");
+    assert.deepEqual(
+      mode.options.map((o) => o.value),
+      ["default", "acceptEdits", "plan", "bypassPermissions"],
+    );
+    assert.equal(option(created.configOptions, "model").category, "model");
+
+    const set = await peer.agent.request("session/set_config_option", {
+      sessionId: configured,
+      configId: "mode",
+      value: "acceptEdits",
+    });
+    assert.equal(option(set.configOptions, "mode").currentValue, "acceptEdits");
+    // In acceptEdits, a write in the session's folder goes unasked.
+    await peer.agent.request("session/prompt", {
+      sessionId: configured,
+      prompt: [{ type: "text", text: "write configured.txt unasked" }],
+    });
+    assert.equal(readFileSync(join(folder, "configured.txt"), "utf8"), "unasked");
+    assert.deepEqual(asked, []);
+
+    // session/set_mode tells a config-option client through config_option_update.
+    await peer.agent.request("session/set_mode", { sessionId: configured, modeId: "default" });
+    await waitFor("config_option_update", () =>
+      ofKind(peer.updates, configured, "config_option_update").length,
+    );
+    const [update] = ofKind(peer.updates, configured, "config_option_update");
+    assert.equal(option(update.configOptions, "mode").currentValue, "default");
+    await peer.agent.request("session/prompt", {
+      sessionId: configured,
+      prompt: [{ type: "text", text: "write configured.txt asked" }],
+    });
+    assert.equal(asked.length, 1);
+    assert.equal(readFileSync(join(folder, "configured.txt"), "utf8"), "asked");
+    assert.deepEqual(peer.rejected, []);
+  } finally {
+    await peer.stop();
+  }
+});
