@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 import attrs
@@ -52,6 +52,10 @@ class Agent:
         self.options = options
         self.broker = PermissionBroker()
         self.manager = build_manager(options, self.broker, options.cwd or os.getcwd())
+        # Spares fit this client: made with its file tools (as `initialize` announced
+        # them), and held back until its second session (docs/acp.md: Spares).
+        self.manager.client_files = self._files
+        self.manager.pool.refill_after = 2
         self.prompts = RunningPrompts(self.manager, conn)
         self.configs = SessionConfigs(conn, self.manager)
         self.client_capabilities: acp.ClientCapabilities | None = None
@@ -117,7 +121,7 @@ class Agent:
                 str(uuid.uuid4()), cwd=cwd, mcp_servers=mcp_servers(request.mcp_servers)
             )
         )
-        # Adopts a warm spare when one fits (not with the client's file tools).
+        # Adopts a warm spare when one fits (made with this client's file tools).
         self.manager.create(config)
         self._start(config.session_id)
         return {"sessionId": config.session_id, **self._setup(config)}
@@ -167,16 +171,18 @@ class Agent:
             config = self.manager.find(session_id) or config
         return config
 
-    def _files(self, config: SessionConfig) -> FileTools | None:
+    def _files(
+        self, config: SessionConfig, session_id: Callable[[], str] | None = None
+    ) -> FileTools | None:
         """The client's file system as the model's Read/Write/Edit, when the client
         offers both reads and writes (acp/files.py; with one of them only, the disk, as
         without). Only the Claude backend's tools can be swapped so; the OpenAI
-        backend's run on disk."""
+        backend's run on disk. `session_id`: a spare's, as it is when they are used."""
         fs = self.client_capabilities.fs if self.client_capabilities else None
         both = bool(fs and fs.read_text_file and fs.write_text_file)
         if not registry.BACKENDS[config.backend].client_file_tools or not both:
             return None
-        return ClientFiles(self.conn, config.session_id, env=config.env)
+        return ClientFiles(self.conn, session_id or config.session_id, env=config.env)
 
     def _with_files(self, config: SessionConfig) -> SessionConfig:
         """A new session's config with the client's file tools (`_files`)."""

@@ -25,6 +25,7 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from dave_lsp import paths
@@ -83,12 +84,14 @@ class ClientFiles:
     def __init__(
         self,
         conn: Connection,
-        session_id: str,
+        session_id: str | Callable[[], str],
         *,
         env: dict[str, str],
         timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         self._conn = conn
+        # A spare's tools are made before its session: they ask for its id as it is
+        # then (the id it is adopted under: session/manager.py).
         self._session_id = session_id
         self._timeout = timeout
         home = env.get("HOME") or os.path.expanduser("~")
@@ -214,7 +217,8 @@ class ClientFiles:
         return file
 
     async def _ask(self, method: str, params: dict[str, Any]) -> Any:
-        request = {"sessionId": self._session_id, **params}
+        session_id = self._session_id if isinstance(self._session_id, str) else self._session_id()
+        request = {"sessionId": session_id, **params}
         return await ask_editor(
             self._conn.request(method, request), method, self._timeout, (RpcError,)
         )

@@ -15,9 +15,11 @@ import importlib
 import logging
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import attrs
 
 from dave_lsp import events as ev
 from dave_lsp.backends import registry
@@ -81,6 +83,8 @@ class SessionManager:
         # The folders whose project settings load (`stateDir/trust.json` and the options').
         self.trust = TrustStore(store.root.parent, options.trusted_folders)
         self.sessions: dict[str, SessionActor] = {}
+        # ACP: the client's file tools for a spare, so its sessions adopt one.
+        self.client_files: SpareFiles | None = None
         default = registry.BACKENDS[options.backend]
         self.pool: ProcessPool[SessionActor] = ProcessPool(
             max_live=options.max_live_sessions,
@@ -161,6 +165,9 @@ class SessionManager:
 
     def _new_spare(self) -> SessionActor:
         config = self.new_config(f"spare-{uuid.uuid4()}")
+        if self.client_files is not None:
+            files = self.client_files(config, lambda: spare.session_id)
+            config = attrs.evolve(config, files=files)
         spare = self._actor(config, record_for(config))
         spare.warm()
         return spare
@@ -189,11 +196,13 @@ class SessionManager:
 
     def create(self, config: SessionConfig) -> SessionActor:
         """A new session; it adopts a warm spare when one fits."""
-        record = record_for(config)
         spare = self.pool.take_spare(lambda spare: _fits(spare.config, config))
+        config = _with_files_of(spare, config)
+        record = record_for(config)
+        refill = self.pool.session_made(spare)
         if spare is not None:
             spare.adopt(config, record)
-            spare.on_first_answer = self.pool.ensure_spares
+            spare.on_first_answer = refill
             actor = spare
         else:
             actor = self._actor(config, record)
@@ -360,15 +369,29 @@ class SessionManager:
         await asyncio.gather(*(actor.shutdown() for actor in actors), return_exceptions=True)
 
 
+# A spare's file tools from the client (ACP): its config, and its sessionId as it is when
+# they are used (the id it is adopted under).
+SpareFiles = Callable[[SessionConfig, Callable[[], str]], FileTools | None]
+
+
+def _with_files_of(spare: SessionActor | None, config: SessionConfig) -> SessionConfig:
+    """`config` adopting `spare`: the spare's CLI runs its own file tools (the same
+    client's: `_fits`), so they serve the session now."""
+    if spare is None or config.files is None:
+        return config
+    return attrs.evolve(config, files=spare.config.files)
+
+
 def _fits(have: SessionConfig, config: SessionConfig) -> bool:
     """Whether a spare made with `have` can become the session `config` describes."""
-    # A spare was connected without the client's MCP servers or file tools (ACP's
-    # session/new). Nor with another trust than the folder's now (the pool replaces
-    # spares made before a change, so a trusted folder still gets a warm one).
+    # A spare was connected without the client's MCP servers (ACP's session/new), and
+    # with the client's file tools or without (`client_files`): a session needs the
+    # same. Nor with another trust than the folder's now (the pool replaces spares made
+    # before a change, so a trusted folder still gets a warm one).
     return (
         config.resume is None
         and not config.mcp_servers
-        and config.files is None
+        and (config.files is None) == (have.files is None)
         and (have.backend, have.cwd, have.model, have.permission_mode, have.trusted)
         == (config.backend, config.cwd, config.model, config.permission_mode, config.trusted)
     )

@@ -66,6 +66,10 @@ class ProcessPool(Generic[M]):
         self.max_live = max_live
         self.prewarm = prewarm if make_spare is not None else 0
         self.spares: list[M] = []
+        # Spares are refilled from the `refill_after`-th new session on (ACP: 2, so a
+        # client that opens one session per agent process runs one CLI: docs/acp.md).
+        self.refill_after = 1
+        self._made = 0  # new sessions
         self._live = live
         self._make_spare = make_spare
         self._reaper: asyncio.Task[None] | None = None
@@ -105,11 +109,12 @@ class ProcessPool(Generic[M]):
         """`make_room` in the background (a spare just became a session, a turn ended)."""
         self.background(self.make_room(member), "make room")
 
-    def ensure_spares(self) -> None:
-        """Top the spares up to `prewarm`, in free slots only."""
+    def ensure_spares(self, reserved: int = 0) -> None:
+        """Top the spares up to `prewarm`, in free slots only (`reserved`: slots taken
+        by processes about to start)."""
         if self._closed or self._make_spare is None:
             return
-        while len(self.spares) < self.prewarm and self.processes() < self.max_live:
+        while len(self.spares) < self.prewarm and self.processes() + reserved < self.max_live:
             self.spares.append(self._make_spare())
 
     def replace_spares(self, stale: Callable[[M], bool]) -> None:
@@ -128,6 +133,16 @@ class ProcessPool(Generic[M]):
             self.ensure_spares()
 
         self.background(replace(), "replace spares")
+
+    def session_made(self, spare: M | None) -> Callable[[], None] | None:
+        """Count a new session (`spare`: the one it adopted); what to call after its
+        first answer (the refill), if anything. The first session that finds no spare
+        held back for it refills now, for the next one (its own process is about to
+        start: its slot is reserved)."""
+        self._made += 1
+        if spare is None and self._made == self.refill_after > 1:
+            self.ensure_spares(reserved=1)
+        return self.ensure_spares if self._made >= self.refill_after else None
 
     def take_spare(self, fits: Callable[[M], bool]) -> M | None:
         for spare in self.spares:
