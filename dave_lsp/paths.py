@@ -32,3 +32,12 @@ def within(path: str, folder: str) -> bool:
 def inside(path: str, folder: str) -> bool:
     """Whether `path` (absolute, or relative to `folder`) lies in `folder`."""
     return within(real(path, folder), os.path.realpath(folder))
+
+
+def inside_any(path: str, folders: tuple[str, ...] | list[str]) -> bool:
+    """Whether `path` (absolute, or relative to the first folder: the session's cwd)
+    lies in any of the session's folders (its cwd, then ACP's additionalDirectories)."""
+    if not folders:
+        return False
+    target = real(path, folders[0])
+    return any(within(target, os.path.realpath(folder)) for folder in folders)

@@ -146,7 +146,13 @@ async def test_a_turn_refused_for_its_key_says_where_to_set_it(
 async def test_session_capabilities_name_what_is_implemented(agent: Start, tmp_path: Path) -> None:
     async with agent() as client:
         caps = (await client.initialize())["agentCapabilities"]["sessionCapabilities"]
-        assert caps == {"list": {}, "resume": {}, "close": {}, "delete": {}}
+        assert caps == {
+            "list": {},
+            "resume": {},
+            "close": {},
+            "delete": {},
+            "additionalDirectories": {},
+        }
         session = await client.new_session(tmp_path)
         await client.prompt(session, "hello")
         listed = (await client.request("session/list", {}))["sessions"]

@@ -25,7 +25,7 @@ from dave_lsp import __version__
 from dave_lsp import events as ev
 from dave_lsp.acp import history, schema
 from dave_lsp.acp.config_options import SessionConfigs
-from dave_lsp.acp.content import mcp_servers, prompt_content
+from dave_lsp.acp.content import additional_directories, mcp_servers, prompt_content
 from dave_lsp.acp.files import ClientFiles
 from dave_lsp.acp.questions import offers_forms
 from dave_lsp.acp.running import RunningPrompts
@@ -116,9 +116,13 @@ class Agent:
     async def new_session(self, params: Any) -> Any:
         request = schema.parse("session/new", params, acp.NewSessionRequest)
         cwd = _absolute("session/new", request.cwd)
+        extra = additional_directories("session/new", request.additional_directories)
         config = self._with_files(
             self.manager.new_config(
-                str(uuid.uuid4()), cwd=cwd, mcp_servers=mcp_servers(request.mcp_servers)
+                str(uuid.uuid4()),
+                cwd=cwd,
+                mcp_servers=mcp_servers(request.mcp_servers),
+                additional_directories=extra,
             )
         )
         # Adopts a warm spare when one fits (made with this client's file tools).
@@ -128,7 +132,13 @@ class Agent:
 
     async def load_session(self, params: Any) -> Any:
         request = schema.parse("session/load", params, acp.LoadSessionRequest)
-        config = self._revive("session/load", request.session_id, request.cwd, request.mcp_servers)
+        config = self._revive(
+            "session/load",
+            request.session_id,
+            request.cwd,
+            request.mcp_servers,
+            request.additional_directories,
+        )
         # The conversation to resume, as the session's record keeps it (settings.py).
         conversation_id = config.resume or ""
         conversation = await asyncio.to_thread(history.messages, conversation_id, config.env)
@@ -141,17 +151,28 @@ class Agent:
     async def resume_session(self, params: Any) -> Any:
         request = schema.parse("session/resume", params, acp.ResumeSessionRequest)
         config = self._revive(
-            "session/resume", request.session_id, request.cwd, request.mcp_servers or []
+            "session/resume",
+            request.session_id,
+            request.cwd,
+            request.mcp_servers or [],
+            request.additional_directories,
         )
         self._start(config.session_id)
         return self._setup(config)
 
     def _revive(
-        self, method: str, session_id: str, cwd: str, servers: Sequence[Any]
+        self,
+        method: str,
+        session_id: str,
+        cwd: str,
+        servers: Sequence[Any],
+        folders: Sequence[str] | None,
     ) -> SessionConfig:
-        """The session to load: one the store remembers, else a Claude Code conversation
-        of that id (a session the CLI or another agent made), adopted as a new session."""
+        """The session to load: one the store remembers (with the additional directories
+        it was made with), else a Claude Code conversation of that id (a session the CLI
+        or another agent made), adopted as a new session."""
         folder = _absolute(method, cwd)
+        extra = additional_directories(method, folders)
         mcp = mcp_servers(servers)
         config = self.manager.find(session_id)
         if config is None:
@@ -159,7 +180,13 @@ class Agent:
             if history.transcript_path(session_id, env) is None:
                 raise RpcError(RESOURCE_NOT_FOUND, f"{method}: no session {session_id}")
             config = self._with_files(
-                self.manager.new_config(session_id, cwd=folder, resume=session_id, mcp_servers=mcp)
+                self.manager.new_config(
+                    session_id,
+                    cwd=folder,
+                    resume=session_id,
+                    mcp_servers=mcp,
+                    additional_directories=extra,
+                )
             )
             self.manager.create(config)
             return config

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -14,6 +15,26 @@ from dave_lsp.permissions.policy import client_server_name
 from dave_lsp.rpc import AttachmentParam, ParamsError
 
 log = logging.getLogger(__name__)
+
+
+def additional_directories(method: str, folders: Sequence[str] | None) -> tuple[str, ...]:
+    """ACP's `additionalDirectories`: the session's extra folders, each an absolute path
+    to an existing folder (a ParamsError, -32602, says which is not)."""
+    found: list[str] = []
+    for folder in folders or ():
+        if not os.path.isabs(folder):
+            raise ParamsError(
+                f"{method}: invalid params: additionalDirectories: {folder!r} is not an "
+                "absolute path"
+            )
+        if not os.path.isdir(folder):
+            raise ParamsError(
+                f"{method}: invalid params: additionalDirectories: {folder} is not a folder"
+            )
+        normal = os.path.normpath(folder)
+        if normal not in found:
+            found.append(normal)
+    return tuple(found)
 
 
 def mcp_servers(servers: Sequence[Any]) -> dict[str, Any]:

@@ -120,15 +120,20 @@ class ClientFiles:
         return real.startswith(self._plans + os.sep) and real.endswith(".md")
 
     def runs_unasked(
-        self, tool_name: str, tool_input: dict[str, Any], permission_mode: str, cwd: str
+        self,
+        tool_name: str,
+        tool_input: dict[str, Any],
+        permission_mode: str,
+        folders: tuple[str, ...],
     ) -> bool:
         """As the CLI's built-ins: the mode's gate (permissions/modes.py), and Claude
         Code's plan file, which Read always and Write and Edit in plan mode touch
         unasked."""
         raw = file_path(tool_input)
-        if raw and permission_mode != modes.BYPASS and self._plan_file(paths.absolute(raw, cwd)):
+        plan_file = raw and self._plan_file(paths.absolute(raw, folders[0]))
+        if plan_file and permission_mode != modes.BYPASS:
             return tool_name == READ or permission_mode == modes.PLAN
-        verdict = modes.gate(tool_name, raw or None, permission_mode, cwd, guarded_reads=True)
+        verdict = modes.gate(tool_name, raw or None, permission_mode, folders, guarded_reads=True)
         return verdict == "allow"
 
     async def proposal(

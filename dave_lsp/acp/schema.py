@@ -201,7 +201,13 @@ def turn_failure(exc: Any) -> tuple[int, str]:
 
 # What `sessionCapabilities` of `initialize` advertises: the session methods beyond
 # new/load/prompt that the agent implements.
-SESSION_CAPABILITIES: dict[str, Any] = {"list": {}, "resume": {}, "close": {}, "delete": {}}
+SESSION_CAPABILITIES: dict[str, Any] = {
+    "list": {},
+    "resume": {},
+    "close": {},
+    "delete": {},
+    "additionalDirectories": {},
+}
 
 
 # -- session/update ------------------------------------------------------------------

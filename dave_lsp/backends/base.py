@@ -107,6 +107,14 @@ class SessionConfig:
     # The folder is trusted (trust.py): the backend may load its project settings
     # (Claude Code's hooks, MCP servers, env). Untrusted: the user's own settings only.
     trusted: bool = False
+    # More folders whose files count as inside the session (ACP's additionalDirectories:
+    # absolute; the CLI's `add_dirs`).
+    additional_directories: tuple[str, ...] = ()
+
+    @property
+    def folders(self) -> tuple[str, ...]:
+        """The session's folders: its cwd, then the additional ones."""
+        return (self.cwd, *self.additional_directories)
 
 
 class BackendSession(Protocol):

@@ -35,7 +35,7 @@ from dave_lsp.session.clients import Clients
 from dave_lsp.session.kept import Kept
 from dave_lsp.session.pool import ProcessPool
 from dave_lsp.session.results import EventSink, SessionInfo
-from dave_lsp.session.settings import info, record_for
+from dave_lsp.session.settings import info, record_for, settings_of
 from dave_lsp.session.store import SessionRecord, SessionStore
 from dave_lsp.session.turn import QueryJob
 from dave_lsp.tools.editor import EditorTools, FileTools
@@ -118,6 +118,7 @@ class SessionManager:
         backend: str | None = None,
         resume: str | None = None,
         mcp_servers: dict[str, Any] | None = None,
+        additional_directories: Sequence[str] = (),
     ) -> SessionConfig:
         options = self.options
         folder = self._folder(cwd)
@@ -135,6 +136,7 @@ class SessionManager:
             resume=resume,
             mcp_servers=dict(mcp_servers or {}),
             trusted=self.trust.is_trusted(folder),
+            additional_directories=tuple(additional_directories),
         )
 
     def _folder(self, cwd: str | None) -> str:
@@ -182,14 +184,7 @@ class SessionManager:
         record = self.store.load(session_id)
         if record is None or record.backend not in registry.BACKENDS:
             return None
-        config = self.new_config(
-            session_id,
-            cwd=record.cwd,
-            model=record.model,
-            permission_mode=record.permission_mode,
-            backend=record.backend,
-            resume=record.backend_session_id or None,
-        )
+        config = self.new_config(session_id, **settings_of(record))
         actor = self._actor(config, record)
         self.sessions[session_id] = actor
         return actor
@@ -392,6 +387,6 @@ def _fits(have: SessionConfig, config: SessionConfig) -> bool:
         config.resume is None
         and not config.mcp_servers
         and (config.files is None) == (have.files is None)
-        and (have.backend, have.cwd, have.model, have.permission_mode, have.trusted)
-        == (config.backend, config.cwd, config.model, config.permission_mode, config.trusted)
+        and (have.backend, have.folders, have.model, have.permission_mode, have.trusted)
+        == (config.backend, config.folders, config.model, config.permission_mode, config.trusted)
     )

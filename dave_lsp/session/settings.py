@@ -34,7 +34,21 @@ def record_for(config: SessionConfig) -> SessionRecord:
         model=config.model,
         permission_mode=config.permission_mode,
         backend_session_id=config.resume or "",
+        additional_directories=list(config.additional_directories),
     )
+
+
+def settings_of(record: SessionRecord) -> dict[str, Any]:
+    """What a remembered session starts with again (SessionManager.new_config's
+    arguments): the inverse of `record_for`."""
+    return {
+        "cwd": record.cwd,
+        "model": record.model,
+        "permission_mode": record.permission_mode,
+        "backend": record.backend,
+        "resume": record.backend_session_id or None,
+        "additional_directories": record.additional_directories,
+    }
 
 
 def info(record: SessionRecord, state: SessionState) -> SessionInfo:

@@ -47,6 +47,8 @@ class SessionRecord:
     cost_usd: float = 0.0
     # What the user allowed always in this session (permissions/rules.py).
     rules: list[Rule] = attrs.field(factory=list)
+    # The session's extra folders (ACP's additionalDirectories), kept for load/resume.
+    additional_directories: list[str] = attrs.field(factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = attrs.asdict(self, recurse=False)

@@ -164,10 +164,14 @@ class FileTools(ToolServer, Protocol):
     def replaces(self) -> tuple[str, ...]: ...
 
     def runs_unasked(
-        self, tool_name: str, tool_input: dict[str, Any], permission_mode: str, cwd: str
+        self,
+        tool_name: str,
+        tool_input: dict[str, Any],
+        permission_mode: str,
+        folders: tuple[str, ...],
     ) -> bool:
-        """Whether the backend's own tool would run without asking in this mode (the
-        CLI asks for every MCP tool, whatever the mode)."""
+        """Whether the backend's own tool would run without asking in this mode, in the
+        session's `folders` (the CLI asks for every MCP tool, whatever the mode)."""
         ...
 
     async def proposal(

@@ -56,6 +56,7 @@ def agent_options(
         include_partial_messages=True,
         permission_mode=config.permission_mode,  # type: ignore[arg-type]
         cwd=config.cwd,
+        add_dirs=list(config.additional_directories),
         model=config.model,
         cli_path=settings.cli_path,
         env=cli_env(config),

@@ -80,7 +80,7 @@ class PermissionBridge:
         if tool_name in self._renamed and files is not None:
             tool_name = self._renamed[tool_name]
             if files.runs_unasked(
-                tool_name, tool_input, config.permission_mode, config.cwd
+                tool_name, tool_input, config.permission_mode, config.folders
             ) and not await asyncio.to_thread(
                 settings_rules.speaks, tool_name, tool_input, config.cwd, config.env, config.trusted
             ):

@@ -64,7 +64,7 @@ async def call_tool(
         verdict: modes.Verdict = (
             "allow"
             if call.name not in tools.BUILTIN  # the editor's tools only read
-            else modes.gate(call.name, target, config.permission_mode, cwd)
+            else modes.gate(call.name, target, config.permission_mode, config.folders)
         )
         if (
             verdict == "allow"
