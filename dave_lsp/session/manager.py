@@ -90,7 +90,7 @@ class SessionManager:
             max_live=options.max_live_sessions,
             prewarm=options.prewarm,
             live=lambda: list(self.sessions.values()),
-            make_spare=self._new_spare if default.holds_process else None,
+            make_spare=(lambda: _new_spare(self)) if default.holds_process else None,
         )
         # What sessions keep, for the front ends to read back (kept.py).
         self.kept = Kept(
@@ -164,15 +164,6 @@ class SessionManager:
     def _temporary(self) -> SessionActor:
         config = self.new_config(f"commands-{uuid.uuid4()}")
         return self._actor(config, record_for(config))
-
-    def _new_spare(self) -> SessionActor:
-        config = self.new_config(f"spare-{uuid.uuid4()}")
-        if self.client_files is not None:
-            files = self.client_files(config, lambda: spare.session_id)
-            config = attrs.evolve(config, files=files)
-        spare = self._actor(config, record_for(config))
-        spare.warm()
-        return spare
 
     # -- finding and creating sessions ----------------------------------------------
 
@@ -362,6 +353,18 @@ class SessionManager:
         actors = [*self.sessions.values(), *self.pool.close()]
         self.sessions.clear()
         await asyncio.gather(*(actor.shutdown() for actor in actors), return_exceptions=True)
+
+
+def _new_spare(manager: SessionManager) -> SessionActor:
+    """A spare of the default backend, connecting now; with the client's file tools
+    when it offers them (`client_files`), so its sessions fit."""
+    config = manager.new_config(f"spare-{uuid.uuid4()}")
+    if manager.client_files is not None:
+        files = manager.client_files(config, lambda: spare.session_id)
+        config = attrs.evolve(config, files=files)
+    spare = manager._actor(config, record_for(config))
+    spare.warm()
+    return spare
 
 
 # A spare's file tools from the client (ACP): its config, and its sessionId as it is when
