@@ -344,6 +344,7 @@ test("a first prompt's title and message ids, permission option ids, session/del
       resume: {},
       close: {},
       delete: {},
+      additionalDirectories: {},
     });
     // A folder of its own: the earlier tests' acceptEdits does not carry over to it.
     const folder = join(work, "titled");
