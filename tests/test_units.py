@@ -128,16 +128,13 @@ def test_a_sink_without_a_token_sends_nothing_and_cannot_ask() -> None:
 def test_params_errors_name_the_field() -> None:
     with pytest.raises(ParamsError, match=r"messages\[1\]: expected an object"):
         structure(
-            "dave/query",
             {"sessionId": "a", "prompt": "p", "messages": [{"role": "user", "content": "x"}, 3]},
             QueryParams,
         )
     with pytest.raises(ParamsError, match="params must be an object"):
-        structure("dave/query", [1, 2], QueryParams)
+        structure([1, 2], QueryParams)
     with pytest.raises(ParamsError, match="workDoneToken: expected a string or an integer"):
-        structure(
-            "dave/query", {"sessionId": "a", "prompt": "p", "workDoneToken": 1.5}, QueryParams
-        )
+        structure({"sessionId": "a", "prompt": "p", "workDoneToken": 1.5}, QueryParams)
 
 
 def test_env_flags_merge_over_the_options_and_a_bad_one_is_named() -> None:

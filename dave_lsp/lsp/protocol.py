@@ -213,27 +213,28 @@ def make_converter() -> cattrs.Converter:
 converter = make_converter()
 
 
-def structure(method: str, params: Any, cls: type[T]) -> T:
-    """Structure `params` as `cls` or raise ParamsError with a one-line message."""
+def structure(params: Any, cls: type[T]) -> T:
+    """Structure `params` as `cls` or raise ParamsError with a one-line message. The
+    messages name no method: the server's `dave_method` puts it before each, once."""
     if params is None:
         params = {}
     if not isinstance(params, dict):
-        raise ParamsError(f"{method}: params must be an object")
+        raise ParamsError("params must be an object")
     try:
         value = converter.structure(params, cls)
     except (cattrs.BaseValidationError, TypeError, ValueError, KeyError) as exc:
-        raise ParamsError(f"{method}: invalid params: {describe_error(exc)}") from None
+        raise ParamsError(f"invalid params: {describe_error(exc)}") from None
     if isinstance(getattr(value, "session_id", None), str):
-        check_session_id(method, value.session_id)  # type: ignore[attr-defined]
+        check_session_id(value.session_id)  # type: ignore[attr-defined]
     return value
 
 
-def check_session_id(method: str, session_id: str) -> None:
+def check_session_id(session_id: str) -> None:
     if not session_id:
-        raise ParamsError(f"{method}: invalid params: sessionId: must not be empty")
+        raise ParamsError("invalid params: sessionId: must not be empty")
     if len(session_id) > MAX_SESSION_ID:
         raise ParamsError(
-            f"{method}: invalid params: sessionId: at most {MAX_SESSION_ID} characters "
+            f"invalid params: sessionId: at most {MAX_SESSION_ID} characters "
             f"(got {len(session_id)})"
         )
 
@@ -246,8 +247,7 @@ def answers(raw: dict[str, Any] | None) -> dict[str, str | list[str]] | None:
         labels = value if isinstance(value, list) else [value]
         if not all(isinstance(label, str) for label in labels):
             raise ParamsError(
-                f"{PERMISSION}: invalid params: answers.{question}: expected a string "
-                "or an array of strings"
+                f"invalid params: answers.{question}: expected a string or an array of strings"
             )
     return raw
 

@@ -250,34 +250,35 @@ Handler = Callable[[DaveServer, SessionManager, P], Any]
 
 def dave_method(method: str, params_type: type[P]) -> Callable[[Handler[P]], Handler[P]]:
     """Register `handler(ls, manager, params)` for `method`: params structured as
-    `params_type`, initialization required, errors mapped by `rpc_error_for`."""
+    `params_type`, initialization required, errors mapped by `rpc_error_for`.
+
+    A `ParamsError` gets the method's name put before its message here, and only here:
+    the protocol module, the session layer and the handlers name no method."""
+
+    def failed(exc: Exception) -> JsonRpcException:
+        if isinstance(exc, proto.ParamsError):
+            exc = proto.ParamsError(f"{method}: {exc}")
+        return rpc_error_for(exc)
 
     def register(handler: Handler[P]) -> Handler[P]:
-        def prepare(ls: DaveServer, raw: Any) -> tuple[SessionManager, P]:
-            manager = ls.manager  # raises if not initialized
-            try:
-                return manager, proto.structure(method, raw, params_type)
-            except proto.ParamsError as exc:
-                raise rpc_error_for(exc) from None
-
         if inspect.iscoroutinefunction(handler):
 
             async def run_async(ls: DaveServer, raw: Any) -> Any:
-                manager, params = prepare(ls, raw)
+                manager = ls.manager  # raises if not initialized
                 try:
-                    return await handler(ls, manager, params)
+                    return await handler(ls, manager, proto.structure(raw, params_type))
                 except (proto.ParamsError, ev.BackendError, ev.TurnCancelled) as exc:
-                    raise rpc_error_for(exc) from None
+                    raise failed(exc) from None
 
             server.feature(method)(run_async)
         else:
 
             def run(ls: DaveServer, raw: Any) -> Any:
-                manager, params = prepare(ls, raw)
+                manager = ls.manager  # raises if not initialized
                 try:
-                    return handler(ls, manager, params)
+                    return handler(ls, manager, proto.structure(raw, params_type))
                 except (proto.ParamsError, ev.BackendError, ev.TurnCancelled) as exc:
-                    raise rpc_error_for(exc) from None
+                    raise failed(exc) from None
 
             server.feature(method)(run)
         return handler
@@ -301,10 +302,9 @@ async def query(ls: DaveServer, manager: SessionManager, params: proto.QueryPara
             context=params.context,
             attachments=params.attachments,
         )
-    except proto.ParamsError as exc:
+    except proto.ParamsError:
         sink.end()
-        # The session layer's errors name no method: this front end adds its own.
-        raise proto.ParamsError(f"{proto.QUERY}: {exc}") from None
+        raise
     except ev.BackendError as exc:
         sink.error(redact(str(exc)))
         sink.end()
@@ -343,7 +343,7 @@ def permission(ls: DaveServer, _: SessionManager, params: proto.PermissionParams
     try:
         ls.broker.answer(params.request_id, params.decision, reply)
     except UnknownRequest as exc:
-        raise proto.ParamsError(f"{proto.PERMISSION}: {exc}") from None
+        raise proto.ParamsError(str(exc)) from None
     return proto.unstructure(outgoing.Ok())
 
 
@@ -357,14 +357,12 @@ async def delete_session(
 @dave_method(proto.NEW_SESSION, proto.NewSessionParams)
 def new_session(_: DaveServer, manager: SessionManager, params: proto.NewSessionParams) -> Any:
     if params.session_id is not None:
-        proto.check_session_id(proto.NEW_SESSION, params.session_id)
+        proto.check_session_id(params.session_id)
     if params.backend is not None:
         try:
             registry.check_name(params.backend)
         except ValueError as exc:
-            raise proto.ParamsError(
-                f"{proto.NEW_SESSION}: invalid params: backend: {exc}"
-            ) from None
+            raise proto.ParamsError(f"invalid params: backend: {exc}") from None
     try:
         session_id = manager.new_session(
             params.session_id,
@@ -374,8 +372,8 @@ def new_session(_: DaveServer, manager: SessionManager, params: proto.NewSession
             backend=params.backend,
             resume=params.resume,
         )
-    except ValueError as exc:
-        raise proto.ParamsError(f"{proto.NEW_SESSION}: {exc}") from None
+    except ValueError as exc:  # a session that exists (a ParamsError is one, too)
+        raise proto.ParamsError(str(exc)) from None
     return proto.unstructure(outgoing.NewSessionResult(session_id))
 
 
@@ -408,7 +406,7 @@ async def _configure(
     except ev.BackendError as exc:
         raise ev.BackendError(f"{method}: {exc}") from None
     if not known:
-        raise proto.ParamsError(f"{method}: no session {session_id}")
+        raise proto.ParamsError(f"no session {session_id}")
 
 
 @dave_method(proto.LIST_COMMANDS, proto.ListCommandsParams)
@@ -423,7 +421,7 @@ async def list_commands(
 def list_rules(_: DaveServer, manager: SessionManager, params: proto.ListRulesParams) -> Any:
     rules = manager.kept.rules(params.session_id)
     if rules is None:
-        raise proto.ParamsError(f"{proto.LIST_RULES}: no session {params.session_id}")
+        raise proto.ParamsError(f"no session {params.session_id}")
     return proto.unstructure(outgoing.RuleList(rules))
 
 
@@ -431,16 +429,13 @@ def list_rules(_: DaveServer, manager: SessionManager, params: proto.ListRulesPa
 def remove_rule(_: DaveServer, manager: SessionManager, params: proto.RemoveRuleParams) -> Any:
     removed = manager.kept.remove_rule(params.session_id, params.rule)
     if removed is None:
-        raise proto.ParamsError(f"{proto.REMOVE_RULE}: no session {params.session_id}")
+        raise proto.ParamsError(f"no session {params.session_id}")
     return proto.unstructure(outgoing.Removed(removed))
 
 
 @dave_method(proto.CHANGES, proto.ChangesParams)
 async def changes(_: DaveServer, manager: SessionManager, params: proto.ChangesParams) -> Any:
-    try:
-        change_set = await manager.kept.changes(params.session_id, params.turn)
-    except proto.ParamsError as exc:
-        raise proto.ParamsError(f"{proto.CHANGES}: {exc}") from None
+    change_set = await manager.kept.changes(params.session_id, params.turn)
     return proto.unstructure(outgoing.changes_result(params.session_id, change_set))
 
 
@@ -449,19 +444,13 @@ async def revert_changes(
     _: DaveServer, manager: SessionManager, params: proto.RevertChangesParams
 ) -> Any:
     hunks = [HunkRef(h.path, h.index) for h in params.hunks] if params.hunks is not None else None
-    try:
-        result = await manager.kept.revert(params.session_id, params.turn, params.paths, hunks)
-    except proto.ParamsError as exc:
-        raise proto.ParamsError(f"{proto.REVERT_CHANGES}: {exc}") from None
+    result = await manager.kept.revert(params.session_id, params.turn, params.paths, hunks)
     return proto.unstructure(outgoing.revert_result(result))
 
 
 @dave_method(proto.HISTORY, proto.HistoryParams)
 async def history(_: DaveServer, manager: SessionManager, params: proto.HistoryParams) -> Any:
-    try:
-        found = await manager.kept.history(params.session_id)
-    except proto.ParamsError as exc:
-        raise proto.ParamsError(f"{proto.HISTORY}: {exc}") from None
+    found = await manager.kept.history(params.session_id)
     return proto.unstructure(outgoing.history_result(params.session_id, found))
 
 
@@ -472,7 +461,7 @@ async def trust_folder(
     try:
         path, trusted = await manager.clients.set_trust(params.path, params.trusted)
     except TrustError as exc:
-        raise proto.ParamsError(f"{proto.TRUST_FOLDER}: invalid params: path: {exc}") from None
+        raise proto.ParamsError(f"invalid params: path: {exc}") from None
     return proto.unstructure(outgoing.TrustFolderResult(path, trusted))
 
 
@@ -483,6 +472,6 @@ async def folder_trust(
     try:
         found, trusted = await manager.clients.folder_trust(params.path)
     except TrustError as exc:
-        raise proto.ParamsError(f"{proto.FOLDER_TRUST}: invalid params: path: {exc}") from None
+        raise proto.ParamsError(f"invalid params: path: {exc}") from None
     result = outgoing.FolderTrustResult(found.path, trusted, found.runs_code, found.would_run)
     return proto.unstructure(result)
