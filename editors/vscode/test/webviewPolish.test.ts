@@ -9,62 +9,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { JSDOM } from 'jsdom';
+import type { ChatItem, ContextChip, RetryInfo } from '../src/shared/messages';
 
-import type { ChatItem, ChatViewState, ContextChip, FromWebview, RetryInfo } from '../src/shared/messages';
-import { ChatApp } from '../src/webview/chatApp';
-import { createMarkdownRenderer } from '../src/webview/markdown';
-import { SHELL_BODY } from '../src/webview/shell';
+import { button, harness as jsdomHarness, state, type Harness } from './webviewHarness';
 
-interface Harness {
-  doc: Document;
-  app: ChatApp;
-  posted: FromWebview[];
-  /** Moves the countdown's clock on and runs its ticks. */
-  advance(ms: number): void;
-  /** The nodes scrollIntoView was called on. */
-  revealed: Element[];
-  status(): string;
-}
-
-function harness(): Harness {
-  const dom = new JSDOM(`<!DOCTYPE html><html><body>${SHELL_BODY}</body></html>`, { pretendToBeVisual: true });
-  const doc = dom.window.document;
-  const posted: FromWebview[] = [];
-  const revealed: Element[] = [];
-  // jsdom has no layout: record what would scroll into view.
-  dom.window.HTMLElement.prototype.scrollIntoView = function (this: Element) {
-    revealed.push(this);
-  };
-  let now = 1_000_000;
-  const ticks = new Set<() => void>();
-  const app = new ChatApp(doc, { postMessage: (m) => posted.push(m) }, createMarkdownRenderer(dom.window as unknown as Window), {
-    schedule: (fn) => fn(),
-    every: (fn) => {
-      ticks.add(fn);
-      return () => ticks.delete(fn);
-    },
-    now: () => now,
-  });
-  app.start();
-  return {
-    doc,
-    app,
-    posted,
-    revealed,
-    advance: (ms) => {
-      for (let left = ms; left > 0; left -= 1000) {
-        now += Math.min(1000, left);
-        for (const fn of [...ticks]) fn();
-      }
-    },
-    status: () => doc.querySelector('#status')?.textContent ?? '',
-  };
-}
-
-function state(items: ChatItem[] = [], extra: Partial<ChatViewState> = {}): ChatViewState {
-  return { sessions: [{ id: 's1', title: 'First', busy: false }], activeSessionId: 's1', items, busy: false, status: '', ...extra };
-}
+/** Renders at once: these tests look at the transcript right after each message. */
+const harness = (): Harness => jsdomHarness({ renderNow: true });
 
 const retry: RetryInfo = { attempt: 2, maxAttempts: 10, retryInMs: 8000, reason: 'API Error 500' };
 
@@ -80,12 +30,6 @@ function chip(over: Partial<ContextChip> = {}): ContextChip {
     text: 'def greet(name):\n    return name',
     ...over,
   };
-}
-
-function button(root: ParentNode, name: string): HTMLButtonElement {
-  const found = [...root.querySelectorAll('button')].find((b) => (b.getAttribute('aria-label') ?? b.textContent ?? '').trim() === name);
-  assert.ok(found, `no button ${name} in ${(root as Element).outerHTML ?? ''}`);
-  return found;
 }
 
 describe('retries, errors and what waits for the user are seen', () => {

@@ -7,73 +7,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { JSDOM } from 'jsdom';
-
-import { parseFromWebview, type ChatItem, type ChatViewState, type FromWebview } from '../src/shared/messages';
-import { ChatApp } from '../src/webview/chatApp';
+import { parseFromWebview, type ChatItem } from '../src/shared/messages';
 import { meterText } from '../src/webview/toolbar';
-import { createMarkdownRenderer } from '../src/webview/markdown';
-import { SHELL_BODY } from '../src/webview/shell';
 
-interface Harness {
-  dom: JSDOM;
-  doc: Document;
-  app: ChatApp;
-  posted: FromWebview[];
-  /** Runs the debounced `@` queries now. */
-  debounced(): void;
-  input: HTMLTextAreaElement;
-  type(text: string): void;
-  key(init: KeyboardEventInit): void;
-}
+import { button, harness as jsdomHarness, state, type Harness } from './webviewHarness';
 
-function harness(): Harness {
-  const dom = new JSDOM(`<!DOCTYPE html><html><body>${SHELL_BODY}</body></html>`, { pretendToBeVisual: true });
-  const doc = dom.window.document;
-  const posted: FromWebview[] = [];
-  const waiting: Array<() => void> = [];
-  const app = new ChatApp(doc, { postMessage: (m) => posted.push(m) }, createMarkdownRenderer(dom.window as unknown as Window), {
-    schedule: (fn) => fn(),
-    debounce: (fn) => {
-      waiting.push(fn);
-      return () => {
-        const at = waiting.indexOf(fn);
-        if (at >= 0) waiting.splice(at, 1);
-      };
-    },
-    readImage: (file) => Promise.resolve(`data:${file.type};base64,iVBORw0K`),
-  });
-  app.start();
-  const input = doc.querySelector<HTMLTextAreaElement>('#message')!;
-  return {
-    dom,
-    doc,
-    app,
-    posted,
-    input,
-    debounced: () => {
-      for (const fn of waiting.splice(0)) fn();
-    },
-    type: (text) => {
-      input.value = text;
-      input.setSelectionRange(text.length, text.length);
-      input.dispatchEvent(new dom.window.Event('input', { bubbles: true }));
-    },
-    key: (init) => {
-      input.dispatchEvent(new dom.window.KeyboardEvent('keydown', { bubbles: true, cancelable: true, ...init }));
-    },
-  };
-}
-
-function state(items: ChatItem[] = [], extra: Partial<ChatViewState> = {}): ChatViewState {
-  return { sessions: [{ id: 's1', title: 'First', busy: false }], activeSessionId: 's1', items, busy: false, status: '', ...extra };
-}
-
-function button(root: ParentNode, name: string): HTMLButtonElement {
-  const found = [...root.querySelectorAll('button')].filter((b) => (b.getAttribute('aria-label') ?? b.textContent ?? '').trim() === name);
-  assert.equal(found.length, 1, `one button named ${name}`);
-  return found[0];
-}
+/** Renders at once: these tests look at the transcript right after each message. */
+const harness = (): Harness => jsdomHarness({ renderNow: true });
 
 const question = (multiSelect: boolean): Extract<ChatItem, { kind: 'permission' }> => ({
   id: 'p1',
