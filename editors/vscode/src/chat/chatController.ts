@@ -16,6 +16,8 @@
  * - TurnChanges (changes.ts) keeps the "N files changed" row of a turn that
  *   changed files: Review opens its diffs (dave/changes), Undo reverts it, or
  *   one file or hunk of it (dave/revertChanges), through the host's ChangesUi;
+ * - SessionRewind (rewind.ts) runs a message's Rewind and Fork (dave/rewind,
+ *   dave/fork) and a rewind card's Review;
  * - RunningTurns (runningTurns.ts) knows which sessions have a turn running
  *   (and on which client) and which are between Send and their query;
  * - PromptQueue (promptQueue.ts) keeps the prompts that wait for a turn;
@@ -34,6 +36,7 @@ import type { DaveClient, PermissionExtra } from '../protocol/daveClient';
 import type { ActiveFileContext } from '../protocol/editorTypes';
 import { errorMessage } from '../protocol/errors';
 import type { QueryOutcome } from '../protocol/query';
+import type { RewindResult } from '../protocol/sessionTypes';
 import type { ImageAttachment, PermissionMode, TranscriptMessage } from '../protocol/types';
 import type {
   ChatItem,
@@ -50,6 +53,7 @@ import { runCodeAction } from './codeActions';
 import { ContextChips, promptContext } from './promptContext';
 import { PromptQueue } from './promptQueue';
 import type { ProposalReview } from './review';
+import { SessionRewind } from './rewind';
 import { RunningTurns } from './runningTurns';
 import { ServerSessions } from './serverSessions';
 import { configureSession } from './sessionSettings';
@@ -120,6 +124,7 @@ export class ChatController {
   private readonly view: ViewUpdates;
   private readonly serverSessions: ServerSessions;
   private readonly runner: TurnRunner;
+  private readonly rewinds: SessionRewind;
 
   constructor(private readonly host: ChatHost) {
     this.store = new SessionStore(host.store, (message) => host.log?.(message));
@@ -130,6 +135,7 @@ export class ChatController {
     this.serverSessions = new ServerSessions(host, this.store, this.view);
     const { store, turns, queue, view, changes, serverSessions } = this;
     this.runner = new TurnRunner(host, { store, turns, queue, view, changes, serverSessions });
+    this.rewinds = new SessionRewind(host, store, view, turns, queue);
   }
 
   get activeSessionId(): string | undefined {
@@ -220,6 +226,15 @@ export class ChatController {
         break;
       case 'undoChanges':
         await this.changes.undo(message.itemId, message.path === undefined ? {} : { paths: [message.path] });
+        break;
+      case 'rewind':
+        await this.rewind(message.itemId, message.files);
+        break;
+      case 'fork':
+        await this.fork(message.itemId);
+        break;
+      case 'reviewRewind':
+        await this.rewinds.review(message.itemId, message.path);
         break;
       case 'removeContext':
         this.removeContext(message.id);
@@ -383,6 +398,16 @@ export class ChatController {
   /** "Dave: Undo Last Changes". */
   undoLastChanges(): Promise<RevertChangesResult | undefined> {
     return this.changes.undoLast();
+  }
+
+  /** A message's "Rewind to here" (`files`) or "Rewind chat only" (rewind.ts). */
+  rewind(itemId: string, files = true): Promise<RewindResult | undefined> {
+    return this.rewinds.rewind(itemId, files);
+  }
+
+  /** A message's "Fork from here": the forked session's id, now the active one. */
+  fork(itemId: string): Promise<string | undefined> {
+    return this.rewinds.fork(itemId);
   }
 
   /** Writes pending state now (on deactivate). */

@@ -158,6 +158,13 @@ export class SessionStore {
     return session;
   }
 
+  /** Adds a session made elsewhere (a fork, issue 27), made active. */
+  add(session: Session): void {
+    this.sessions.set(session.id, session);
+    this.activeSessionId = session.id;
+    this.scheduleSave(0);
+  }
+
   /** Makes a session active; false if it is unknown or already active. */
   activate(id: string): boolean {
     if (!this.sessions.has(id) || id === this.activeSessionId) return false;

@@ -14,7 +14,7 @@
 
 import { ProgressType, type CancellationToken, type Disposable } from 'vscode-jsonrpc';
 
-import type { ChangesResult, RevertChangesParams, RevertChangesResult } from './changeTypes';
+import type { ChangesResult, RevertChangesParams, RevertChangesResult, RevertConflict } from './changeTypes';
 import { errorCode, errorMessage, isConnectionGone } from './errors';
 import { PermissionLedger, type ExpiryReason, type PendingPermission } from './permissions';
 import type { ProgressValue } from './progressTypes';
@@ -30,12 +30,16 @@ import {
 import type {
   DeleteSessionResult,
   FolderTrustResult,
+  ForkParams,
+  ForkResult,
   HistoryResult,
   ListCommandsResult,
   ListRulesResult,
   ListSessionsResult,
   PermissionRule,
   RemoveRuleResult,
+  RewindParams,
+  RewindResult,
   SlashCommand,
   TrustFolderResult,
 } from './sessionTypes';
@@ -48,6 +52,14 @@ import {
   type PermissionParams,
   type QueryResult,
 } from './types';
+
+/** A result's `conflicts`, of the shape the protocol gives them. */
+function conflictsOf(raw: unknown): RevertConflict[] {
+  if (!Array.isArray(raw)) return [];
+  return (raw as Array<Partial<RevertConflict> | null>)
+    .filter((c): c is RevertConflict => typeof c?.path === 'string')
+    .map((c) => ({ path: c.path, message: String(c.message ?? '') }));
+}
 
 export const daveProgressType = new ProgressType<ProgressValue>();
 
@@ -299,10 +311,25 @@ export class DaveClient {
     const result = await this.rpc.sendRequest<RevertChangesResult>(Methods.revertChanges, params);
     return {
       reverted: Array.isArray(result?.reverted) ? result.reverted.filter((p) => typeof p === 'string') : [],
-      conflicts: Array.isArray(result?.conflicts)
-        ? result.conflicts.filter((c) => typeof c?.path === 'string').map((c) => ({ path: c.path, message: String(c.message ?? '') }))
-        : [],
+      conflicts: conflictsOf(result?.conflicts),
     };
+  }
+
+  /** `dave/rewind`: the session back to before `turn`, and (unless `files: false`) its files; rejects -32602 for a turn that does not exist. */
+  async rewind(params: RewindParams): Promise<RewindResult> {
+    const result = await this.rpc.sendRequest<RewindResult>(Methods.rewind, params);
+    return {
+      turn: typeof result?.turn === 'number' ? result.turn : params.turn,
+      restored: Array.isArray(result?.restored) ? result.restored.filter((p) => typeof p === 'string') : [],
+      conflicts: conflictsOf(result?.conflicts),
+    };
+  }
+
+  /** `dave/fork`: a new session holding turns 1..`turn` (all by default); its id. */
+  async fork(params: ForkParams): Promise<string> {
+    const result = await this.rpc.sendRequest<ForkResult>(Methods.fork, params);
+    if (typeof result?.sessionId !== 'string' || result.sessionId === '') throw new Error('the server did not name the forked session');
+    return result.sessionId;
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * The sessions and what belongs to them (docs/protocol.md, "Session
  * lifecycle", "Conversation history", "Allow-always rules", "Folder trust"):
- * deleting and listing sessions, slash commands, rules, history and trust.
+ * deleting and listing sessions, slash commands, rules, history and trust;
+ * rewinding and forking a session ("Rewind and fork", issue 27).
  */
 
 import type { OpenString } from './types';
@@ -27,6 +28,8 @@ export interface ServerSessionInfo {
   backendSessionId?: string;
   /** Additive (issue 16): the session's running cost. */
   costUsd?: number;
+  /** Additive (issue 27): the session was forked (`dave/fork`) from that session's turn. */
+  forkedFrom?: { sessionId: string; turn: number };
 }
 
 export interface ListSessionsResult {
@@ -100,4 +103,30 @@ export interface FolderTrustResult {
   trusted: boolean;
   runsCode: boolean;
   wouldRun: string[];
+}
+
+/** `dave/rewind`: back to the moment before turn `turn` began; `files` (default true) restores the files too. */
+export interface RewindParams {
+  sessionId: string;
+  turn: number;
+  files?: boolean;
+}
+
+export interface RewindResult {
+  /** The turn the next query is. */
+  turn: number;
+  /** Files restored as they were before `turn`. */
+  restored: string[];
+  /** Files changed since the rewound turns left them: kept, not restored. */
+  conflicts: Array<{ path: string; message: string }>;
+}
+
+/** `dave/fork`: a new session holding this one's turns 1..`turn` (default: all). */
+export interface ForkParams {
+  sessionId: string;
+  turn?: number;
+}
+
+export interface ForkResult {
+  sessionId: string;
 }

@@ -36,6 +36,9 @@ export const Methods = {
   /** Additive (issue 24, "Folder trust"); used only when the server advertises them. */
   trustFolder: 'dave/trustFolder',
   folderTrust: 'dave/folderTrust',
+  /** Additive (issue 27, "Rewind and fork"); used only when the server advertises them. */
+  rewind: 'dave/rewind',
+  fork: 'dave/fork',
 } as const;
 
 export const ErrorCodes = {

@@ -70,7 +70,36 @@ export type ChatItem =
       files: ChangedFileRow[];
       /** How the last Undo went, in a few words. */
       note?: string;
-    };
+    }
+  | RewindItem;
+
+/**
+ * What "Rewind to here" did (issue 27): the session went back to before the
+ * turn of a message of yours; that message and everything after it left the
+ * transcript, and the files the rewound turns changed were restored (unless
+ * only the conversation was rewound) or, changed since, kept as conflicts.
+ */
+export interface RewindItem {
+  id: string;
+  kind: 'rewind';
+  /** The turn the session went back to before: the next prompt is this turn again. */
+  turn: number;
+  /** The rewound message, as you typed it. */
+  prompt: string;
+  /** The files were restored too (false: the conversation only). */
+  files: boolean;
+  /** The files restored, and those kept because they changed since (with the server's message). */
+  rows: RewoundFileRow[];
+}
+
+export interface RewoundFileRow {
+  /** Absolute, as the server gives it. */
+  path: string;
+  /** Relative to the workspace where it lies inside it. */
+  label: string;
+  /** Set when the file was not restored: why (it changed since). */
+  conflict?: string;
+}
 
 /** What a permission card says about its proposal. */
 export interface ProposalCardInfo {
@@ -247,6 +276,12 @@ export type FromWebview =
   | { type: 'reviewChanges'; itemId: string }
   /** Undoes a "files changed" row's turn, or one file of it. */
   | { type: 'undoChanges'; itemId: string; path?: string }
+  /** "Rewind to here" on a message of yours: files and conversation, or (files: false) the conversation only. */
+  | { type: 'rewind'; itemId: string; files: boolean }
+  /** "Fork from here" on a message of yours: a new session holding the turns up to it. */
+  | { type: 'fork'; itemId: string }
+  /** A rewind row's Review of one file: the rewound turns' change to it. */
+  | { type: 'reviewRewind'; itemId: string; path: string }
   /** A code block's Copy and Insert at cursor (issue 18). */
   | { type: 'copyCode'; code: string }
   | { type: 'insertCode'; code: string }
@@ -266,6 +301,9 @@ const fromWebviewTypes = new Set<FromWebview['type']>([
   'openProposal',
   'reviewChanges',
   'undoChanges',
+  'rewind',
+  'fork',
+  'reviewRewind',
   'unqueue',
   'setModel',
   'setPermissionMode',
@@ -362,6 +400,12 @@ export function parseFromWebview(raw: unknown): FromWebview | undefined {
       return typeof m.requestId === 'string' ? { type: 'openProposal', requestId: m.requestId } : undefined;
     case 'reviewChanges':
       return typeof m.itemId === 'string' ? { type: 'reviewChanges', itemId: m.itemId } : undefined;
+    case 'rewind':
+      return typeof m.itemId === 'string' ? { type: 'rewind', itemId: m.itemId, files: m.files !== false } : undefined;
+    case 'fork':
+      return typeof m.itemId === 'string' ? { type: 'fork', itemId: m.itemId } : undefined;
+    case 'reviewRewind':
+      return typeof m.itemId === 'string' && typeof m.path === 'string' ? { type: 'reviewRewind', itemId: m.itemId, path: m.path } : undefined;
     case 'undoChanges':
       if (typeof m.itemId !== 'string') return undefined;
       return { type: 'undoChanges', itemId: m.itemId, ...(typeof m.path === 'string' ? { path: m.path } : {}) };

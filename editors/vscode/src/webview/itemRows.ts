@@ -1,14 +1,15 @@
 /**
  * The transcript's rows that are not cards: the user's prompt (with the
- * context sent with it), Dave's answer as markdown with Copy, Insert and Apply
+ * context sent with it, and its Rewind and Fork actions), Dave's answer as markdown with Copy, Insert and Apply
  * on its code blocks, thinking, a tool use's row (its file opens), an error
  * and a notice.
  */
 
 import type { ChatItem } from '../shared/messages';
 import type { CardContext } from './cards';
+import { userActions } from './rewindCard';
 
-export type RowItem = Exclude<ChatItem, { kind: 'permission' | 'changes' }>;
+export type RowItem = Exclude<ChatItem, { kind: 'permission' | 'changes' | 'rewind' }>;
 
 export function fillRow(node: HTMLElement, item: RowItem, cx: Pick<CardContext, 'el' | 'post' | 'markdown'>): void {
   const { el } = cx;
@@ -25,6 +26,7 @@ export function fillRow(node: HTMLElement, item: RowItem, cx: Pick<CardContext, 
       if (item.images !== undefined && item.images > 0) {
         parts.push(el('div', 'user-images', item.images === 1 ? '1 image attached' : `${item.images} images attached`));
       }
+      parts.push(userActions(item, cx));
       node.replaceChildren(...parts);
       break;
     }

@@ -16,6 +16,7 @@ import type { MarkdownRenderer } from './markdown';
 import { fillPermissionCard } from './permissionCard';
 import { fillPlanCard } from './planCard';
 import { fillQuestionCard } from './questionCard';
+import { fillRewindCard } from './rewindCard';
 
 export class Transcript {
   private readonly items = new Map<string, ChatItem>();
@@ -191,6 +192,8 @@ export class Transcript {
       else fillPermissionCard(node, item, this.cards);
     } else if (item.kind === 'changes') {
       fillChangesCard(node, item, this.cards);
+    } else if (item.kind === 'rewind') {
+      fillRewindCard(node, item, this.cards);
     } else {
       fillRow(node, item, this.cards);
     }
