@@ -24,5 +24,7 @@ bash scripts/need-debian.sh tmux tmux
 .venv/bin/python -m pytest -p no:cacheprovider -n "${DAVE_TEST_WORKERS:-2}" --dist loadscope "$@"
 echo "== acp: the official ACP TypeScript SDK's client against dave-lsp acp"
 DAVE_LSP_PYTHON="$ROOT/.venv/bin/python" bash tests/acp_node/run.sh
+echo "== acp: acpx (a third-party ACP client, on the registry's Node 24) against dave-lsp acp"
+DAVE_LSP_PYTHON="$ROOT/.venv/bin/python" bash tests/acpx/run.sh
 echo "== vs code extension"
 DAVE_LSP_PYTHON="$ROOT/.venv/bin/python" bash editors/vscode/scripts/test.sh
