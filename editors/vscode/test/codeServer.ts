@@ -4,17 +4,20 @@
  * through playwright-core. scripts/test.sh installs the tools
  * (scripts/e2e-setup.sh) and passes their paths in DAVE_E2E_CHROMIUM,
  * DAVE_E2E_NODE24_BIN and DAVE_E2E_CODE_SERVER; without them the e2e files skip.
+ * `openDave` is what every e2e file starts with: a fake model, a folder, and
+ * VS Code opened on it with this repository's dave-lsp; `openChat`, `send`,
+ * `ask` and `idle` drive the chat the way a user does.
  */
 
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import * as path from 'node:path';
 
-import type { Browser, Frame, Page } from 'playwright-core';
+import type { Browser, Frame, Locator, Page } from 'playwright-core';
 
-import { extensionRoot, sleep } from './helpers';
+import { extensionRoot, fakeModelOptions, pythonPath, repoRoot, sleep, startFakeModel, tempDir } from './helpers';
 
 const chromiumPath = process.env.DAVE_E2E_CHROMIUM;
 const node24Bin = process.env.DAVE_E2E_NODE24_BIN;
@@ -190,4 +193,92 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   } catch {
     // Best effort.
   }
+}
+
+export interface DaveWindowOptions {
+  /** The temporary folder's prefix (the folder holds the workspace, code-server's data and the home). */
+  name: string;
+  /** The workspace's folder name. */
+  folder: string;
+  /** Writes the workspace's files (and anything else under `root`) before VS Code opens it. */
+  prepare(workspace: string, root: string): void;
+  /** Added to the Dave server's environment (the fake model's). */
+  env?: Record<string, string>;
+  workspaceTrust?: boolean;
+  /** The screenshot saved as it closes. */
+  finalScreenshot: string;
+}
+
+export interface DaveWindow {
+  readonly page: Page;
+  readonly root: string;
+  readonly workspace: string;
+  /** The home of the CLI (its transcripts under `.claude/`) and of code-server. */
+  readonly home: string;
+  /** The final screenshot, then VS Code, the fake model and the folder go. */
+  close(): Promise<void>;
+}
+
+/** A fake model and a fresh folder, opened in code-server whose Dave server is this repository's dave-lsp. */
+export async function openDave(options: DaveWindowOptions): Promise<DaveWindow> {
+  const root = tempDir(options.name);
+  const workspace = path.join(root, options.folder);
+  mkdirSync(workspace, { recursive: true });
+  const fake = await startFakeModel();
+  let window: CodeServerWindow | undefined;
+  const close = async (): Promise<void> => {
+    if (window !== undefined) await screenshot(window.page, options.finalScreenshot);
+    await window?.close();
+    await fake.stop();
+    rmSync(root, { recursive: true, force: true });
+  };
+  try {
+    options.prepare(workspace, root);
+    const server = fakeModelOptions(fake.url, path.join(root, 'home'), workspace);
+    window = await openCodeServer({
+      root,
+      workspace,
+      workspaceTrust: options.workspaceTrust,
+      settings: {
+        'dave.server.command': [pythonPath(), '-m', 'dave_lsp'],
+        'dave.server.env': { ...server.env, ...options.env, PYTHONPATH: repoRoot },
+      },
+    });
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { page: window.page, root, workspace, home: window.home, close };
+}
+
+/** Opens the Dave view from the activity bar; its chat frame. */
+export async function openChat(page: Page): Promise<Frame> {
+  const daveTab = page.locator('.activitybar [aria-label^="Dave"]').first();
+  await daveTab.waitFor({ timeout: 60_000 });
+  await daveTab.click();
+  return chatFrame(page, 60_000);
+}
+
+/** The chat's message box. */
+export function messageBox(chat: Frame): Locator {
+  return chat.locator('textarea[aria-label="Message Dave"]');
+}
+
+/** Types `prompt` into the message box and presses Enter. */
+export async function send(chat: Frame, prompt: string): Promise<void> {
+  const box = messageBox(chat);
+  await box.fill(prompt);
+  await box.press('Enter');
+}
+
+/** Waits until the turn is over (Send shows again). */
+export async function idle(chat: Frame, timeoutMs = 30_000): Promise<void> {
+  await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: timeoutMs });
+}
+
+/** Sends `prompt` and waits for the fake model's echo of it and the end of the turn. */
+export async function ask(chat: Frame, prompt: string): Promise<void> {
+  await send(chat, prompt);
+  await chat.locator('.item.assistant', { hasText: `You said: ${prompt}` }).waitFor({ timeout: 60_000 });
+  await idle(chat);
 }

@@ -15,14 +15,14 @@
  */
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import type { Frame, Page } from 'playwright-core';
 
-import { artifacts, chatFrame, e2eSkip as skip, openCodeServer, type CodeServerWindow } from './codeServer';
-import { fakeModelOptions, pythonPath, repoRoot, sleep, startFakeModel, tempDir, type FakeModel } from './helpers';
+import { ask, chatFrame, e2eSkip as skip, idle, messageBox, openChat, openDave, screenshot, send, type DaveWindow } from './codeServer';
+import { sleep } from './helpers';
 
 const STEP = 90_000;
 
@@ -64,122 +64,89 @@ function transcripts(dir: string): string {
 }
 
 describe('the extension in a real VS Code (code-server + Chromium)', { skip }, () => {
-  let fake: FakeModel;
-  let window: CodeServerWindow | undefined;
+  let window: DaveWindow | undefined;
   let page: Page;
   let chat: Frame;
-  let root: string;
   let workspace: string;
+  let home: string;
 
   before(async () => {
-    root = tempDir('e2e');
-    workspace = path.join(root, 'project');
-    const home = path.join(root, 'home');
-    mkdirSync(workspace, { recursive: true });
-    writeFileSync(path.join(workspace, 'README.md'), '# e2e project\n');
-    writeFileSync(path.join(workspace, 'greet.py'), 'def greet(name):\n    return f"hi {name}"\n\n\nprint(greet("a"))\n');
-
-    fake = await startFakeModel();
-    const options = fakeModelOptions(fake.url, home, workspace);
-    window = await openCodeServer({
-      root,
-      workspace,
-      settings: {
-        'dave.server.command': [pythonPath(), '-m', 'dave_lsp'],
-        // The CLI retries a failed model request up to 3 times (about 4 s), as a user's would.
-        'dave.server.env': { ...options.env, CLAUDE_CODE_MAX_RETRIES: '3', PYTHONPATH: repoRoot },
+    window = await openDave({
+      name: 'e2e',
+      folder: 'project',
+      prepare: (folder) => {
+        writeFileSync(path.join(folder, 'README.md'), '# e2e project\n');
+        writeFileSync(path.join(folder, 'greet.py'), 'def greet(name):\n    return f"hi {name}"\n\n\nprint(greet("a"))\n');
       },
+      // The CLI retries a failed model request up to 3 times (about 4 s), as a user's would.
+      env: { CLAUDE_CODE_MAX_RETRIES: '3' },
+      finalScreenshot: 'vscode-final.png',
     });
-    page = window.page;
+    ({ page, workspace, home } = window);
   }, { timeout: 240_000 });
 
   after(async () => {
-    if (page !== undefined) {
-      try {
-        mkdirSync(artifacts, { recursive: true });
-        await page.screenshot({ path: path.join(artifacts, 'vscode-final.png') });
-      } catch {
-        // Best effort.
-      }
-    }
     await window?.close();
-    await fake?.stop();
-    if (root !== undefined) rmSync(root, { recursive: true, force: true });
   });
 
   it('opens the Dave view from the activity bar', { timeout: STEP }, async () => {
-    const daveTab = page.locator('.activitybar [aria-label^="Dave"]').first();
-    await daveTab.waitFor({ timeout: 60_000 });
-    await daveTab.click();
-    chat = await chatFrame(page, 60_000);
+    chat = await openChat(page);
     for (const name of ['Send', 'New session', 'Delete session']) {
       assert.equal(await chat.getByRole('button', { name, exact: true }).count(), 1, name);
     }
     // The first open says what answers and how to start, not an empty dropdown.
     await chat.locator('#transcript .welcome', { hasText: 'Claude Code' }).waitFor({ timeout: 30_000 });
     assert.equal((await chat.locator('#session-select option').allTextContents()).join('|'), 'No sessions yet');
-    mkdirSync(artifacts, { recursive: true });
-    await page.screenshot({ path: path.join(artifacts, 'vscode-first-open.png') });
+    await screenshot(page, 'vscode-first-open.png');
   });
 
   it('streams an answer into the webview', { timeout: STEP }, async () => {
-    const box = chat.locator('textarea[aria-label="Message Dave"]');
-    await box.fill('hello from code-server');
-    await box.press('Enter');
+    await send(chat, 'hello from code-server');
     const answer = chat.locator('.item.assistant .body').last();
     await chat.locator('.item.assistant', { hasText: 'You said: hello from code-server' }).waitFor({ timeout: 60_000 });
     assert.equal((await answer.textContent())?.trim(), 'You said: hello from code-server');
-    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    await idle(chat);
   });
 
   it('asks permission for a Write, and Allow writes the file', { timeout: STEP }, async () => {
-    const box = chat.locator('textarea[aria-label="Message Dave"]');
-    await box.fill('write from-vscode.txt made-in-a-real-vscode');
-    await box.press('Enter');
+    await send(chat, 'write from-vscode.txt made-in-a-real-vscode');
     const allow = chat.getByRole('button', { name: 'Allow', exact: true });
     await allow.waitFor({ timeout: 60_000 });
     // With a server from issue 12 on, the button names what it allows ("Allow always: all file edits…").
     assert.equal(await chat.getByRole('button', { name: /^Allow always/ }).count(), 1);
     assert.equal(await chat.getByRole('button', { name: 'Deny', exact: true }).count(), 1);
-    mkdirSync(artifacts, { recursive: true });
-    await page.screenshot({ path: path.join(artifacts, 'vscode-permission.png') });
+    await screenshot(page, 'vscode-permission.png');
     await allow.click();
     const content = await waitForFile(path.join(workspace, 'from-vscode.txt'), 60_000);
     assert.equal(content, 'made-in-a-real-vscode');
     await chat.locator('.item.permission', { hasText: 'Allowed' }).waitFor({ timeout: 30_000 });
     await chat.locator('.item.tool.done', { hasText: 'from-vscode.txt' }).waitFor({ timeout: 30_000 });
-    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    await idle(chat);
   });
 
   it('Stop cancels a slow answer', { timeout: STEP }, async () => {
-    const box = chat.locator('textarea[aria-label="Message Dave"]');
     const answersBefore = await chat.locator('.item.assistant').count();
-    await box.fill('slow 600 50');
-    await box.press('Enter');
+    await send(chat, 'slow 600 50');
     const stop = chat.getByRole('button', { name: 'Stop', exact: true });
     await stop.waitFor({ state: 'visible', timeout: 30_000 });
     // Let a few tokens arrive first.
     await chat.locator('.item.assistant').nth(answersBefore).waitFor({ timeout: 60_000 });
     await stop.click();
     await chat.locator('.item.notice', { hasText: 'Stopped.' }).waitFor({ timeout: 30_000 });
-    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
-    mkdirSync(artifacts, { recursive: true });
-    await page.screenshot({ path: path.join(artifacts, 'vscode-chat.png') });
+    await idle(chat);
+    await screenshot(page, 'vscode-chat.png');
   });
 
   it('a retried error shows "Retrying" with Stop, and the error scrolls into view', { timeout: STEP }, async () => {
-    const box = chat.locator('textarea[aria-label="Message Dave"]');
-    await box.fill('error 500 e2e-model-down');
-    await box.press('Enter');
+    await send(chat, 'error 500 e2e-model-down');
     // The first retry comes a second or so after the failed request.
     const status = chat.locator('#status', { hasText: /Retrying (in \d+ s|now) \(attempt \d of 3\): API Error 500/ });
     await status.waitFor({ timeout: 5_000 });
     assert.equal(await chat.getByRole('button', { name: 'Stop', exact: true }).isVisible(), true);
-    mkdirSync(artifacts, { recursive: true });
-    await page.screenshot({ path: path.join(artifacts, 'vscode-retrying.png') });
+    await screenshot(page, 'vscode-retrying.png');
     const error = chat.locator('.item.error').last();
     await error.waitFor({ timeout: 60_000 });
-    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    await idle(chat);
     // Seen without scrolling: inside the transcript's visible box.
     const seen = await error.evaluate((node) => {
       const box = node.getBoundingClientRect();
@@ -187,7 +154,7 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
       return box.top >= view.top - 1 && box.bottom <= view.bottom + 1;
     });
     assert.equal(seen, true, 'the error is in view');
-    await page.screenshot({ path: path.join(artifacts, 'vscode-error.png') });
+    await screenshot(page, 'vscode-error.png');
   });
 
   it('Ctrl+Alt+D focuses the message box; Escape stops the answer and the focus stays there', { timeout: STEP }, async () => {
@@ -207,15 +174,13 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
     await chat.locator('.item.assistant').nth(answersBefore).waitFor({ timeout: 60_000 });
     await page.keyboard.press('Escape');
     await chat.locator('.item.notice', { hasText: 'Stopped.' }).nth(stopped).waitFor({ timeout: 30_000 });
-    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    await idle(chat);
     assert.equal(await focused(), true, 'the focus is back in the message box');
   });
 
   it('a Write proposal opens the diff editor; the edited right side lands on Accept; Review and Undo', { timeout: STEP * 2 }, async () => {
     const target = path.join(workspace, 'proposal-e2e.txt');
-    const box = chat.locator('textarea[aria-label="Message Dave"]');
-    await box.fill('write proposal-e2e.txt dave wrote this');
-    await box.press('Enter');
+    await send(chat, 'write proposal-e2e.txt dave wrote this');
     const title = "proposal-e2e.txt (Dave's proposal)";
     const tab = page.locator('.tabs-container .tab', { hasText: title });
     await tab.waitFor({ timeout: 60_000 });
@@ -236,8 +201,7 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
     const accept = page.locator('.editor-actions .action-label[aria-label^="Accept"]').first();
     await accept.waitFor({ timeout: 30_000 });
     assert.equal(await page.locator('.editor-actions .action-label[aria-label^="Reject"]').count(), 1);
-    mkdirSync(artifacts, { recursive: true });
-    await page.screenshot({ path: path.join(artifacts, 'vscode-proposal.png') });
+    await screenshot(page, 'vscode-proposal.png');
     await accept.click();
 
     const content = await waitForFile(target, 60_000);
@@ -249,16 +213,16 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
     const row = chat.locator('.item.changes', { hasText: 'proposal-e2e.txt' }).last();
     await row.waitFor({ timeout: 30_000 });
     assert.equal((await row.locator('.changes-title').textContent())?.trim(), '1 file changed');
-    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    await idle(chat);
     await row.getByRole('button', { name: 'Review', exact: true }).click();
     await page.locator('.tabs-container .tab', { hasText: "proposal-e2e.txt (Dave's change)" }).waitFor({ timeout: 30_000 });
-    await page.screenshot({ path: path.join(artifacts, 'vscode-review.png') });
+    await screenshot(page, 'vscode-review.png');
     await row.getByRole('button', { name: 'Undo', exact: true }).click();
     const deadline = Date.now() + 30_000;
     while (existsSync(target) && Date.now() < deadline) await sleep(200);
     assert.equal(existsSync(target), false, 'Undo deletes the file the turn created');
     await row.locator('.changes-file.reverted').waitFor({ timeout: 30_000 });
-    await page.screenshot({ path: path.join(artifacts, 'vscode-undo.png') });
+    await screenshot(page, 'vscode-undo.png');
   });
 
   it('the selection goes with a prompt, and the model can ask the editor for it', { timeout: STEP * 2 }, async () => {
@@ -279,29 +243,23 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
     // The Dave view is still showing (a click on its icon would hide the side bar).
     if (!(await page.locator('.part.sidebar').isVisible())) await page.locator('.activitybar [aria-label^="Dave"]').first().click();
     chat = await chatFrame(page, 60_000);
-    await chat.locator('textarea[aria-label="Message Dave"]').waitFor({ state: 'visible', timeout: 30_000 });
+    await messageBox(chat).waitFor({ state: 'visible', timeout: 30_000 });
 
-    const box = chat.locator('textarea[aria-label="Message Dave"]');
-    await box.fill('hello ctx-e2e-marker');
-    await box.press('Enter');
-    await chat.locator('.item.assistant', { hasText: 'You said: hello ctx-e2e-marker' }).waitFor({ timeout: 60_000 });
-    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    await ask(chat, 'hello ctx-e2e-marker');
     // The model's conversation (the CLI's transcript) has the editor's context before the prompt.
-    const said = transcripts(path.join(root, 'home', '.claude'))
+    const said = transcripts(path.join(home, '.claude'))
       .split('\n')
       .filter((line) => line.includes('ctx-e2e-marker') && line.includes('"type":"user"'))
       .join('\n');
     assert.match(said, /The user's active file in the editor is greet\.py \(python\), with lines 1-2 selected/);
     assert.match(said, /def greet\(name\):/);
 
-    await box.fill('tool mcp__editor__getCurrentSelection {}');
-    await box.press('Enter');
+    await send(chat, 'tool mcp__editor__getCurrentSelection {}');
     const answer = chat.locator('.item.assistant', { hasText: 'Tool said: greet.py, lines 1-2' });
     await answer.waitFor({ timeout: 60_000 });
     assert.match((await answer.textContent()) ?? '', /def greet\(name\):/);
-    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
-    mkdirSync(artifacts, { recursive: true });
-    await page.screenshot({ path: path.join(artifacts, 'vscode-context.png') });
+    await idle(chat);
+    await screenshot(page, 'vscode-context.png');
   });
 
   it('Ask Dave About Selection puts the selection into the message box as a chip that goes with the next message', { timeout: STEP }, async () => {
@@ -315,32 +273,27 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
     await page.keyboard.press('Enter');
     const chipLabel = chat.locator('#chips .chip-label', { hasText: 'greet.py:1-2' });
     await chipLabel.waitFor({ timeout: 30_000 });
-    const box = chat.locator('textarea[aria-label="Message Dave"]');
-    assert.equal(await box.inputValue(), '', 'nothing pasted into the box');
-    await box.fill('hello chip-e2e-marker');
-    await box.press('Enter');
+    assert.equal(await messageBox(chat).inputValue(), '', 'nothing pasted into the box');
+    await send(chat, 'hello chip-e2e-marker');
     const bubble = chat.locator('.item.user', { hasText: 'hello chip-e2e-marker' }).last();
     await bubble.locator('.user-context .chip', { hasText: 'greet.py:1-2' }).waitFor({ timeout: 30_000 });
     assert.doesNotMatch((await bubble.textContent()) ?? '', /def greet/);
     await chat.locator('.item.assistant', { hasText: 'You said: hello chip-e2e-marker' }).waitFor({ timeout: 60_000 });
-    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    await idle(chat);
     assert.equal(await chat.locator('#chips .chip').count(), 0, 'the chip went with the message');
-    const said = transcripts(path.join(root, 'home', '.claude'))
+    const said = transcripts(path.join(home, '.claude'))
       .split('\n')
       .filter((line) => line.includes('chip-e2e-marker') && line.includes('"type":"user"'))
       .join('\n');
     assert.match(said, /greet\.py \(python\), with lines 1-2 selected/);
-    mkdirSync(artifacts, { recursive: true });
-    await page.screenshot({ path: path.join(artifacts, 'vscode-chip.png') });
+    await screenshot(page, 'vscode-chip.png');
   });
 
   it("a code block's Insert puts its code into the editor at the cursor", { timeout: STEP }, async () => {
     // greet.py is the active editor (the test before selected its first lines).
-    const box = chat.locator('textarea[aria-label="Message Dave"]');
     // Two blocks: this test inserts the first, the next applies the second (it names its file).
     const blocks = "printf 'Here:\\n```python\\nINSERTED_BY_DAVE = 1\\n```\\n\\n```python title=applied-e2e.py\\nAPPLIED_BY_DAVE = 2\\n```\\n'";
-    await box.fill(`tool Bash ${JSON.stringify({ command: blocks })}`);
-    await box.press('Enter');
+    await send(chat, `tool Bash ${JSON.stringify({ command: blocks })}`);
     // Claude Code runs a read-only command like printf without asking; allow it if it asks.
     const block = chat.locator('.item.assistant .code-block', { hasText: 'INSERTED_BY_DAVE = 1' }).last();
     const allow = chat.locator('.item.permission button.allow').last();
@@ -350,7 +303,7 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
       await sleep(200);
     }
     await block.waitFor({ timeout: 5_000 });
-    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
+    await idle(chat);
     assert.equal(await block.getByRole('button', { name: 'Copy', exact: true }).count(), 1);
     await block.getByRole('button', { name: 'Insert at cursor', exact: true }).click();
     const deadline = Date.now() + 30_000;
@@ -364,8 +317,7 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
     }
     assert.ok(lines.some((l) => l.includes('INSERTED_BY_DAVE = 1')), `the editor shows ${JSON.stringify(lines)}`);
     await chat.locator('#status', { hasText: 'Inserted the code at the cursor.' }).waitFor({ timeout: 10_000 });
-    mkdirSync(artifacts, { recursive: true });
-    await page.screenshot({ path: path.join(artifacts, 'vscode-code-block.png') });
+    await screenshot(page, 'vscode-code-block.png');
   });
 
   it("a code block's Apply opens its change in the diff editor; the edited right side lands on Accept", { timeout: STEP }, async () => {
@@ -382,8 +334,7 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
     await page.keyboard.press('Control+End');
     await page.keyboard.type('EDITED_IN_DIFF = 3');
     await rightSideShows(page, 'EDITED_IN_DIFF = 3');
-    mkdirSync(artifacts, { recursive: true });
-    await page.screenshot({ path: path.join(artifacts, 'vscode-apply.png') });
+    await screenshot(page, 'vscode-apply.png');
     await page.locator('.editor-actions .action-label[aria-label^="Accept"]').first().click();
     assert.equal(await waitForFile(target, 30_000), 'APPLIED_BY_DAVE = 2\nEDITED_IN_DIFF = 3');
     await page.locator('.tabs-container .tab', { hasText: "(Apply Dave's code)" }).waitFor({ state: 'detached', timeout: 30_000 });
@@ -398,7 +349,7 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
     const deadline = Date.now() + 10_000;
     while (readFileSync(target, 'utf8') !== 'APPLIED_BY_DAVE = 2' && Date.now() < deadline) await sleep(100);
     assert.equal(readFileSync(target, 'utf8'), 'APPLIED_BY_DAVE = 2');
-    await page.screenshot({ path: path.join(artifacts, 'vscode-applied.png') });
+    await screenshot(page, 'vscode-applied.png');
   });
 
   it('the model asks a question; clicking an option answers it', { timeout: STEP }, async () => {
@@ -411,18 +362,15 @@ describe('the extension in a real VS Code (code-server + Chromium)', { skip }, (
         { label: 'Red', description: 'warm' },
       ],
     };
-    const box = chat.locator('textarea[aria-label="Message Dave"]');
-    await box.fill(`tool AskUserQuestion ${JSON.stringify({ questions: [question] })}`);
-    await box.press('Enter');
+    await send(chat, `tool AskUserQuestion ${JSON.stringify({ questions: [question] })}`);
     const card = chat.locator('.item.permission.question-card').last();
     await card.waitFor({ timeout: 60_000 });
     await card.locator('legend', { hasText: 'Which color?' }).waitFor({ timeout: 30_000 });
-    mkdirSync(artifacts, { recursive: true });
-    await page.screenshot({ path: path.join(artifacts, 'vscode-question.png') });
+    await screenshot(page, 'vscode-question.png');
     await card.getByRole('button', { name: 'Blue', exact: true }).click();
     await chat.locator('.item.assistant', { hasText: '"Which color?"="Blue"' }).waitFor({ timeout: 60_000 });
     await card.locator('.permission-outcome', { hasText: 'Answered' }).waitFor({ timeout: 30_000 });
-    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
-    await page.screenshot({ path: path.join(artifacts, 'vscode-question-answered.png') });
+    await idle(chat);
+    await screenshot(page, 'vscode-question-answered.png');
   });
 });

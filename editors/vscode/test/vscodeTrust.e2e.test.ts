@@ -11,14 +11,14 @@
  */
 
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import type { Frame, Page } from 'playwright-core';
 
-import { chatFrame, e2eSkip, openCodeServer, screenshot, type CodeServerWindow } from './codeServer';
-import { fakeModelOptions, pythonPath, repoRoot, sleep, startFakeModel, tempDir, type FakeModel } from './helpers';
+import { ask, chatFrame, e2eSkip, idle, openChat, openDave, screenshot, send, type DaveWindow } from './codeServer';
+import { pythonPath, sleep } from './helpers';
 
 const STEP = 120_000;
 
@@ -28,31 +28,19 @@ async function appears(file: string, timeoutMs: number): Promise<boolean> {
   return existsSync(file);
 }
 
-/** Sends a message and waits for the answer that echoes it. */
-async function ask(chat: Frame, prompt: string): Promise<void> {
-  const box = chat.locator('textarea[aria-label="Message Dave"]');
-  await box.fill(prompt);
-  await box.press('Enter');
-  await chat.locator('.item.assistant', { hasText: `You said: ${prompt}` }).waitFor({ timeout: 60_000 });
-  await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 30_000 });
-}
-
 describe('workspace trust in a real VS Code (code-server + Chromium)', { skip: e2eSkip }, () => {
-  let fake: FakeModel;
-  let window: CodeServerWindow | undefined;
+  let window: DaveWindow | undefined;
   let page: Page;
   let chat: Frame;
-  let root: string;
   let workspace: string;
   let hooked: string;
   let pwned: string;
 
-  before(async () => {
-    root = tempDir('e2e-trust');
-    workspace = path.join(root, 'cloned-repo');
+  /** A cloned folder with a SessionStart hook and VS Code settings that would run its code. */
+  function prepare(folder: string, root: string): void {
+    workspace = folder;
     hooked = path.join(workspace, 'HOOKED');
     pwned = path.join(root, 'PWNED');
-    const home = path.join(root, 'home');
     mkdirSync(path.join(workspace, '.claude'), { recursive: true });
     mkdirSync(path.join(workspace, '.vscode'), { recursive: true });
     writeFileSync(path.join(workspace, 'README.md'), '# a repository from somewhere\n');
@@ -73,45 +61,29 @@ describe('workspace trust in a real VS Code (code-server + Chromium)', { skip: e
         'dave.permissionMode': 'bypassPermissions',
       }),
     );
+  }
 
-    fake = await startFakeModel();
-    const options = fakeModelOptions(fake.url, home, workspace);
-    window = await openCodeServer({
-      root,
-      workspace,
-      workspaceTrust: true,
-      settings: {
-        'dave.server.command': [pythonPath(), '-m', 'dave_lsp'],
-        'dave.server.env': { ...options.env, PYTHONPATH: repoRoot },
-      },
-    });
+  before(async () => {
+    window = await openDave({ name: 'e2e-trust', folder: 'cloned-repo', prepare, workspaceTrust: true, finalScreenshot: 'vscode-trust-final.png' });
     page = window.page;
   }, { timeout: 240_000 });
 
   after(async () => {
-    if (page !== undefined) await screenshot(page, 'vscode-trust-final.png');
     await window?.close();
-    await fake?.stop();
-    if (root !== undefined) rmSync(root, { recursive: true, force: true });
   });
 
   it("Restricted Mode: the chat answers, the folder's hook and server command do not run, and a Write asks", { timeout: STEP }, async () => {
     await page.locator('.statusbar-item', { hasText: 'Restricted Mode' }).first().waitFor({ timeout: 60_000 });
-    const daveTab = page.locator('.activitybar [aria-label^="Dave"]').first();
-    await daveTab.waitFor({ timeout: 60_000 });
-    await daveTab.click();
-    chat = await chatFrame(page, 60_000);
+    chat = await openChat(page);
     await ask(chat, 'hello from restricted mode');
 
     // The folder's `dave.permissionMode: bypassPermissions` does not apply: the Write asks.
-    const box = chat.locator('textarea[aria-label="Message Dave"]');
-    await box.fill('write restricted.txt not-without-asking');
-    await box.press('Enter');
+    await send(chat, 'write restricted.txt not-without-asking');
     const deny = chat.getByRole('button', { name: 'Deny', exact: true });
     await deny.waitFor({ timeout: 60_000 });
     await screenshot(page, 'vscode-trust-restricted.png');
     await deny.click();
-    await chat.getByRole('button', { name: 'Send', exact: true }).waitFor({ state: 'visible', timeout: 60_000 });
+    await idle(chat, 60_000);
     assert.equal(existsSync(path.join(workspace, 'restricted.txt')), false, 'the Write ran without asking');
 
     // The spare CLI and the session's CLI have had their time to run a SessionStart hook.
