@@ -5,39 +5,16 @@ unasked, and so do edits in acceptEdits; a folder that is none of them still ask
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.harness.acp import AcpClient, AcpError, allow
-
-Start = Callable[..., Any]
+from tests.harness.acp import AcpClient, AcpError, Start, agent_starter, allow, tool
 
 
 @pytest.fixture
 def agent(backend_env: dict[str, str], tmp_path: Path) -> Start:
-    """`agent(fs=...)`: an initialized AcpClient; every agent of a test shares one state
-    dir, as an editor restarting its agent would."""
-
-    @asynccontextmanager
-    async def start(fs: bool = False) -> AsyncIterator[AcpClient]:
-        client = await AcpClient.start(
-            *[f"--env={k}={v}" for k, v in backend_env.items()],
-            f"--state-dir={tmp_path / 'state'}",
-            f"--cwd={tmp_path}",
-            "--prewarm=0",
-        )
-        try:
-            await client.initialize(fs=fs)
-            yield client
-        finally:
-            assert await client.stop() == 0
-
-    return start
+    return agent_starter(backend_env, tmp_path)
 
 
 @pytest.fixture
@@ -47,10 +24,6 @@ def folders(tmp_path: Path) -> tuple[Path, Path, Path]:
     for folder in made:
         folder.mkdir()
     return made  # type: ignore[return-value]
-
-
-def tool(name: str, **tool_input: Any) -> str:
-    return f"tool {name} {json.dumps(tool_input)}"
 
 
 async def new_session(client: AcpClient, cwd: Path, *extra: Path) -> str:

@@ -7,54 +7,25 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.harness.acp import AcpClient, allow
+from tests.harness.acp import AcpClient, Start, agent_starter, allow, tool
 
-Start = Callable[..., Any]
 MARKER_SERVER = str(Path(__file__).with_name("mcp_marker_server.py"))
+# As root the CLI takes bypassPermissions only in a sandbox it is told of.
+BYPASS = ("--permission-mode=bypassPermissions", "--env=IS_SANDBOX=1")
 
 
 @pytest.fixture
 def agent(backend_env: dict[str, str], tmp_path: Path) -> Start:
-    """`agent(home=..., fs=..., bypass=...)`: an initialized AcpClient whose sessions run
-    with that HOME (the user's Claude Code settings are read from it)."""
-
-    @asynccontextmanager
-    async def start(
-        home: Path | None = None, fs: bool = False, bypass: bool = False
-    ) -> AsyncIterator[AcpClient]:
-        env = {**backend_env, **({"HOME": str(home)} if home else {})}
-        # As root the CLI takes bypassPermissions only in a sandbox it is told of.
-        mode = ["--permission-mode=bypassPermissions", "--env=IS_SANDBOX=1"] if bypass else []
-        client = await AcpClient.start(
-            *(f"--env={k}={v}" for k, v in env.items()),
-            f"--state-dir={tmp_path / 'state'}",
-            f"--cwd={tmp_path}",
-            "--prewarm=0",
-            *mode,
-        )
-        try:
-            await client.initialize(fs=fs)
-            yield client
-        finally:
-            assert await client.stop() == 0
-
-    return start
+    return agent_starter(backend_env, tmp_path)
 
 
 def user_settings(home: Path, permissions: dict[str, list[str]]) -> None:
     (home / ".claude").mkdir(parents=True, exist_ok=True)
     (home / ".claude" / "settings.json").write_text(json.dumps({"permissions": permissions}))
-
-
-def tool(name: str, **tool_input: Any) -> str:
-    return f"tool {name} {json.dumps(tool_input)}"
 
 
 def failed(client: AcpClient, session: str) -> list[str]:
@@ -136,7 +107,7 @@ async def test_a_deny_rule_holds_in_bypass_mode_too(agent: Start, tmp_path: Path
     user_settings(home, {"deny": ["Read(**/secret.txt)"]})
     secret = tmp_path / "secret.txt"
     secret.write_text("the secret on disk\n")
-    async with agent(home=home, fs=True, bypass=True) as client:
+    async with agent(*BYPASS, home=home, fs=True) as client:
         session = await client.new_session(tmp_path)
         await client.prompt(session, tool("mcp__acp__Read", file_path=str(secret)))
         said = client.text(session)

@@ -13,7 +13,8 @@ import itertools
 import json
 import sys
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -223,3 +224,40 @@ class AcpError(Exception):
         super().__init__(error.get("message"))
         self.code = error.get("code")
         self.error = error
+
+
+def tool(name: str, **tool_input: Any) -> str:
+    """A prompt the shipped fake model answers by calling tool `name` with `tool_input`."""
+    return f"tool {name} {json.dumps(tool_input)}"
+
+
+# What an `agent` fixture returns: `start(*flags, home=None, fs=False)`.
+Start = Callable[..., AbstractAsyncContextManager[AcpClient]]
+
+
+def agent_starter(backend_env: dict[str, str], folder: Path) -> Start:
+    """`start(*flags, home=None, fs=False)`: an initialized AcpClient, for `async with`,
+    on the fake model's environment (`home`: another HOME, whose Claude Code settings its
+    sessions read), in `folder`, with `folder/state` as its state dir (every agent of a
+    test shares it, as an editor restarting its agent would) and no spare; on leaving it
+    is stopped and must exit 0 (and every message it sent must have fit the schema)."""
+
+    @asynccontextmanager
+    async def start(
+        *flags: str, home: Path | None = None, fs: bool = False
+    ) -> AsyncIterator[AcpClient]:
+        env = {**backend_env, **({"HOME": str(home)} if home else {})}
+        client = await AcpClient.start(
+            *(f"--env={k}={v}" for k, v in env.items()),
+            f"--state-dir={folder / 'state'}",
+            f"--cwd={folder}",
+            "--prewarm=0",
+            *flags,
+        )
+        try:
+            await client.initialize(fs=fs)
+            yield client
+        finally:
+            assert await client.stop() == 0
+
+    return start
