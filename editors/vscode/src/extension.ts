@@ -17,6 +17,8 @@ import { errorMessage } from './protocol/errors';
 import type { PermissionMode } from './protocol/types';
 import { LastEditor, vscodeApplyHost } from './review/vscodeApply';
 import { VscodeReview, requestIdOf } from './review/vscodeReview';
+import { registerServerCommands } from './server/commands';
+import { InstallError, ServerInstaller } from './server/installer';
 import { ServerConnection } from './serverConnection';
 
 let controller: ChatController | undefined;
@@ -27,7 +29,9 @@ export function activate(context: vscode.ExtensionContext): void {
   // The editor's tools for the model (issue 15): the vscode module is the API they use.
   // Workspace trust decides whether the folders' Claude Code settings load (issue 24).
   const trust = new WorkspaceTrust(vscode, context.globalState, (message) => output.warn(message));
-  server = new ServerConnection(output, new EditorTools(vscode), trust);
+  // With no server set and none on PATH, the extension installs its own (issue 28).
+  const installer = new ServerInstaller(context, output);
+  server = new ServerConnection(output, new EditorTools(vscode), trust, installer);
   const connection = server;
   const view = new ChatViewProvider(context.extensionUri);
   const review = new VscodeReview();
@@ -122,9 +126,12 @@ export function activate(context: vscode.ExtensionContext): void {
         await connection.restart();
         void vscode.window.setStatusBarMessage('Dave: server restarted', 3000);
       } catch (error) {
+        // A failed install has shown its own message, with Retry.
+        if (error instanceof InstallError) return;
         void vscode.window.showErrorMessage(error instanceof Error ? error.message : String(error));
       }
     }),
+    ...registerServerCommands(connection, installer, output),
     vscode.commands.registerCommand('dave.manageRules', async () => {
       try {
         const message = await manageRules(await connection.client(), chat.activeSessionId, {

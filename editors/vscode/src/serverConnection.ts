@@ -22,9 +22,16 @@ import {
   type ServerCommand,
 } from './protocol/server';
 import type { DaveCapabilities, InitializationOptions, PermissionMode } from './protocol/types';
+import { installMode, type InstallMode } from './server/choose';
+import type { ResolvedServer, ServerInstaller } from './server/installer';
 
 export interface DaveSettings {
+  /** The setting's command, else dave-lsp on PATH, else python3 -m dave_lsp (see `configured`). */
   command: ServerCommand;
+  /** Whether `command` came from "dave.server.command". */
+  configured: boolean;
+  /** "dave.server.install": when the extension's own server is used (issue 28). */
+  install: InstallMode;
   env: Record<string, string>;
   initializationOptions: InitializationOptions;
   cwd: string | undefined;
@@ -44,7 +51,13 @@ export function readSettings(trusted: boolean, trustOptions: Pick<Initialization
     env[key] = typeof value === 'string' ? value : JSON.stringify(value);
   }
   const processEnv = { ...process.env, ...env };
-  const command = resolveServerCommand(readSetting<string[] | string>(config, 'server.command', trusted), processEnv);
+  const configuredCommand = readSetting<string[] | string>(config, 'server.command', trusted);
+  const command = resolveServerCommand(configuredCommand, processEnv);
+  const configured =
+    typeof configuredCommand === 'string'
+      ? configuredCommand.trim() !== ''
+      : Array.isArray(configuredCommand) && configuredCommand.some((w) => typeof w === 'string' && w !== '');
+  const install = installMode(readSetting<string>(config, 'server.install', trusted));
   const cwd = vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
   const initializationOptions: InitializationOptions = {
     backend: config.get<'claude' | 'openai'>('backend') ?? 'claude',
@@ -55,13 +68,14 @@ export function readSettings(trusted: boolean, trustOptions: Pick<Initialization
   if (Object.keys(env).length > 0) initializationOptions.env = env;
   if (cwd !== undefined) initializationOptions.cwd = cwd;
   Object.assign(initializationOptions, trustOptions);
-  return { command, env, initializationOptions, cwd };
+  return { command, configured, install, env, initializationOptions, cwd };
 }
 
 export class ServerConnection implements vscode.Disposable {
   private languageClient: LanguageClient | undefined;
   private daveClient: DaveClient | undefined;
   private starting: Promise<DaveClient> | undefined;
+  private current: ResolvedServer | undefined;
   private readonly stopped = new vscode.EventEmitter<void>();
   /** Fires when a running server stops or is restarted. */
   readonly onDidStop = this.stopped.event;
@@ -74,8 +88,24 @@ export class ServerConnection implements vscode.Disposable {
     private readonly editorTools?: EditorTools,
     /** VS Code's workspace trust, passed on to the server (issue 24). */
     private readonly trust?: WorkspaceTrust,
+    /** Installs the extension's own server when no other is set or on PATH (issue 28). */
+    private readonly installer?: ServerInstaller,
   ) {
     this.trustWatch = trust?.watch(() => (this.isRunning ? this.daveClient : undefined));
+  }
+
+  /** The server last started (or starting) and where it came from, for Show Server Info. */
+  get server(): ResolvedServer | undefined {
+    return this.current;
+  }
+
+  /** The running server's serverInfo and protocol version. */
+  get serverInfo(): { name: string; version?: string; protocol?: string } | undefined {
+    const result = this.isRunning ? this.languageClient?.initializeResult : undefined;
+    if (result?.serverInfo === undefined) return undefined;
+    const experimental = result.capabilities.experimental as { dave?: DaveCapabilities } | undefined;
+    const protocol = experimental?.dave?.version;
+    return { ...result.serverInfo, ...(protocol !== undefined ? { protocol: String(protocol) } : {}) };
   }
 
   get isRunning(): boolean {
@@ -120,10 +150,15 @@ export class ServerConnection implements vscode.Disposable {
   private async start(): Promise<DaveClient> {
     if (this.languageClient !== undefined) await this.stop();
     const trustOptions = this.trust?.startOptions() ?? {};
-    const settings = readSettings(this.trust?.isTrusted ?? true, trustOptions);
+    const trusted = this.trust?.isTrusted ?? true;
+    const settings = readSettings(trusted, trustOptions);
+    const server: ResolvedServer = this.installer
+      ? await this.installer.locate(settings.command, settings.configured, settings.install, trusted)
+      : { command: settings.command, origin: settings.configured ? 'setting' : 'fallback' };
+    this.current = server;
     const stderr = new OutputTail();
     let spawnError: unknown;
-    this.output.info(`Starting the Dave server: ${describeCommand(settings.command)}`);
+    this.output.info(`Starting the Dave server (${server.origin}): ${describeCommand(server.command)}`);
 
     const clientOptions: LanguageClientOptions = {
       // A chat server: no documents to sync.
@@ -138,7 +173,7 @@ export class ServerConnection implements vscode.Disposable {
       'Dave',
       async () => {
         try {
-          const child = await spawnServer(settings.command, {
+          const child = await spawnServer(server.command, {
             env: { ...process.env, ...settings.env },
             cwd: settings.cwd,
           });
@@ -193,7 +228,7 @@ export class ServerConnection implements vscode.Disposable {
       const message =
         cause instanceof ServerStartError
           ? cause.message
-          : `The Dave server (${describeCommand(settings.command)}) could not start: ${errorMessage(cause)}${said ? `; it said: ${said}` : ''}. Check "dave.server.command" and the Dave output.`;
+          : `The Dave server (${describeCommand(server.command)}) could not start: ${errorMessage(cause)}${said ? `; it said: ${said}` : ''}. Check "dave.server.command" and the Dave output.`;
       this.output.error(message);
       throw new ServerStartError(message);
     }

@@ -82,6 +82,14 @@ describe('the .vsix package', { skip: existsSync(VSIX) ? false : `no ${VSIX}: ru
     assert.ok(entries.has(`extension/${manifest.main.replace(/^\.\//, '')}`), 'main points into the package');
   });
 
+  it('carries the dave-lsp wheel the extension installs its own server from (issue 28)', () => {
+    const wheels = [...entries.keys()].filter((name) => name.startsWith('extension/server/'));
+    assert.equal(wheels.length, 1, wheels.join(', '));
+    assert.match(wheels[0], /^extension\/server\/dave_lsp-[\d.]+-py3-none-any\.whl$/);
+    const wheel = entries.get(wheels[0])!;
+    assert.equal(wheel.readUInt32LE(0), 0x04034b50, 'the wheel is a zip');
+  });
+
   it('has no node_modules, sources, tests or source maps', () => {
     for (const name of entries.keys()) {
       assert.doesNotMatch(name, /node_modules|\/src\/|\/test\/|\.ts$|\.map$|\.vsix$|tsconfig/, name);
@@ -100,6 +108,8 @@ describe('the .vsix package', { skip: existsSync(VSIX) ? false : `no ${VSIX}: ru
       'dave.newSession': 'Dave: New Session',
       'dave.deleteSession': 'Dave: Delete Session',
       'dave.restartServer': 'Dave: Restart Server',
+      'dave.reinstallServer': 'Dave: Reinstall Server',
+      'dave.showServerInfo': 'Dave: Show Server Info',
       'dave.manageRules': 'Dave: Manage Permission Rules',
       'dave.acceptProposal': 'Dave: Accept',
       'dave.rejectProposal': 'Dave: Reject',
@@ -132,6 +142,7 @@ describe('the .vsix package', { skip: existsSync(VSIX) ? false : `no ${VSIX}: ru
       'dave.permissionMode',
       'dave.server.command',
       'dave.server.env',
+      'dave.server.install',
     ]);
     const vsixManifest = entries.get('extension.vsixmanifest')!.toString();
     assert.match(vsixManifest, /Id="dave-lsp"/);

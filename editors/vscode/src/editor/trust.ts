@@ -58,7 +58,7 @@ export interface TrustClient {
  * environment, or let the model run tools without asking. package.json's
  * `restrictedConfigurations` lists them with the `dave.` prefix.
  */
-export const RESTRICTED_SETTINGS = ['server.command', 'server.env', 'permissionMode'] as const;
+export const RESTRICTED_SETTINGS = ['server.command', 'server.env', 'server.install', 'permissionMode'] as const;
 
 /**
  * A `dave.*` setting's value. In an untrusted workspace a restricted one is the
