@@ -14,6 +14,7 @@ import attrs
 
 from dave_lsp import trust
 from dave_lsp.backends import registry
+from dave_lsp.review.checkpoints import CheckpointOptions
 from dave_lsp.rpc import ParamsError, PermissionMode, camel, converter, describe_error
 
 
@@ -46,6 +47,9 @@ class InitOptions:
     # Folders (and everything under them) whose Claude Code project settings load for
     # this run (trust.py); others run with the user's own settings only.
     trusted_folders: list[str] = attrs.field(factory=list)
+    # Checkpoints of the session folders before each turn, so Bash's changes are
+    # recorded too (review/checkpoints.py): on/off, and the bounds of a folder.
+    checkpoints: CheckpointOptions = attrs.field(factory=CheckpointOptions)
     # Each backend's group by backend name, structured as the registry's options type.
     backend_options: dict[str, Any] = attrs.field(factory=_default_backend_options)
 

@@ -5,7 +5,8 @@
 atomically. Bounds: per session the last `MAX_TURNS` (20) turns that changed files and
 `MAX_SESSION_BYTES` (8 MiB on disk), oldest turns dropped first. A single turn over the
 byte bound keeps its largest sides as hashes only, until it fits (`fit`). The file's
-format is the store's own (`_FORMAT`), not the wire's.
+format is the store's own (`_FORMAT`), not the wire's. The store also holds the
+server's `Checkpoints` (checkpoints.py), the other half of what review keeps on disk.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import attrs
 
 from dave_lsp.fsio import write_atomic
 from dave_lsp.review.changes import ChangeSet, FileChange, Snapshot
+from dave_lsp.review.checkpoints import CheckpointOptions, Checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +128,17 @@ class ChangeStore:
     """Change sets on disk; every method is safe to call when the disk fails."""
 
     def __init__(
-        self, root: Path, max_turns: int = MAX_TURNS, max_bytes: int = MAX_SESSION_BYTES
+        self,
+        root: Path,
+        checkpoints: CheckpointOptions | None = None,
+        max_turns: int = MAX_TURNS,
+        max_bytes: int = MAX_SESSION_BYTES,
     ) -> None:
         self.root = root
         self.max_turns = max_turns
         self.max_bytes = max_bytes
+        # The session folders' checkpoints, beside the change sets (`stateDir/checkpoints`).
+        self.checkpoints = Checkpoints(root.parent / "checkpoints", checkpoints)
 
     def _folder(self, session_id: str) -> Path:
         digest = hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
@@ -195,6 +203,13 @@ class ChangeStore:
             log.warning("could not load the changes of %s: %s", session_id, exc)
             return None
         return change_set if change_set.session_id == session_id else None
+
+    def drop_turns(self, session_id: str, first: int) -> None:
+        """Forget the change sets of turn `first` and later (dave/rewind)."""
+        for turn, path in self._files(session_id):
+            if turn >= first:
+                with contextlib.suppress(OSError):
+                    path.unlink()
 
     def delete_session(self, session_id: str) -> None:
         for _, path in self._files(session_id):

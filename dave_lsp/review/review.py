@@ -7,8 +7,13 @@ hooks, the user's accepted edits, and the change store.
   still runs as the model asked; `after_tool` (the PostToolUse hook) then writes the
   user's version over it, atomically, and returns what the model is told in the same
   turn (diff.edited_feedback), so it never believes its own version landed.
-- `finish_turn` turns the recorder's snapshots into the turn's `ChangeSet`, kept by the
-  `ChangeStore` for `dave/changes` and `dave/revertChanges`.
+- `start_turn` also starts a checkpoint of the session's folders (checkpoints.py), which
+  the actor awaits (`checkpoint_ready`) before the model gets the prompt, so that
+  whatever a tool does, Bash included, happens after it.
+- `finish_turn` turns the recorder's snapshots, and the files that differ from the
+  checkpoint, into the turn's `ChangeSet` (one change per file: a file both saw keeps
+  the checkpoint's earlier side), kept by the `ChangeStore` for `dave/changes` and
+  `dave/revertChanges`.
 
 Paths are the files a tool's path leads to, links followed (files.resolved_path): a
 proposal, the user's version, the change record and a revert all concern a link's
@@ -23,13 +28,16 @@ import asyncio
 import logging
 import os
 import stat
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import attrs
 
+from dave_lsp import events as ev
 from dave_lsp.fsio import write_atomic
 from dave_lsp.review.change_store import ChangeStore
-from dave_lsp.review.changes import ChangeRecorder, ChangeSet
+from dave_lsp.review.changes import ChangeRecorder, ChangeSet, FileChange, file_change, same_file
+from dave_lsp.review.checkpoints import Checkpoint, needs_scan
 from dave_lsp.review.diff import edited_feedback
 from dave_lsp.review.files import FileText
 from dave_lsp.tools.summaries import display_path
@@ -49,16 +57,37 @@ class AcceptedEdit:
 class Review:
     """One session's running turn of changes, and its store."""
 
-    def __init__(self, session_id: str, cwd: str, store: ChangeStore) -> None:
+    def __init__(
+        self, session_id: str, cwd: str, store: ChangeStore, folders: Sequence[str] = ()
+    ) -> None:
         self.session_id = session_id
         self.cwd = cwd
         self.store = store
+        self.folders = tuple(folders) or (cwd,)
         self._recorder: ChangeRecorder | None = None
+        self._checkpoint: asyncio.Task[Checkpoint] | None = None
+        self._checkpoint_told = False
         self._edits: dict[str, AcceptedEdit] = {}
 
     def start_turn(self) -> None:
+        """Begin a turn: from now on its file tools are followed, and a checkpoint of the
+        folders is under way (call in the event loop)."""
         self._recorder = ChangeRecorder(self.cwd)
         self._edits.clear()
+        self._checkpoint = asyncio.create_task(self.store.checkpoints.take(self.folders))
+        self._checkpoint_told = False
+
+    async def checkpoint_ready(self, emit: Callable[[ev.Event], None]) -> None:
+        """Wait for the turn's checkpoint (started with the turn, alongside the
+        connecting); what the user is to be told about it goes to `emit` as a `status`
+        (once: a turn may be sent again)."""
+        task = self._checkpoint
+        if task is None:
+            return
+        checkpoint = await _checkpoint_of(task)
+        told, self._checkpoint_told = self._checkpoint_told, True
+        for notice in () if told else checkpoint.notices:
+            emit(ev.Status("working", notice))
 
     async def before_tool(self, tool_name: str, tool_input: dict[str, Any]) -> None:
         recorder = self._recorder
@@ -89,18 +118,53 @@ class Review:
             )
         return edited_feedback(edit.proposed, edit.edited, label) or None
 
-    async def finish_turn(self, turn: int) -> ChangeSet | None:
-        """The turn's changes, stored (None when it changed no file)."""
+    async def finish_turn(
+        self, turn: int, tool_names: Iterable[str] | None = None
+    ) -> ChangeSet | None:
+        """The turn's changes, stored (None when it changed no file). `tool_names`: the
+        tools the turn ran (None: not known), to skip the checkpoint's second record
+        after a turn whose tools cannot have changed files unseen."""
         recorder, self._recorder = self._recorder, None
+        task, self._checkpoint = self._checkpoint, None
         self._edits.clear()
-        if recorder is None or not recorder.touched:
+        found: list[FileChange] = []
+        if task is not None:
+            checkpoint = await _checkpoint_of(task)
+            if needs_scan(tool_names):
+                found = await self.store.checkpoints.changes(checkpoint)
+        if recorder is None or not (recorder.touched or found):
             return None
-        files = await asyncio.to_thread(recorder.finish)
+        files = _merged(await asyncio.to_thread(recorder.finish), found)
         if not files:
             return None
         change_set = ChangeSet(self.session_id, turn, self.cwd, tuple(files))
         await asyncio.to_thread(self.store.save, change_set)
         return change_set
+
+
+async def _checkpoint_of(task: asyncio.Task[Checkpoint]) -> Checkpoint:
+    """The task's checkpoint (shielded: a cancelled turn still waits for the git work
+    under way); none when it failed, which it is not meant to."""
+    try:
+        return await asyncio.shield(task)
+    except Exception:
+        log.exception("the turn's checkpoint failed")
+        return Checkpoint()
+
+
+def _merged(tools: list[FileChange], found: list[FileChange]) -> list[FileChange]:
+    """One change per file: the file tools' in the order they touched them, then the
+    others the checkpoint found; a file both saw keeps the checkpoint's earlier side
+    (a Bash command may have changed it before a file tool did)."""
+    earlier = {change.path: change for change in found}
+    merged = []
+    for change in tools:
+        seen = earlier.pop(change.path, None)
+        if seen is None:
+            merged.append(change)
+        elif not same_file(seen.before, change.after):
+            merged.append(file_change(change.path, seen.before, change.after))
+    return merged + list(earlier.values())
 
 
 def _write(path: str, text: str) -> None:

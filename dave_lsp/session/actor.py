@@ -53,7 +53,7 @@ class SessionActor:
         self._store = store
         self.settings = Settings(config, record, store)
         self._changes = changes
-        self.review = Review(config.session_id, config.cwd, changes)
+        self.review = Review(config.session_id, config.cwd, changes, config.folders)
         self._policy = policy
         self._make_room = make_room
         self._is_trusted = is_trusted
@@ -113,7 +113,7 @@ class SessionActor:
     def adopt(self, config: SessionConfig, record: SessionRecord) -> None:
         """Become the session `config` describes (a spare being put to use)."""
         self.settings = Settings(config, record, self._store)
-        self.review = Review(config.session_id, config.cwd, self._changes)
+        self.review = Review(config.session_id, config.cwd, self._changes, config.folders)
         self.task.set_name(f"session {self.session_id[:40]}")
 
     # -- commands ----------------------------------------------------------------------
@@ -277,6 +277,7 @@ class SessionActor:
         if self.notice:
             job.sink.emit(ev.Status("working", self.notice))
             self.notice = None
+        await self.review.checkpoint_ready(job.sink.emit)  # before the model can run a tool
         turn = self.backend.query(job.prompt, job.transcript, job.take, job.attachments)
         async for event in turn:
             if isinstance(event, ev.Done):

@@ -93,7 +93,9 @@ class BackendHooks:
         the session's order; one that failed after changing files counts too, so its
         changes are not overwritten by the next turn's."""
         settings = self._session.settings
-        change_set = await self._session.review.finish_turn(settings.record.turns + 1)
+        # The tools it ran, when known: a turn of reads only needs no second checkpoint.
+        tools = [result.tool_name for result in job.tool_results] if succeeded else None
+        change_set = await self._session.review.finish_turn(settings.record.turns + 1, tools)
         if change_set is None:
             return
         job.changes = list(change_set.files)

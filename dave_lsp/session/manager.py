@@ -79,7 +79,7 @@ class SessionManager:
         self.default_cwd = default_cwd
         self.store = store
         # Each turn's file changes, beside the session records (`stateDir/changes`).
-        self.changes = ChangeStore(store.root.parent / "changes")
+        self.changes = ChangeStore(store.root.parent / "changes", options.checkpoints)
         # The folders whose project settings load (`stateDir/trust.json` and the options').
         self.trust = TrustStore(store.root.parent, options.trusted_folders)
         self.sessions: dict[str, SessionActor] = {}

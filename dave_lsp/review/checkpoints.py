@@ -1,0 +1,254 @@
+"""Checkpoints: every file a turn changes is recorded, whichever tool changed it (Bash's
+too), not only what the file tools' hooks saw (changes.py).
+
+Before a turn's model can run a tool, `Checkpoints.take` records each of the session's
+folders (its cwd and additional folders) as a tree in that folder's shadow git
+repository (shadow_git.py, under `<stateDir>/checkpoints/`, .gitignore honoured). When
+the turn ends, `Checkpoints.changes` records the folders again and gives the regular
+files that differ as `FileChange`s (their earlier bytes from the checkpoint, kept under
+the Snapshot rules; their bytes now from disk), which review.py merges with the file
+tools' changes into the turn's one ChangeSet. A turn whose tools cannot change files
+(reads, searches, the file tools that the hooks already follow) skips the second
+record (`needs_scan`).
+
+Bounds (`initializationOptions.checkpoints`, `CheckpointOptions`): a folder over
+`maxFiles` files or `maxMegabytes` (counted, .gitignore honoured, the first time the
+server checkpoints it and again every `RECHECK_SECONDS`), a folder whose checkpoint took
+over `timeoutSeconds`, and every folder when git is not installed, get no checkpoints
+for the server's life: said once, as a notice (checkpoints are then off there, and the
+file tools' changes are still recorded). Symlinks and nested repositories are not
+followed: a change through a link is recorded where the link leads, when that is inside
+a session folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import attrs
+
+from dave_lsp.paths import within
+from dave_lsp.review.changes import FileChange, NotAFile, Snapshot, file_change, take_snapshot
+from dave_lsp.review.shadow_git import GitError, OverBound, ShadowRepo
+from dave_lsp.tools import catalog
+
+log = logging.getLogger(__name__)
+
+# How often a folder's size is counted again (the count walks the whole folder).
+RECHECK_SECONDS = 300.0
+# Bytes of file contents one turn's checkpoint changes keep in memory; beyond it, sides
+# are kept as hashes only (listed, not reverted): the change store keeps 8 MiB anyway.
+TURN_KEEP_BYTES = 16 * 1024 * 1024
+
+NO_FILE_CHANGES = frozenset(
+    {
+        *catalog.READ_ONLY,
+        *catalog.FILE_EDITS,  # followed by the hooks already
+        catalog.WEB_FETCH,
+        catalog.WEB_SEARCH,
+        "TodoWrite",
+        "AskUserQuestion",
+        "ExitPlanMode",
+    }
+)
+"""The tools after which a turn's folders need not be recorded again: none of them
+changes a file the hooks do not see."""
+
+
+def needs_scan(tool_names: Iterable[str] | None) -> bool:
+    """Whether a turn that ran these tools (None: not known, say a failed turn) may
+    have changed files the hooks did not see."""
+    return tool_names is None or any(name not in NO_FILE_CHANGES for name in tool_names)
+
+
+@attrs.frozen
+class CheckpointOptions:
+    """`initializationOptions.checkpoints`."""
+
+    enabled: bool = True
+    max_files: int = 50_000
+    max_megabytes: int = 200
+    timeout_seconds: float = 10.0
+
+
+@attrs.frozen
+class Checkpoint:
+    """The session's folders before a turn: a tree per folder (absolute, links
+    resolved) that has one, and what the user is to be told (once per folder)."""
+
+    trees: dict[str, str] = attrs.field(factory=dict)
+    notices: tuple[str, ...] = ()
+
+
+class _Folder:
+    """One folder's shadow repository and what the server knows of it."""
+
+    def __init__(self, repo: ShadowRepo) -> None:
+        self.repo = repo
+        self.lock = threading.Lock()
+        self.ready = False
+        self.counted_at: float | None = None
+        self.off: str | None = None  # why it gets no checkpoints
+        self.told = False
+
+
+class Checkpoints:
+    """The server's checkpoints, one shadow repository per folder under `root`
+    (`<stateDir>/checkpoints`); safe to use from several sessions at once."""
+
+    def __init__(self, root: Path, options: CheckpointOptions | None = None) -> None:
+        self.root = root
+        self.options = options or CheckpointOptions()
+        self._folders: dict[str, _Folder] = {}
+        self._guard = threading.Lock()
+        self._git = shutil.which("git") is not None
+        self._told_no_git = False
+
+    async def take(self, folders: Sequence[str]) -> Checkpoint:
+        """The folders now (off the event loop). Never raises: a folder that cannot be
+        recorded is left out, and said so once."""
+        if not self.options.enabled:
+            return Checkpoint()
+        if not self._git:
+            if self._told_no_git:
+                return Checkpoint()
+            self._told_no_git = True
+            message = (
+                "checkpoints are off: git was not found on PATH, so changes made by Bash "
+                "are not recorded (the file tools' changes are); install git to have them"
+            )
+            log.warning("%s", message)
+            return Checkpoint(notices=(message,))
+        return await asyncio.to_thread(self._take, _distinct(folders))
+
+    async def changes(self, checkpoint: Checkpoint) -> list[FileChange]:
+        """The regular files that changed in the checkpoint's folders since it was
+        taken (off the event loop); never raises."""
+        if not checkpoint.trees:
+            return []
+        return await asyncio.to_thread(self._changes, checkpoint)
+
+    # -- in a thread ------------------------------------------------------------------
+
+    def _folder(self, folder: str) -> _Folder:
+        with self._guard:
+            known = self._folders.get(folder)
+            if known is None:
+                digest = hashlib.sha256(folder.encode("utf-8", "surrogateescape")).hexdigest()
+                state = str(self.root.parent.resolve())
+                inside = within(state, folder) and state != folder
+                exclude = [os.path.relpath(state, folder)] if inside else []
+                repo = ShadowRepo(self.root / digest[:32], folder, exclude)
+                known = self._folders[folder] = _Folder(repo)
+            return known
+
+    def _take(self, folders: list[str]) -> Checkpoint:
+        options = self.options
+        deadline = time.monotonic() + options.timeout_seconds
+        trees: dict[str, str] = {}
+        notices: list[str] = []
+        for path in folders:
+            folder = self._folder(path)
+            with folder.lock:
+                if folder.off is None:
+                    try:
+                        trees[path] = self._record(folder, deadline)
+                    except OverBound as exc:
+                        folder.off = (
+                            f"{exc} (initializationOptions.checkpoints: maxFiles "
+                            f"{options.max_files:,}, maxMegabytes {options.max_megabytes:,})"
+                        )
+                    except GitError as exc:
+                        if time.monotonic() < deadline:
+                            log.warning("no checkpoint of %s this turn: %s", path, exc)
+                            continue
+                        folder.off = (
+                            f"its checkpoint took over {options.timeout_seconds:g} s "
+                            "(initializationOptions.checkpoints.timeoutSeconds)"
+                        )
+                if folder.off is not None and not folder.told:
+                    folder.told = True
+                    message = (
+                        f"checkpoints are off for {path}: {folder.off}; changes made there "
+                        f"by Bash are not recorded (the file tools' changes are)"
+                    )
+                    log.warning("%s", message)
+                    notices.append(message)
+        return Checkpoint(trees, tuple(notices))
+
+    def _record(self, folder: _Folder, deadline: float) -> str:
+        repo = folder.repo
+        if not folder.ready:
+            repo.ensure(deadline)
+            folder.ready = True
+        now = time.monotonic()
+        if folder.counted_at is None or now - folder.counted_at > RECHECK_SECONDS:
+            options = self.options
+            repo.check_bounds(options.max_files, options.max_megabytes * 1024 * 1024, deadline)
+            folder.counted_at = now
+        return repo.snapshot(deadline)
+
+    def _changes(self, checkpoint: Checkpoint) -> list[FileChange]:
+        deadline = time.monotonic() + self.options.timeout_seconds
+        budget = [TURN_KEEP_BYTES]
+        changes: list[FileChange] = []
+        for path, before in checkpoint.trees.items():
+            folder = self._folder(path)
+            try:
+                with folder.lock:
+                    repo = folder.repo
+                    entries = repo.diff(before, repo.snapshot(deadline), deadline)
+                    blobs = repo.read(entries, deadline)
+            except GitError as exc:
+                log.warning("the changes in %s since the turn began are unknown: %s", path, exc)
+                continue
+            for entry in entries:
+                absolute = os.path.join(path, entry.path)
+                if os.path.realpath(absolute) != absolute:
+                    continue  # a link on its way now: not a file of the folder's own
+                try:
+                    after = take_snapshot(absolute)
+                except NotAFile as exc:
+                    log.debug("not listing %s: %s", absolute, exc)
+                    continue
+                before_side = blobs.get(entry.before) if entry.before else None
+                if entry.before and before_side is None:
+                    continue
+                sides = [_within(side, budget) for side in (before_side, after)]
+                if not (sides[0] is None and sides[1] is None):
+                    changes.append(file_change(absolute, sides[0], sides[1]))
+        return [change for change in changes if not _same(change)]
+
+
+def _same(change: FileChange) -> bool:
+    before, after = change.before, change.after
+    return before is not None and before.same(after)
+
+
+def _within(side: Snapshot | None, budget: list[int]) -> Snapshot | None:
+    """`side`, as a hash only once the turn's budget of kept bytes is spent."""
+    if side is None or side.data is None:
+        return side
+    if len(side.data) > budget[0]:
+        return side.without_data()
+    budget[0] -= len(side.data)
+    return side
+
+
+def _distinct(folders: Sequence[str]) -> list[str]:
+    """The folders, resolved, without one that lies in another (its files are that
+    one's)."""
+    resolved = list(dict.fromkeys(os.path.realpath(folder) for folder in folders))
+    return [
+        folder
+        for folder in resolved
+        if not any(other != folder and within(folder, other) for other in resolved)
+    ]

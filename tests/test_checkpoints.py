@@ -1,0 +1,211 @@
+"""Checkpoints (issue 27): every file a turn changes is recorded, Bash's changes too,
+through the real server, the real CLI (and the OpenAI backend) and the fake model: listed
+in the query's result and dave/changes, reverted under the review's rules (a file the
+user changed since is a conflict, kept), after a restart; a folder over the bound says so
+once; the user's own .git is never touched. Then the shadow repository against hostile
+folders and a hostile environment, in process."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dave_lsp.review.checkpoints import CheckpointOptions, Checkpoints
+from dave_lsp.testing import FakeModelServer
+from tests.conftest import Server
+from tests.harness.lsp import DaveClient, new_session
+from tests.test_openai_agent import openai_options
+
+BASH = "sed -i s/dave/bash/ a.txt && echo made > b.txt && rm -f seed.txt"
+
+
+def bash(command: str) -> str:
+    return "tool Bash " + json.dumps({"command": command, "description": "change files"})
+
+
+async def allowed(client: DaveClient, session: str, prompt: str) -> tuple[dict[str, Any], str]:
+    """A query whose permission requests are all allowed: (result, token)."""
+    future, token = client.start_query(session, prompt)
+    answered = 0
+    while not future.done():
+        requests = client.of_type(token, "permissionRequest")
+        for request in requests[answered:]:
+            await client.request(
+                "dave/permission", {"requestId": request["requestId"], "decision": "allow"}
+            )
+        answered = len(requests)
+        await asyncio.wait([future], timeout=0.05)
+    return await asyncio.wait_for(future, 60), token
+
+
+def seed(folder: Path) -> None:
+    (folder / "a.txt").write_text("dave was here\n")
+    (folder / "seed.txt").write_text("seed\n")
+
+
+def git_state(folder: Path) -> dict[str, str]:
+    """Every file of the user's .git, by path, as a hash of its bytes."""
+    found = {}
+    for path in sorted((folder / ".git").rglob("*")):
+        if path.is_file():
+            found[str(path.relative_to(folder))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def user_repo(folder: Path) -> None:
+    def git(*args: str) -> None:
+        env = {"PATH": os.environ["PATH"], "HOME": str(folder), "GIT_CONFIG_NOSYSTEM": "1"}
+        subprocess.run(["git", *args], cwd=folder, env=env, check=True, capture_output=True)
+
+    git("init", "-q")
+    (folder / ".gitignore").write_text("state/\n")
+    git("add", "a.txt", "seed.txt", ".gitignore")
+    git("-c", "user.name=U", "-c", "user.email=u@example.com", "commit", "-qm", "seed")
+
+
+EXPECTED = [("a.txt", "modified", 1, 1), ("b.txt", "created", 1, 0), ("seed.txt", "deleted", 0, 1)]
+
+
+def listed(changes: list[dict[str, Any]], folder: Path) -> list[tuple[str, str, int, int]]:
+    return sorted(
+        (os.path.relpath(c["path"], folder), c["status"], c["added"], c["removed"]) for c in changes
+    )
+
+
+async def test_a_bash_turn_is_listed_and_reverted_and_the_users_git_is_untouched(
+    server: Server, tmp_path: Path
+) -> None:
+    seed(tmp_path)
+    user_repo(tmp_path)
+    before_git = git_state(tmp_path)
+    session = new_session()
+    async with server() as client:
+        await client.query(session, "hello")
+        result, _ = await allowed(client, session, bash(BASH))
+        assert (tmp_path / "b.txt").read_text() == "made\n"
+        assert listed(result["changes"], tmp_path) == EXPECTED
+        review = await client.request("dave/changes", {"sessionId": session, "turn": 2})
+        files = {Path(f["path"]).name: f for f in review["files"]}
+        assert (files["a.txt"]["before"], files["a.txt"]["after"]) == (
+            "dave was here\n",
+            "bash was here\n",
+        )
+        assert files["seed.txt"]["before"] == "seed\n" and files["seed.txt"]["after"] is None
+        assert "-dave was here\n+bash was here\n" in files["a.txt"]["diff"]
+    assert git_state(tmp_path) == before_git, "the user's .git was changed"
+    # The user changes the created file; then, in a new server, the turn is reverted.
+    (tmp_path / "b.txt").write_text("made, then mine\n")
+    async with server() as client:
+        undone = await client.request("dave/revertChanges", {"sessionId": session, "turn": 2})
+    assert sorted(undone["reverted"]) == [str(tmp_path / "a.txt"), str(tmp_path / "seed.txt")]
+    [conflict] = undone["conflicts"]
+    assert conflict["path"] == str(tmp_path / "b.txt")
+    assert "b.txt has changed since turn 2" in conflict["message"]
+    assert (tmp_path / "a.txt").read_text() == "dave was here\n"
+    assert (tmp_path / "seed.txt").read_text() == "seed\n"
+    assert (tmp_path / "b.txt").read_text() == "made, then mine\n"
+    assert git_state(tmp_path) == before_git, "the user's .git was changed"
+
+
+async def test_the_openai_backend_records_bash_too(
+    server: Server, fake_model: FakeModelServer, tmp_path: Path
+) -> None:
+    seed(tmp_path)
+    session = new_session()
+    env_key = {"env": {"OPENAI_API_KEY": "sk-fake-for-tests"}}
+    async with server(**openai_options(fake_model), **env_key) as client:
+        result, _ = await allowed(client, session, bash(BASH))
+        assert listed(result["changes"], tmp_path) == EXPECTED
+        undone = await client.request("dave/revertChanges", {"sessionId": session})
+    assert len(undone["reverted"]) == 3 and undone["conflicts"] == []
+    assert (tmp_path / "a.txt").read_text() == "dave was here\n"
+    assert (tmp_path / "seed.txt").read_text() == "seed\n"
+    assert not (tmp_path / "b.txt").exists()
+
+
+async def test_a_folder_over_the_bound_says_so_once_and_keeps_file_tool_tracking(
+    server: Server, tmp_path: Path
+) -> None:
+    seed(tmp_path)
+    for i in range(6):
+        (tmp_path / f"many{i}.txt").write_text(f"{i}\n")
+    session = new_session()
+    async with server(checkpoints={"maxFiles": 5}, permissionMode="acceptEdits") as client:
+        result, token = await allowed(client, session, bash(BASH))
+        notices = [r["message"] for r in client.of_type(token, "status") if r.get("message")]
+        [notice] = [n for n in notices if "checkpoints are off" in n]
+        assert f"checkpoints are off for {tmp_path}: over 5 files" in notice
+        assert "maxFiles" in notice and "Bash are not recorded" in notice
+        assert result["changes"] == []  # Bash's changes are not seen ...
+        result, token = await client.query(session, "write w.txt by a file tool")
+        assert listed(result["changes"], tmp_path) == [("w.txt", "created", 1, 0)]  # ... these are
+        notices = [r.get("message") or "" for r in client.of_type(token, "status")]
+        assert not [n for n in notices if "checkpoints are off" in n]  # said once
+
+
+# -- the shadow repository, in process ---------------------------------------------------
+
+
+async def changes_of(folder: Path, command: str, **options: Any) -> list[tuple[str, str]]:
+    checkpoints = Checkpoints(folder / "state" / "checkpoints", CheckpointOptions(**options))
+    checkpoint = await checkpoints.take([str(folder)])
+    await asyncio.to_thread(subprocess.run, command, shell=True, cwd=folder, check=True)
+    found = await checkpoints.changes(checkpoint)
+    return sorted((str(Path(c.path).relative_to(folder)), c.status) for c in found)
+
+
+async def test_hostile_folders_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("outside\n")
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "crlf.txt").write_bytes(b"one\r\ntwo\r\n")
+    # Attributes that would rewrite the bytes kept, or run a filter a config named.
+    (folder / ".gitattributes").write_text("* text eol=lf filter=evil ident\n")
+    (folder / "link.txt").symlink_to(outside)
+    (folder / "ignored.log").write_text("x\n")
+    (folder / ".gitignore").write_text("*.log\n")
+    nested = folder / "nested"
+    nested.mkdir()
+    # A repository without a commit (git add fails on it unless told to go on).
+    await asyncio.to_thread(subprocess.run, ["git", "init", "-q"], cwd=nested, check=True)
+    # The user's shell points git elsewhere: none of it may be used.
+    monkeypatch.setenv("GIT_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("GIT_INDEX_FILE", str(tmp_path / "elsewhere-index"))
+    monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'core.fsmonitor'='touch /tmp/pwned'")
+    command = (
+        "printf 'one\\r\\nTWO\\r\\n' > crlf.txt && echo through >> link.txt && "
+        "echo y >> ignored.log && echo n > nested/n.txt && echo new > new.txt"
+    )
+    assert await changes_of(folder, command) == [("crlf.txt", "modified"), ("new.txt", "created")]
+    assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "elsewhere-index").exists()
+    checkpoints = Checkpoints(folder / "state" / "checkpoints")
+    checkpoint = await checkpoints.take([str(folder)])
+    (folder / "crlf.txt").write_bytes(b"changed\r\n")
+    [change] = await checkpoints.changes(checkpoint)
+    assert change.before is not None and change.before.data == b"one\r\nTWO\r\n"
+
+
+async def test_a_checkpoint_that_takes_too_long_is_given_up_and_said_once(
+    tmp_path: Path,
+) -> None:
+    for i in range(300):
+        (tmp_path / f"f{i}.txt").write_text("x" * 1000)
+    checkpoints = Checkpoints(
+        tmp_path / "state" / "checkpoints", CheckpointOptions(timeout_seconds=0.001)
+    )
+    first = await checkpoints.take([str(tmp_path)])
+    assert first.trees == {}
+    [notice] = first.notices
+    assert "took over 0.001 s" in notice and "timeoutSeconds" in notice
+    again = await checkpoints.take([str(tmp_path)])
+    assert again.trees == {} and again.notices == ()
