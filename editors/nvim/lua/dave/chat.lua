@@ -260,6 +260,7 @@ function Chat:append_note(line)
 end
 
 local BLOCKS = api.nvim_create_namespace("dave_chat_blocks")
+local TURNS = api.nvim_create_namespace("dave_chat_turns")
 
 --- Appends a block (a permission request) and, under it, a line of hints that
 --- set_block_hint replaces later; returns the block's handle.
@@ -306,13 +307,15 @@ function Chat:begin_turn(prompt, note)
   end
   vim.list_extend(lines, { "", "## Dave", "" })
   self:_edit(function(buf)
-    if is_empty(buf) then
-      return api.nvim_buf_set_lines(buf, 0, -1, false, lines)
-    end
-    if select(2, last_line(buf)) ~= "" then
+    local row = is_empty(buf) and 0 or api.nvim_buf_line_count(buf)
+    if row > 0 and select(2, last_line(buf)) ~= "" then
       table.insert(lines, 1, "")
+      row = row + 1
     end
-    api.nvim_buf_set_lines(buf, -1, -1, false, lines)
+    api.nvim_buf_set_lines(buf, row == 0 and 0 or -1, -1, false, lines)
+    -- Where each prompt starts, for `:Dave rewind` (dave.rewind).
+    self.prompts = self.prompts or {}
+    table.insert(self.prompts, { text = prompt, mark = api.nvim_buf_set_extmark(buf, TURNS, row, 0, {}) })
   end)
 end
 

@@ -1,6 +1,16 @@
 --- `:Dave [subcommand] [args]`: parsing and completion.
 local M = {}
 
+--- A turn number argument (nil: none given); false after saying it is no turn number.
+function M.turn_arg(name, args)
+  local turn = tonumber(args)
+  if args ~= "" and not (turn and turn >= 1 and turn == math.floor(turn)) then
+    vim.notify(("dave: :Dave %s takes a turn number (1, 2, ...), not %q"):format(name, args), vim.log.levels.ERROR)
+    return false
+  end
+  return turn
+end
+
 ---@type table<string, fun(args: string, opts: table)>
 local subcommands = {
   ask = function(args, opts)
@@ -46,15 +56,25 @@ local subcommands = {
     require("dave").review()
   end,
   changes = function(args)
-    local turn = tonumber(args)
-    if args ~= "" and not (turn and turn >= 1 and turn == math.floor(turn)) then
-      return vim.notify(("dave: :Dave changes takes a turn number (1, 2, ...), not %q"):format(args),
-        vim.log.levels.ERROR)
+    local turn = M.turn_arg("changes", args)
+    if turn ~= false then
+      require("dave").changes(turn)
     end
-    require("dave").changes(turn)
   end,
   undo = function(args)
     require("dave").undo(vim.split(args, "%s+", { trimempty = true }))
+  end,
+  rewind = function(args, opts)
+    local turn = M.turn_arg("rewind", args)
+    if turn ~= false then
+      require("dave.rewind").rewind(turn, not opts.bang)
+    end
+  end,
+  fork = function(args)
+    local turn = M.turn_arg("fork", args)
+    if turn ~= false then
+      require("dave.rewind").fork(turn)
+    end
   end,
   unqueue = function(args)
     local index = tonumber(args)
