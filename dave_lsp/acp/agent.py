@@ -26,19 +26,19 @@ from dave_lsp import events as ev
 from dave_lsp.acp import history, schema
 from dave_lsp.acp.config_options import SessionConfigs
 from dave_lsp.acp.content import additional_directories, mcp_servers, prompt_content
-from dave_lsp.acp.files import ClientFiles
+from dave_lsp.acp.files import ClientFiles, client_tools
 from dave_lsp.acp.questions import offers_forms
 from dave_lsp.acp.running import RunningPrompts
 from dave_lsp.acp.schema import acp
+from dave_lsp.acp.session_list import session_list
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.acp.trust_question import TrustQuestions
 from dave_lsp.acp.updates import UPDATE, SessionTitles, TurnUpdates
-from dave_lsp.backends import registry
 from dave_lsp.backends.base import SessionConfig
 from dave_lsp.config import InitOptions
 from dave_lsp.permissions.policy import PermissionBroker
 from dave_lsp.rpc import INTERNAL_ERROR, RESOURCE_NOT_FOUND, ParamsError
-from dave_lsp.session.manager import build_manager
+from dave_lsp.session.manager import build_manager, set_folders
 from dave_lsp.tools.editor import FileTools
 
 log = logging.getLogger(__name__)
@@ -168,9 +168,9 @@ class Agent:
         servers: Sequence[Any],
         folders: Sequence[str] | None,
     ) -> SessionConfig:
-        """The session to load: one the store remembers (with the additional directories
-        it was made with), else a Claude Code conversation of that id (a session the CLI
-        or another agent made), adopted as a new session."""
+        """The session to load: one the store remembers (with the request's additional
+        directories, else those it has), else a Claude Code conversation of that id (a
+        session the CLI or another agent made), adopted as a new session."""
         folder = _absolute(method, cwd)
         extra = additional_directories(method, folders)
         mcp = mcp_servers(servers)
@@ -190,6 +190,9 @@ class Agent:
             )
             self.manager.create(config)
             return config
+        # Omitted: the folders it has (clients before the field); else the complete list.
+        if folders is not None and set_folders(self.manager, session_id, extra):
+            config = self.manager.find(session_id) or config
         if not self.manager.clients.connected(session_id):
             # Not connected yet: its client starts with what this client gives now.
             self.manager.attach_client(
@@ -201,15 +204,9 @@ class Agent:
     def _files(
         self, config: SessionConfig, session_id: Callable[[], str] | None = None
     ) -> FileTools | None:
-        """The client's file system as the model's Read/Write/Edit, when the client
-        offers both reads and writes (acp/files.py; with one of them only, the disk, as
-        without). Only the Claude backend's tools can be swapped so; the OpenAI
-        backend's run on disk. `session_id`: a spare's, as it is when they are used."""
-        fs = self.client_capabilities.fs if self.client_capabilities else None
-        both = bool(fs and fs.read_text_file and fs.write_text_file)
-        if not registry.BACKENDS[config.backend].client_file_tools or not both:
-            return None
-        return ClientFiles(self.conn, session_id or config.session_id, env=config.env)
+        """The client's file system and terminals as the model's tools (acp/files.py:
+        `client_tools`). `session_id`: a spare's, as it is when they are used."""
+        return client_tools(self.conn, self.client_capabilities, config, session_id)
 
     def _with_files(self, config: SessionConfig) -> SessionConfig:
         """A new session's config with the client's file tools (`_files`)."""
@@ -220,17 +217,7 @@ class Agent:
 
     async def list_sessions(self, params: Any) -> Any:
         request = schema.parse("session/list", params, acp.ListSessionsRequest)
-        sessions = [
-            {
-                "sessionId": info.session_id,
-                "cwd": info.cwd,
-                "title": info.title or None,
-                "updatedAt": info.last_active_at,
-            }
-            for info in self.manager.list()
-            if request.cwd is None or _same_folder(request.cwd, info.cwd)
-        ]
-        return {"sessions": [{k: v for k, v in s.items() if v is not None} for s in sessions]}
+        return session_list(self.manager, request.cwd)
 
     async def close_session(self, params: Any) -> Any:
         request = schema.parse("session/close", params, acp.CloseSessionRequest)
@@ -311,6 +298,7 @@ class Agent:
             written=files.written if isinstance(files, ClientFiles) else None,
         )
         sink.forms = offers_forms(self.client_capabilities)
+        sink.terminals = files.terminals if isinstance(files, ClientFiles) else None
         sink.mode_changed = lambda mode: self.configs.announce(session_id, mode)
         try:
             job = self.manager.submit(session_id, text, [], sink, attachments=images)
@@ -339,10 +327,6 @@ class Agent:
             return
         # Not awaited: the reader must go on reading (the permission answers, say).
         self._background_task(self.prompts.cancel_all(request.session_id), "acp cancel")
-
-
-def _same_folder(a: str, b: str) -> bool:
-    return os.path.normpath(a) == os.path.normpath(b)
 
 
 def _absolute(method: str, cwd: str) -> str:

@@ -1,4 +1,5 @@
-"""An ACP client's file system as the model's Read, Write and Edit.
+"""An ACP client's file system as the model's Read, Write and Edit, and its terminals
+as the model's Bash (terminals.py).
 
 When the client's `initialize` offers `clientCapabilities.fs.readTextFile` and
 `writeTextFile`, a session's model gets these tools from an in-process MCP server
@@ -17,6 +18,9 @@ the buffer changed between the question and the write.
 Claude Code's plan file (under its config folder's `plans/`) is the CLI's own file,
 not the project's: it is read and written on disk, and written without asking in plan
 mode, as the CLI's own Write does.
+
+A client that offers terminals gets the model's Bash from the same server (in place of
+the CLI's; with the OpenAI backend, in place of its own), with or without its fs.
 """
 
 from __future__ import annotations
@@ -29,13 +33,18 @@ from collections.abc import Callable
 from typing import Any
 
 from dave_lsp import paths
+from dave_lsp.acp.schema import acp
+from dave_lsp.acp.terminals import SPEC as BASH_SPEC
+from dave_lsp.acp.terminals import ClientTerminals
 from dave_lsp.acp.transport import Connection, RpcError
+from dave_lsp.backends import registry
+from dave_lsp.backends.base import SessionConfig
 from dave_lsp.fsio import write_atomic
 from dave_lsp.permissions import modes
 from dave_lsp.review.edits import EditError
 from dave_lsp.review.files import FileText, read_text
 from dave_lsp.review.proposals import Proposal, make_proposal, proposed_text, target_path
-from dave_lsp.tools.catalog import CLIENT_FILES_SERVER, READ, file_path
+from dave_lsp.tools.catalog import BASH, CLIENT_FILES_SERVER, READ, file_path
 from dave_lsp.tools.editor import EditorToolError, ToolSpec, ask_editor
 from dave_lsp.tools.schemas import edit_schema, read_schema, write_schema
 from dave_lsp.tools.summaries import display_path
@@ -77,7 +86,8 @@ SPECS = {
 
 
 class ClientFiles:
-    """One ACP session's file tools (`editor_tools.FileTools`) over the client's fs."""
+    """One ACP session's file tools (`editor_tools.FileTools`) over the client's fs
+    (`fs`) and its terminals (`terminal`)."""
 
     server_name = SERVER_NAME
 
@@ -88,8 +98,11 @@ class ClientFiles:
         *,
         env: dict[str, str],
         timeout: float = REQUEST_TIMEOUT,
+        fs: bool = True,
+        terminal: bool = False,
     ) -> None:
         self._conn = conn
+        self._fs = fs
         # A spare's tools are made before its session: they ask for its id as it is
         # then (the id it is adopted under: session/manager.py).
         self._session_id = session_id
@@ -102,16 +115,18 @@ class ClientFiles:
         self._shown: dict[tuple[str, str], str | None] = {}
         # path -> (text before, text after) of the latest write, for the tool's diff.
         self._written: dict[str, tuple[str | None, str]] = {}
+        self.terminals = ClientTerminals(conn, self._session) if terminal else None
 
     @property
     def replaces(self) -> tuple[str, ...]:
         # All three or none: with the built-in Read gone, the CLI refuses its own Write
         # and Edit of a file "not read yet" (probed), so a client that only reads keeps
         # the disk (agent.py).
-        return ("Read", "Write", "Edit")
+        files = ("Read", "Write", "Edit") if self._fs else ()
+        return (*files, BASH) if self.terminals is not None else files
 
     def specs(self) -> list[ToolSpec]:
-        return [SPECS[name] for name in self.replaces]
+        return [BASH_SPEC if name == BASH else SPECS[name] for name in self.replaces]
 
     # -- permissions -----------------------------------------------------------------
 
@@ -128,7 +143,10 @@ class ClientFiles:
     ) -> bool:
         """As the CLI's built-ins: the mode's gate (permissions/modes.py), and Claude
         Code's plan file, which Read always and Write and Edit in plan mode touch
-        unasked."""
+        unasked. Bash (a client terminal) only in bypassPermissions: a path in its
+        input says nothing of what the command touches."""
+        if tool_name == BASH:
+            return permission_mode == modes.BYPASS
         raw = file_path(tool_input)
         plan_file = raw and self._plan_file(paths.absolute(raw, folders[0]))
         if plan_file and permission_mode != modes.BYPASS:
@@ -152,6 +170,8 @@ class ClientFiles:
     async def call(self, name: str, args: dict[str, Any], cwd: str) -> str:
         if name not in self.replaces:
             raise EditorToolError(f"the editor does not offer {name}")
+        if name == BASH and self.terminals is not None:
+            return await self.terminals.run(args, cwd)
         if name == "Read":
             return await self._read_tool(args, cwd)
         try:
@@ -221,12 +241,36 @@ class ClientFiles:
             raise EditorToolError(f"{path} is not a regular file that can be read")
         return file
 
+    def _session(self) -> str:
+        return self._session_id if isinstance(self._session_id, str) else self._session_id()
+
     async def _ask(self, method: str, params: dict[str, Any]) -> Any:
-        session_id = self._session_id if isinstance(self._session_id, str) else self._session_id()
-        request = {"sessionId": session_id, **params}
+        request = {"sessionId": self._session(), **params}
         return await ask_editor(
             self._conn.request(method, request), method, self._timeout, (RpcError,)
         )
+
+
+def client_tools(
+    conn: Connection,
+    caps: acp.ClientCapabilities | None,
+    config: SessionConfig,
+    session_id: Callable[[], str] | None = None,
+) -> ClientFiles | None:
+    """A session's tools from what the client offered at `initialize`: its file system
+    as Read/Write/Edit when it offers both reads and writes (with one of them only, the
+    disk, as without) and the backend's file tools can be swapped (the Claude
+    backend's; the OpenAI backend's run on disk), and its terminals as Bash (either
+    backend's). None when neither."""
+    fs = caps.fs if caps else None
+    both = bool(fs and fs.read_text_file and fs.write_text_file)
+    both = both and registry.BACKENDS[config.backend].client_file_tools
+    terminal = bool(caps and caps.terminal)
+    if not both and not terminal:
+        return None
+    return ClientFiles(
+        conn, session_id or config.session_id, env=config.env, fs=both, terminal=terminal
+    )
 
 
 def _key(tool_input: dict[str, Any]) -> str:

@@ -1,6 +1,10 @@
 """A connection's running prompts: what `session/cancel` (every prompt of a session)
 and `$/cancel_request` (one prompt) cancel, and how a prompt's answer is decided (its
 turn's stop reason, or `cancelled` once the client cancelled).
+
+A cancelled turn stops waiting for the client: its open permission requests and
+elicitations are cancelled at the client (`$/cancel_request`) and fail at once here,
+and its commands in client terminals are killed and released (terminals.py).
 """
 
 from __future__ import annotations
@@ -23,11 +27,15 @@ from dave_lsp.session.turn import QueryJob
 # answers `cancelled` anyway (the session layer goes on stopping it; the next prompt
 # queues behind). The issue's bound is 2 s.
 CANCEL_GRACE = 1.5
+# The requests of a running turn that wait for the user, stopped when it is cancelled
+# (a terminal's wait is its own: ClientTerminals.cancel).
+WAITING = frozenset({"session/request_permission", "elicitation/create"})
 
 
 @attrs.define(eq=False)
 class _Prompt:
     job: QueryJob
+    sink: TurnUpdates
     cancelled: asyncio.Event = attrs.field(factory=asyncio.Event)
 
 
@@ -57,7 +65,7 @@ class RunningPrompts:
     async def run(self, job: QueryJob, sink: TurnUpdates) -> dict[str, Any]:
         """Wait for the job's turn; the `session/prompt` result. `$/cancel_request` of
         the prompt ends it as `session/cancel` does (that prompt only)."""
-        running = _Prompt(job)
+        running = _Prompt(job, sink)
         self._by_session.setdefault(job.session_id, []).append(running)
         self._conn.when_cancelled(lambda: self._cancel_soon(running))
         try:
@@ -104,15 +112,26 @@ class RunningPrompts:
         """`$/cancel_request` of one prompt (on the reader, so not awaited): it answers
         `cancelled` as `session/cancel` makes it; the session goes on."""
         running.cancelled.set()
+        self._stop_waiting(running)
         task = asyncio.create_task(self._manager.cancel(running.job), name="acp cancel request")
         self._cancelling.add(task)
         task.add_done_callback(self._cancelling.discard)
+
+    def _stop_waiting(self, running: _Prompt) -> None:
+        """A cancelled turn waits for nothing of the client's (the module's doc). A
+        prompt still queued has nothing open: the running turn's requests are not its."""
+        if running.job.state != "running":
+            return
+        self._conn.cancel_open(running.job.session_id, WAITING)
+        if running.sink.terminals is not None:
+            running.sink.terminals.cancel()
 
     async def cancel_all(self, session_id: str) -> None:
         """`session/cancel`: every prompt of the session answers `cancelled`."""
         prompts = list(self._by_session.get(session_id, []))
         for running in prompts:
             running.cancelled.set()
+            self._stop_waiting(running)
         await asyncio.gather(
             *(self._manager.cancel(p.job) for p in prompts), return_exceptions=True
         )

@@ -15,7 +15,9 @@ line is discarded up to its newline as it arrives, so reading it holds at most
 pending request's handler that said how it ends early (`when_cancelled`, as
 `session/prompt` does) is told so and answers as it will; any other pending request
 is cancelled and answered -32800 (RequestCancelled). A finished or unknown id is
-ignored, as the spec asks.
+ignored, as the spec asks. The other way round, a request of the agent's that it stops
+waiting for (its awaiting task cancelled, or `cancel_open` when a turn is cancelled)
+is cancelled at the client with `$/cancel_request {requestId}`.
 """
 
 from __future__ import annotations
@@ -116,6 +118,8 @@ class Connection:
         self._requests: dict[str, RequestHandler] = {}
         self._notifications: dict[str, NotificationHandler] = {}
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        # Our pending requests' method and sessionId, for `cancel_open`.
+        self._asked: dict[int, tuple[str, Any]] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         # The client's pending requests by id: their tasks, and how those that end
@@ -159,13 +163,37 @@ class Connection:
         msg_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = future
+        session_id = params.get("sessionId") if isinstance(params, dict) else None
+        self._asked[msg_id] = (method, session_id)
         try:
             self._write({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
             if self.gone:
                 raise RpcError(INTERNAL_ERROR, "the client has gone")
             return await future
+        except asyncio.CancelledError:
+            # Given up (a timeout, a cancelled tool): tell the client. (Cancelling the
+            # task cancels the future it awaits, so a cancelled one is unanswered.)
+            if future.cancelled() or not future.done():
+                self.notify(CANCEL_REQUEST, {"requestId": msg_id})
+            raise
         finally:
             self._pending.pop(msg_id, None)
+            self._asked.pop(msg_id, None)
+
+    def cancel_open(self, session_id: str, methods: frozenset[str]) -> int:
+        """Stop waiting for the session's open requests of these methods: each is
+        cancelled at the client (`$/cancel_request`) and fails here with -32800 at once.
+        How many there were."""
+        found = 0
+        for msg_id, (method, asked_for) in list(self._asked.items()):
+            future = self._pending.get(msg_id)
+            if asked_for != session_id or method not in methods or future is None:
+                continue
+            if not future.done():
+                found += 1
+                self.notify(CANCEL_REQUEST, {"requestId": msg_id})
+                future.set_exception(RpcError(REQUEST_CANCELLED, f"{method}: cancelled"))
+        return found
 
     def _respond(self, msg_id: Any, result: Any = None, error: RpcError | None = None) -> None:
         if error is None:

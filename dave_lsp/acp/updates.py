@@ -26,7 +26,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dave_lsp import events as ev
 from dave_lsp import paths
@@ -39,6 +39,9 @@ from dave_lsp.review.proposals import Proposal
 from dave_lsp.rpc import METHOD_NOT_FOUND, ParamsError, TextCoalescer
 from dave_lsp.session.store import SessionRecord
 from dave_lsp.tools.catalog import FILE_EDITS, file_path
+
+if TYPE_CHECKING:
+    from dave_lsp.acp.terminals import ClientTerminals
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +115,13 @@ class TurnUpdates:
                 self._message = None  # the model's message ends at its tool use
                 self._titles[tool_use_id] = message or tool_name
                 self._inputs[tool_use_id] = (tool_name, tool_input)
+                if self.terminals is not None:  # a Bash's terminal goes on its tool call
+                    self.terminals.tool_use(tool_use_id, tool_name, tool_input)
                 self._send(schema.tool_call(tool_use_id, message, tool_name, tool_input, self._cwd))
             case ev.ToolResult(tool_use_id, _, summary, is_error, _):
                 content = [] if is_error else self._unasked_diff(tool_use_id)
+                if self.terminals is not None:  # kept: the client shows its output
+                    content[:0] = self.terminals.content(tool_use_id)
                 if summary:
                     content.append(schema.text_content(summary))
                 self._send(
@@ -256,6 +263,8 @@ class TurnUpdates:
 
     # The client renders elicitation forms: the questions are one (acp/questions.py).
     forms = False
+    # The session's Bash runs in client terminals (acp/terminals.py).
+    terminals: ClientTerminals | None = None
     # (mode) -> None: told of a mode an approved plan left plan mode for.
     mode_changed: Callable[[str], None] | None = None
 

@@ -76,6 +76,7 @@ class AcpClient:
         self.permission_requests: list[dict[str, Any]] = []
         self.buffers: dict[str, str] = {}  # path -> the editor's text of it
         self.fs_requests: list[tuple[str, dict[str, Any]]] = []
+        self.cancelled_requests: list[Any] = []  # ids of ours the agent stopped waiting for
         self.choose: Chooser = allow()
         self.invalid: list[str] = []
         self.unattributed: list[dict[str, Any]] = []
@@ -143,6 +144,9 @@ class AcpClient:
                 self._check(FS[method], message["params"], method)
                 self.fs_requests.append((method, message["params"]))
                 self._write({"id": message["id"], **self._fs(method, message["params"])})
+            elif method == "$/cancel_request":
+                self._check(acp.CancelRequestNotification, message["params"], method)
+                self.cancelled_requests.append(message["params"]["requestId"])
             elif method is not None:
                 self.invalid.append(f"unexpected method {method}")
             elif message.get("id") is None:  # an error about a message it could not read

@@ -34,6 +34,7 @@ from dave_lsp.events import (
 )
 from dave_lsp.permissions import modes, settings_rules
 from dave_lsp.tools import catalog
+from dave_lsp.tools.editor import EditorToolError
 from dave_lsp.tools.summaries import describe_tool_use, format_tool_summary
 
 T = TypeVar("T")
@@ -126,14 +127,22 @@ async def _run(
     observer = observer if call.name in catalog.FILE_EDITS else None
     if observer is not None:
         await observer.before_tool(call.id, call.name, call_input)
-    output = await tools.run(
-        call.name,
-        call_input,
-        config.cwd,
-        config.env,
-        config.editor,
-        _status_lines(turn) if call.name == catalog.BASH else None,
-    )
+    files = config.files
+    if call.name == catalog.BASH and files is not None and catalog.BASH in files.replaces:
+        # The client's terminal runs it (ACP: acp/terminals.py), where the user sees it.
+        try:
+            output = tools.Output(await files.call(call.name, call_input, config.cwd))
+        except EditorToolError as exc:
+            output = tools.Output(str(exc), is_error=True)
+    else:
+        output = await tools.run(
+            call.name,
+            call_input,
+            config.cwd,
+            config.env,
+            config.editor,
+            _status_lines(turn) if call.name == catalog.BASH else None,
+        )
     if observer is not None and not output.is_error:
         told = await observer.after_tool(call.id, call.name)
         if told:
