@@ -98,6 +98,10 @@ class SessionConfig:
     editor: EditorTools | None = None
     # The backend's own conversation id to continue (Claude: `resume`).
     resume: str | None = None
+    # With `resume`: continue a copy of that conversation holding only its first this
+    # many turns, the original untouched (dave/rewind, dave/fork; Claude: a fork resumed
+    # at the last message of that turn). None: all of it, in place.
+    resume_turns: int | None = None
     # MCP servers the client asked for (ACP's session/new `mcpServers`), by name, in
     # the Claude SDK's `McpServerConfig` shape.
     mcp_servers: dict[str, Any] = attrs.field(factory=dict)

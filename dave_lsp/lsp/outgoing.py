@@ -16,6 +16,7 @@ from dave_lsp.review.diff import MAX_DIFF_BYTES, MAX_SIDE_BYTES, cut_diff
 from dave_lsp.review.proposals import Proposal
 from dave_lsp.review.revert import RevertResult
 from dave_lsp.session.results import SessionInfo
+from dave_lsp.session.rewind import Rewound
 
 # A field with this metadata is left out of the message while it holds its default.
 OMIT = {"omit_if_default": True}
@@ -71,6 +72,18 @@ class RevertChangesResult:
     conflicts: list[ConflictInfo]
 
 
+@attrs.frozen
+class RewindResult:
+    turn: int
+    restored: list[str]
+    conflicts: list[ConflictInfo]
+
+
+@attrs.frozen
+class ForkResult:
+    session_id: str
+
+
 def change_summary(change: FileChange) -> FileChangeSummary:
     return FileChangeSummary(
         change.path,
@@ -114,6 +127,11 @@ def changes_result(session_id: str, change_set: ChangeSet | None) -> ChangesResu
 def revert_result(result: RevertResult) -> RevertChangesResult:
     conflicts = [ConflictInfo(c.path, c.message) for c in result.conflicts]
     return RevertChangesResult(list(result.reverted), conflicts)
+
+
+def rewind_result(rewound: Rewound) -> RewindResult:
+    conflicts = [ConflictInfo(c.path, c.message) for c in rewound.conflicts]
+    return RewindResult(rewound.turn, list(rewound.restored), conflicts)
 
 
 # -- `$/progress`: a query's reports (docs/protocol.md). `kind` and `type` say which, and

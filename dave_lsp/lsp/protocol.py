@@ -34,6 +34,8 @@ REVERT_CHANGES = "dave/revertChanges"
 HISTORY = "dave/history"
 TRUST_FOLDER = "dave/trustFolder"
 FOLDER_TRUST = "dave/folderTrust"
+REWIND = "dave/rewind"
+FORK = "dave/fork"
 METHODS = [
     QUERY,
     PERMISSION,
@@ -50,6 +52,8 @@ METHODS = [
     HISTORY,
     TRUST_FOLDER,
     FOLDER_TRUST,
+    REWIND,
+    FORK,
 ]
 
 # What both front ends share lives in rpc.py; named here too, so that the LSP front
@@ -190,6 +194,19 @@ class RevertChangesParams:
     turn: int | None = None
     paths: list[str] | None = None
     hunks: list[HunkParam] | None = None
+
+
+@attrs.frozen
+class RewindParams:
+    session_id: str
+    turn: int
+    files: bool = True
+
+
+@attrs.frozen
+class ForkParams:
+    session_id: str
+    turn: int | None = None
 
 
 # A session's summary and a turn's result are the session layer's own types, already in

@@ -448,6 +448,18 @@ async def revert_changes(
     return proto.unstructure(outgoing.revert_result(result))
 
 
+@dave_method(proto.REWIND, proto.RewindParams)
+async def rewind(_: DaveServer, manager: SessionManager, params: proto.RewindParams) -> Any:
+    rewound = await manager.rewinds.rewind(params.session_id, params.turn, params.files)
+    return proto.unstructure(outgoing.rewind_result(rewound))
+
+
+@dave_method(proto.FORK, proto.ForkParams)
+async def fork(_: DaveServer, manager: SessionManager, params: proto.ForkParams) -> Any:
+    session_id = await manager.rewinds.fork(params.session_id, params.turn)
+    return proto.unstructure(outgoing.ForkResult(session_id))
+
+
 @dave_method(proto.HISTORY, proto.HistoryParams)
 async def history(_: DaveServer, manager: SessionManager, params: proto.HistoryParams) -> Any:
     found = await manager.kept.history(params.session_id)

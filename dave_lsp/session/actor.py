@@ -164,7 +164,7 @@ class SessionActor:
             match command:
                 case Warm():
                     await self._ensure_backend(warm_up=True)
-                case Evict():
+                case Evict(_, work) if work is None or await work():
                     if self.backend is not None:
                         log.info("session %s: evicted (its state is kept)", self.session_id)
                     await self._close_backend()
@@ -335,6 +335,13 @@ class SessionActor:
         backend, self.backend = self.backend, None
         if backend is not None:
             await _close_quietly(backend)
+
+
+def exclusive(actor: SessionActor, work: Callable[[], Awaitable[bool]]) -> asyncio.Future[None]:
+    """Run `work` on the actor's task between its queries (inbox.Evict's `work`): no
+    turn runs meanwhile, a query sent after it waits for it, and when it returns True
+    the backend is closed, so the next query starts one afresh."""
+    return actor._command(Evict(_future(), work))
 
 
 def _future() -> asyncio.Future[None]:

@@ -8,6 +8,7 @@ Queries and commands wait in one queue, so they run in arrival order; at most
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import attrs
 
@@ -24,9 +25,11 @@ class Warm:
 
 @attrs.frozen
 class Evict:
-    """Close the backend, keeping the session's state for its next query."""
+    """Close the backend, keeping the session's state for its next query. With `work`
+    (dave/rewind, dave/fork): run it first, and close the backend only if it says so."""
 
     done: asyncio.Future[None]
+    work: Callable[[], Awaitable[bool]] | None = None
 
 
 @attrs.frozen

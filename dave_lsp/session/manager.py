@@ -35,6 +35,7 @@ from dave_lsp.session.clients import Clients
 from dave_lsp.session.kept import Kept
 from dave_lsp.session.pool import ProcessPool
 from dave_lsp.session.results import EventSink, SessionInfo
+from dave_lsp.session.rewind import Rewinds
 from dave_lsp.session.settings import info, record_for, settings_of
 from dave_lsp.session.store import SessionRecord, SessionStore
 from dave_lsp.session.turn import QueryJob
@@ -96,6 +97,8 @@ class SessionManager:
         self.kept = Kept(
             find=self.get, live=self._live, store=store, changes=self.changes, env=options.env
         )
+        # dave/rewind and dave/fork (rewind.py).
+        self.rewinds = Rewinds(find=self.get, store=store, changes=self.changes)
         # What the front ends ask of the model clients (clients.py).
         self.clients = Clients(
             sessions=self.sessions,

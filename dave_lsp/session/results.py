@@ -28,6 +28,14 @@ class EventSink(Protocol):
 
 
 @attrs.frozen
+class ForkedFrom:
+    """Where a fork (dave/fork) came from: the session and its last turn it holds."""
+
+    session_id: str
+    turn: int
+
+
+@attrs.frozen
 class SessionInfo:
     session_id: str
     state: Literal["idle", "working", "needsInput", "evicted"]
@@ -41,6 +49,7 @@ class SessionInfo:
     title: str
     backend_session_id: str
     cost_usd: float = 0.0
+    forked_from: ForkedFrom | None = attrs.field(default=None, metadata={"omit_if_default": True})
 
 
 @attrs.frozen

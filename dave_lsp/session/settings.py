@@ -18,7 +18,7 @@ import attrs
 from dave_lsp import events as ev
 from dave_lsp.backends.base import SessionConfig
 from dave_lsp.permissions.rules import Rule
-from dave_lsp.session.results import SessionInfo
+from dave_lsp.session.results import ForkedFrom, SessionInfo
 from dave_lsp.session.store import SessionRecord, SessionStore, now_iso
 from dave_lsp.tools.editor import FileTools
 
@@ -66,7 +66,18 @@ def info(record: SessionRecord, state: SessionState) -> SessionInfo:
         title=record.title,
         backend_session_id=record.backend_session_id,
         cost_usd=record.cost_usd,
+        forked_from=_forked_from(record),
     )
+
+
+def _forked_from(record: SessionRecord) -> ForkedFrom | None:
+    origin = record.forked_from
+    if not isinstance(origin, dict):
+        return None
+    session_id, turn = origin.get("sessionId"), origin.get("turn")
+    if not isinstance(session_id, str) or not isinstance(turn, int):
+        return None
+    return ForkedFrom(session_id, turn)
 
 
 class Settings:
@@ -90,6 +101,7 @@ class Settings:
             model=record.model,
             permission_mode=record.permission_mode,
             resume=record.backend_session_id or None,
+            resume_turns=record.resume_turns if record.backend_session_id else None,
         )
 
     def save(self) -> None:
@@ -135,11 +147,27 @@ class Settings:
         record.last_active_at = now_iso()
         if done.backend_session_id:
             # A backend opened after an eviction resumes this conversation.
+            if done.backend_session_id != record.backend_session_id:
+                record.resume_turns = None  # a rewind's or fork's cut is its own now
             record.backend_session_id = done.backend_session_id
             self._derive()
         if not record.title:
             typed = typed.strip()
             record.title = typed.splitlines()[0][:80] if typed else ""
+        self.save()
+
+    def rewind(self, turns: int, *, cut: bool) -> None:
+        """dave/rewind: the session now holds its first `turns` turns. `cut`: the
+        backend's next start continues only those (SessionConfig.resume_turns); none:
+        a new conversation."""
+        record = self.record
+        record.turns = turns
+        if cut and not turns:
+            record.backend_session_id, record.resume_turns = "", None
+        elif cut:
+            record.resume_turns = turns if record.backend_session_id else None
+        record.last_active_at = now_iso()
+        self._derive()
         self.save()
 
     def count_failed_turn(self) -> None:

@@ -49,6 +49,11 @@ class SessionRecord:
     rules: list[Rule] = attrs.field(factory=list)
     # The session's extra folders (ACP's additionalDirectories), kept for load/resume.
     additional_directories: list[str] = attrs.field(factory=list)
+    # After dave/rewind or dave/fork: the backend continues only the first this many
+    # turns of `backend_session_id` (SessionConfig.resume_turns); None once a turn ran.
+    resume_turns: int | None = None
+    # A fork's origin, {"sessionId", "turn"} (dave/fork).
+    forked_from: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = attrs.asdict(self, recurse=False)

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dave_lsp.backends.history import Entries, Entry, History
+from dave_lsp.backends.history import Entries, Entry, History, Message
+from dave_lsp.paths import claude_config_dir as config_dir
 from dave_lsp.tools.summaries import describe_tool_use, format_tool_summary, result_text
 
 log = logging.getLogger(__name__)
@@ -54,15 +54,6 @@ def read(
             " CLAUDE_CONFIG_DIR); there is no history to show",
         )
     return History(backend, entries(messages(conversation_id, env), cwd))
-
-
-def config_dir(env: Mapping[str, str]) -> Path:
-    """Claude Code's config dir for a CLI run with `env` over the server's environment."""
-    merged = {**os.environ, **env}
-    if merged.get("CLAUDE_CONFIG_DIR"):
-        return Path(merged["CLAUDE_CONFIG_DIR"]).expanduser()
-    home = merged.get("HOME") or str(Path.home())
-    return Path(home) / ".claude"
 
 
 def transcript_paths(conversation_id: str, env: Mapping[str, str]) -> list[Path]:
@@ -127,6 +118,11 @@ def injected(text: str) -> bool:
     return stripped.startswith(("<system-reminder>", "<command-", "<local-command-", "Caveat:"))
 
 
+def is_marker(text: str) -> bool:
+    """A marker the CLI wrote as the user's text (an interrupted turn, a pasted image)."""
+    return bool(_MARKER.match(text.strip()))
+
+
 def blocks_of(message: Any) -> list[dict[str, Any]]:
     """A transcript message's content blocks (a plain string content is one text block)."""
     content = message.get("content") if isinstance(message, dict) else None
@@ -148,7 +144,7 @@ def entries(conversation: Sequence[Any], cwd: str) -> list[Entry]:
         for block in blocks_of(getattr(item, "message", None)):
             kind = block.get("type")
             if user and kind == "text" and isinstance(block.get("text"), str):
-                if not injected(block["text"]) and not _MARKER.match(block["text"].strip()):
+                if not injected(block["text"]) and not is_marker(block["text"]):
                     texts.append(block["text"])
             elif user and kind == "image":
                 images += 1
@@ -171,3 +167,31 @@ def entries(conversation: Sequence[Any], cwd: str) -> list[Entry]:
         if texts or images:
             built.user("\n\n".join(texts), images)
     return built.done()
+
+
+def kept(conversation_id: str, env: Mapping[str, str]) -> bool:
+    """Whether the conversation's transcript is there (the CLI or another agent ran it)."""
+    return transcript_path(conversation_id, env) is not None
+
+
+def conversation(conversation_id: str, env: Mapping[str, str]) -> list[Message]:
+    """`messages()` as the backends' `Message`s, without the text the CLI put in the
+    user's turn itself (`injected`). Reads files."""
+    found: list[Message] = []
+    for item in messages(conversation_id, env):
+        user = item.type == "user"
+        found.append(
+            Message(
+                "user" if user else "assistant",
+                [
+                    block
+                    for block in blocks_of(item.message)
+                    if not (user and _is_text(block) and injected(block["text"]))
+                ],
+            )
+        )
+    return found
+
+
+def _is_text(block: dict[str, Any]) -> bool:
+    return block.get("type") == "text" and isinstance(block.get("text"), str)

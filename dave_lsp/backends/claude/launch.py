@@ -28,6 +28,7 @@ from claude_agent_sdk.types import CanUseTool, HookEvent, McpServerConfig
 from dave_lsp import events as ev
 from dave_lsp import trust
 from dave_lsp.backends.base import SessionConfig, ToolObserver
+from dave_lsp.backends.claude.cut import Cut
 from dave_lsp.backends.common import one_line
 from dave_lsp.backends.registry import ClaudeOptions
 from dave_lsp.tools.catalog import FILE_EDIT_MATCHER
@@ -45,7 +46,7 @@ def agent_options(
     config: SessionConfig,
     settings: ClaudeOptions,
     *,
-    resume: str | None,
+    resume: str | Cut | None,
     hooks: dict[HookEvent, list[HookMatcher]],
     can_use_tool: CanUseTool,
     stderr: Callable[[str], None],
@@ -62,7 +63,11 @@ def agent_options(
         env=cli_env(config),
         can_use_tool=can_use_tool,
         stderr=stderr,
-        resume=resume,
+        # A Cut (dave/rewind, dave/fork: cut.py) resumes a copy, cut after a message.
+        resume=resume.conversation if isinstance(resume, Cut) else resume,
+        fork_session=isinstance(resume, Cut),
+        resume_session_at=resume.at if isinstance(resume, Cut) else None,
+        resume_drops_turn=resume.drops if isinstance(resume, Cut) else None,
         hooks=hooks or None,
         mcp_servers={
             **config.mcp_servers,

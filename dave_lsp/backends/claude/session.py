@@ -45,7 +45,7 @@ from dave_lsp.backends.base import (
     SessionConfig,
     ToolObserver,
 )
-from dave_lsp.backends.claude import launch, translate
+from dave_lsp.backends.claude import cut, launch, translate
 from dave_lsp.backends.claude.context_window import WINDOWS
 from dave_lsp.backends.claude.permissions import Ask, PermissionBridge
 from dave_lsp.backends.claude.transcript import first_message
@@ -114,8 +114,10 @@ class ClaudeSession:
             if outcome != "failed":
                 return notice
             await self.close()  # the prompt reached the model: start a clean conversation
+        resume, fork, notice = await cut.fork_of(self._config, resume, notice)
+        self._backend_session_id = resume or ""  # "": the cut could not be made
         try:
-            await self._connect(resume)
+            await self._connect(fork or resume)
         except ev.BackendError as exc:
             if resume is None:
                 raise
@@ -147,7 +149,7 @@ class ClaudeSession:
         except Exception as exc:
             raise ev.BackendError(f"Claude Code refused the change: {one_line(str(exc))}") from None
 
-    async def _connect(self, resume: str | None, warm_up: bool = False) -> None:
+    async def _connect(self, resume: str | cut.Cut | None, warm_up: bool = False) -> None:
         self._stderr.clear()
         hooks: dict[HookEvent, list[HookMatcher]] = {}
         if warm_up:

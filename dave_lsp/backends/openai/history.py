@@ -11,8 +11,29 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dave_lsp.backends.history import Entries, Entry, History
+import attrs
+
+from dave_lsp.backends.history import Entries, Entry, History, Message
 from dave_lsp.tools.summaries import describe_tool_use
+
+
+@attrs.frozen
+class Conversation:
+    """The backend's conversation: its messages, and where each turn's prompt is."""
+
+    messages: tuple[Any, ...]  # chat-completions messages
+    starts: tuple[int, ...]
+
+    def first(self, turns: int) -> Conversation:
+        """The conversation as it was after its first `turns` turns: the one place it is
+        cut (dave/rewind, dave/fork). No turn: the system prompt only, so the next query
+        is seeded with the editor's transcript again."""
+        if turns >= len(self.starts):
+            return self
+        if turns <= 0:
+            head = self.messages[: self.starts[0]] if self.starts else self.messages
+            return Conversation(tuple(m for m in head if m.get("role") == "system"), ())
+        return Conversation(self.messages[: self.starts[turns]], self.starts[:turns])
 
 
 def read(
@@ -67,3 +88,13 @@ def chat_entries(conversation: Sequence[Mapping[str, Any]], cwd: str) -> list[En
                 tool_input = raw if isinstance(raw, dict) else {}
                 built.tool_use(str(call.get("id")), name, describe_tool_use(name, tool_input, cwd))
     return built.done()
+
+
+def kept(conversation_id: str, env: Mapping[str, str]) -> bool:
+    """Never: the conversation lives only in the memory of the server that ran it."""
+    return False
+
+
+def conversation(conversation_id: str, env: Mapping[str, str]) -> list[Message]:
+    """None to read back (see `kept`)."""
+    return []

@@ -58,6 +58,7 @@ from dave_lsp.backends.base import (
 from dave_lsp.backends.common import Ended, finished, pump
 from dave_lsp.backends.openai import endpoint, errors, stream
 from dave_lsp.backends.openai.calls import call_tool
+from dave_lsp.backends.openai.history import Conversation
 from dave_lsp.backends.openai.messages import Trail, assistant, message, user_message
 from dave_lsp.backends.openai.stream import (
     CANCELLED,
@@ -89,7 +90,8 @@ class OpenAISession:
         self._observer = observer
         self._client: openai.AsyncOpenAI | None = None
         self._api_key = ""
-        self._history: list[ChatCompletionMessageParam] = self._base_history()
+        self._history: list[ChatCompletionMessageParam] = _base_history(self._settings)
+        self._starts: list[int] = []  # where each turn's prompt is in the history
         self._seeded = False
         self._turn: Turn | None = None
         self._backend_session_id = _new_conversation_id()
@@ -120,6 +122,16 @@ class OpenAISession:
     def history(self) -> list[ChatCompletionMessageParam]:
         """A copy of the messages the next turn will send before its prompt."""
         return list(self._history)
+
+    @property
+    def conversation(self) -> Conversation:
+        """The history with its turns (dave/rewind and dave/fork cut it: `first`)."""
+        return Conversation(tuple(self._history), tuple(self._starts))
+
+    def restore(self, conversation: Conversation) -> None:
+        """Continue `conversation` from here on (a cut of this one, or a fork's copy)."""
+        self._history, self._starts = list(conversation.messages), list(conversation.starts)
+        self._seeded = bool(conversation.starts)
 
     @property
     def tools_on(self) -> bool:
@@ -166,7 +178,7 @@ class OpenAISession:
             yield Status("working")
             if self._tools_off and not self._told_tools_off:
                 self._told_tools_off = True
-                yield Status("working", self._tools_off_notice())
+                yield Status("working", _tools_off_notice(self._config, self._tools_off))
             usage = Usage()
             for number in range(1, self._settings.max_steps + 1):
                 if turn.cancelled:
@@ -273,7 +285,7 @@ class OpenAISession:
                 self._tools_off = f"the endpoint refused them: {refusal}"
                 log.info("tools off for session %s: %s", self._config.session_id, self._tools_off)
                 self._told_tools_off = True
-                yield Status("working", self._tools_off_notice())
+                yield Status("working", _tools_off_notice(self._config, self._tools_off))
                 continue
             # `from None`: the client's own exception text may quote the key back (an
             # endpoint echoing it in a 401 body), and a logged traceback would show it;
@@ -332,7 +344,8 @@ class OpenAISession:
         if client is not None:
             await client.close()
         self._api_key = ""
-        self._history = self._base_history()
+        self._history = _base_history(self._settings)
+        self._starts = []
         self._seeded = False
         self._backend_session_id = _new_conversation_id()
 
@@ -355,15 +368,8 @@ class OpenAISession:
         answer: str,
     ) -> None:
         self._history = [*earlier, user, *trail, message("assistant", answer)]
+        self._starts.append(len(earlier))
         self._seeded = True
-
-    def _tools_off_notice(self) -> str:
-        model = self._config.model or DEFAULT_MODEL
-        return f"Tools are off for {model} ({self._tools_off}): this session chats without tools."
-
-    def _base_history(self) -> list[ChatCompletionMessageParam]:
-        prompt = self._settings.system_prompt
-        return [message("system", prompt)] if prompt else []
 
     def _display_url(self) -> str:
         return endpoint.display_url(self._config, self._settings)
@@ -372,6 +378,16 @@ class OpenAISession:
         """One line a person can act on; the key redacted whatever the endpoint echoed."""
         text = errors.describe(err, self._display_url(), self._config, self._settings)
         return BackendError(logs.redact(text, self._api_key))
+
+
+def _tools_off_notice(config: SessionConfig, why: str) -> str:
+    model = config.model or DEFAULT_MODEL
+    return f"Tools are off for {model} ({why}): this session chats without tools."
+
+
+def _base_history(settings: OpenAIOptions) -> list[ChatCompletionMessageParam]:
+    prompt = settings.system_prompt
+    return [message("system", prompt)] if prompt else []
 
 
 def _new_conversation_id() -> str:
