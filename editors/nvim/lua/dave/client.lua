@@ -275,6 +275,12 @@ function M.folder()
   return live_client() and state.folder or nil
 end
 
+--- The command of the server last started (nil: none yet).
+---@return string[]?
+function M.cmd()
+  return state.cmd
+end
+
 --- The client id of the running server (nil: none).
 function M.id()
   return state.id

@@ -39,6 +39,13 @@ local subcommands = {
   restart = function()
     require("dave").restart()
   end,
+  install = function(args, opts)
+    if args ~= "" then
+      return vim.notify(("dave: :Dave install takes no argument (`:Dave install!` reinstalls), not %q"):format(args),
+        vim.log.levels.ERROR)
+    end
+    require("dave.install").run(opts.bang)
+  end,
   toggle = function()
     require("dave").toggle()
   end,

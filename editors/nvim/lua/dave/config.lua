@@ -3,8 +3,8 @@ local M = {}
 
 ---@class dave.Config
 M.defaults = {
-  --- Command that starts the server; nil: `dave-lsp` on PATH, else the `.venv/bin/dave-lsp` of the
-  --- dave-lsp checkout this plugin is in, else `python3 -m dave_lsp`.
+  --- Command that starts the server; nil: `dave-lsp` on PATH, else the server `:Dave install`
+  --- installed, else the `.venv/bin/dave-lsp` of the dave-lsp checkout this plugin is in.
   ---@type string[]?
   cmd = nil,
   --- Extra environment of the server process.
@@ -164,38 +164,48 @@ function M.setup(opts)
   M.options = merged
 end
 
---- `.venv/bin/dave-lsp` of the dave-lsp checkout this plugin lives in (editors/nvim/), if built.
-local function checkout_server()
-  local source = debug.getinfo(1, "S").source:sub(2)
-  local root = vim.fn.fnamemodify(source, ":p:h:h:h:h:h")
-  local exe = root .. "/.venv/bin/dave-lsp"
-  return vim.fn.executable(exe) == 1 and exe or nil
+--- The server to start when `cmd` is not set, and how it was found: `dave-lsp` on PATH, else
+--- the one `:Dave install` installed, else the checkout's own `.venv` (built by hand).
+---@return string[]?, string?
+local function default_server()
+  if vim.fn.executable("dave-lsp") == 1 then
+    return { "dave-lsp" }, "dave-lsp on PATH"
+  end
+  local install = require("dave.install")
+  local installed, how = install.server()
+  if installed then
+    return { installed }, how
+  end
+  local checkout = install.checkout()
+  local bundled = checkout and checkout.root .. "/.venv/bin/dave-lsp"
+  if bundled and vim.fn.executable(bundled) == 1 then
+    return { bundled }, "the .venv of the dave-lsp checkout this plugin is in"
+  end
+  if install.running() then
+    return nil, "dave: the server is being installed (:Dave install); ask again once it is done"
+  end
+  return nil,
+    "dave: no server found: run :Dave install (it installs one for this plugin), "
+      .. "or set `cmd` in require('dave').setup(); see :checkhealth dave"
 end
 
---- The server command, or nil and a message that says how to fix it.
----@return string[]?, string?
+--- The server command and how it was found, or nil and a message that says how to fix it.
+---@return string[]?, string?, string?
 function M.server_cmd()
   local cmd = M.options.cmd
   if cmd == nil then
-    if vim.fn.executable("dave-lsp") == 1 then
-      return { "dave-lsp" }
+    local found, how = default_server()
+    if not found then
+      return nil, how
     end
-    local bundled = checkout_server()
-    if bundled then
-      return { bundled }
-    end
-    if vim.fn.executable("python3") == 1 then
-      return { "python3", "-m", "dave_lsp" }
-    end
-    return nil,
-      "dave: no server found: install it with `pip install dave-lsp` or set `cmd` in require('dave').setup()"
+    return found, nil, how
   end
   if vim.fn.executable(cmd[1]) ~= 1 then
     return nil,
       ("dave: the server command %q is not an executable (cmd = %s). Install dave-lsp (`pip install dave-lsp`) "
         .. "or fix `cmd` in require('dave').setup(); see :checkhealth dave"):format(cmd[1], table.concat(cmd, " "))
   end
-  return cmd
+  return cmd, nil, "`cmd` in require('dave').setup()"
 end
 
 --- The folder the server's sessions work in: `init_options.cwd`, else Neovim's cwd (the

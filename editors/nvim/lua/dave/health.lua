@@ -243,6 +243,35 @@ local function check_trust(health, result, trust)
   end
 end
 
+--- What `:Dave install` installed (or not), and the Python it would use; no usable Python is an
+--- error only when no server was found either.
+local function check_install(health, server_found)
+  health.start("dave: :Dave install")
+  local install = require("dave.install")
+  local paths, stamp = install.paths(), install.stamp()
+  if install.running() then
+    health.info("an install runs now; pip's output: " .. paths.log)
+  elseif stamp then
+    health.ok(("installed in %s on %s from %s (dave-lsp %s, Python %s, %s s); pip's output was in %s"):format(
+      paths.venv, tostring(stamp.installed), tostring(stamp.from), tostring(stamp.version),
+      tostring(stamp.python_version), tostring(stamp.seconds), paths.log))
+    if stamp.hash ~= install.source().hash then
+      health.warn("the plugin's checkout changed since: run :Dave install to update the server")
+    end
+  else
+    health.info("nothing installed (in " .. paths.venv .. ")")
+  end
+  install.find_python(function(python, version)
+    if python then
+      health.ok(("Python for :Dave install: %s (%s)"):format(python, version))
+    elseif server_found then
+      health.warn(":Dave install cannot run: " .. version)
+    else
+      health.error(":Dave install cannot run: " .. version)
+    end
+  end, true)
+end
+
 function M.check()
   local health = vim.health
   health.start("dave")
@@ -253,19 +282,20 @@ function M.check()
     health.error("Neovim " .. version .. " is too old", { "dave needs Neovim 0.10 or newer" })
   end
 
-  local cmd, err = config.server_cmd()
+  local cmd, err, how = config.server_cmd()
   if not cmd then
     health.error(err)
+    check_install(health, false)
     check_editor_tools(health)
     return check_backend(health)
   end
-  health.ok(("server command: %s (%s)"):format(table.concat(cmd, " "), vim.fn.exepath(cmd[1])))
+  health.ok(("server command: %s (%s), %s"):format(table.concat(cmd, " "), vim.fn.exepath(cmd[1]), how))
 
   local result, probe_err, trust = probe(cmd)
   if not result then
     health.error("the server did not start: " .. probe_err, {
       "Run the command in a terminal to see its error.",
-      "Install the server with `pip install dave-lsp`, or set `cmd` in require('dave').setup().",
+      "Install the server with :Dave install, or set `cmd` in require('dave').setup().",
     })
   else
     local dave = vim.tbl_get(result, "capabilities", "experimental", "dave") or {}
@@ -290,6 +320,7 @@ function M.check()
       )
     end
   end
+  check_install(health, true)
   check_trust(health, result, trust)
   check_editor_tools(health)
   check_backend(health)

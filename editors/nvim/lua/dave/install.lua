@@ -1,0 +1,367 @@
+--- `:Dave install`: the server in a virtual environment of this Neovim's own,
+--- `stdpath("data")/dave-lsp/venv`, made with a Python of at least 3.11 and filled by pip with
+--- the dave-lsp of the checkout this plugin is in (else `pip install dave-lsp`). Asynchronous
+--- (vim.system), with notifications and pip's output in a log file; ends with
+--- `User DaveInstalled` or `User DaveInstallFailed` (data.reason). A stamp file records what
+--- was installed, so a second `:Dave install` with nothing to do ends at once.
+local M = {}
+
+local MIN_PYTHON = { 3, 11 }
+-- Prints the version, then fails when the venv module (or its pip bootstrap) is missing, as on
+-- Debian without python3-venv.
+local PROBE = "import sys; print('%d.%d.%d' % sys.version_info[:3]); import ensurepip, venv"
+local WIN = vim.fn.has("win32") == 1
+
+---@class dave.InstallJob
+---@field proc vim.SystemObj?
+---@field log file*?
+---@field started number
+---@field tail string[] pip's last lines, for the reason of a failure
+
+---@type dave.InstallJob?
+local job
+
+local function notify(message, level)
+  vim.notify(message, level or vim.log.levels.INFO, { title = "dave" })
+end
+
+--- Where everything goes: stdpath("data")/dave-lsp/ and what is in it.
+function M.paths()
+  local dir = vim.fn.stdpath("data") .. "/dave-lsp"
+  local bin = dir .. (WIN and "/venv/Scripts/" or "/venv/bin/")
+  local exe = WIN and ".exe" or ""
+  return {
+    dir = dir,
+    venv = dir .. "/venv",
+    server = bin .. "dave-lsp" .. exe,
+    python = bin .. "python" .. exe,
+    src = dir .. "/src", -- a copy of the checkout's package: pip builds it there, not in the checkout
+    stamp = dir .. "/installed.json",
+    log = dir .. "/install.log",
+  }
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local data = f:read("*a")
+  f:close()
+  return data
+end
+
+local function write(path, data)
+  vim.fn.mkdir(vim.fn.fnamemodify(path, ":h"), "p")
+  local f = assert(io.open(path, "wb"))
+  f:write(data)
+  f:close()
+end
+
+--- The dave-lsp checkout this plugin is in: the folder two above editors/nvim, when its
+--- pyproject.toml is dave-lsp's. Its root and version, or nil.
+---@return {root: string, version: string}?
+function M.checkout()
+  local source = debug.getinfo(1, "S").source:sub(2)
+  local root = vim.fn.fnamemodify(source, ":p:h:h:h:h:h")
+  local pyproject = read(root .. "/pyproject.toml") or ""
+  if not pyproject:find('\nname = "dave%-lsp"') then
+    return nil
+  end
+  return { root = root, version = pyproject:match('\nversion = "([^"]+)"') or "?" }
+end
+
+--- The files pip needs to build the checkout's package, relative to its root (sorted).
+local function package_files(root)
+  local files = { "pyproject.toml", "README.md" }
+  local function walk(rel)
+    local handle = vim.uv.fs_scandir(root .. "/" .. rel)
+    while handle do
+      local name, kind = vim.uv.fs_scandir_next(handle)
+      if not name then
+        break
+      end
+      local path = rel .. "/" .. name
+      if kind == "directory" and name ~= "__pycache__" then
+        walk(path)
+      elseif kind == "file" and not name:match("%.py[co]$") then
+        table.insert(files, path)
+      end
+    end
+  end
+  walk("dave_lsp")
+  table.sort(files)
+  return files
+end
+
+--- What `:Dave install` installs now: the checkout's package (its files and their hash) or
+--- dave-lsp from the package index.
+---@return {kind: string, from: string, hash: string, version: string?, files: table<string, string>?}
+function M.source()
+  local checkout = M.checkout()
+  if not checkout then
+    return { kind = "index", from = "the package index (pip install dave-lsp)", hash = "index" }
+  end
+  local files, parts = {}, {}
+  for _, rel in ipairs(package_files(checkout.root)) do
+    local data = read(checkout.root .. "/" .. rel)
+    if data then
+      files[rel] = data
+      -- sha256() takes no NUL (a string with one is a Blob); the length keeps files apart
+      table.insert(parts, ("%s %d\n%s"):format(rel, #data, (data:gsub("%z", "\\0"))))
+    end
+  end
+  return {
+    kind = "checkout",
+    from = checkout.root,
+    version = checkout.version,
+    hash = vim.fn.sha256(table.concat(parts, "\n")),
+    files = files,
+  }
+end
+
+--- What the last successful `:Dave install` recorded, or nil.
+---@return table?
+function M.stamp()
+  local data = read(M.paths().stamp)
+  local ok, stamp = pcall(vim.json.decode, data or "")
+  return ok and type(stamp) == "table" and stamp or nil
+end
+
+--- The installed server and how it was installed (for :checkhealth), or nil. Cheap: it runs
+--- at every server start.
+---@return string?, string?
+function M.server()
+  local paths = M.paths()
+  local stamp = M.stamp()
+  if not stamp or vim.fn.executable(paths.server) ~= 1 then
+    return nil
+  end
+  return paths.server,
+    ("installed by :Dave install on %s from %s (dave-lsp %s, Python %s)"):format(
+      tostring(stamp.installed),
+      tostring(stamp.from),
+      tostring(stamp.version),
+      tostring(stamp.python_version)
+    )
+end
+
+function M.running()
+  return job ~= nil
+end
+
+local function version_ok(version)
+  local major, minor = version:match("^(%d+)%.(%d+)")
+  major, minor = tonumber(major), tonumber(minor)
+  return major > MIN_PYTHON[1] or (major == MIN_PYTHON[1] and minor >= MIN_PYTHON[2])
+end
+
+--- Finds a Python of at least 3.11 with the venv module: `vim.g.dave_python` when set, else the
+--- first of python3, python3.14 ... python3.11, python on PATH. cb(path, version), or
+--- cb(nil, a one-line reason). sync: answer before returning (for :checkhealth).
+---@param cb fun(python: string?, version_or_reason: string)
+---@param sync boolean?
+function M.find_python(cb, sync)
+  local chosen = vim.g.dave_python
+  local names = chosen and { chosen }
+    or { "python3", "python3.14", "python3.13", "python3.12", "python3.11", "python" }
+  local tried, seen, i = {}, {}, 0
+  local function try_next()
+    i = i + 1
+    local name = names[i]
+    if not name then
+      local what = #tried > 0 and ("tried " .. table.concat(tried, ", ")) or "none on PATH"
+      return cb(nil, ("no Python %d.%d or newer with the venv module (%s): install one, "
+        .. "or set vim.g.dave_python to its path"):format(MIN_PYTHON[1], MIN_PYTHON[2], what))
+    end
+    local exe = vim.fn.exepath(name)
+    if exe == "" or seen[exe] then
+      if chosen then
+        table.insert(tried, ("vim.g.dave_python = %s (not an executable)"):format(name))
+      end
+      return try_next()
+    end
+    seen[exe] = true
+    local function done(res)
+      local version = (res.stdout or ""):match("^(%d+%.%d+%.%d+)")
+      if res.code == 0 and version and version_ok(version) then
+        return cb(exe, version)
+      end
+      local why = not version and "does not run" or not version_ok(version) and version or (version .. " without venv")
+      table.insert(tried, ("%s (%s)"):format(name, why))
+      try_next()
+    end
+    local ok, proc = pcall(vim.system, { exe, "-c", PROBE }, { text = true, timeout = 10000 },
+      not sync and vim.schedule_wrap(done) or nil)
+    if not ok then
+      done({ code = -1 })
+    elseif sync then
+      done(proc:wait())
+    end
+  end
+  try_next()
+end
+
+local function finish(ok, data)
+  local current = job
+  job = nil
+  if current and current.log then
+    current.log:close()
+  end
+  vim.api.nvim_exec_autocmds("User", {
+    pattern = ok and "DaveInstalled" or "DaveInstallFailed",
+    data = data,
+    modeline = false,
+  })
+end
+
+local function fail(reason)
+  notify("dave: :Dave install failed: " .. reason, vim.log.levels.ERROR)
+  finish(false, { reason = reason, log = M.paths().log })
+end
+
+--- Why a step failed, in one line: pip's last `ERROR:` line, else its last line.
+local function last_error(tail)
+  for i = #tail, 1, -1 do
+    if tail[i]:match("^ERROR:") then
+      return tail[i]
+    end
+  end
+  return tail[#tail] or "no output"
+end
+
+--- Runs one step (cmd), its output into the log; then() when it succeeded, else fails.
+local function step(cmd, what, after)
+  local current = assert(job)
+  current.log:write("$ " .. table.concat(cmd, " ") .. "\n")
+  current.tail = {}
+  local function on_output(_, data)
+    if not data then
+      return
+    end
+    current.log:write(data)
+    for line in data:gmatch("[^\r\n]+") do
+      table.insert(current.tail, line)
+      if #current.tail > 50 then
+        table.remove(current.tail, 1)
+      end
+      local packages = line:match("^Installing collected packages: (.*)")
+      if packages then
+        local count = select(2, packages:gsub(",", ",")) + 1
+        vim.schedule(function()
+          notify(("dave: installing %d packages..."):format(count))
+        end)
+      end
+    end
+  end
+  local on_exit = vim.schedule_wrap(function(res)
+    if job ~= current then
+      return -- stopped (Neovim is quitting)
+    end
+    current.proc = nil
+    if res.code ~= 0 then
+      local code = res.signal ~= 0 and ("signal " .. res.signal) or ("exit " .. res.code)
+      return fail(("%s failed (%s): %s; see %s"):format(what, code, last_error(current.tail), M.paths().log))
+    end
+    after(vim.trim(table.concat(current.tail, "\n")))
+  end)
+  local ok, proc = pcall(vim.system, cmd, { stdout = on_output, stderr = on_output, text = true }, on_exit)
+  if not ok then
+    return fail(("%s could not start: %s"):format(what, tostring(proc)))
+  end
+  current.proc = proc
+end
+
+--- Quitting Neovim during an install: a headless Neovim (`nvim --headless "+Lazy! sync" +qa`)
+--- waits for it, so the build finishes; one with a UI stops it (it is not used half done).
+local function on_leave()
+  if not job then
+    return
+  end
+  if #vim.api.nvim_list_uis() == 0 then
+    vim.wait(15 * 60 * 1000, function()
+      return job == nil
+    end, 100)
+  end
+  if job and job.proc then
+    job.proc:kill("sigterm")
+  end
+  job = nil
+end
+
+local function stop_installed_server()
+  local client = require("dave.client")
+  local cmd = client.cmd()
+  if cmd and cmd[1] == M.paths().server then
+    client.stop("dave: the server is being reinstalled (:Dave install); ask again once it is done")
+  end
+end
+
+--- `:Dave install` (force: `:Dave install!`, a reinstall even if nothing changed).
+---@param force boolean?
+function M.run(force)
+  local paths = M.paths()
+  if job then
+    return notify("dave: :Dave install is already running; pip's output: " .. paths.log)
+  end
+  local source = M.source()
+  local stamp = M.stamp()
+  if not force and stamp and stamp.hash == source.hash and vim.fn.executable(paths.server) == 1 then
+    notify(("dave: the server is installed and up to date: %s (:Dave install! reinstalls it)"):format(paths.server))
+    return finish(true, vim.tbl_extend("force", stamp, { server = paths.server, fresh = false }))
+  end
+  job = { started = vim.uv.hrtime(), tail = {} }
+  local group = vim.api.nvim_create_augroup("dave_install", { clear = true })
+  vim.api.nvim_create_autocmd("VimLeavePre", { group = group, once = true, callback = on_leave })
+  -- Scheduled: the command returns first, and a failure is never an error of `:Dave install`.
+  M.find_python(vim.schedule_wrap(function(python, version)
+    if not python then
+      return fail(version)
+    end
+    local ok, err = pcall(function()
+      vim.fn.mkdir(paths.dir, "p")
+      os.remove(paths.stamp) -- a half-done install is never used
+      job.log = assert(io.open(paths.log, "w"))
+      if source.files then -- pip builds a copy, so the checkout (maybe read-only) stays clean
+        vim.fn.delete(paths.src, "rf")
+        for rel, data in pairs(source.files) do
+          write(paths.src .. "/" .. rel, data)
+        end
+      end
+    end)
+    if not ok then
+      return fail(("cannot write in %s: %s"):format(paths.dir, tostring(err)))
+    end
+    stop_installed_server()
+    notify(("dave: installing the server into %s with %s (Python %s) from %s; pip's output: %s"):format(
+      paths.venv, python, version, source.from, paths.log))
+    step({ python, "-m", "venv", "--clear", paths.venv }, "making the virtual environment", function()
+      local target = source.files and paths.src or "dave-lsp"
+      local pip = { paths.python, "-m", "pip", "install", "--disable-pip-version-check", target }
+      if not source.files and force then
+        table.insert(pip, 5, "--upgrade")
+      end
+      step(pip, "pip install " .. target, function()
+        step({ paths.server, "--version" }, "the installed dave-lsp", function(out)
+          local seconds = math.floor((vim.uv.hrtime() - job.started) / 1e7 + 0.5) / 100
+          local record = {
+            version = out:match("dave%-lsp (%S+)") or source.version,
+            source = source.kind,
+            from = source.from,
+            hash = source.hash,
+            python = python,
+            python_version = version,
+            installed = os.date("!%Y-%m-%d %H:%M UTC"),
+            seconds = seconds,
+          }
+          write(paths.stamp, vim.json.encode(record))
+          notify(("dave: the server is installed (dave-lsp %s, in %.0f s): %s"):format(record.version, seconds,
+            paths.server))
+          finish(true, vim.tbl_extend("force", record, { server = paths.server, fresh = true }))
+        end)
+      end)
+    end)
+  end))
+end
+
+return M
