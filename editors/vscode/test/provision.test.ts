@@ -45,9 +45,11 @@ describe('which server starts', () => {
 });
 
 describe('finding a Python of at least 3.11', () => {
-  it('takes the first new enough python3 on PATH, by running it', { timeout: 30_000 }, async () => {
+  it('takes the first new enough python3 on PATH, by running it, past a broken shim', { timeout: 30_000 }, async () => {
+    const shims = tempDir('shims');
+    writeFileSync(path.join(shims, 'python3'), '#!/bin/sh\necho "pyenv: python3: command not found" >&2\nexit 127\n', { mode: 0o755 });
     const dir = pathWith({ python3: pythonPath() });
-    const found = await findPython([], { PATH: dir });
+    const found = await findPython([], { PATH: `${shims}${path.delimiter}${dir}` });
     assert.match(found.version, /^3\.(1[1-9]|[2-9]\d)\.\d+$/);
     assert.ok(path.isAbsolute(found.executable), found.executable);
     assert.equal(found.source, 'PATH');

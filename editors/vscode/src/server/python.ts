@@ -7,6 +7,7 @@
  */
 
 import { execFile } from 'node:child_process';
+import * as path from 'node:path';
 
 import { findOnPath } from '../protocol/server';
 
@@ -80,7 +81,13 @@ export async function findPython(
 ): Promise<PythonInfo> {
   const tooOld: string[] = [];
   const seen = new Set<string>();
-  const candidates = [...preferred, ...PATH_NAMES.map((command) => ({ command, source: 'PATH' }))];
+  // Every match of each name on PATH, not only the first: a broken shim must not hide /usr/bin/python3.
+  const dirs = (env.PATH ?? '').split(path.delimiter).filter((d) => d !== '');
+  const onPath = PATH_NAMES.flatMap((name) => dirs.map((dir) => ({ command: path.join(dir, name), name })));
+  const candidates = [
+    ...preferred.map((c) => ({ ...c, name: c.command })),
+    ...onPath.map(({ command, name }) => ({ command, name, source: 'PATH' })),
+  ];
   for (const candidate of candidates) {
     const where = findOnPath(candidate.command, env);
     if (where === undefined || seen.has(where)) continue;
@@ -89,7 +96,7 @@ export async function findPython(
     if (found === undefined) continue;
     const version = found.version.join('.');
     if (newEnough(found.version)) return { executable: found.executable, version, source: candidate.source };
-    tooOld.push(`${candidate.command} is ${version}`);
+    if (!tooOld.includes(`${candidate.name} is ${version}`)) tooOld.push(`${candidate.name} is ${version}`);
   }
   const seenText = tooOld.length > 0 ? ` (${tooOld.join(', ')})` : ' on PATH';
   throw new NoPythonError(
