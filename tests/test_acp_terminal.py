@@ -21,6 +21,7 @@ import pydantic
 import pytest
 from acp import schema as acp
 
+from dave_lsp.testing import FakeModelServer
 from tests.harness.acp import allow
 from tests.test_acp_cancel_elicit import FormClient
 
@@ -174,11 +175,12 @@ def agent(backend_env: dict[str, str], tmp_path: Path) -> Start:
     """`agent(terminal=...)`: an initialized TerminalClient, offering terminals or not."""
 
     @asynccontextmanager
-    async def start(terminal: bool = True) -> AsyncIterator[TerminalClient]:
+    async def start(terminal: bool = True, *flags: str) -> AsyncIterator[TerminalClient]:
         client = await TerminalClient.start(
             *(f"--env={k}={v}" for k, v in backend_env.items()),
             f"--state-dir={tmp_path / 'state'}",
             "--prewarm=0",
+            *flags,
         )
         assert isinstance(client, TerminalClient)
         try:
@@ -205,8 +207,12 @@ def agent(backend_env: dict[str, str], tmp_path: Path) -> Start:
     return start
 
 
+def tool(name: str, **tool_input: Any) -> str:
+    return f"tool {name} {json.dumps(tool_input)}"
+
+
 def bash(command: str, name: str = "mcp__acp__Bash") -> str:
-    return f"tool {name} {json.dumps({'command': command})}"
+    return tool(name, command=command)
 
 
 def terminal_contents(client: TerminalClient, session: str) -> list[tuple[str | None, str]]:
@@ -277,6 +283,28 @@ async def test_bash_runs_in_the_client_terminal_and_the_model_gets_its_output(
         said = client.text(session)
         assert "[output truncated: only its last 30000 bytes are kept]" in said
         assert said.rstrip().endswith("19999\n20000") and "\n1\n2\n" not in said
+
+        # The model's timeout: the command is killed at it, and the model told so.
+        client.terminal_requests.clear()
+        before = len(client.updates[session])
+        await client.prompt(session, tool("mcp__acp__Bash", command="sleep 20", timeout=300))
+        said = "".join(
+            u["content"]["text"]
+            for u in client.updates[session][before:]
+            if u["sessionUpdate"] == "agent_message_chunk"
+        )
+        assert said.startswith("Tool said: (error) Command timed out after 0.3 s and was killed.")
+        assert client.methods() == [
+            "terminal/create",
+            "terminal/wait_for_exit",
+            "terminal/kill",
+            "terminal/output",
+            "terminal/release",
+        ]
+
+        # The CLI's own Bash is off: nothing runs behind the editor's terminal.
+        await client.prompt(session, bash("echo hidden", name="Bash"))
+        assert "No such tool available: Bash" in client.text(session)
 
 
 async def test_a_cancelled_turn_kills_and_releases_its_terminal(
@@ -357,3 +385,24 @@ async def test_without_the_capability_bash_runs_as_today(agent: Start, tmp_path:
         # The client's Bash is not there.
         await client.prompt(session, bash("echo x"))
         assert "No such tool available: mcp__acp__Bash" in client.text(session)
+
+
+async def test_the_openai_agent_runs_its_bash_in_the_client_terminal(
+    agent: Start, tmp_path: Path, fake_model: FakeModelServer
+) -> None:
+    config = tmp_path / "acp.json"
+    config.write_text(json.dumps({"openai": {"baseUrl": fake_model.url + "/v1"}}))
+    flags = ("--backend=openai", "--model=fake-model", f"--config={config}")
+    async with agent(True, *flags, "--env=OPENAI_API_KEY=sk-fake-for-tests") as client:
+        session = await client.new_session(tmp_path)
+        await client.prompt(session, bash("echo from-$((2 * 3))", name="Bash"))
+        assert client.text(session) == "Tool said: from-6"
+        assert len(client.permission_requests) == 1
+        assert client.methods() == [
+            "terminal/create",
+            "terminal/wait_for_exit",
+            "terminal/output",
+            "terminal/release",
+        ]
+        [(_, terminal_id), completed] = terminal_contents(client, session)
+        assert completed == ("completed", terminal_id)
