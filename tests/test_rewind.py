@@ -9,6 +9,8 @@ not exist is -32602 naming the ones that do."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -160,3 +162,22 @@ async def test_the_openai_backend_rewinds_and_forks(
         assert not a.exists()
         assert await recall(client, session) == "Seen: one"
         assert await recall(client, forked) == "Seen: one | two"
+
+
+def test_the_chat_rewinds_and_forks_with_its_own_commands(tmp_path: Path) -> None:
+    typed = "write a.txt one\nwrite b.txt two\n/rewind 2\nrecall\n/fork 1\nrecall\n/rewind x\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "dave_lsp", "chat", "--demo", "--yes", "--cwd", str(tmp_path)],
+        input=typed,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (tmp_path / "a.txt").read_text() == "one" and not (tmp_path / "b.txt").exists()
+    notes = done.stderr.splitlines()
+    assert "rewound to before turn 2: the next prompt is turn 2" in notes
+    assert f"restored: {tmp_path / 'b.txt'}" in notes
+    assert any(n.startswith("forked chat-") and "(turns 1 to 1)" in n for n in notes)
+    assert done.stdout.splitlines()[-2:] == ["Seen: write a.txt one"] * 2
+    assert "error: usage: /rewind N [--keep-files]" in done.stderr
+    assert done.returncode == 1  # the mistyped command

@@ -100,7 +100,10 @@ async def test_slash_commands_are_listed_and_compact_reports_compacting(server: 
         anywhere = (await client.request("dave/listCommands", {}))["commands"]
         names = [c["name"] for c in anywhere]
         assert "compact" in names and names == sorted(names)
-        assert all(set(c) == {"name", "description", "argumentHint"} for c in anywhere)
+        cli = [c for c in anywhere if c.get("source") != "dave-lsp"]
+        assert all(set(c) == {"name", "description", "argumentHint"} for c in cli)
+        own = {c["name"]: c["method"] for c in anywhere if c.get("source") == "dave-lsp"}
+        assert own == {"fork": "dave/fork", "rewind": "dave/rewind"}
         await client.query(session, "hello before compacting")
         mine = (await client.request("dave/listCommands", {"sessionId": session}))["commands"]
         assert "compact" in [c["name"] for c in mine]

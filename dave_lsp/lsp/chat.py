@@ -26,6 +26,7 @@ from typing import Any, get_args
 
 from dave_lsp.backends import registry
 from dave_lsp.config import env_pairs
+from dave_lsp.lsp import chat_commands
 from dave_lsp.lsp.chat_client import ChatClient, ChatError
 from dave_lsp.lsp.chat_terminal import Terminal
 from dave_lsp.lsp.protocol import PermissionMode
@@ -195,9 +196,13 @@ async def _chat(args: argparse.Namespace, term: Terminal) -> int:
             images = _images(args.image)
             async for prompt in _prompts(args, term):
                 try:
+                    own = chat_commands.parse(prompt)
+                    if own is not None:  # /rewind, /fork: the chat's own
+                        await chat_commands.run(own, chat, term, args.json)
+                        continue
                     result = await chat.query(prompt, images)
                     images = []  # the images go with the first prompt
-                except ChatError as exc:
+                except (ChatError, chat_commands.UsageError) as exc:
                     failures += 1
                     term.note(f"error: {exc}")
                     continue

@@ -147,6 +147,13 @@ class ChatClient:
         self.term.text("" if self.term.at_line_start else "\n")
         return result if isinstance(result, dict) else {}
 
+    async def request(self, method: str, params: dict[str, Any]) -> Any:
+        """One request to the server; ChatError with its message when it fails."""
+        try:
+            return await self.client.protocol.send_request_async(method, params)
+        except JsonRpcException as exc:
+            raise ChatError(exc.message) from None
+
     async def history(self) -> None:
         """Print the session's conversation (`dave/history`) to stdout: prompts as `> `
         lines, answers as they were, tool uses as the live chat notes them."""

@@ -315,8 +315,37 @@ class ModelSet:
 
 @attrs.frozen
 class CommandList:
-    # As the backend lists them: {name, description, argumentHint}.
+    # As the backend lists them: {name, description, argumentHint}; dave-lsp's own
+    # among them, with `source: "dave-lsp"` and the `method` a client carries them out with.
     commands: list[dict[str, str]]
+
+
+OWN_COMMANDS = [
+    {
+        "name": "rewind",
+        "description": "Go back to before a turn: the files it and later turns changed, "
+        "and the conversation",
+        "argumentHint": "<turn> [--keep-files]",
+        "source": "dave-lsp",
+        "method": "dave/rewind",
+    },
+    {
+        "name": "fork",
+        "description": "Go on in a new session holding this one's turns up to a turn "
+        "(default: all)",
+        "argumentHint": "[turn]",
+        "source": "dave-lsp",
+        "method": "dave/fork",
+    },
+]
+
+
+def command_list(backend: list[dict[str, str]]) -> CommandList:
+    """dave-lsp's own commands among the backend's, sorted by name (a backend command of
+    the same name gives way to dave-lsp's)."""
+    own = {command["name"] for command in OWN_COMMANDS}
+    listed = [*OWN_COMMANDS, *(c for c in backend if c.get("name") not in own)]
+    return CommandList(sorted(listed, key=lambda command: str(command.get("name"))))
 
 
 @attrs.frozen

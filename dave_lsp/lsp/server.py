@@ -414,7 +414,7 @@ async def list_commands(
     _: DaveServer, manager: SessionManager, params: proto.ListCommandsParams
 ) -> Any:
     commands = await manager.clients.commands(params.session_id)
-    return proto.unstructure(outgoing.CommandList(commands))
+    return proto.unstructure(outgoing.command_list(commands))
 
 
 @dave_method(proto.LIST_RULES, proto.ListRulesParams)
