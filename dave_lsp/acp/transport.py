@@ -120,6 +120,7 @@ class Connection:
         self._pending: dict[int, asyncio.Future[Any]] = {}
         # Our pending requests' method and sessionId, for `cancel_open`.
         self._asked: dict[int, tuple[str, Any]] = {}
+        self._given_up: set[int] = set()  # ids we sent $/cancel_request for, unanswered
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
         # The client's pending requests by id: their tasks, and how those that end
@@ -174,7 +175,7 @@ class Connection:
             # Given up (a timeout, a cancelled tool): tell the client. (Cancelling the
             # task cancels the future it awaits, so a cancelled one is unanswered.)
             if future.cancelled() or not future.done():
-                self.notify(CANCEL_REQUEST, {"requestId": msg_id})
+                self._give_up(msg_id)
             raise
         finally:
             self._pending.pop(msg_id, None)
@@ -191,9 +192,13 @@ class Connection:
                 continue
             if not future.done():
                 found += 1
-                self.notify(CANCEL_REQUEST, {"requestId": msg_id})
+                self._give_up(msg_id)
                 future.set_exception(RpcError(REQUEST_CANCELLED, f"{method}: cancelled"))
         return found
+
+    def _give_up(self, msg_id: int) -> None:
+        self._given_up.add(msg_id)
+        self.notify(CANCEL_REQUEST, {"requestId": msg_id})
 
     def _respond(self, msg_id: Any, result: Any = None, error: RpcError | None = None) -> None:
         if error is None:
@@ -258,6 +263,9 @@ class Connection:
 
     def _resolve(self, msg_id: Any, message: dict[str, Any]) -> None:
         future = self._pending.get(msg_id) if isinstance(msg_id, int) else None
+        if future is None and msg_id in self._given_up:
+            self._given_up.discard(msg_id)  # the answer to a request we cancelled: late
+            return
         if future is None or future.done():
             log.warning("a response to no pending request (id %r) was ignored", msg_id)
             return

@@ -41,6 +41,12 @@ const INCOMING = {
   "fs/read_text_file": zod.zReadTextFileRequest,
   "fs/write_text_file": zod.zWriteTextFileRequest,
   "elicitation/create": zod.zCreateElicitationRequest,
+  "terminal/create": zod.zCreateTerminalRequest,
+  "terminal/output": zod.zTerminalOutputRequest,
+  "terminal/wait_for_exit": zod.zWaitForTerminalExitRequest,
+  "terminal/kill": zod.zKillTerminalRequest,
+  "terminal/release": zod.zReleaseTerminalRequest,
+  "$/cancel_request": zod.zCancelRequestNotification,
 };
 
 /** Where `raw` has a field (or an array item) that the SDK's parse of it lost. */
@@ -81,7 +87,7 @@ before(async () => {
 after(() => fake?.kill("SIGTERM"));
 
 /** Start `dave-lsp acp` and connect the SDK's client to it. */
-function startAgent({ onPermission, buffers = null, onElicitation = null }) {
+function startAgent({ onPermission, buffers = null, onElicitation = null, terminals = null }) {
   const env = {
     ANTHROPIC_BASE_URL: fakeUrl,
     ANTHROPIC_API_KEY: "sk-ant-fake-test-key-0123456789",
@@ -148,6 +154,7 @@ function startAgent({ onPermission, buffers = null, onElicitation = null }) {
         return {};
       });
   }
+  if (terminals) app = serveTerminals(app, terminals);
   app = app
     .onNotification("session/update", ({ params }) => {
       updates.push(params);
@@ -163,6 +170,84 @@ function startAgent({ onPermission, buffers = null, onElicitation = null }) {
       await new Promise((ok) => child.on("exit", ok));
     },
   };
+}
+
+/** The client's terminals, run for real: `terminals.calls` keeps every request,
+ * `terminals.live` the terminals not released, `terminals.released` the others. */
+function serveTerminals(app, terminals) {
+  const of = (params) => {
+    const found = terminals.live.get(params.terminalId);
+    if (!found) throw acp.RequestError.invalidParams({ terminalId: params.terminalId });
+    return found;
+  };
+  const kill = (t) => {
+    if (t.exit === null) process.kill(-t.child.pid, "SIGKILL");
+  };
+  const serve = (method, handle) => (cx) => {
+    terminals.calls.push([method, cx.params]);
+    return handle(cx);
+  };
+  return app
+    .onRequest(
+      "terminal/create",
+      serve("terminal/create", ({ params }) => {
+        const child = spawn(params.command, params.args ?? [], {
+          cwd: params.cwd,
+          detached: true, // its own process group, killed whole
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        const t = { child, output: "", exit: null };
+        t.exited = new Promise((ok) =>
+          child.on("exit", (exitCode, signal) => {
+            t.exit = { exitCode, signal };
+            ok();
+          }),
+        );
+        child.stdout.on("data", (data) => (t.output += data));
+        child.stderr.on("data", (data) => (t.output += data));
+        const terminalId = `term-${child.pid}`;
+        terminals.live.set(terminalId, t);
+        return { terminalId };
+      }),
+    )
+    .onRequest(
+      "terminal/output",
+      serve("terminal/output", ({ params }) => {
+        const t = of(params);
+        return { output: t.output, truncated: false, ...(t.exit ? { exitStatus: t.exit } : {}) };
+      }),
+    )
+    .onRequest(
+      "terminal/wait_for_exit",
+      serve("terminal/wait_for_exit", async ({ params, signal }) => {
+        const t = of(params);
+        const cancelled = new Promise((_, no) =>
+          signal.addEventListener("abort", () => no(signal.reason), { once: true }),
+        );
+        await Promise.race([t.exited, cancelled]);
+        return t.exit;
+      }),
+    )
+    .onRequest(
+      "terminal/kill",
+      serve("terminal/kill", async ({ params }) => {
+        const t = of(params);
+        kill(t);
+        await t.exited;
+        return {};
+      }),
+    )
+    .onRequest(
+      "terminal/release",
+      serve("terminal/release", async ({ params }) => {
+        const t = of(params);
+        kill(t);
+        await t.exited;
+        terminals.live.delete(params.terminalId);
+        terminals.released.push(t);
+        return {};
+      }),
+    );
 }
 
 const waitFor = async (what, ready, ms = 10000) => {
@@ -345,6 +430,7 @@ test("a first prompt's title and message ids, permission option ids, session/del
       close: {},
       delete: {},
       additionalDirectories: {},
+      fork: {},
     });
     // A folder of its own: the earlier tests' acceptEdits does not carry over to it.
     const folder = join(work, "titled");
@@ -549,6 +635,57 @@ test("the mode as a config option: session/set_config_option and config_option_u
     });
     assert.equal(asked.length, 1);
     assert.equal(readFileSync(join(folder, "configured.txt"), "utf8"), "asked");
+    assert.deepEqual(peer.rejected, []);
+  } finally {
+    await peer.stop();
+  }
+});
+
+test("Bash in the client's terminal: its output reaches the model; a cancel kills and releases it", async () => {
+  const terminals = { calls: [], live: new Map(), released: [] };
+  const peer = startAgent({
+    terminals,
+    onPermission: () => ({ outcome: { outcome: "selected", optionId: "allow_once" } }),
+  });
+  try {
+    await peer.agent.request("initialize", {
+      protocolVersion: 1,
+      clientCapabilities: { terminal: true },
+    });
+    const { sessionId: shell } = await peer.agent.request("session/new", { cwd: work, mcpServers: [] });
+    const bash = (command) => ({
+      sessionId: shell,
+      prompt: [{ type: "text", text: `tool mcp__acp__Bash ${JSON.stringify({ command })}` }],
+    });
+    const done = await peer.agent.request("session/prompt", bash("echo node-$((3 * 4))"));
+    assert.equal(done.stopReason, "end_turn");
+    assert.match(texts(peer.updates, shell), /^Tool said: node-12/);
+    const methods = () => terminals.calls.map(([method]) => method);
+    assert.deepEqual(methods(), [
+      "terminal/create",
+      "terminal/wait_for_exit",
+      "terminal/output",
+      "terminal/release",
+    ]);
+    const [, created] = terminals.calls[0];
+    assert.deepEqual(created.args, ["-c", "echo node-$((3 * 4))"]);
+    assert.equal(created.cwd, work);
+    const completed = ofKind(peer.updates, shell, "tool_call_update").filter((u) => u.status === "completed");
+    assert.equal(completed.at(-1).content[0].type, "terminal");
+
+    // A cancel mid-command (the SDK's cancellationSignal: $/cancel_request of the prompt).
+    terminals.calls.length = 0;
+    const stop = new AbortController();
+    const slow = peer.agent.request("session/prompt", bash("sleep 30"), { cancellationSignal: stop.signal });
+    await waitFor("the wait", () => methods().includes("terminal/wait_for_exit"), 30000);
+    const started = Date.now();
+    stop.abort();
+    assert.equal((await slow).stopReason, "cancelled");
+    assert.ok(Date.now() - started < 2000, `cancel took ${Date.now() - started} ms`);
+    await waitFor("the release", () => methods().includes("terminal/release"));
+    assert.deepEqual(methods().slice(-2), ["terminal/kill", "terminal/release"]);
+    assert.equal(terminals.live.size, 0);
+    assert.equal(terminals.released.at(-1).exit.signal, "SIGKILL");
     assert.deepEqual(peer.rejected, []);
   } finally {
     await peer.stop();
