@@ -152,6 +152,7 @@ async def test_session_capabilities_name_what_is_implemented(agent: Start, tmp_p
             "close": {},
             "delete": {},
             "additionalDirectories": {},
+            "fork": {},
         }
         session = await client.new_session(tmp_path)
         await client.prompt(session, "hello")

@@ -17,8 +17,10 @@ from typing import Any
 import pytest
 from pygls.exceptions import JsonRpcException
 
+from dave_lsp.acp.schema import acp
 from dave_lsp.testing import FakeModelServer
 from tests.conftest import Server
+from tests.harness.acp import AcpError, agent_starter, strict
 from tests.harness.lsp import DaveClient, new_session
 
 
@@ -70,7 +72,8 @@ async def test_rewind_restores_the_files_and_the_model_sees_the_turns_before(
         again = await client.request("dave/rewind", {"sessionId": session, "turn": 2})
         assert again["restored"] == []
         [conflict] = again["conflicts"]
-        assert conflict["path"] == str(b) and "b.txt has changed since turn 2" in conflict["message"]
+        assert conflict["path"] == str(b)
+        assert "b.txt has changed since turn 2" in conflict["message"]
         assert b.read_text() == "the user's own words"
         assert await recall(client, session) == f"Seen: write {a} one"
 
@@ -115,9 +118,7 @@ async def test_a_fork_holds_its_turns_while_the_original_goes_on(
     async with server() as client:
         await client.query(session, "first")
         await client.query(session, "second")
-        forked = (await client.request("dave/fork", {"sessionId": session, "turn": 1}))[
-            "sessionId"
-        ]
+        forked = (await client.request("dave/fork", {"sessionId": session, "turn": 1}))["sessionId"]
         whole = (await client.request("dave/fork", {"sessionId": session}))["sessionId"]
         assert forked != session and whole not in (session, forked)
         fork_info = await listed(client, forked)
@@ -131,9 +132,7 @@ async def test_a_fork_holds_its_turns_while_the_original_goes_on(
         assert error.value.code == -32602 and "has turns 1 to 3" in str(error.value)
     async with server() as client:  # after a restart
         assert await recall(client, whole) == "Seen: first | second"
-        again = (await client.request("dave/fork", {"sessionId": forked, "turn": 1}))[
-            "sessionId"
-        ]
+        again = (await client.request("dave/fork", {"sessionId": forked, "turn": 1}))["sessionId"]
         assert await recall(client, again) == "Seen: first"
         assert await recall(client, forked) == "Seen: first | recall"
 
@@ -154,9 +153,7 @@ async def test_the_openai_backend_rewinds_and_forks(
         await client.query(session, "one")
         await client.query(session, "two")
         await client.query(session, f"write {a} three")
-        forked = (await client.request("dave/fork", {"sessionId": session, "turn": 2}))[
-            "sessionId"
-        ]
+        forked = (await client.request("dave/fork", {"sessionId": session, "turn": 2}))["sessionId"]
         rewound = await client.request("dave/rewind", {"sessionId": session, "turn": 2})
         assert rewound == {"turn": 2, "restored": [str(a)], "conflicts": []}
         assert not a.exists()
@@ -181,3 +178,36 @@ def test_the_chat_rewinds_and_forks_with_its_own_commands(tmp_path: Path) -> Non
     assert done.stdout.splitlines()[-2:] == ["Seen: write a.txt one"] * 2
     assert "error: usage: /rewind N [--keep-files]" in done.stderr
     assert done.returncode == 1  # the mistyped command
+
+
+async def test_acp_forks_rewinds_and_reviews_through_its_methods(
+    backend_env: dict[str, str], tmp_path: Path
+) -> None:
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    async with agent_starter(backend_env, tmp_path)("--permission-mode=acceptEdits") as client:
+        caps = (await client.initialize())["agentCapabilities"]["sessionCapabilities"]
+        assert caps["fork"] == {}
+        session = await client.new_session(tmp_path)
+
+        async def said(session_id: str, text: str) -> str:
+            before = len(client.text(session_id))
+            await client.prompt(session_id, text)
+            return client.text(session_id)[before:]
+
+        await said(session, f"write {a} one")
+        await said(session, f"write {b} two")
+        changes = await client.request("_dave/changes", {"sessionId": session, "turn": 2})
+        assert [(f["path"], f["status"]) for f in changes["files"]] == [(str(b), "created")]
+        forked = await client.request("session/fork", {"sessionId": session, "cwd": str(tmp_path)})
+        strict(acp.ForkSessionResponse, forked)
+        with pytest.raises(AcpError) as error:
+            await client.request("_dave/rewind", {"sessionId": session, "turn": 9})
+        assert error.value.code == -32602 and "has turns 1 to 2" in str(error.value)
+        rewound = await client.request("_dave/rewind", {"sessionId": session, "turn": 2})
+        assert rewound == {"turn": 2, "restored": [str(b)], "conflicts": []}
+        assert not b.exists()
+        assert await said(session, "recall") == f"Seen: write {a} one"
+        assert await said(forked["sessionId"], "recall") == f"Seen: write {a} one | write {b} two"
+        undone = await client.request("_dave/revertChanges", {"sessionId": session, "turn": 1})
+        assert undone == {"reverted": [str(a)], "conflicts": []}
+        assert not a.exists()

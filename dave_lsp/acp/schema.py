@@ -207,6 +207,7 @@ SESSION_CAPABILITIES: dict[str, Any] = {
     "close": {},
     "delete": {},
     "additionalDirectories": {},
+    "fork": {},  # unstable in the spec (acp/extensions.py)
 }
 
 

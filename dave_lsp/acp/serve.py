@@ -146,6 +146,7 @@ def run_acp(args: argparse.Namespace) -> int:
 
 
 async def _serve(out: BinaryIO, options: Any) -> int:
+    from dave_lsp.acp import extensions
     from dave_lsp.acp.agent import Agent
     from dave_lsp.acp.transport import Connection, read_lines
     from dave_lsp.pids import LIVE_PIDS, kill_pid
@@ -157,6 +158,7 @@ async def _serve(out: BinaryIO, options: Any) -> int:
             loop.add_signal_handler(sig, main.cancel)  # type: ignore[union-attr]
     conn = Connection(out)
     agent = Agent(conn, options)
+    extensions.register(conn, agent)  # session/fork, _dave/*
     try:
         await read_lines(conn.receive, out.fileno())
         log.info("stdin closed; closing every session")
