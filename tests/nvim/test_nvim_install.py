@@ -190,3 +190,32 @@ def test_no_python_of_at_least_3_11_fires_install_failed_with_the_reason(
         assert "(tried vim.g.dave_python = /nowhere/python3 (not an executable))" in str(
             done[0]["data"]
         )
+
+
+def test_the_installed_server_comes_after_path_and_before_the_checkouts_own_venv(
+    install_env: dict[str, str], checkout: Path, tmp_path: Path
+) -> None:
+    venv_bin = checkout / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    (venv_bin / "dave-lsp").symlink_to(sys.executable)  # an executable is all it checks
+    on_path = tmp_path / "onpath"
+    on_path.mkdir()
+    (on_path / "dave-lsp").symlink_to(sys.executable)  # an executable is all it checks
+    found = "return { require('dave.config').server_cmd() }"
+    plugin = checkout / "editors" / "nvim"
+    try:
+        with editor(install_env, plugin=plugin) as e:  # the one :Dave install installed
+            cmd, how = e.lua(
+                "local c, _, how = require('dave.config').server_cmd() return {c, how}"
+            )
+            assert cmd == [
+                str(Path(install_env["XDG_DATA_HOME"]) / "nvim/dave-lsp/venv/bin/dave-lsp")
+            ]
+            assert how.startswith("installed by :Dave install on ")
+            e.lua(f"vim.env.PATH = '{on_path}:' .. vim.env.PATH")
+            assert e.lua(found)[0] == ["dave-lsp"]
+        fresh_data = {**install_env, "XDG_DATA_HOME": str(tmp_path / "data")}
+        with editor(fresh_data, plugin=plugin) as e:  # nothing installed: the checkout's .venv
+            assert e.lua(found)[0] == [str(venv_bin / "dave-lsp")]
+    finally:
+        shutil.rmtree(checkout / ".venv")
