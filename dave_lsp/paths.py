@@ -4,11 +4,17 @@ The folder is the trust boundary of what reaches the model unasked. `absolute` k
 symlinks (what the user named, for labels and edits); `real` and `inside` resolve them on
 both sides, so a link in the folder that points outside it is outside it, and a folder
 reached through a link still holds its own files. Every module that resolves a path a
-tool or a client names does it here, so `~` and `..` mean the same everywhere."""
+tool or a client names does it here, so `~` and `..` mean the same everywhere.
+
+Also where Claude Code keeps the user's settings and transcripts (`claude_config_dir`):
+the Claude backend reads its transcripts there, and the permission policy the user's
+rules, whichever backend runs the session."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from pathlib import Path
 
 # What the model is told instead of a file's text it may only get by asking.
 OUTSIDE = "outside the session's folder: read it with Read (asks)"
@@ -41,3 +47,13 @@ def inside_any(path: str, folders: tuple[str, ...] | list[str]) -> bool:
         return False
     target = real(path, folders[0])
     return any(within(target, os.path.realpath(folder)) for folder in folders)
+
+
+def claude_config_dir(env: Mapping[str, str]) -> Path:
+    """Claude Code's config dir for a CLI run with `env` over the server's environment:
+    `CLAUDE_CONFIG_DIR`, else `~/.claude` of that environment's HOME."""
+    merged = {**os.environ, **env}
+    if merged.get("CLAUDE_CONFIG_DIR"):
+        return Path(merged["CLAUDE_CONFIG_DIR"]).expanduser()
+    home = merged.get("HOME") or str(Path.home())
+    return Path(home) / ".claude"

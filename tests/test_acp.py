@@ -183,6 +183,17 @@ async def test_load_after_a_restart_replays_the_conversation(agent: Start, tmp_p
             u["sessionUpdate"] == "tool_call_update" and u["status"] == "completed"
             for u in replayed
         )
+        # Every chunk names its message, as a live turn's do: one messageId per user
+        # message, one per run of the model's text or thinking, none shared.
+        chunks = [u for u in replayed if u["sessionUpdate"].endswith("_chunk")]
+        assert all(isinstance(u.get("messageId"), str) for u in chunks), chunks
+        runs = [
+            (u["sessionUpdate"], u["messageId"])
+            for i, u in enumerate(chunks)
+            if i == 0 or u["messageId"] != chunks[i - 1]["messageId"]
+        ]
+        asked = [kind for kind, _ in runs if kind == "user_message_chunk"]
+        assert len(asked) == 2 and len({i for _, i in runs}) == len(runs), runs
         before = len(client.updates[session])
         await client.prompt(session, "recall")
         recalled = "".join(

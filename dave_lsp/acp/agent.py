@@ -141,7 +141,9 @@ class Agent:
         )
         # The conversation to resume, as the session's record keeps it (settings.py).
         conversation_id = config.resume or ""
-        conversation = await asyncio.to_thread(history.messages, conversation_id, config.env)
+        conversation = await asyncio.to_thread(
+            history.conversation, config.backend, conversation_id, config.env
+        )
         # The spec: every update of the replay comes before the response.
         for body in history.replay(conversation, config.cwd):
             self.conn.notify(UPDATE, schema.update(config.session_id, body))
@@ -177,7 +179,7 @@ class Agent:
         config = self.manager.find(session_id)
         if config is None:
             env = dict(self.options.env)
-            if history.transcript_path(session_id, env) is None:
+            if not history.kept(self.options.backend, session_id, env):
                 raise RpcError(RESOURCE_NOT_FOUND, f"{method}: no session {session_id}")
             config = self._with_files(
                 self.manager.new_config(

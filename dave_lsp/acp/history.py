@@ -1,44 +1,45 @@
-"""A Claude Code conversation, read back from its transcript for `session/load`.
+"""A session's conversation, replayed as `session/update` bodies for `session/load`.
 
-Finding and parsing the transcript is dave_lsp/backends/claude/history.py's (it serves
-`dave/history` too); this module turns the messages into ACP `session/update` bodies.
+Reading it back is the session's backend's (`backends/history.py`: `kept` and
+`conversation` go through the backend registry, so this front end names no backend);
+this module turns the messages into ACP updates.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from dave_lsp.acp import schema
-from dave_lsp.backends.claude.history import (
-    blocks_of,
-    config_dir,
-    injected,
-    messages,
-    transcript_path,
-)
+from dave_lsp.backends.history import Message, conversation, kept
 
-__all__ = ["config_dir", "messages", "replay", "transcript_path"]
+__all__ = ["conversation", "kept", "replay"]
 
 
-def replay(conversation: list[Any], cwd: str) -> Iterator[dict[str, Any]]:
+def replay(messages: list[Message], cwd: str) -> Iterator[dict[str, Any]]:
     """The conversation as `session/update` bodies: user and agent text, thinking, and
-    each tool use with its result."""
-    names: dict[str, str] = {}
-    for item in conversation:
-        user = item.type == "user"
-        for block in blocks_of(item.message):
+    each tool use with its result. Each chunk carries a `messageId`, as a live turn's do:
+    one per user message, and one per run of the model's text or of its thinking (a new
+    one after a tool use, a switch between them, or the user's next message)."""
+    current: tuple[str, str] | None = None  # the (update kind, messageId) being sent
+    for message in messages:
+        user = message.role == "user"
+        if user:
+            current = None
+        for block in message.blocks:
             kind = block.get("type")
-            if kind == "text" and isinstance(block.get("text"), str):
-                text = block["text"]
-                if user and injected(text):
-                    continue
-                yield schema.chunk("user_message_chunk" if user else "agent_message_chunk", text)
-            elif kind == "thinking" and isinstance(block.get("thinking"), str):
-                yield schema.chunk("agent_thought_chunk", block["thinking"])
+            if kind in ("text", "thinking") and isinstance(block.get(kind), str):
+                if kind == "thinking":
+                    update = "agent_thought_chunk"
+                else:
+                    update = "user_message_chunk" if user else "agent_message_chunk"
+                if current is None or current[0] != update:
+                    current = (update, str(uuid.uuid4()))
+                yield schema.chunk(update, block[kind], current[1])
             elif kind == "tool_use" and isinstance(block.get("id"), str):
+                current = None  # the model's message ends at its tool use
                 name = str(block.get("name") or "tool")
-                names[block["id"]] = name
                 raw = block.get("input")
                 tool_input: dict[str, Any] = raw if isinstance(raw, dict) else {}
                 yield schema.tool_call(block["id"], name, name, tool_input, cwd)

@@ -1,10 +1,11 @@
 """A session's conversation, read back from its backend's own record, as `dave/history`
 entries (docs/protocol.md) and for ACP's `session/load`.
 
-Each backend reads its own record (its `BackendSpec.history` module's `read`: Claude
-Code's transcript files in `backends/claude/history.py`, the OpenAI backend's messages
-in memory in `backends/openai/history.py`); this module holds what they share: the
-answer, the entries and how they are built, and `read`, which asks the session's backend.
+Each backend reads its own record (its `BackendSpec.history` module, a `HistoryModule`:
+Claude Code's transcript files in `backends/claude/history.py`, the OpenAI backend's
+messages in memory in `backends/openai/history.py`); this module holds what they share:
+the answer, the entries and how they are built, and `read`, `kept` and `conversation`,
+which ask the session's backend (so the front ends name none).
 
 An entry is a plain dict an editor can render as it comes:
 `{"role": "user", "text", "editorContext"?: true, "images"?: N}` or
@@ -41,6 +42,41 @@ class History:
     reason: str = ""  # "" when the backend has a record (maybe of no turns yet)
 
 
+@attrs.frozen
+class Message:
+    """One message of a conversation as its backend keeps it, for ACP's `session/load`
+    replay: `role` "user" or "assistant", and its content blocks in the Messages API's
+    shape (`text`, `thinking`, `tool_use`, `tool_result` dicts), without the text the
+    backend itself put in the user's turn."""
+
+    role: str
+    blocks: list[dict[str, Any]]
+
+
+class HistoryModule(Protocol):
+    """What a `BackendSpec.history` module provides (registry.py has mypy check each)."""
+
+    def read(
+        self,
+        backend: str,
+        conversation_id: str,
+        cwd: str,
+        env: Mapping[str, str],
+        turns: int,
+        chat: Sequence[Mapping[str, Any]] | None,
+    ) -> History:
+        """The conversation as `dave/history` entries, or why there is none."""
+        ...
+
+    def kept(self, conversation_id: str, env: Mapping[str, str]) -> bool:
+        """Whether a record of the conversation is there to read (without reading it)."""
+        ...
+
+    def conversation(self, conversation_id: str, env: Mapping[str, str]) -> list[Message]:
+        """The conversation's messages, oldest first ([]: none kept). Reads files."""
+        ...
+
+
 @runtime_checkable
 class ChatHistory(Protocol):
     """A live backend session that holds its conversation as chat-completions messages
@@ -65,9 +101,21 @@ def read(
     spec = registry.BACKENDS.get(backend)
     if spec is None:
         return History(backend, [], f"dave-lsp has no {backend} backend")
-    reader: Any = spec.history_reader()
-    found: History = reader(backend, conversation_id, cwd, env, turns, chat)
-    return found
+    return spec.history_module().read(backend, conversation_id, cwd, env, turns, chat)
+
+
+def kept(backend: str, conversation_id: str, env: Mapping[str, str]) -> bool:
+    """Whether `backend` keeps a record of `conversation_id` that this process can read
+    (a conversation another process ran: ACP's `session/load` of a session it adopts)."""
+    spec = registry.BACKENDS.get(backend)
+    return spec is not None and spec.history_module().kept(conversation_id, env)
+
+
+def conversation(backend: str, conversation_id: str, env: Mapping[str, str]) -> list[Message]:
+    """`backend`'s record of `conversation_id` as messages ([]: none). Reads files: call
+    it off the event loop."""
+    spec = registry.BACKENDS.get(backend)
+    return spec.history_module().conversation(conversation_id, env) if spec else []
 
 
 class Entries:

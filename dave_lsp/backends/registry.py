@@ -14,11 +14,14 @@ takes a second to import), so this module stays light enough for `initialize`.
 from __future__ import annotations
 
 import importlib
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import attrs
 
 from dave_lsp.backends.base import BackendSession, PermissionAsker, SessionConfig, ToolObserver
+
+if TYPE_CHECKING:
+    from dave_lsp.backends.history import HistoryModule
 
 
 @attrs.frozen
@@ -53,8 +56,8 @@ class BackendSpec:
     # Whether each live session holds a process, and so counts against maxLiveSessions
     # and is worth keeping a warm spare of.
     holds_process: bool
-    # The module whose `read(backend, conversation_id, cwd, env, turns, chat)` reads a
-    # session's conversation back as `dave/history` entries (backends/history.py).
+    # The module that reads a session's conversation back (a `HistoryModule`,
+    # backends/history.py): as `dave/history` entries, and for ACP's `session/load`.
     history: str
     # Whether it loads a trusted folder's own settings (Claude Code's hooks, MCP servers,
     # env), so an untrusted folder's first prompt is worth a trust question (ACP).
@@ -74,9 +77,10 @@ class BackendSpec:
         session: BackendSession = self.load()(config, ask, observer)
         return session
 
-    def history_reader(self) -> Any:
-        """The `read` of its history module (importing it on first use)."""
-        return importlib.import_module(self.history).read
+    def history_module(self) -> HistoryModule:
+        """Its history module (imported on first use; `_CHECKED` below has mypy check
+        that each agrees with `HistoryModule`)."""
+        return cast("HistoryModule", importlib.import_module(self.history))
 
 
 BACKENDS: dict[str, BackendSpec] = {
@@ -122,3 +126,11 @@ def options_of(config: SessionConfig, cls: type[T]) -> T:
     config was built without them, as tests and direct constructions do)."""
     options = config.backend_options
     return options if isinstance(options, cls) else cls()
+
+
+if TYPE_CHECKING:
+    from dave_lsp.backends.claude import history as _claude_history
+    from dave_lsp.backends.openai import history as _openai_history
+
+    # mypy checks each backend's history module against the protocol here.
+    _CHECKED: tuple[HistoryModule, ...] = (_claude_history, _openai_history)

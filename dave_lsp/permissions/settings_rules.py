@@ -46,7 +46,6 @@ from typing import Any, Final, Literal
 import attrs
 
 from dave_lsp import paths
-from dave_lsp.backends.claude import history
 from dave_lsp.permissions import rules as allow_rules
 from dave_lsp.tools.catalog import FILE_EDITS, READ_ONLY, file_path
 
@@ -92,7 +91,7 @@ _CACHE: dict[str, tuple[int, int, tuple[SettingsRule, ...]]] = {}
 
 def settings_files(env: Mapping[str, str], cwd: str, trusted: bool) -> list[tuple[Path, str]]:
     """The settings files whose rules apply, each with its root."""
-    config = history.config_dir(env)
+    config = paths.claude_config_dir(env)
     files = [(path, "/") for path in MANAGED]
     files.append((config / "settings.json", str(config.parent)))
     if trusted:

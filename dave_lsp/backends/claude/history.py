@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dave_lsp.backends.history import Entries, Entry, History
+from dave_lsp.backends.history import Entries, Entry, History, Message
+from dave_lsp.paths import claude_config_dir as config_dir
 from dave_lsp.tools.summaries import describe_tool_use, format_tool_summary, result_text
 
 log = logging.getLogger(__name__)
@@ -54,15 +54,6 @@ def read(
             " CLAUDE_CONFIG_DIR); there is no history to show",
         )
     return History(backend, entries(messages(conversation_id, env), cwd))
-
-
-def config_dir(env: Mapping[str, str]) -> Path:
-    """Claude Code's config dir for a CLI run with `env` over the server's environment."""
-    merged = {**os.environ, **env}
-    if merged.get("CLAUDE_CONFIG_DIR"):
-        return Path(merged["CLAUDE_CONFIG_DIR"]).expanduser()
-    home = merged.get("HOME") or str(Path.home())
-    return Path(home) / ".claude"
 
 
 def transcript_paths(conversation_id: str, env: Mapping[str, str]) -> list[Path]:
@@ -176,3 +167,31 @@ def entries(conversation: Sequence[Any], cwd: str) -> list[Entry]:
         if texts or images:
             built.user("\n\n".join(texts), images)
     return built.done()
+
+
+def kept(conversation_id: str, env: Mapping[str, str]) -> bool:
+    """Whether the conversation's transcript is there (the CLI or another agent ran it)."""
+    return transcript_path(conversation_id, env) is not None
+
+
+def conversation(conversation_id: str, env: Mapping[str, str]) -> list[Message]:
+    """`messages()` as the backends' `Message`s, without the text the CLI put in the
+    user's turn itself (`injected`). Reads files."""
+    found: list[Message] = []
+    for item in messages(conversation_id, env):
+        user = item.type == "user"
+        found.append(
+            Message(
+                "user" if user else "assistant",
+                [
+                    block
+                    for block in blocks_of(item.message)
+                    if not (user and _is_text(block) and injected(block["text"]))
+                ],
+            )
+        )
+    return found
+
+
+def _is_text(block: dict[str, Any]) -> bool:
+    return block.get("type") == "text" and isinstance(block.get("text"), str)

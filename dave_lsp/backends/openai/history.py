@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from dave_lsp.backends.history import Entries, Entry, History
+from dave_lsp.backends.history import Entries, Entry, History, Message
 from dave_lsp.tools.summaries import describe_tool_use
 
 
@@ -88,3 +88,13 @@ def chat_entries(conversation: Sequence[Mapping[str, Any]], cwd: str) -> list[En
                 tool_input = raw if isinstance(raw, dict) else {}
                 built.tool_use(str(call.get("id")), name, describe_tool_use(name, tool_input, cwd))
     return built.done()
+
+
+def kept(conversation_id: str, env: Mapping[str, str]) -> bool:
+    """Never: the conversation lives only in the memory of the server that ran it."""
+    return False
+
+
+def conversation(conversation_id: str, env: Mapping[str, str]) -> list[Message]:
+    """None to read back (see `kept`)."""
+    return []
