@@ -6,7 +6,8 @@
   package's schema types, outgoing `session/update`s built as plain dicts.
 - `updates.py`: one prompt turn's events as `session/update`s (text coalesced), its
   permission requests as `session/request_permission`.
-- `history.py`: a Claude Code transcript replayed for `session/load`.
+- `history.py`: a session's conversation (its backend's record) replayed for
+  `session/load`.
 - `agent.py`: the handlers (initialize, session/new, load, resume, list, prompt,
   cancel, set_mode, set_config_option, close, delete).
 - `serve.py`: options from flags and a config file, the guarded stdout, the loop.
