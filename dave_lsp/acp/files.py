@@ -29,7 +29,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from dave_lsp import paths
@@ -167,7 +167,10 @@ class ClientFiles:
 
     # -- the tools -------------------------------------------------------------------
 
-    async def call(self, name: str, args: dict[str, Any], cwd: str) -> str:
+    async def call(
+        self, name: str, args: dict[str, Any], cwd: str, folders: Sequence[str] = ()
+    ) -> str:
+        # `folders` are not needed here: what runs unasked is `runs_unasked`'s question.
         if name not in self.replaces:
             raise EditorToolError(f"the editor does not offer {name}")
         if name == BASH and self.terminals is not None:

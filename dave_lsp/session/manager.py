@@ -396,3 +396,18 @@ def _fits(have: SessionConfig, config: SessionConfig) -> bool:
         and (have.backend, have.folders, have.model, have.permission_mode, have.trusted)
         == (config.backend, config.folders, config.model, config.permission_mode, config.trusted)
     )
+
+
+def set_folders(manager: SessionManager, session_id: str, folders: tuple[str, ...]) -> bool:
+    """A live session's additional directories, changed (ACP's session/load, resume);
+    whether they changed. A backend started with the old ones (the CLI's `add_dirs`)
+    keeps them until it restarts: the caller evicts it."""
+    actor = manager.sessions.get(session_id)
+    if actor is None or not actor.settings.set_folders(folders):
+        return False
+    actor.review.folders = actor.config.folders  # the next turn's checkpoint takes them
+    if actor.backend is not None:
+        # Queued after a running turn; the next one starts the backend again (resuming
+        # the conversation) with these folders.
+        actor.evict()
+    return True

@@ -137,6 +137,17 @@ class Settings:
         )
         self._derive()
 
+    def set_folders(self, additional_directories: tuple[str, ...]) -> bool:
+        """Other additional directories (ACP's session/load, resume): the record keeps
+        them and the backend's next start gets them; whether they changed."""
+        if additional_directories == self._start.additional_directories:
+            return False
+        self.record.additional_directories = list(additional_directories)
+        self._start = attrs.evolve(self._start, additional_directories=additional_directories)
+        self._derive()
+        self.save()
+        return True
+
     # -- what the turns leave ----------------------------------------------------------
 
     def remember_turn(self, done: ev.Done, typed: str) -> None:

@@ -7,14 +7,15 @@ server-to-client request `dave/editor/<capability>` with LSP-shaped params, and 
 client's LSP-shaped answer becomes compact text for the model: paths relative to the
 session's cwd, 1-based lines, the source line.
 
-The model gets text only from files inside the session's folder (symlinks resolved,
-paths.py): these tools run unasked in every mode, while Read of a file outside the
-folder asks. A path the model names outside it is refused, and a place the editor's
-answer points to outside it (another project, a link to one, a non-file buffer) is
-named by path and line with "outside the session's folder: read it with Read (asks)"
-and none of its text: no source line, no diagnostic message (a linter may quote the
-line), no selected text. Hover text is the language server's description of a symbol
-at a place in the folder, not a file's text, and is returned as it is.
+The model gets text only from files inside the session's folders (its cwd and its
+additional directories; symlinks resolved, paths.py): these tools run unasked in every
+mode, while Read of a file outside them asks. A path the model names outside them is
+refused, and a place the editor's answer points to outside them (another project, a
+link to one, a non-file buffer) is named by path and line with "outside the session's
+folder: read it with Read (asks)" and none of its text: no source line, no diagnostic
+message (a linter may quote the line), no selected text. Hover text is the language
+server's description of a symbol at a place in the folders, not a file's text, and is
+returned as it is.
 
 Backend-neutral: the Claude backend serves these through an in-process SDK MCP server
 named `editor` (so `mcp__editor__getDiagnostics`, ...); another backend can offer the
@@ -35,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 import attrs
 
 from dave_lsp import paths
-from dave_lsp.paths import OUTSIDE, inside
+from dave_lsp.paths import OUTSIDE, inside_any
 from dave_lsp.review.proposals import Proposal
 from dave_lsp.tools.summaries import display_path
 
@@ -151,7 +152,12 @@ class ToolServer(Protocol):
 
     def specs(self) -> list[ToolSpec]: ...
 
-    async def call(self, name: str, args: dict[str, Any], cwd: str) -> str: ...
+    async def call(
+        self, name: str, args: dict[str, Any], cwd: str, folders: Sequence[str] = ()
+    ) -> str:
+        """`cwd`: the session's; `folders`: its additional directories (ACP's
+        additionalDirectories), inside the session as its cwd is."""
+        ...
 
 
 class FileTools(ToolServer, Protocol):
@@ -209,12 +215,14 @@ class EditorTools:
     def specs(self) -> list[ToolSpec]:
         return [SPECS[c] for c in self.capabilities]
 
-    async def call(self, name: str, args: dict[str, Any], cwd: str) -> str:
+    async def call(
+        self, name: str, args: dict[str, Any], cwd: str, folders: Sequence[str] = ()
+    ) -> str:
         """Run the tool `name` (model-facing) for the model; EditorToolError otherwise."""
         spec = _BY_NAME.get(name.removeprefix(TOOL_PREFIX))
         if spec is None or spec.capability not in self.capabilities:
             raise EditorToolError(f"the editor does not offer {name}")
-        view = _View(cwd)
+        view = _View(cwd, folders)
         match spec.capability:
             case "diagnostics":
                 path = _optional_str(args, "path")
@@ -309,24 +317,25 @@ def find_symbol(path: str, symbol: str, line: int | None) -> dict[str, int]:
 class _View:
     """LSP answers as compact text for the model."""
 
-    def __init__(self, cwd: str) -> None:
+    def __init__(self, cwd: str, folders: Sequence[str] = ()) -> None:
         self.cwd = cwd
+        self.folders = (cwd, *folders)  # the session's: a path in any is inside
         self._lines: dict[str, list[str]] = {}
 
     def absolute(self, path: str) -> str:
         return paths.absolute(path, self.cwd)
 
     def in_folder(self, path: str) -> str:
-        """The model's `path`, absolute; EditorToolError when it lies outside the folder."""
+        """The model's `path`, absolute; EditorToolError when it lies outside the folders."""
         absolute = self.absolute(path)
-        if not inside(absolute, self.cwd):
+        if not inside_any(absolute, self.folders):
             raise EditorToolError(f"{path}: {OUTSIDE}")
         return absolute
 
     def readable(self, uri: str) -> bool:
-        """Whether the model may see text of the file at `uri`: a file in the folder."""
+        """Whether the model may see text of the file at `uri`: a file in the folders."""
         path = path_of(uri)
-        return uri.startswith("file:") and os.path.isabs(path) and inside(path, self.cwd)
+        return uri.startswith("file:") and os.path.isabs(path) and inside_any(path, self.folders)
 
     def label(self, uri: str) -> str:
         return display_path(path_of(uri), self.cwd)

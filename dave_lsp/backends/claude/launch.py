@@ -71,7 +71,7 @@ def agent_options(
         hooks=hooks or None,
         mcp_servers={
             **config.mcp_servers,
-            **tool_server(config.editor, config.cwd),
+            **tool_server(config.editor, config.cwd, folders=config.additional_directories),
             **tool_server(config.files, config.cwd, settings_deny),
         },
         # The client's file tools stand in for these (probed: docs/architecture.md).
@@ -162,7 +162,10 @@ def untrusted_notice(cwd: str) -> str | None:
 
 
 def tool_server(
-    server: ToolServer | None, cwd: str, denied: Denied | None = None
+    server: ToolServer | None,
+    cwd: str,
+    denied: Denied | None = None,
+    folders: tuple[str, ...] = (),
 ) -> dict[str, McpServerConfig]:
     """A `ToolServer`'s tools as an in-process MCP server of its name (the editor's is
     `editor`, not `ide`: the CLI keeps only two tools of a server by that name); none
@@ -178,7 +181,7 @@ def tool_server(
             if reason:
                 return {"content": [{"type": "text", "text": reason}], "is_error": True}
             try:
-                text = await server.call(name, args, cwd)
+                text = await server.call(name, args, cwd, folders)
             except EditorToolError as exc:
                 return {"content": [{"type": "text", "text": str(exc)}], "is_error": True}
             return {"content": [{"type": "text", "text": text}]}

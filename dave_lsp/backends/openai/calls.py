@@ -142,6 +142,7 @@ async def _run(
             config.env,
             config.editor,
             _status_lines(turn) if call.name == catalog.BASH else None,
+            config.additional_directories,
         )
     if observer is not None and not output.is_error:
         told = await observer.after_tool(call.id, call.name)

@@ -172,9 +172,11 @@ async def run(
     env: dict[str, str],
     editor: EditorTools | None,
     on_output: Callable[[str], None] | None = None,
+    folders: tuple[str, ...] = (),
 ) -> Output:
     """Run one tool use; every failure the model can act on is an error `Output`.
-    `on_output` gets Bash output as it arrives."""
+    `on_output` gets Bash output as it arrives; `folders`: the session's additional
+    directories, inside it for the editor's tools as its cwd is."""
     try:
         match name:
             case catalog.READ:
@@ -188,7 +190,7 @@ async def run(
             case catalog.GREP:
                 return await _searching(_grep, tool_input, cwd)
         if editor is not None and is_editor_tool(name, editor):
-            return Output(await editor.call(name, tool_input, cwd))
+            return Output(await editor.call(name, tool_input, cwd, folders))
         return Output(f"No such tool: {name}.", is_error=True)
     except (ToolInputError, EditError, EditorToolError) as exc:
         return Output(str(exc), is_error=True)
