@@ -12,7 +12,6 @@ types and against the official TypeScript SDK's validators.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 import pydantic
 from acp import schema as acp
 
+from dave_lsp import paths
 from dave_lsp.acp.transport import RpcError
 from dave_lsp.review.proposals import Proposal
 from dave_lsp.rpc import INTERNAL_ERROR, ParamsError
@@ -93,7 +93,7 @@ def locations(tool_input: dict[str, Any], cwd: str) -> list[dict[str, Any]]:
     for key in _PATH_KEYS:
         path = tool_input.get(key)
         if isinstance(path, str) and path:
-            return [{"path": os.path.normpath(os.path.join(cwd, path))}]
+            return [{"path": paths.absolute(path, cwd)}]
     return []
 
 
