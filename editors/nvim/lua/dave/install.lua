@@ -163,6 +163,9 @@ end
 ---@param sync boolean?
 function M.find_python(cb, sync)
   local chosen = vim.g.dave_python
+  if chosen ~= nil and type(chosen) ~= "string" then
+    return cb(nil, ("vim.g.dave_python must be a Python's path (a string), not %s"):format(vim.inspect(chosen)))
+  end
   local names = chosen and { chosen }
     or { "python3", "python3.14", "python3.13", "python3.12", "python3.11", "python" }
   local tried, seen, i = {}, {}, 0
@@ -235,22 +238,33 @@ local function step(cmd, what, after)
   local current = assert(job)
   current.log:write("$ " .. table.concat(cmd, " ") .. "\n")
   current.tail = {}
-  local function on_output(_, data)
-    if not data then
-      return
+  local function on_line(line)
+    table.insert(current.tail, line)
+    if #current.tail > 50 then
+      table.remove(current.tail, 1)
     end
-    current.log:write(data)
-    for line in data:gmatch("[^\r\n]+") do
-      table.insert(current.tail, line)
-      if #current.tail > 50 then
-        table.remove(current.tail, 1)
+    local packages = line:match("^Installing collected packages: (.*)")
+    if packages then
+      local count = select(2, packages:gsub(",", ",")) + 1
+      vim.schedule(function()
+        notify(("dave: installing %d packages..."):format(count))
+      end)
+    end
+  end
+  --- A stream's output: into the log as it comes, and line by line (a chunk may end mid-line).
+  local function reader()
+    local partial = ""
+    return function(_, data)
+      if not data then
+        return partial ~= "" and on_line(partial)
       end
-      local packages = line:match("^Installing collected packages: (.*)")
-      if packages then
-        local count = select(2, packages:gsub(",", ",")) + 1
-        vim.schedule(function()
-          notify(("dave: installing %d packages..."):format(count))
-        end)
+      current.log:write(data)
+      local lines = vim.split(partial .. data, "[\r\n]+")
+      partial = table.remove(lines)
+      for _, line in ipairs(lines) do
+        if line ~= "" then
+          on_line(line)
+        end
       end
     end
   end
@@ -263,9 +277,12 @@ local function step(cmd, what, after)
       local code = res.signal ~= 0 and ("signal " .. res.signal) or ("exit " .. res.code)
       return fail(("%s failed (%s): %s; see %s"):format(what, code, last_error(current.tail), M.paths().log))
     end
-    after(vim.trim(table.concat(current.tail, "\n")))
+    local ok, err = pcall(after, vim.trim(table.concat(current.tail, "\n")))
+    if not ok and job == current then
+      fail(("%s: %s"):format(what, tostring(err)))
+    end
   end)
-  local ok, proc = pcall(vim.system, cmd, { stdout = on_output, stderr = on_output, text = true }, on_exit)
+  local ok, proc = pcall(vim.system, cmd, { stdout = reader(), stderr = reader(), text = true }, on_exit)
   if not ok then
     return fail(("%s could not start: %s"):format(what, tostring(proc)))
   end
