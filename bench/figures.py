@@ -474,3 +474,9 @@ from bench import acp as _acp  # noqa: E402
 
 FIGURES.update(_acp.FIGURES)
 ORDER += _acp.ORDER
+
+# What dave/rewind costs against a follow-up (issue 27): bench/rewind.py.
+from bench import rewind as _rewind  # noqa: E402
+
+FIGURES.update(_rewind.FIGURES)
+ORDER += _rewind.ORDER
