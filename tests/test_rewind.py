@@ -63,6 +63,9 @@ async def test_rewind_restores_the_files_and_the_model_sees_the_turns_before(
         assert rewound == {"turn": 3, "restored": [str(c), str(a)], "conflicts": []}
         assert a.read_text() == "one" and not c.exists()
         assert (await listed(client, session))["turns"] == 2
+        told = await client.request("dave/history", {"sessionId": session})
+        users = [e["text"] for e in told["entries"] if e["role"] == "user"]
+        assert users == [f"write {a} one", f"write {b} two"]
         # The model sees turns 1 and 2 only; the next query is turn 3 again.
         assert await recall(client, session) == f"Seen: write {a} one | write {b} two"
         assert (await listed(client, session))["turns"] == 3
@@ -211,3 +214,31 @@ async def test_acp_forks_rewinds_and_reviews_through_its_methods(
         undone = await client.request("_dave/revertChanges", {"sessionId": session, "turn": 1})
         assert undone == {"reverted": [str(a)], "conflicts": []}
         assert not a.exists()
+
+
+async def test_bad_params_are_one_line_errors(server: Server, fake_model: FakeModelServer) -> None:
+    options = {
+        "backend": "openai",
+        "model": "fake-model",
+        "openai": {"baseUrl": fake_model.url + "/v1"},
+        "env": {"OPENAI_API_KEY": "sk-fake-for-tests"},
+    }
+    session = new_session()
+    async with server(**options) as client:
+        await client.query(session, "one")
+        wrong = [
+            ("dave/rewind", {"sessionId": session, "turn": True}, "turn"),
+            ("dave/rewind", {"sessionId": session}, "turn"),
+            ("dave/rewind", {"sessionId": session, "turn": -1}, "has turn 1; there is no turn -1"),
+            ("dave/rewind", {"sessionId": session, "turn": 1, "files": "no"}, "files"),
+            ("dave/rewind", {"sessionId": "nobody", "turn": 1}, "no session nobody"),
+            ("dave/fork", {"sessionId": session, "turn": 2}, "has turn 1; there is no turn 2"),
+            ("dave/fork", {"sessionId": "nobody"}, "no session nobody"),
+        ]
+        for method, params, said in wrong:
+            with pytest.raises(JsonRpcException) as error:
+                await client.request(method, params)
+            message = str(error.value)
+            assert error.value.code == -32602 and said in message and "\n" not in message
+            assert message.count(method) == 1, message
+        assert (await listed(client, session))["turns"] == 1

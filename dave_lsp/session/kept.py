@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 
+import attrs
+
 from dave_lsp.backends import history as conversation
 from dave_lsp.permissions.rules import Rule
 from dave_lsp.review.change_store import ChangeStore
@@ -88,7 +90,7 @@ class Kept:
         backend = live.backend if live is not None else None
         # Copied here, on the loop: the actor's task may change it while the file is read.
         chat = list(backend.history) if isinstance(backend, conversation.ChatHistory) else None
-        return await asyncio.to_thread(
+        found = await asyncio.to_thread(
             conversation.read,
             record.backend,
             record.backend_session_id,
@@ -97,3 +99,14 @@ class Kept:
             record.turns,
             chat,
         )
+        if record.resume_turns is not None and chat is None:
+            # Rewound or forked, and not queried since: the backend's record still holds
+            # the turns its next start leaves out (session/rewind.py).
+            return attrs.evolve(found, entries=_first_turns(found.entries, record.resume_turns))
+        return found
+
+
+def _first_turns(entries: list[conversation.Entry], turns: int) -> list[conversation.Entry]:
+    """The entries up to the prompt of turn `turns + 1`."""
+    prompts = [i for i, entry in enumerate(entries) if entry.get("role") == "user"]
+    return entries[: prompts[turns]] if turns < len(prompts) else entries
