@@ -219,3 +219,34 @@ def test_the_installed_server_comes_after_path_and_before_the_checkouts_own_venv
             assert e.lua(found)[0] == [str(venv_bin / "dave-lsp")]
     finally:
         shutil.rmtree(checkout / ".venv")
+
+
+def test_pip_failing_offline_fires_install_failed_with_pips_error_and_installs_nothing(
+    checkout: Path, tmp_path: Path, backend_env: dict[str, str]
+) -> None:
+    empty = tmp_path / "wheels"
+    empty.mkdir()
+    python = getattr(sys, "_base_executable", sys.executable)
+    env = {
+        **xdg(tmp_path / "xdg"),
+        "PATH": path_with(tmp_path, {"python3": python}),
+        # No package index and no wheels: what pip meets without a network.
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": str(empty),
+    }
+    log = tmp_path / "xdg" / "data" / "nvim" / "dave-lsp" / "install.log"
+    with editor(env, plugin=checkout / "editors" / "nvim") as e:
+        e.setup(init_options={"env": backend_env, "cwd": str(tmp_path)})
+        e.lua(EVENTS)
+        e.command("Dave install")
+        done = e.wait(lambda: installs(e), 120, "DaveInstallFailed")
+        assert done[0]["event"] == "DaveInstallFailed", done
+        reason = done[0]["data"]["reason"]  # type: ignore[index]
+        assert reason.startswith("pip install ") and "failed (exit 1): ERROR: " in reason
+        assert "No matching distribution found for setuptools" in reason, reason
+        assert reason.endswith(f"; see {log}") and "\n" not in reason
+        assert "No matching distribution" in log.read_text()
+        assert not (log.parent / "installed.json").exists()
+        e.command("Dave ask hello")
+        e.wait_idle(timeout=10)
+        assert "no server found: run :Dave install" in e.text()

@@ -223,14 +223,22 @@ local function fail(reason)
   finish(false, { reason = reason, log = M.paths().log })
 end
 
---- Why a step failed, in one line: pip's last `ERROR:` line, else its last line.
+--- Why a step failed, in one line: pip's last `ERROR:` line (with the last one of a
+--- subprocess's, indented, as its cause: no setuptools when offline), else the last line.
 local function last_error(tail)
+  local top, nested
   for i = #tail, 1, -1 do
-    if tail[i]:match("^ERROR:") then
-      return tail[i]
+    local indent, message = tail[i]:match("^(%s*)(ERROR: .*)")
+    if message and indent == "" then
+      top = top or message
+    elseif message then
+      nested = nested or message
     end
   end
-  return tail[#tail] or "no output"
+  if top and nested then
+    return ("%s (%s)"):format(top, nested)
+  end
+  return top or nested or vim.trim(tail[#tail] or "no output")
 end
 
 --- Runs one step (cmd), its output into the log; then() when it succeeded, else fails.
