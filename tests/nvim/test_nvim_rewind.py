@@ -84,9 +84,12 @@ def test_fork_picks_a_turn_and_opens_a_chat_holding_the_turns_up_to_it(
     assert "hello two" not in forked
     assert ed.lua("return T.session().chat.title") == "hello one (fork)"
     # The chat forked keeps both of its turns, and is still there.
-    assert ed.lua(
-        "local s = require('dave.sessions').get(...); return s and s.chat:text()", original
-    ).count("## You") == 2
+    assert (
+        ed.lua(
+            "local s = require('dave.sessions').get(...); return s and s.chat:text()", original
+        ).count("## You")
+        == 2
+    )
 
     # The fork goes on from turn 1 on its own: the model sees turn 1, not turn 2.
     turn(ed, "hello three", "You said: hello three")

@@ -13,7 +13,7 @@ local function notify(message, level)
 end
 
 --- Calls fn() once the server is up and has the method; says why not otherwise.
-local function with_method(method, fn)
+function M.with_method(method, fn)
   client.with_client(function(c, start_err)
     if not c then
       return notify(start_err or "dave: the server is not running", vim.log.levels.WARN)
@@ -69,7 +69,7 @@ end
 ---@param session dave.Session
 ---@param turn integer?
 function M.show(session, turn)
-  with_method("dave/changes", function()
+  M.with_method("dave/changes", function()
     client.request("dave/changes", { sessionId = session.id, turn = turn }, function(err, result)
       if unknown_session(session, err) then
         return notify(("dave: no changes in %s yet"):format(session.chat.title))
@@ -116,7 +116,7 @@ end
 ---@param args string[]
 function M.undo(session, args)
   local paths = #args > 0 and vim.tbl_map(resolve, args) or nil
-  with_method("dave/revertChanges", function()
+  M.with_method("dave/revertChanges", function()
     client.request("dave/revertChanges", { sessionId = session.id, paths = paths }, function(err, result)
       if unknown_session(session, err) then
         return notify(("dave: no changes in %s to undo"):format(session.chat.title))

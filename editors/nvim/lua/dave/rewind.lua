@@ -138,13 +138,7 @@ local function with_turns(method, what, fn)
     return notify(("dave: a turn is running in %s; :Dave cancel it before you %s"):format(session.chat.title, what),
       vim.log.levels.WARN)
   end
-  client.with_client(function(c, err)
-    if not c then
-      return notify(err or "dave: the server is not running", vim.log.levels.WARN)
-    end
-    if not client.supports(method) then
-      return notify(("dave: this server has no %s; update dave-lsp"):format(method), vim.log.levels.WARN)
-    end
+  require("dave.changes").with_method(method, function()
     if not client.supports("dave/listSessions") then
       return fn(session, M.prompts(session.chat))
     end
