@@ -84,6 +84,11 @@ export interface CodeServerOptions {
   settings: Record<string, unknown>;
   /** Workspace trust on: the folder opens in Restricted Mode (no startup prompt) until trusted. Off: trust is disabled. */
   workspaceTrust?: boolean;
+  /**
+   * code-server's PATH after Node 24's bin (default: this process's PATH). Given, the extension
+   * host keeps it: code-server does not resolve the login shell's environment (as it does by default).
+   */
+  path?: string;
 }
 
 export interface CodeServerWindow {
@@ -122,7 +127,13 @@ export async function openCodeServer(options: CodeServerOptions): Promise<CodeSe
     ),
   );
 
-  const env = { ...process.env, PATH: `${node24Bin}${path.delimiter}${process.env.PATH ?? ''}`, HOME: home };
+  const env = {
+    ...process.env,
+    PATH: `${node24Bin}${path.delimiter}${options.path ?? process.env.PATH ?? ''}`,
+    HOME: home,
+    // VS Code's server skips resolving the login shell's environment when VSCODE_CLI is 1.
+    ...(options.path !== undefined ? { VSCODE_CLI: '1' } : {}),
+  };
   const node = path.join(node24Bin!, 'node');
   const install = spawnSync(node, [codeServer!, '--extensions-dir', extensions, '--user-data-dir', userData, '--install-extension', vsix], {
     env,
@@ -205,6 +216,10 @@ export interface DaveWindowOptions {
   /** Added to the Dave server's environment (the fake model's). */
   env?: Record<string, string>;
   workspaceTrust?: boolean;
+  /** No dave.server.command: the extension finds or installs its own server (issue 28). */
+  ownServer?: boolean;
+  /** code-server's PATH (see CodeServerOptions). */
+  path?: string;
   /** The screenshot saved as it closes. */
   finalScreenshot: string;
 }
@@ -239,10 +254,13 @@ export async function openDave(options: DaveWindowOptions): Promise<DaveWindow> 
       root,
       workspace,
       workspaceTrust: options.workspaceTrust,
-      settings: {
-        'dave.server.command': [pythonPath(), '-m', 'dave_lsp'],
-        'dave.server.env': { ...server.env, ...options.env, PYTHONPATH: repoRoot },
-      },
+      ...(options.path !== undefined ? { path: options.path } : {}),
+      settings: options.ownServer
+        ? { 'dave.server.env': { ...server.env, ...options.env } }
+        : {
+            'dave.server.command': [pythonPath(), '-m', 'dave_lsp'],
+            'dave.server.env': { ...server.env, ...options.env, PYTHONPATH: repoRoot },
+          },
     });
   } catch (error) {
     await close();
