@@ -9,7 +9,7 @@
  */
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, it } from 'node:test';
 
@@ -90,6 +90,27 @@ describe('rewind and fork with the real server', () => {
     assert.deepEqual([chatOnly.turn, chatOnly.files, chatOnly.rows], [1, false, []]);
     assert.equal(users(chat).length, 0);
     assert.deepEqual(ui.warnings, []);
+  });
+
+  it('a file you changed since is kept: the card names it with the server\'s message, and a warning says so', T, async () => {
+    const { chat, ui } = rig();
+    const file = path.join(suite.dave.workspace, 'kept.txt');
+    await chat.setPermissionMode('acceptEdits');
+    assert.equal((await chat.send('write kept.txt dave'))?.kind, 'done');
+    await waitFor(() => items(chat).some((i) => i.kind === 'changes' && i.turn !== undefined), 10_000, 'the row to learn its turn');
+    writeFileSync(file, 'mine');
+    const result = await chat.rewind(users(chat)[0].id);
+    assert.deepEqual(result?.restored, []);
+    assert.equal(readFileSync(file, 'utf8'), 'mine', 'never overwritten');
+    const card = items(chat).at(-1) as RewindItem;
+    assert.equal(card.rows.length, 1);
+    assert.equal(card.rows[0].label, 'kept.txt');
+    assert.ok((card.rows[0].conflict ?? '') !== '', JSON.stringify(card.rows));
+    assert.equal(ui.warnings.length, 1);
+    assert.match(ui.warnings[0], /^Dave rewound the conversation but kept a file that changed since: kept\.txt: /);
+    // Review: everything since before the turn (Dave's and yours) against the file now.
+    await chat.handleMessage({ type: 'reviewRewind', itemId: card.id, path: file });
+    assert.deepEqual(ui.shown.map((s) => s.files.map((f) => [f.before, f.after])), [[[null, 'dave']]]);
   });
 
   it('Fork from here opens a session holding the turns up to the message; the original stays', T, async () => {
