@@ -1,10 +1,11 @@
 // acpx (npm, a third-party headless ACP client, pinned in package.json) drives
 // `dave-lsp acp` (the real agent, the bundled Claude Code CLI, the shipped fake model)
 // as its users script it: `exec` with --approve-all and --deny-all, a question from the
-// model, `sessions new` and several prompts through acpx's queue owner, and a prompt
-// after that owner has gone (acpx restarts the agent and resumes the session). Each
-// run's exit code and `--format json` stream (raw ACP JSON-RPC, one message a line)
-// are checked. acpx needs Node >= 22.13: run.sh runs this file on the registry's Node 24.
+// model, Bash in acpx's terminal, `sessions new` and several prompts through acpx's
+// queue owner, and a prompt after that owner has gone (acpx restarts the agent and
+// resumes the session). Each run's exit code and `--format json` stream (raw ACP
+// JSON-RPC, one message a line) are checked. acpx needs Node >= 22.13: run.sh runs this
+// file on the registry's Node 24.
 // Run: `bash tests/acpx/run.sh`.
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
@@ -146,6 +147,25 @@ test(`acpx ${acpxVersion}: exec --approve-all writes through the client's fs and
   const done = updates(run.messages).filter((u) => u.sessionUpdate === "tool_call_update" && u.status);
   assert.equal(done.at(-1).status, "completed");
   assert.equal(promptResult(run.messages).result.stopReason, "end_turn");
+});
+
+test("exec --approve-all: Bash runs in acpx's terminal and its output reaches the model", async () => {
+  const input = JSON.stringify({ command: "echo from-acpx-terminal" });
+  const run = await acpx(["--approve-all", "exec", `tool mcp__acp__Bash ${input}`]);
+  assert.equal(run.code, 0, run.stderr);
+  const [created] = requests(run.messages, "terminal/create");
+  assert.deepEqual(
+    [created.params.command, created.params.args],
+    ["bash", ["-c", "echo from-acpx-terminal"]],
+  );
+  assert.equal(created.params.cwd, project);
+  const { terminalId } = result(run.messages, created, "terminalId").result;
+  const released = requests(run.messages, "terminal/release").map((m) => m.params.terminalId);
+  assert.deepEqual(released, [terminalId]);
+  const shown = updates(run.messages).filter((u) => u.sessionUpdate === "tool_call_update");
+  const terminals = shown.flatMap((u) => u.content ?? []).filter((c) => c.type === "terminal");
+  assert.ok(terminals.some((c) => c.terminalId === terminalId));
+  assert.equal(answerText(run.messages), "Tool said: from-acpx-terminal");
 });
 
 test("exec --deny-all: the write is rejected, nothing written, exit 5", async () => {
