@@ -166,7 +166,7 @@ function M.find_python(cb, sync)
   if chosen ~= nil and type(chosen) ~= "string" then
     return cb(nil, ("vim.g.dave_python must be a Python's path (a string), not %s"):format(vim.inspect(chosen)))
   end
-  local names = chosen and { chosen }
+  local names = chosen and { vim.fn.expand(chosen) }
     or { "python3", "python3.14", "python3.13", "python3.12", "python3.11", "python" }
   local tried, seen, i = {}, {}, 0
   local function try_next()
