@@ -475,6 +475,12 @@ from bench import acp as _acp  # noqa: E402
 FIGURES.update(_acp.FIGURES)
 ORDER += _acp.ORDER
 
+# What checkpoints of the session's folder cost a follow-up (issue 27): bench/checkpoint.py.
+from bench import checkpoint as _checkpoint  # noqa: E402
+
+FIGURES.update(_checkpoint.FIGURES)
+ORDER += _checkpoint.ORDER
+
 # What dave/rewind costs against a follow-up (issue 27): bench/rewind.py.
 from bench import rewind as _rewind  # noqa: E402
 

@@ -11,14 +11,23 @@ tools' changes into the turn's one ChangeSet. A turn whose tools cannot change f
 (reads, searches, the file tools that the hooks already follow) skips the second
 record (`needs_scan`).
 
+The checkpoint is taken in the background from the moment the turn starts, alongside
+the connecting and the model's first answer; `TurnCheckpoint.ready`, called before any
+tool runs (the backends' before-tool hook), waits for it, at most `timeoutSeconds`: a
+checkpoint not ready by then is not used for that turn (its tools go on, and Bash's
+changes of that turn are not recorded: said in a status), and goes on being made for
+the next turn (the first one of a big folder hashes every file; later ones only read
+the files whose stat changed).
+
 Bounds (`initializationOptions.checkpoints`, `CheckpointOptions`): a folder over
 `maxFiles` files or `maxMegabytes` (counted, .gitignore honoured, the first time the
-server checkpoints it and again every `RECHECK_SECONDS`), a folder whose checkpoint took
-over `timeoutSeconds`, and every folder when git is not installed, get no checkpoints
-for the server's life: said once, as a notice (checkpoints are then off there, and the
-file tools' changes are still recorded). Symlinks and nested repositories are not
-followed: a change through a link is recorded where the link leads, when that is inside
-a session folder.
+server checkpoints it and again every `RECHECK_SECONDS`), a folder whose git work took
+over `HARD_FACTOR` times `timeoutSeconds` (then killed), and every folder when git is
+not installed, get no checkpoints for the server's life: said once, as a notice
+(checkpoints are then off there, and the file tools' changes are still recorded).
+Symlinks and nested repositories are not followed: a change through a link is recorded
+where the link leads, when that is inside a session folder. The git work runs in
+daemon threads, so a server that exits never waits for it.
 """
 
 from __future__ import annotations
@@ -30,20 +39,25 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 import attrs
 
+from dave_lsp import events as ev
 from dave_lsp.paths import within
 from dave_lsp.review.changes import FileChange, NotAFile, Snapshot, file_change, take_snapshot
 from dave_lsp.review.shadow_git import GitError, OverBound, ShadowRepo
 from dave_lsp.tools import catalog
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 # How often a folder's size is counted again (the count walks the whole folder).
 RECHECK_SECONDS = 300.0
+# The git work of one checkpoint is killed after this many times `timeoutSeconds`.
+HARD_FACTOR = 10
 # Bytes of file contents one turn's checkpoint changes keep in memory; beyond it, sides
 # are kept as hashes only (listed, not reverted): the change store keeps 8 MiB anyway.
 TURN_KEEP_BYTES = 16 * 1024 * 1024
@@ -127,14 +141,14 @@ class Checkpoints:
             )
             log.warning("%s", message)
             return Checkpoint(notices=(message,))
-        return await asyncio.to_thread(self._take, _distinct(folders))
+        return await _in_thread(self._take, _distinct(folders))
 
     async def changes(self, checkpoint: Checkpoint) -> list[FileChange]:
         """The regular files that changed in the checkpoint's folders since it was
         taken (off the event loop); never raises."""
         if not checkpoint.trees:
             return []
-        return await asyncio.to_thread(self._changes, checkpoint)
+        return await _in_thread(self._changes, checkpoint)
 
     # -- in a thread ------------------------------------------------------------------
 
@@ -152,7 +166,7 @@ class Checkpoints:
 
     def _take(self, folders: list[str]) -> Checkpoint:
         options = self.options
-        deadline = time.monotonic() + options.timeout_seconds
+        deadline = time.monotonic() + options.timeout_seconds * HARD_FACTOR
         trees: dict[str, str] = {}
         notices: list[str] = []
         for path in folders:
@@ -171,8 +185,8 @@ class Checkpoints:
                             log.warning("no checkpoint of %s this turn: %s", path, exc)
                             continue
                         folder.off = (
-                            f"its checkpoint took over {options.timeout_seconds:g} s "
-                            "(initializationOptions.checkpoints.timeoutSeconds)"
+                            f"its checkpoint took over {options.timeout_seconds * HARD_FACTOR:g}"
+                            f" s (ten times initializationOptions.checkpoints.timeoutSeconds)"
                         )
                 if folder.off is not None and not folder.told:
                     folder.told = True
@@ -197,7 +211,7 @@ class Checkpoints:
         return repo.snapshot(deadline)
 
     def _changes(self, checkpoint: Checkpoint) -> list[FileChange]:
-        deadline = time.monotonic() + self.options.timeout_seconds
+        deadline = time.monotonic() + self.options.timeout_seconds * HARD_FACTOR
         budget = [TURN_KEEP_BYTES]
         changes: list[FileChange] = []
         for path, before in checkpoint.trees.items():
@@ -205,7 +219,7 @@ class Checkpoints:
             try:
                 with folder.lock:
                     repo = folder.repo
-                    entries = repo.diff(before, repo.snapshot(deadline), deadline)
+                    entries = repo.changed_since(before, deadline)
                     blobs = repo.read(entries, deadline)
             except GitError as exc:
                 log.warning("the changes in %s since the turn began are unknown: %s", path, exc)
@@ -226,6 +240,87 @@ class Checkpoints:
                 if not (sides[0] is None and sides[1] is None):
                     changes.append(file_change(absolute, sides[0], sides[1]))
         return [change for change in changes if not _same(change)]
+
+
+class TurnCheckpoint:
+    """One turn's checkpoint: taken in the background from the turn's start (call in
+    the event loop); the turn's tools wait for it (`ready`), its end asks what changed
+    since (`changes`). Notices go to `emit` as `status` events."""
+
+    def __init__(
+        self, checkpoints: Checkpoints, folders: Sequence[str], emit: Callable[[ev.Event], None]
+    ) -> None:
+        self._checkpoints = checkpoints
+        self._emit = emit
+        self._late = False
+        self._task = asyncio.create_task(checkpoints.take(folders))
+        self._task.add_done_callback(self._tell)
+
+    def _tell(self, task: asyncio.Task[Checkpoint]) -> None:
+        if task.cancelled():
+            return
+        if (error := task.exception()) is not None:
+            log.error("the turn's checkpoint failed", exc_info=error)
+            return
+        for notice in task.result().notices:
+            self._emit(ev.Status("working", notice))
+
+    async def ready(self) -> None:
+        """Wait (at most `timeoutSeconds`) for the checkpoint: before a tool runs."""
+        if self._late or self._task.done():
+            return
+        limit = self._checkpoints.options.timeout_seconds
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), limit)
+        except TimeoutError:
+            self._late = True
+            message = (
+                f"the checkpoint of this session's folders was not ready after {limit:g} s "
+                f"(initializationOptions.checkpoints.timeoutSeconds), so this turn's "
+                f"changes made by Bash are not recorded; it is still being made, for the "
+                f"next turn"
+            )
+            log.warning("%s", message)
+            self._emit(ev.Status("working", message))
+
+    async def changes(self, tool_names: Iterable[str] | None) -> list[FileChange]:
+        """What changed since the checkpoint, after a turn that ran `tool_names` (None:
+        not known); nothing when those cannot change files unseen, or when the
+        checkpoint was not ready in time."""
+        if self._late or not needs_scan(tool_names):
+            return []
+        await self.ready()  # a turn that ended before any tool ran
+        task = self._task
+        if not task.done() or task.cancelled() or task.exception() is not None:
+            return []
+        return await self._checkpoints.changes(task.result())
+
+
+async def _in_thread(work: Callable[..., _T], *args: Any) -> _T:
+    """`work(*args)` in a daemon thread of its own (asyncio's default executor is joined
+    when the loop closes: a server that exits would wait for a big checkpoint)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def run() -> None:
+        try:
+            result = work(*args)
+        except BaseException as exc:  # handed to the awaiting task
+            loop.call_soon_threadsafe(_settle, future, None, exc)
+        else:
+            loop.call_soon_threadsafe(_settle, future, result, None)
+
+    threading.Thread(target=run, name="checkpoint", daemon=True).start()
+    return await future
+
+
+def _settle(future: asyncio.Future[_T], result: _T | None, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
 
 
 def _same(change: FileChange) -> bool:

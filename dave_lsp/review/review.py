@@ -8,7 +8,7 @@ hooks, the user's accepted edits, and the change store.
   user's version over it, atomically, and returns what the model is told in the same
   turn (diff.edited_feedback), so it never believes its own version landed.
 - `start_turn` also starts a checkpoint of the session's folders (checkpoints.py), which
-  the actor awaits (`checkpoint_ready`) before the model gets the prompt, so that
+  `before_tool` (the backend's hook before every tool, in every mode) waits for, so
   whatever a tool does, Bash included, happens after it.
 - `finish_turn` turns the recorder's snapshots, and the files that differ from the
   checkpoint, into the turn's `ChangeSet` (one change per file: a file both saw keeps
@@ -37,9 +37,10 @@ from dave_lsp import events as ev
 from dave_lsp.fsio import write_atomic
 from dave_lsp.review.change_store import ChangeStore
 from dave_lsp.review.changes import ChangeRecorder, ChangeSet, FileChange, file_change, same_file
-from dave_lsp.review.checkpoints import Checkpoint, needs_scan
+from dave_lsp.review.checkpoints import TurnCheckpoint
 from dave_lsp.review.diff import edited_feedback
 from dave_lsp.review.files import FileText
+from dave_lsp.tools.catalog import FILE_EDITS
 from dave_lsp.tools.summaries import display_path
 
 log = logging.getLogger(__name__)
@@ -65,33 +66,24 @@ class Review:
         self.store = store
         self.folders = tuple(folders) or (cwd,)
         self._recorder: ChangeRecorder | None = None
-        self._checkpoint: asyncio.Task[Checkpoint] | None = None
-        self._checkpoint_told = False
+        self._checkpoint: TurnCheckpoint | None = None
         self._edits: dict[str, AcceptedEdit] = {}
 
-    def start_turn(self) -> None:
+    def start_turn(self, emit: Callable[[ev.Event], None] = lambda _event: None) -> None:
         """Begin a turn: from now on its file tools are followed, and a checkpoint of the
-        folders is under way (call in the event loop)."""
+        folders is under way (`before_tool` waits for it); what the user is to be told
+        about it goes to `emit` (call in the event loop)."""
         self._recorder = ChangeRecorder(self.cwd)
         self._edits.clear()
-        self._checkpoint = asyncio.create_task(self.store.checkpoints.take(self.folders))
-        self._checkpoint_told = False
-
-    async def checkpoint_ready(self, emit: Callable[[ev.Event], None]) -> None:
-        """Wait for the turn's checkpoint (started with the turn, alongside the
-        connecting); what the user is to be told about it goes to `emit` as a `status`
-        (once: a turn may be sent again)."""
-        task = self._checkpoint
-        if task is None:
-            return
-        checkpoint = await _checkpoint_of(task)
-        told, self._checkpoint_told = self._checkpoint_told, True
-        for notice in () if told else checkpoint.notices:
-            emit(ev.Status("working", notice))
+        self._checkpoint = TurnCheckpoint(self.store.checkpoints, self.folders, emit)
 
     async def before_tool(self, tool_name: str, tool_input: dict[str, Any]) -> None:
+        """Any tool is about to run: the turn's checkpoint is taken first; a file tool's
+        file is snapshot."""
+        if self._checkpoint is not None:
+            await self._checkpoint.ready()
         recorder = self._recorder
-        if recorder is not None:
+        if recorder is not None and tool_name in FILE_EDITS:
             await asyncio.to_thread(recorder.before_tool, tool_name, tool_input)
 
     def before_text(self, path: str) -> FileText | None:
@@ -127,11 +119,7 @@ class Review:
         recorder, self._recorder = self._recorder, None
         task, self._checkpoint = self._checkpoint, None
         self._edits.clear()
-        found: list[FileChange] = []
-        if task is not None:
-            checkpoint = await _checkpoint_of(task)
-            if needs_scan(tool_names):
-                found = await self.store.checkpoints.changes(checkpoint)
+        found = await task.changes(tool_names) if task is not None else []
         if recorder is None or not (recorder.touched or found):
             return None
         files = _merged(await asyncio.to_thread(recorder.finish), found)
@@ -140,16 +128,6 @@ class Review:
         change_set = ChangeSet(self.session_id, turn, self.cwd, tuple(files))
         await asyncio.to_thread(self.store.save, change_set)
         return change_set
-
-
-async def _checkpoint_of(task: asyncio.Task[Checkpoint]) -> Checkpoint:
-    """The task's checkpoint (shielded: a cancelled turn still waits for the git work
-    under way); none when it failed, which it is not meant to."""
-    try:
-        return await asyncio.shield(task)
-    except Exception:
-        log.exception("the turn's checkpoint failed")
-        return Checkpoint()
 
 
 def _merged(tools: list[FileChange], found: list[FileChange]) -> list[FileChange]:

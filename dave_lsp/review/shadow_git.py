@@ -215,15 +215,22 @@ class ShadowRepo:
         if time.monotonic() > deadline:  # also when the listing was killed at the deadline
             raise GitError("listing its files took too long")
 
-    def snapshot(self, deadline: float) -> str:
-        """The folder now, as a tree id (files that cannot be read are left out)."""
+    def _add(self, deadline: float) -> None:
+        """The index made the folder as it is now (files that cannot be read are left
+        out; only files whose stat changed are read)."""
         self._run(["add", "--all", "--ignore-errors", "--", "."], deadline, ok=(0, 1))
+
+    def snapshot(self, deadline: float) -> str:
+        """The folder now, as a tree id."""
+        self._add(deadline)
         return self._run(["write-tree"], deadline).decode("ascii").strip()
 
-    def diff(self, before: str, after: str, deadline: float) -> list[Entry]:
-        """The regular files that differ between two trees (symlinks and nested
-        repositories are not followed, so not listed)."""
-        out = self._run(["diff-tree", "-r", "-z", "--no-renames", before, after], deadline)
+    def changed_since(self, before: str, deadline: float) -> list[Entry]:
+        """The regular files that differ between the tree `before` and the folder now
+        (symlinks and nested repositories are not followed, so not listed)."""
+        self._add(deadline)
+        args = ["diff-index", "--cached", "-r", "-z", "--no-renames", before]
+        out = self._run(args, deadline)
         parts = out.split(b"\0")
         entries = []
         for meta, raw_path in zip(parts[0::2], parts[1::2], strict=False):

@@ -206,7 +206,7 @@ class SessionActor:
     async def _run_query(self, job: QueryJob) -> None:
         job.state = "running"
         self.current = job
-        self.review.start_turn()
+        self.review.start_turn(job.sink.emit)
         try:
             self._turn_task = asyncio.create_task(self._attempt(job), name="turn")
             await self._turn_task
@@ -277,7 +277,6 @@ class SessionActor:
         if self.notice:
             job.sink.emit(ev.Status("working", self.notice))
             self.notice = None
-        await self.review.checkpoint_ready(job.sink.emit)  # before the model can run a tool
         turn = self.backend.query(job.prompt, job.transcript, job.take, job.attachments)
         async for event in turn:
             if isinstance(event, ev.Done):

@@ -85,8 +85,9 @@ def agent_options(
 
 def review_hooks(observer: ToolObserver) -> dict[HookEvent, list[HookMatcher]]:
     """The session's observer around file tools. The CLI runs these in every permission
-    mode (probed: docs/architecture.md); the matcher keeps other tools free of the round
-    trip."""
+    mode (probed: docs/architecture.md). Before every tool (the session's checkpoint is
+    taken before any tool runs: review/checkpoints.py); after file tools only, which
+    keeps other tools free of that round trip."""
 
     async def before(
         hook_input: HookInput, tool_use_id: str | None, _context: HookContext
@@ -112,7 +113,7 @@ def review_hooks(observer: ToolObserver) -> dict[HookEvent, list[HookMatcher]]:
         }
 
     return {
-        "PreToolUse": [HookMatcher(matcher=FILE_EDIT_MATCHER, hooks=[before])],
+        "PreToolUse": [HookMatcher(matcher=None, hooks=[before])],
         "PostToolUse": [HookMatcher(matcher=FILE_EDIT_MATCHER, hooks=[after])],
     }
 

@@ -124,9 +124,9 @@ async def _run(
 ) -> tools.Output:
     """Run an allowed tool; file tools between the observer's hooks, so the session
     snapshots the file first and lands the user's edited version after."""
-    observer = observer if call.name in catalog.FILE_EDITS else None
-    if observer is not None:
+    if observer is not None:  # every tool: the session's checkpoint is taken first
         await observer.before_tool(call.id, call.name, call_input)
+    observer = observer if call.name in catalog.FILE_EDITS else None
     files = config.files
     if call.name == catalog.BASH and files is not None and catalog.BASH in files.replaces:
         # The client's terminal runs it (ACP: acp/terminals.py), where the user sees it.
