@@ -486,3 +486,10 @@ from bench import rewind as _rewind  # noqa: E402
 
 FIGURES.update(_rewind.FIGURES)
 ORDER += _rewind.ORDER
+
+# The VS Code extension's own (provisioned) server vs dave-lsp on PATH (issue 28):
+# bench/provisioned.py.
+from bench import provisioned as _own  # noqa: E402
+
+FIGURES.update(_own.FIGURES)
+ORDER += _own.ORDER
