@@ -250,3 +250,23 @@ async def test_tools_wait_for_a_late_checkpoint_at_most_the_timeout(
     (tmp_path / "b.txt").write_text("b\n")
     assert [c.status for c in await turn.changes(["Bash"])] == ["created"]
     assert len(said) == 1
+
+
+async def test_every_session_folder_is_checkpointed_once(tmp_path: Path) -> None:
+    cwd, extra = tmp_path / "cwd", tmp_path / "extra"
+    (cwd / "sub").mkdir(parents=True)
+    extra.mkdir()
+    (extra / "e.txt").write_text("e\n")
+    checkpoints = Checkpoints(cwd / "state" / "checkpoints")
+    # The cwd's own subfolder is no folder of its own: its files are the cwd's.
+    checkpoint = await checkpoints.take([str(cwd), str(extra), str(cwd / "sub")])
+    assert sorted(checkpoint.trees) == [str(cwd), str(extra)]
+    (extra / "e.txt").unlink()
+    (cwd / "sub" / "s.txt").write_text("s\n")
+    found = await checkpoints.changes(checkpoint)
+    assert sorted((c.path, c.status) for c in found) == [
+        (str(cwd / "sub" / "s.txt"), "created"),
+        (str(extra / "e.txt"), "deleted"),
+    ]
+    # The state folder inside the cwd (the shadow repositories themselves) is never listed.
+    assert not [c for c in found if "state" in Path(c.path).parts]
