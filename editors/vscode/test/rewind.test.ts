@@ -92,6 +92,21 @@ describe('rewind and fork with the real server', () => {
     assert.deepEqual(ui.warnings, []);
   });
 
+  it('Rewind to here on a message that failed drops it from the chat; the server had no turn of it', T, async () => {
+    const { chat, rec } = rig();
+    assert.equal((await chat.send('hello before'))?.kind, 'done');
+    assert.equal((await chat.send('error 500 rewind-this-failure'))?.kind, 'failed');
+    const asked = rec.queries.length;
+    const result = await chat.rewind(users(chat)[1].id);
+    assert.deepEqual(result, { turn: 2, restored: [], conflicts: [] });
+    assert.deepEqual(users(chat).map((u) => u.text), ['hello before']);
+    assert.equal(items(chat).some((i) => i.kind === 'error'), false, 'the error went with its message');
+    assert.equal((await chat.send('hello after'))?.kind, 'done');
+    assert.equal(rec.queries.length, asked + 1);
+    const listed = (await rec.client.listSessions())?.sessions.find((s) => s.sessionId === chat.activeSessionId);
+    assert.equal(listed?.turns, 2);
+  });
+
   it('a file you changed since is kept: the card names it with the server\'s message, and a warning says so', T, async () => {
     const { chat, ui } = rig();
     const file = path.join(suite.dave.workspace, 'kept.txt');

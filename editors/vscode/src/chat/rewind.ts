@@ -106,11 +106,13 @@ export class SessionRewind {
   async rewind(itemId: string, files: boolean): Promise<RewindResult | undefined> {
     const found = await this.prepare(itemId, Methods.rewind, 'rewind');
     if (found === undefined) return undefined;
-    const { session, index, message, client, turn } = found;
+    const { session, index, message, client, turn, serverTurns } = found;
     const diffs = files ? await this.rewoundChanges(client, session, index, turn) : new Map<string, ChangedFile[]>();
     let result: RewindResult;
     try {
-      result = await client.rewind({ sessionId: session.id, turn, files });
+      // From this message on nothing made a turn (it failed or was stopped): the server has nothing to undo.
+      const nothingThere = serverTurns !== undefined && turn > serverTurns;
+      result = nothingThere ? { turn, restored: [], conflicts: [] } : await client.rewind({ sessionId: session.id, turn, files });
     } catch (error) {
       this.view.setStatus(session, `Dave could not rewind: ${errorMessage(error)}`);
       return undefined;
@@ -206,7 +208,7 @@ export class SessionRewind {
     itemId: string,
     method: string,
     what: string,
-  ): Promise<{ session: Session; index: number; message: UserItem; client: DaveClient; turn: number } | undefined> {
+  ): Promise<{ session: Session; index: number; message: UserItem; client: DaveClient; turn: number; serverTurns?: number } | undefined> {
     for (const session of this.store.ordered()) {
       const index = session.items.findIndex((i) => i.id === itemId);
       const message = session.items[index];
@@ -228,12 +230,16 @@ export class SessionRewind {
       }
       let serverTurns: number | undefined;
       try {
-        const listed = (await client.listSessions())?.sessions.find((s) => s.sessionId === session.id);
+        const sessions = (await client.listSessions())?.sessions;
+        const listed = sessions?.find((s) => s.sessionId === session.id);
+        // Not listed: the server has no turn of it (its first prompt never reached it).
         if (typeof listed?.turns === 'number') serverTurns = listed.turns;
+        else if (sessions !== undefined && listed === undefined) serverTurns = 0;
       } catch (error) {
         this.host.log?.(`dave: listSessions failed: ${errorMessage(error)}`);
       }
-      return { session, index, message, client, turn: turnOfMessage(session.items, index, serverTurns) };
+      const turn = turnOfMessage(session.items, index, serverTurns);
+      return { session, index, message, client, turn, ...(serverTurns !== undefined ? { serverTurns } : {}) };
     }
     return undefined;
   }
