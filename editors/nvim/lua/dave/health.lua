@@ -261,7 +261,7 @@ local function check_install(health, server_found)
   else
     health.info("nothing installed (in " .. paths.venv .. ")")
   end
-  install.find_python(function(python, version)
+  require("dave.python").find(function(python, version)
     if python then
       health.ok(("Python for :Dave install: %s (%s)"):format(python, version))
     elseif server_found then
