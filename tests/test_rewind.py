@@ -86,7 +86,9 @@ async def test_rewind_without_files_and_while_a_turn_runs(server: Server, tmp_pa
     session = new_session()
     async with server(permissionMode="acceptEdits") as client:
         await client.query(session, "hello")
-        await client.query(session, f"write {a} kept")
+        with pytest.raises(JsonRpcException):  # a failed turn is not numbered
+            await client.query(session, "error 500 the fake is down")
+        await client.query(session, f"write {a} kept")  # turn 2
         running, _ = client.start_query(session, "slow 100 20")
         await _until_working(client, session)
         with pytest.raises(JsonRpcException) as error:
@@ -98,7 +100,8 @@ async def test_rewind_without_files_and_while_a_turn_runs(server: Server, tmp_pa
         )
         assert rewound == {"turn": 2, "restored": [], "conflicts": []}
         assert a.read_text() == "kept"
-        assert await recall(client, session) == "Seen: hello"
+        # Turn 2 is the write, not the failed prompt, which stays where it was.
+        assert await recall(client, session) == "Seen: hello | error 500 the fake is down"
         # Back to before the first turn: a new conversation.
         await client.request("dave/rewind", {"sessionId": session, "turn": 1})
         assert await recall(client, session) == "Seen: (nothing)"

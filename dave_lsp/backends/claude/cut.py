@@ -58,21 +58,63 @@ async def fork_of(
 def cut(conversation_id: str, env: Mapping[str, str], turns: int) -> Cut | None:
     """The cut that keeps the first `turns` turns of the conversation; None when its
     transcript cannot be read or the turn's prompt has no parent. Reads a file."""
-    prompts = _prompts(conversation_id, env)
-    if prompts is None or turns < 1:
+    read = _read(conversation_id, env)
+    if read is None or turns < 1:
         return None
+    entries, prompts = read
     if turns >= len(prompts):
         return Cut(conversation_id, None, None)  # a copy of the whole conversation
     dropped = prompts[turns]
-    parent = dropped.get("parentUuid")
-    if not isinstance(parent, str) or not parent:
+    parent, direct = _end_of_turn_before(dropped, entries)
+    if parent is None:
         return None
-    last = turns == len(prompts) - 1
+    # The CLI's check holds for one dropped turn, cut right after the turn before.
+    last = turns == len(prompts) - 1 and direct
     return Cut(conversation_id, parent, str(dropped["uuid"]) if last else None)
 
 
-def _prompts(conversation_id: str, env: Mapping[str, str]) -> list[dict[str, Any]] | None:
-    """The transcript's prompt entries, oldest first (None: no transcript)."""
+def _end_of_turn_before(
+    prompt: dict[str, Any], entries: dict[str, dict[str, Any]]
+) -> tuple[str | None, bool]:
+    """The last message of the turn before `prompt`, and whether that is the prompt's own
+    parent. The CLI resumes only at a message of the conversation ("No message found
+    with message.uuid" for an attachment, a system entry or a slash command's entries,
+    probed), so those are passed over. A conversation compacted since holds no message
+    from before its compaction: resuming there fails, and the backend starts a new
+    conversation and says so (session.py)."""
+    uuid: Any = prompt.get("parentUuid")
+    direct = True
+    for _ in range(64):  # the entries between two turns are few
+        entry = entries.get(uuid) if isinstance(uuid, str) else None
+        if entry is None:
+            return None, False
+        if _message(entry):
+            return uuid, direct
+        uuid = entry.get("parentUuid")
+        direct = False
+    return None, False
+
+
+def _message(entry: dict[str, Any]) -> bool:
+    """A message the CLI can resume at: the model's, or the user's that is not meta or a
+    slash command's own."""
+    if entry.get("type") == "assistant":
+        return True
+    if entry.get("type") != "user" or entry.get("isMeta"):
+        return False
+    texts = [b.get("text") for b in history.blocks_of(entry.get("message"))]
+    return not any(isinstance(t, str) and t.lstrip().startswith(_COMMAND) for t in texts)
+
+
+_COMMAND = ("<command-name>", "<local-command-")
+
+
+def _read(
+    conversation_id: str, env: Mapping[str, str]
+) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]] | None:
+    """The transcript's entries by uuid, and its turns' prompts oldest first (None: no
+    transcript). A prompt whose turn only failed at the API (dave-lsp counts no such
+    turn: docs/protocol.md) or was interrupted before any tool ran is not a turn."""
     path = history.transcript_path(conversation_id, env)
     if path is None:
         return None
@@ -81,23 +123,50 @@ def _prompts(conversation_id: str, env: Mapping[str, str]) -> list[dict[str, Any
     except OSError as exc:
         log.warning("could not read the transcript %s: %s", path, exc)
         return None
-    prompts = []
+    entries: dict[str, dict[str, Any]] = {}
+    prompts: list[dict[str, Any]] = []
+    tools = True  # whether the newest prompt's turn ran a tool
     for line in content.splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
             continue
-        if isinstance(entry, dict) and _is_prompt(entry):
+        if not isinstance(entry, dict) or not isinstance(entry.get("uuid"), str):
+            continue
+        entries[entry["uuid"]] = entry
+        if _is_prompt(entry):
             prompts.append(entry)
-    return prompts
+            tools = False
+        elif prompts and not tools and _ended_in_vain(entry):
+            prompts.pop()  # the turn dave-lsp did not count
+            tools = True
+        elif _ran_tool(entry):
+            tools = True
+    return entries, prompts
+
+
+def _ended_in_vain(entry: dict[str, Any]) -> bool:
+    """An API error as the turn's answer, or the marker of an interrupted turn."""
+    if entry.get("type") == "assistant" and entry.get("isApiErrorMessage"):
+        return True
+    if entry.get("type") != "user" or entry.get("isMeta"):
+        return False
+    texts = [b.get("text") for b in history.blocks_of(entry.get("message"))]
+    return any(isinstance(t, str) and t.startswith("[Request interrupted") for t in texts)
+
+
+def _ran_tool(entry: dict[str, Any]) -> bool:
+    blocks = history.blocks_of(entry.get("message")) if entry.get("type") == "assistant" else []
+    return any(block.get("type") == "tool_use" for block in blocks)
 
 
 def _is_prompt(entry: dict[str, Any]) -> bool:
-    """A user's prompt: a user entry with text the user typed or an image, not a tool's
-    result, a reminder, a marker or the warm-up."""
-    if entry.get("type") != "user" or entry.get("isMeta") or entry.get("isSidechain"):
+    """A turn's prompt: a user entry with text the user typed (or a slash command) or an
+    image; not a tool's result, a reminder, a marker, a compaction's summary or the
+    warm-up."""
+    if entry.get("type") != "user" or entry.get("isSidechain"):
         return False
-    if not isinstance(entry.get("uuid"), str):
+    if entry.get("isMeta") or entry.get("isCompactSummary"):
         return False
     blocks = history.blocks_of(entry.get("message"))
     if any(block.get("type") == "tool_result" for block in blocks):
@@ -107,6 +176,8 @@ def _is_prompt(entry: dict[str, Any]) -> bool:
             return True
         text = block.get("text")
         if block.get("type") == "text" and isinstance(text, str):
+            if text.lstrip().startswith("<command-name>"):
+                return True  # a slash command is a turn too
             if not history.injected(text) and not history.is_marker(text):
                 return not text.startswith(_WARM_UP)
     return False
