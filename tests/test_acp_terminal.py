@@ -341,10 +341,12 @@ async def test_a_cancelled_turn_kills_and_releases_its_terminal(
 async def test_a_cancelled_turn_cancels_its_open_permission_request(
     agent: Start, tmp_path: Path
 ) -> None:
-    async with agent() as client:
+    """With or without terminals: the CLI's own Bash asks here."""
+    async with agent(terminal=False) as client:
         session = await client.new_session(tmp_path)
         client.held = []
-        params = {"sessionId": session, "prompt": [{"type": "text", "text": bash("echo no")}]}
+        text = bash("touch asked.txt", name="Bash")
+        params = {"sessionId": session, "prompt": [{"type": "text", "text": text}]}
         turn_id, turn = client.send("session/prompt", params)
         async with asyncio.timeout(30):
             while not client.held:
