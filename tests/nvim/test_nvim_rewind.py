@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dave_lsp.testing import FakeModelServer
 from tests.harness.nvim import Editor
-from tests.harness.nvim_plugin import ask, model_saw, prompts, steps, warnings
+from tests.harness.nvim_plugin import ask, model_saw, prompt_area, prompts, steps, warnings
 
 
 def turn(ed: Editor, prompt: str, shows: str) -> None:
@@ -43,6 +43,8 @@ def test_rewind_restores_the_file_and_takes_the_turns_off_the_chat(
     assert "write notes.txt one" in text, "turn 1 stays"
     assert '"content": "two"' not in text, "turn 2's prompt left the chat"
     assert text.count("## You") == 1
+    assert prompt_area(ed) == [second], "the rewound prompt waits in the prompt area"
+    ed.lua("vim.api.nvim_buf_set_lines(T.session().chat.prompt, 0, -1, false, {})")
     assert ed.lua("return T.session().transcript") == [
         {"role": "user", "content": "write notes.txt one"},
         {"role": "assistant", "content": ed.lua("return T.session().transcript[2].content")},

@@ -3,7 +3,8 @@
 --- and those after it, their prompts and answers leave the chat buffer and the transcript, and
 --- the files they changed are restored (`:Dave rewind!`: the conversation only), a file
 --- changed since being kept and named. Fork (`dave/fork`) opens a new chat holding turns
---- 1..`turn` (as the chat forked shows them); the chat forked stays as it was.
+--- 1..`turn` (as the chat forked shows them); the chat forked stays as it was. The rewound
+--- prompt waits in the prompt area, to edit and send again.
 --- Without a turn, vim.ui.select (kind `dave.turn`) picks one of the chat's turns by prompt.
 ---
 --- Turns are numbered as the server numbers them: from 1, a prompt that failed or was
@@ -193,6 +194,15 @@ function M.rewind(turn, files)
         local index = first_dropped(prompts, chosen)
         if index then
           cut(session, prompts, index)
+          -- As in Claude Code: the rewound prompt waits in the prompt area, unless you typed there.
+          local area = session.chat.prompt
+          local valid = area and api.nvim_buf_is_valid(area)
+          if valid and table.concat(api.nvim_buf_get_lines(area, 0, -1, false)) == "" then
+            local again = vim.tbl_filter(function(p)
+              return p.turn == chosen
+            end, prompts)[1] or prompts[index]
+            api.nvim_buf_set_lines(area, 0, -1, false, vim.split(again.text, "\n", { plain = true }))
+          end
         end
         pcall(vim.cmd, "silent! checktime")
         local chat = session.chat
