@@ -212,6 +212,12 @@ async def test_acp_forks_rewinds_and_reviews_through_its_methods(
         rewound = await client.request("_dave/rewind", {"sessionId": session, "turn": 2})
         assert rewound == {"turn": 2, "restored": [str(b)], "conflicts": []}
         assert not b.exists()
+        # A load replays the turns the session keeps, not the CLI's record of the rest.
+        replayed = len(client.of_kind(session, "user_message_chunk"))
+        load = {"sessionId": session, "cwd": str(tmp_path), "mcpServers": []}
+        await client.request("session/load", load)
+        users = client.of_kind(session, "user_message_chunk")[replayed:]
+        assert [u["content"]["text"] for u in users] == [f"write {a} one"]
         assert await said(session, "recall") == f"Seen: write {a} one"
         assert await said(forked["sessionId"], "recall") == f"Seen: write {a} one | write {b} two"
         undone = await client.request("_dave/revertChanges", {"sessionId": session, "turn": 1})

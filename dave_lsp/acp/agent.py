@@ -39,6 +39,7 @@ from dave_lsp.config import InitOptions
 from dave_lsp.permissions.policy import PermissionBroker
 from dave_lsp.rpc import INTERNAL_ERROR, RESOURCE_NOT_FOUND, ParamsError
 from dave_lsp.session.manager import build_manager, set_folders
+from dave_lsp.session.rewind import first_turns
 from dave_lsp.tools.editor import FileTools
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,7 @@ class Agent:
         conversation = await asyncio.to_thread(
             history.conversation, config.backend, conversation_id, config.env
         )
+        conversation = first_turns(conversation, config.resume_turns)  # rewound, forked
         # The spec: every update of the replay comes before the response.
         for body in history.replay(conversation, config.cwd):
             self.conn.notify(UPDATE, schema.update(config.session_id, body))

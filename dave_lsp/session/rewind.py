@@ -30,6 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 import attrs
 
 from dave_lsp import events as ev
+from dave_lsp.backends.history import Message
 from dave_lsp.review.change_store import ChangeStore
 from dave_lsp.review.revert import Conflict, revert
 from dave_lsp.rpc import ParamsError
@@ -174,6 +175,21 @@ class Rewinds:
         if actor is None:
             raise ParamsError(f"no session {session_id}")
         return actor
+
+
+def first_turns(messages: list[Message], turns: int | None) -> list[Message]:
+    """A session's messages as its next query continues them: up to the prompt of turn
+    `turns + 1` when it was rewound or forked and not queried since (`resume_turns`),
+    since its backend's record still holds what that query's start leaves out."""
+    if turns is None:
+        return messages
+    prompts = [i for i, message in enumerate(messages) if _prompt(message)]
+    return messages[: prompts[turns]] if turns < len(prompts) else messages
+
+
+def _prompt(message: Message) -> bool:
+    kinds = {block.get("type") for block in message.blocks}
+    return message.role == "user" and "tool_result" not in kinds and bool(kinds & {"text", "image"})
 
 
 def _check_turn(session_id: str, turns: int, turn: int) -> None:
