@@ -145,6 +145,8 @@ describe('rewind and fork with the real server', () => {
     assert.deepEqual(chat.items(original).filter((i) => i.kind === 'user').length, 2, 'the original keeps both turns');
     const listed = (await rec.client.listSessions())?.sessions.find((s) => s.sessionId === forked);
     assert.deepEqual(listed?.forkedFrom, { sessionId: original, turn: 1 });
+    const history = await rec.client.history(forked);
+    assert.deepEqual(history?.entries.filter((e) => e.role === 'user').map((e) => e.text), ['hello one'], 'the server shows the fork as it is');
 
     assert.equal((await chat.send('hello three'))?.kind, 'done');
     assert.deepEqual(rec.queries.at(-1)?.messages, [], 'the server holds the fork');
