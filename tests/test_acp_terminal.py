@@ -408,3 +408,20 @@ async def test_the_openai_agent_runs_its_bash_in_the_client_terminal(
         ]
         [(_, terminal_id), completed] = terminal_contents(client, session)
         assert completed == ("completed", terminal_id)
+
+
+async def test_the_agent_exits_at_once_while_a_command_runs(agent: Start, tmp_path: Path) -> None:
+    """stdin closed mid-command: the agent still sends the terminal's kill and release,
+    and exits without waiting for a client that is going away to answer them."""
+    async with agent() as client:
+        session = await client.new_session(tmp_path)
+        params = {"sessionId": session, "prompt": [{"type": "text", "text": bash("sleep 30")}]}
+        client.send("session/prompt", params)
+        waiting = await client.wait_for("terminal/wait_for_exit")
+        started = time.monotonic()
+        assert client.proc.stdin is not None
+        client.proc.stdin.close()
+        assert await asyncio.wait_for(client.proc.wait(), 20) == 0
+        assert time.monotonic() - started < 8
+        assert client.methods()[-2:] == ["terminal/kill", "terminal/release"]
+        assert waiting["terminalId"] not in client.terminals

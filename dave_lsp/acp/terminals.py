@@ -128,6 +128,7 @@ class ClientTerminals:
     def content(self, tool_use_id: str) -> list[dict[str, Any]]:
         """The terminal content of a finished tool use ([] if it ran in none): the
         client shows a released terminal's output still."""
+        self._unpaired_uses.pop(tool_use_id, None)  # denied, or failed before its terminal
         terminal_id = self._content.pop(tool_use_id, None)
         return [terminal_content(terminal_id)] if terminal_id else []
 

@@ -129,6 +129,7 @@ class Connection:
         self._on_cancel: dict[str | int, Callable[[], object]] = {}
         self._cancelled: set[str | int] = set()  # the ids of those the client cancelled
         self.gone = False
+        self._closed = False  # the input ended: nothing more will be answered
 
     def on_request(self, method: str, handler: RequestHandler) -> None:
         self._requests[method] = handler
@@ -168,7 +169,7 @@ class Connection:
         self._asked[msg_id] = (method, session_id)
         try:
             self._write({"jsonrpc": "2.0", "id": msg_id, "method": method, "params": params})
-            if self.gone:
+            if self.gone or self._closed:
                 raise RpcError(INTERNAL_ERROR, "the client has gone")
             return await future
         except asyncio.CancelledError:
@@ -352,7 +353,9 @@ class Connection:
             log.exception("the notification %s failed", method)
 
     def close(self) -> None:
-        """Fail every request waiting on the client; cancel running handlers."""
+        """Fail every request waiting on the client, and any made from now on (a
+        terminal's kill and release as its tool call ends); cancel running handlers."""
+        self._closed = True
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(RpcError(INTERNAL_ERROR, "the client has gone"))
