@@ -338,12 +338,20 @@ async def test_a_cancelled_turn_kills_and_releases_its_terminal(
         assert (await client.prompt(session, "hello"))["stopReason"] == "end_turn"
 
 
-async def test_a_cancelled_turn_cancels_its_open_permission_request(
+async def test_without_terminals_bash_runs_as_today_and_a_cancel_cancels_its_question(
     agent: Start, tmp_path: Path
 ) -> None:
-    """With or without terminals: the CLI's own Bash asks here."""
     async with agent(terminal=False) as client:
         session = await client.new_session(tmp_path)
+        await client.prompt(session, bash("echo plain-$((1 + 1))", name="Bash"))
+        assert client.text(session) == "Tool said: plain-2"
+        assert terminal_contents(client, session) == []
+        # The client's Bash is not there.
+        await client.prompt(session, bash("echo x"))
+        assert "No such tool available: mcp__acp__Bash" in client.text(session)
+
+        # A cancelled turn's open permission request (the CLI's own Bash asks for
+        # `touch`; it runs read-only commands unasked) is cancelled at the client.
         client.held = []
         text = bash("touch asked.txt", name="Bash")
         params = {"sessionId": session, "prompt": [{"type": "text", "text": text}]}
@@ -364,29 +372,6 @@ async def test_a_cancelled_turn_cancels_its_open_permission_request(
         client.held = None
         assert client.terminal_requests == []
         assert (await client.prompt(session, "hello"))["stopReason"] == "end_turn"
-
-
-async def test_a_denied_bash_makes_no_terminal(agent: Start, tmp_path: Path) -> None:
-    async with agent() as client:
-        client.choose = allow("reject_once")
-        session = await client.new_session(tmp_path)
-        await client.prompt(session, bash("touch made.txt"))
-        assert len(client.permission_requests) == 1
-        assert client.terminal_requests == []
-        assert not (tmp_path / "made.txt").exists()
-        assert "denied" in client.text(session) or "rejected" in client.text(session)
-
-
-async def test_without_the_capability_bash_runs_as_today(agent: Start, tmp_path: Path) -> None:
-    async with agent(terminal=False) as client:
-        session = await client.new_session(tmp_path)
-        await client.prompt(session, bash("echo plain-$((1 + 1))", name="Bash"))
-        assert client.text(session) == "Tool said: plain-2"
-        assert client.terminal_requests == []
-        assert terminal_contents(client, session) == []
-        # The client's Bash is not there.
-        await client.prompt(session, bash("echo x"))
-        assert "No such tool available: mcp__acp__Bash" in client.text(session)
 
 
 async def test_the_openai_agent_runs_its_bash_in_the_client_terminal(
@@ -410,11 +395,21 @@ async def test_the_openai_agent_runs_its_bash_in_the_client_terminal(
         assert completed == ("completed", terminal_id)
 
 
-async def test_the_agent_exits_at_once_while_a_command_runs(agent: Start, tmp_path: Path) -> None:
+async def test_a_denied_bash_makes_no_terminal_and_the_agent_exits_mid_command(
+    agent: Start, tmp_path: Path
+) -> None:
     """stdin closed mid-command: the agent still sends the terminal's kill and release,
     and exits without waiting for a client that is going away to answer them."""
     async with agent() as client:
         session = await client.new_session(tmp_path)
+        client.choose = allow("reject_once")
+        await client.prompt(session, bash("touch made.txt"))
+        assert len(client.permission_requests) == 1
+        assert client.terminal_requests == []
+        assert not (tmp_path / "made.txt").exists()
+        assert "The user rejected this tool use" in client.text(session)
+
+        client.choose = allow()
         params = {"sessionId": session, "prompt": [{"type": "text", "text": bash("sleep 30")}]}
         client.send("session/prompt", params)
         waiting = await client.wait_for("terminal/wait_for_exit")
