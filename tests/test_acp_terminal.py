@@ -302,6 +302,14 @@ async def test_bash_runs_in_the_client_terminal_and_the_model_gets_its_output(
             "terminal/release",
         ]
 
+        # No background shells: the model is told to run it in the foreground.
+        client.terminal_requests.clear()
+        await client.prompt(
+            session, tool("mcp__acp__Bash", command="sleep 9", run_in_background=True)
+        )
+        assert "Tool said: (error) run_in_background is not available" in client.text(session)
+        assert client.terminal_requests == []
+
         # The CLI's own Bash is off: nothing runs behind the editor's terminal.
         await client.prompt(session, bash("echo hidden", name="Bash"))
         assert "No such tool available: Bash" in client.text(session)

@@ -29,6 +29,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -170,7 +171,11 @@ class ClientTerminals:
                 "terminal; run it in the foreground with a timeout"
             )
         timeout_ms = args.get("timeout") or DEFAULT_TIMEOUT_MS
-        if isinstance(timeout_ms, bool) or not isinstance(timeout_ms, int | float):
+        if (
+            isinstance(timeout_ms, bool)
+            or not isinstance(timeout_ms, int | float)
+            or not math.isfinite(timeout_ms)
+        ):
             raise EditorToolError("timeout must be a number of milliseconds")
         timeout = min(max(float(timeout_ms), 1.0), MAX_TIMEOUT_MS) / 1000
         run = _Run(_key(args))
