@@ -237,7 +237,9 @@ async def test_tools_wait_for_a_late_checkpoint_at_most_the_timeout(
     said: list[ev.Event] = []
     turn = TurnCheckpoint(checkpoints, [str(tmp_path)], said.append)
     started = time.monotonic()
-    await turn.ready()  # a tool is about to run
+    await turn.before("Read")  # reads wait for nothing, and start nothing
+    assert time.monotonic() - started < 0.25
+    await turn.before("Bash")  # a tool that may change files is about to run
     assert 0.25 < time.monotonic() - started < 3
     [status] = said
     assert isinstance(status, ev.Status) and "not ready after 0.3 s" in (status.message or "")
@@ -246,7 +248,7 @@ async def test_tools_wait_for_a_late_checkpoint_at_most_the_timeout(
     assert await turn.changes(["Bash"]) == []  # not recorded, rather than half recorded
     # The checkpoint was made all the same: the next turn's is ready at once.
     turn = TurnCheckpoint(checkpoints, [str(tmp_path)], said.append)
-    await turn.ready()
+    await turn.before("Bash")
     (tmp_path / "b.txt").write_text("b\n")
     assert [c.status for c in await turn.changes(["Bash"])] == ["created"]
     assert len(said) == 1

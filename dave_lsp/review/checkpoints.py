@@ -1,23 +1,22 @@
 """Checkpoints: every file a turn changes is recorded, whichever tool changed it (Bash's
 too), not only what the file tools' hooks saw (changes.py).
 
-Before a turn's model can run a tool, `Checkpoints.take` records each of the session's
-folders (its cwd and additional folders) as a tree in that folder's shadow git
+Before a turn's first tool that may change a file runs, `Checkpoints.take` records each
+of the session's folders (its cwd and additional folders) as a tree in that folder's shadow git
 repository (shadow_git.py, under `<stateDir>/checkpoints/`, .gitignore honoured). When
 the turn ends, `Checkpoints.changes` records the folders again and gives the regular
 files that differ as `FileChange`s (their earlier bytes from the checkpoint, kept under
 the Snapshot rules; their bytes now from disk), which review.py merges with the file
-tools' changes into the turn's one ChangeSet. A turn whose tools cannot change files
-(reads, searches, the file tools that the hooks already follow) skips the second
-record (`needs_scan`).
+tools' changes into the turn's one ChangeSet. A turn that runs no tool, or only reads,
+takes no checkpoint; one whose tools were only reads and the file tools (which the
+hooks already follow) skips the second record (`needs_scan`).
 
-The checkpoint is taken in the background from the moment the turn starts, alongside
-the connecting and the model's first answer; `TurnCheckpoint.ready`, called before any
-tool runs (the backends' before-tool hook), waits for it, at most `timeoutSeconds`: a
-checkpoint not ready by then is not used for that turn (its tools go on, and Bash's
-changes of that turn are not recorded: said in a status), and goes on being made for
-the next turn (the first one of a big folder hashes every file; later ones only read
-the files whose stat changed).
+`TurnCheckpoint.before`, called before every tool runs (the backends' before-tool
+hook, in every permission mode), starts the checkpoint and waits for it, at most
+`timeoutSeconds`: a checkpoint not ready by then is not used for that turn (its tools
+go on, and Bash's changes of that turn are not recorded: said in a status), and goes
+on being made for the next turn (the first one of a big folder hashes every file;
+later ones only read the files whose stat changed).
 
 Bounds (`initializationOptions.checkpoints`, `CheckpointOptions`): a folder over
 `maxFiles` files or `maxMegabytes` (counted, .gitignore honoured, the first time the
@@ -62,10 +61,9 @@ HARD_FACTOR = 10
 # are kept as hashes only (listed, not reverted): the change store keeps 8 MiB anyway.
 TURN_KEEP_BYTES = 16 * 1024 * 1024
 
-NO_FILE_CHANGES = frozenset(
+READS = frozenset(
     {
         *catalog.READ_ONLY,
-        *catalog.FILE_EDITS,  # followed by the hooks already
         catalog.WEB_FETCH,
         catalog.WEB_SEARCH,
         "TodoWrite",
@@ -73,14 +71,18 @@ NO_FILE_CHANGES = frozenset(
         "ExitPlanMode",
     }
 )
-"""The tools after which a turn's folders need not be recorded again: none of them
-changes a file the hooks do not see."""
+"""The tools that change no file of the session's folders: no checkpoint is taken for
+them."""
+
+UNSEEN_NONE = READS | catalog.FILE_EDITS
+"""The tools after which a turn's folders need not be recorded again: the file tools'
+changes are followed by the hooks already."""
 
 
 def needs_scan(tool_names: Iterable[str] | None) -> bool:
     """Whether a turn that ran these tools (None: not known, say a failed turn) may
     have changed files the hooks did not see."""
-    return tool_names is None or any(name not in NO_FILE_CHANGES for name in tool_names)
+    return tool_names is None or any(name not in UNSEEN_NONE for name in tool_names)
 
 
 @attrs.frozen
@@ -125,6 +127,14 @@ class Checkpoints:
         self._guard = threading.Lock()
         self._git = shutil.which("git") is not None
         self._told_no_git = False
+
+    def known(self, folders: Sequence[str]) -> bool:
+        """Whether this server has checkpointed (or given up on) each of the folders
+        before: a first checkpoint reads every file, a later one only what changed."""
+        if not self.options.enabled or not self._git:
+            return True
+        with self._guard:
+            return all(folder in self._folders for folder in _distinct(folders))
 
     async def take(self, folders: Sequence[str]) -> Checkpoint:
         """The folders now (off the event loop). Never raises: a folder that cannot be
@@ -243,18 +253,39 @@ class Checkpoints:
 
 
 class TurnCheckpoint:
-    """One turn's checkpoint: taken in the background from the turn's start (call in
-    the event loop); the turn's tools wait for it (`ready`), its end asks what changed
-    since (`changes`). Notices go to `emit` as `status` events."""
+    """One turn's checkpoint, taken when its first tool that may change a file is about
+    to run (`before`, which waits for it): a turn that only answers, or only reads,
+    costs nothing. A folder the server has not checkpointed yet is started at once, in
+    the background. Its end asks what changed since (`changes`). Notices go to `emit` as
+    `status` events. Call in the event loop."""
 
     def __init__(
         self, checkpoints: Checkpoints, folders: Sequence[str], emit: Callable[[ev.Event], None]
     ) -> None:
         self._checkpoints = checkpoints
+        self._folders = tuple(folders)
         self._emit = emit
         self._late = False
-        self._task = asyncio.create_task(checkpoints.take(folders))
-        self._task.add_done_callback(self._tell)
+        self._task: asyncio.Task[Checkpoint] | None = None
+        if not checkpoints.known(self._folders):
+            # A folder's first checkpoint reads every file: start it now, alongside the
+            # connecting and the model's answer (it is this turn's: no tool ran yet).
+            self._start()
+
+    def _start(self) -> asyncio.Task[Checkpoint]:
+        if self._task is None:
+            self._task = asyncio.create_task(self._checkpoints.take(self._folders))
+            self._task.add_done_callback(self._tell)
+        return self._task
+
+    async def before(self, tool_name: str) -> None:
+        """`tool_name` is about to run: the checkpoint is taken first (a tool waits at
+        most `timeoutSeconds` for it)."""
+        if tool_name in READS:
+            return
+        # Before any tool that could change a file: the file tools' earlier sides are
+        # never older than the checkpoint's.
+        await self._ready(self._start())
 
     def _tell(self, task: asyncio.Task[Checkpoint]) -> None:
         if task.cancelled():
@@ -265,13 +296,12 @@ class TurnCheckpoint:
         for notice in task.result().notices:
             self._emit(ev.Status("working", notice))
 
-    async def ready(self) -> None:
-        """Wait (at most `timeoutSeconds`) for the checkpoint: before a tool runs."""
-        if self._late or self._task.done():
+    async def _ready(self, task: asyncio.Task[Checkpoint]) -> None:
+        if self._late or task.done():
             return
         limit = self._checkpoints.options.timeout_seconds
         try:
-            await asyncio.wait_for(asyncio.shield(self._task), limit)
+            await asyncio.wait_for(asyncio.shield(task), limit)
         except TimeoutError:
             self._late = True
             message = (
@@ -287,10 +317,10 @@ class TurnCheckpoint:
         """What changed since the checkpoint, after a turn that ran `tool_names` (None:
         not known); nothing when those cannot change files unseen, or when the
         checkpoint was not ready in time."""
-        if self._late or not needs_scan(tool_names):
-            return []
-        await self.ready()  # a turn that ended before any tool ran
         task = self._task
+        if task is None or self._late or not needs_scan(tool_names):
+            return []  # (no task: no tool that changes files ran)
+        await self._ready(task)
         if not task.done() or task.cancelled() or task.exception() is not None:
             return []
         return await self._checkpoints.changes(task.result())

@@ -7,9 +7,9 @@ hooks, the user's accepted edits, and the change store.
   still runs as the model asked; `after_tool` (the PostToolUse hook) then writes the
   user's version over it, atomically, and returns what the model is told in the same
   turn (diff.edited_feedback), so it never believes its own version landed.
-- `start_turn` also starts a checkpoint of the session's folders (checkpoints.py), which
-  `before_tool` (the backend's hook before every tool, in every mode) waits for, so
-  whatever a tool does, Bash included, happens after it.
+- `before_tool` (the backend's hook before every tool, in every mode) takes a
+  checkpoint of the session's folders before the turn's first tool that may change a
+  file (checkpoints.py), so whatever a tool does, Bash included, happens after it.
 - `finish_turn` turns the recorder's snapshots, and the files that differ from the
   checkpoint, into the turn's `ChangeSet` (one change per file: a file both saw keeps
   the checkpoint's earlier side), kept by the `ChangeStore` for `dave/changes` and
@@ -71,8 +71,8 @@ class Review:
 
     def start_turn(self, emit: Callable[[ev.Event], None] = lambda _event: None) -> None:
         """Begin a turn: from now on its file tools are followed, and a checkpoint of the
-        folders is under way (`before_tool` waits for it); what the user is to be told
-        about it goes to `emit` (call in the event loop)."""
+        folders is taken before its first tool that may change a file (`before_tool`);
+        what the user is to be told about it goes to `emit` (call in the event loop)."""
         self._recorder = ChangeRecorder(self.cwd)
         self._edits.clear()
         self._checkpoint = TurnCheckpoint(self.store.checkpoints, self.folders, emit)
@@ -81,7 +81,7 @@ class Review:
         """Any tool is about to run: the turn's checkpoint is taken first; a file tool's
         file is snapshot."""
         if self._checkpoint is not None:
-            await self._checkpoint.ready()
+            await self._checkpoint.before(tool_name)
         recorder = self._recorder
         if recorder is not None and tool_name in FILE_EDITS:
             await asyncio.to_thread(recorder.before_tool, tool_name, tool_input)
