@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench import procs
 from bench.direct import DirectClient, one_shot
-from bench.harness import Bench
+from bench.harness import Bench, start_to_initialize
 from bench.model import FigureResult
 from bench.progress_check import check_stream
 from bench.stats import summary
@@ -52,20 +52,13 @@ async def startup(bench: Bench) -> list[FigureResult]:
         "s",
     )
 
-    async def once(command: list[str], label: str) -> float:
-        client, _ = await bench.spawn(command, label)
-        await asyncio.wait_for(client.initialize(bench.options()), 60)
-        elapsed = time.perf_counter() - client.started
-        await bench.stop(client)
-        return elapsed
-
     dave: list[float] = []
     bare: list[float] = []
     for _ in range(bench.reps.startup):
         await bench.quiet()
-        dave.append(await once([sys.executable, "-m", "dave_lsp"], "startup"))
+        dave.append(await start_to_initialize(bench, [sys.executable, "-m", "dave_lsp"], "startup"))
         await bench.quiet()
-        bare.append(await once(BARE_SERVER, "bare"))
+        bare.append(await start_to_initialize(bench, BARE_SERVER, "bare"))
     row.note = "process spawned to initialize answered; both get the same initializationOptions"
     return [row.judge(dave, bare)]
 

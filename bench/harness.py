@@ -194,6 +194,15 @@ class Bench:
         )
 
 
+async def start_to_initialize(bench: Bench, command: list[str], label: str) -> float:
+    """Seconds from spawning `command` to its `initialize` answer; then it is stopped."""
+    client, _ = await bench.spawn(command, label)
+    await asyncio.wait_for(client.initialize(bench.options()), 60)
+    elapsed = time.perf_counter() - client.started
+    await bench.stop(client)
+    return elapsed
+
+
 class Server:
     """An initialized dave-lsp server and what it said about its options."""
 
