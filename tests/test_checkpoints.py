@@ -192,7 +192,8 @@ async def test_hostile_folders_and_environment(
     monkeypatch.setenv("GIT_CONFIG_PARAMETERS", "'core.fsmonitor'='touch /tmp/pwned'")
     command = (
         "printf 'one\\r\\nTWO\\r\\n' > crlf.txt && echo through >> link.txt && "
-        "echo y >> ignored.log && echo n > nested/n.txt && echo new > new.txt"
+        "echo y >> ignored.log && echo n > nested/n.txt && echo new > new.txt && "
+        "touch \"$(printf 'not-utf8-\\377')\""
     )
     assert await changes_of(folder, command) == [("crlf.txt", "modified"), ("new.txt", "created")]
     assert not (tmp_path / "elsewhere").exists() and not (tmp_path / "elsewhere-index").exists()

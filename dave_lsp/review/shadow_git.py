@@ -240,10 +240,15 @@ class ShadowRepo:
             mode_a, mode_b, blob_a = fields[0], fields[1], fields[2]
             if any(mode not in (*_REGULAR, _ABSENT) for mode in (mode_a, mode_b)):
                 continue
+            try:
+                # A name that is not UTF-8 could not be stored nor sent: left out.
+                path = raw_path.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
             absent = mode_a == _ABSENT
             entries.append(
                 Entry(
-                    path=os.fsdecode(raw_path),
+                    path=path,
                     before=None if absent else blob_a.decode("ascii"),
                     before_mode=0 if absent else int(mode_a, 8) & 0o777,
                     after_exists=mode_b != _ABSENT,
