@@ -62,6 +62,8 @@ def _unknown_keys(raw: dict[str, Any], cls: type, prefix: str = "") -> list[str]
         if spec is not None:
             if isinstance(value, dict):
                 unknown += _unknown_keys(value, spec.options_type, f"{key}.")
+        elif key == "checkpoints" and not prefix and isinstance(value, dict):
+            unknown += _unknown_keys(value, CheckpointOptions, "checkpoints.")
         elif key not in known:
             unknown.append(prefix + key)
     return unknown

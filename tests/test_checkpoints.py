@@ -20,12 +20,14 @@ from typing import Any
 import pytest
 
 from dave_lsp import events as ev
+from dave_lsp.config import parse_options
 from dave_lsp.review.checkpoints import (
     Checkpoint,
     CheckpointOptions,
     Checkpoints,
     TurnCheckpoint,
 )
+from dave_lsp.rpc import ParamsError
 from dave_lsp.testing import FakeModelServer
 from tests.conftest import Server
 from tests.harness.lsp import DaveClient, new_session
@@ -273,3 +275,27 @@ async def test_every_session_folder_is_checkpointed_once(tmp_path: Path) -> None
     ]
     # The state folder inside the cwd (the shadow repositories themselves) is never listed.
     assert not [c for c in found if "state" in Path(c.path).parts]
+
+
+async def test_without_git_it_says_so_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))
+    checkpoints = Checkpoints(tmp_path / "state" / "checkpoints")
+    said: list[ev.Event] = []
+    turn = TurnCheckpoint(checkpoints, [str(tmp_path)], said.append)
+    await turn.before("Bash")
+    assert await turn.changes(["Bash"]) == []
+    [status] = said
+    assert isinstance(status, ev.Status)
+    assert "git was not found on PATH" in (status.message or "")
+    await TurnCheckpoint(checkpoints, [str(tmp_path)], said.append).before("Bash")
+    assert len(said) == 1
+
+
+def test_the_option_is_checked() -> None:
+    options, unknown = parse_options({"checkpoints": {"maxFiles": 10, "enabled": False}})
+    assert options.checkpoints == CheckpointOptions(enabled=False, max_files=10)
+    assert unknown == []
+    _, unknown = parse_options({"checkpoints": {"maxFile": 10}})
+    assert unknown == ["checkpoints.maxFile"]  # a typo is logged, not ignored
+    with pytest.raises(ParamsError, match="checkpoints"):
+        parse_options({"checkpoints": {"maxMegabytes": "lots"}})
