@@ -98,9 +98,10 @@ class Agent:
 
 
 @contextlib.asynccontextmanager
-async def agent(bench: Bench, which: str) -> AsyncIterator[Agent]:
+async def agent(bench: Bench, which: str, fs: bool = False) -> AsyncIterator[Agent]:
     """`dave` (dave-lsp acp, its defaults) or `peer` (claude-agent-acp, its defaults),
-    initialized, with the backend environment in its process environment."""
+    initialized, with the backend environment in its process environment; `fs`: the
+    client offers its file system."""
     # IS_SANDBOX: claude-agent-acp, as root, passes --allow-dangerously-skip-permissions
     # when it is set at all, and the CLI then exits unless it is "1" (this machine has
     # "yes"). Empty for both agents, so neither CLI gets that flag.
@@ -113,7 +114,7 @@ async def agent(bench: Bench, which: str) -> AsyncIterator[Agent]:
         command = ["node", str(PEER_ENTRY)]
         env["CLAUDE_CODE_EXECUTABLE"] = str(bundled_cli())
     with bench.stderr_file(f"acp-{which}").open("wb") as err:
-        client = AcpClient(command, stderr=err)
+        client = AcpClient(command, stderr=err, fs=fs)
         await client.start(env)
     running = Agent(which, client)
     try:
@@ -169,10 +170,29 @@ async def first_answer(bench: Bench) -> list[FigureResult]:
         0.5,
         "s",
     )
+    return await _first_answer(bench, row, fs=False)
+
+
+async def first_answer_fs(bench: Bench) -> list[FigureResult]:
+    """acp_first with a client that offers its file system (Zed, codecompanion): dave's
+    spare is made with the client's file tools after `initialize`, so the session
+    adopts it as a plain one does."""
+    row = FigureResult(
+        "acp_first_fs",
+        "ACP: session/new to the end of the first turn, client offering fs",
+        PEER,
+        "<=",
+        0.5,
+        "s",
+    )
+    return await _first_answer(bench, row, fs=True)
+
+
+async def _first_answer(bench: Bench, row: FigureResult, fs: bool) -> list[FigureResult]:
     why = await asyncio.to_thread(ensure_peer)
     if why:
         return _skip([row], why)
-    async with agent(bench, "dave") as dave, agent(bench, "peer") as peer:
+    async with agent(bench, "dave", fs) as dave, agent(bench, "peer", fs) as peer:
 
         async def once(running: Agent) -> float:
             if running.label == "dave":
@@ -199,6 +219,48 @@ async def first_answer(bench: Bench) -> list[FigureResult]:
     row.note = (
         f"prompt {HELLO!r}; dave-lsp with its defaults (prewarm 1: the spare is connected and "
         f"quiet before each run), {PEER} {peer_version()} with its own (a CLI per session/new)"
+        + ("; the client offers fs.readTextFile and fs.writeTextFile" if fs else "")
+    )
+    return [row]
+
+
+async def one_session_clis(bench: Bench) -> list[FigureResult]:
+    """The CLI processes a client that opens one session per agent process runs during
+    its chat (codecompanion: a fresh agent per chat, fs offered): a fresh agent, its
+    session, two prompts, then a pause for any refill; the most CLIs seen at once."""
+    row = FigureResult(
+        "acp_one_session_clis",
+        "ACP: CLIs a one-session client runs during its chat",
+        PEER,
+        "<=",
+        1.0,
+        "processes",
+    )
+    why = await asyncio.to_thread(ensure_peer)
+    if why:
+        return _skip([row], why)
+    counts: dict[str, list[float]] = {"dave": [], "peer": []}
+    for _ in range(1 if bench.quick else 3):
+        for which in ("dave", "peer"):
+            await bench.quiet()
+            async with agent(bench, which, fs=True) as running:
+                most = 0
+                session = await running.client.new_session(bench.cwd)
+                for _ in range(2):
+                    await running.client.prompt(session, HELLO)
+                    most = max(most, len(running.cli_pids()))
+                # A spare refilled after the first answer would be up within this.
+                for _ in range(30):
+                    await asyncio.sleep(0.1)
+                    most = max(most, len(running.cli_pids()))
+                bench.tracker.note()
+                counts[which].append(float(most))
+    row.judge(counts["dave"], counts["peer"])
+    row.extra["cli_processes"] = counts
+    row.note = (
+        f"most CLI processes at once, per chat: dave {[int(c) for c in counts['dave']]}, "
+        f"{PEER} {[int(c) for c in counts['peer']]} (each with its defaults; dave's spare "
+        "is the session's CLI, refilled only at a second session/new)"
     )
     return [row]
 
@@ -360,9 +422,11 @@ async def rss(bench: Bench) -> list[FigureResult]:
 # --only NAME for the ACP figures (bench/figures.py adds these to its own).
 FIGURES: dict[str, Callable[[Bench], Awaitable[list[FigureResult]]]] = {
     "acp_first": first_answer,
+    "acp_first_fs": first_answer_fs,
+    "acp_one_session_clis": one_session_clis,
     "acp_followup": followup,
     "acp_throughput": stream,
     "acp_updates": stream,
     "acp_rss": rss,
 }
-ORDER = [first_answer, followup, stream, rss]
+ORDER = [first_answer, first_answer_fs, one_session_clis, followup, stream, rss]

@@ -1,7 +1,9 @@
 """A lean ACP client over stdio, the same for dave-lsp's agent and the reference agent.
 
 Newline-delimited JSON-RPC 2.0: `initialize`, `session/new`, `session/prompt`, and an
-answer (the first `allow_once` option) to every `session/request_permission`. Every
+answer (the first `allow_once` option) to every `session/request_permission`; with
+`fs`, it offers the client's file system (as Zed and codecompanion do) and serves
+`fs/read_text_file` and `fs/write_text_file` from the disk. Every
 incoming message is stamped with `time.perf_counter()` as soon as it is parsed, and a
 prompt keeps the `session/update` notifications of its session that arrive between
 its request and its response.
@@ -49,8 +51,11 @@ class Prompt:
 class AcpClient(RpcPeer):
     """One agent process and what it sends."""
 
-    def __init__(self, command: list[str], stderr: IO[bytes] | int | None = None) -> None:
+    def __init__(
+        self, command: list[str], stderr: IO[bytes] | int | None = None, fs: bool = False
+    ) -> None:
         super().__init__(command, stderr)
+        self.fs = fs
         self._prompts: dict[str, Prompt] = {}  # session id -> the prompt running in it
         self.permissions = 0
         self.other_updates = 0  # session/update outside any prompt (commands lists, ...)
@@ -80,8 +85,27 @@ class AcpClient(RpcPeer):
                 else {"outcome": "cancelled"}
             )
             self.reply(message["id"], {"outcome": outcome})
-        elif "id" in message:  # fs/*, terminal/*: not offered in our capabilities
+        elif method in ("fs/read_text_file", "fs/write_text_file") and self.fs and "id" in message:
+            self._file(message["id"], method, params)
+        elif "id" in message:  # terminal/* (and fs/* without `fs`): not offered
             self.reply(message["id"], error={"code": -32601, "message": f"not supported: {method}"})
+
+    def _file(self, msg_id: Any, method: str, params: dict[str, Any]) -> None:
+        """The editor's file system, as the disk has it (the bench edits no buffer)."""
+        path = Path(str(params.get("path")))
+        try:
+            if method == "fs/write_text_file":
+                path.write_text(str(params.get("content", "")))
+                self.reply(msg_id, {})
+                return
+            lines = path.read_text().splitlines(keepends=True)
+        except OSError as exc:
+            self.reply(msg_id, error={"code": -32002, "message": f"{path}: {exc.strerror}"})
+            return
+        start = max(int(params.get("line") or 1) - 1, 0)
+        limit = params.get("limit")
+        chosen = lines[start:] if limit is None else lines[start : start + int(limit)]
+        self.reply(msg_id, {"content": "".join(chosen)})
 
     async def request(self, method: str, params: Any, within: float = 120.0) -> tuple[float, Any]:
         """Send a request; returns (the response's arrival stamp, its result)."""
@@ -93,7 +117,7 @@ class AcpClient(RpcPeer):
             {
                 "protocolVersion": 1,
                 "clientCapabilities": {
-                    "fs": {"readTextFile": False, "writeTextFile": False},
+                    "fs": {"readTextFile": self.fs, "writeTextFile": self.fs},
                     "terminal": False,
                 },
                 "clientInfo": {"name": "dave-bench", "version": "0"},

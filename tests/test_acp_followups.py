@@ -1,12 +1,14 @@
 """ACP sessions' additional directories after `session/new`: `session/list` reports
 them, `session/load` or `session/resume` with another list makes that the session's,
 live or remembered (the spec: a non-empty list is the complete one), and the editor's
-tools count them as inside the session (LSP mode, on the same state dir). The real
+tools count them as inside the session (LSP mode, on the same state dir); and a client
+that opens its one session right after `initialize` runs one CLI. The real
 agent over stdio, the real bundled Claude Code CLI, the shipped fake model, every
 message checked against the schema types (tests/harness/acp.py)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from lsprotocol import types as lsp
 
 from tests.conftest import Server
 from tests.harness.acp import AcpClient, Start, agent_starter, allow, tool
+from tests.harness.processes import cli_processes
 
 
 @pytest.fixture
@@ -111,3 +114,19 @@ async def test_editor_tools_count_additional_directories_as_inside(
     assert f"{other}:1:5: outside the session's folder" in result["text"]
     assert "sk-elsewhere" not in result["text"]
     assert not editor.of_type(token, "permissionRequest")
+
+
+async def test_a_session_new_right_after_initialize_still_runs_one_cli(
+    agent: Start, tmp_path: Path
+) -> None:
+    """codecompanion sends session/new as soon as `initialize` is answered, before the
+    first spare is up: that session starts its own CLI, and no spare follows it during
+    the chat (one CLI, as when it adopts the spare; bench: acp_one_session_clis)."""
+    async with agent("--prewarm=1", fs=True) as client:
+        session = await client.new_session(tmp_path)
+        for text in ("hello", "hello again"):
+            await client.prompt(session, text)
+            assert len(cli_processes(client.proc.pid)) == 1
+        await asyncio.sleep(3)  # a spare made at the first answer would be up by now
+        assert len(cli_processes(client.proc.pid)) == 1
+        assert client.text(session).endswith("You said: hello again")

@@ -70,6 +70,9 @@ class ProcessPool(Generic[M]):
         # client that opens one session per agent process runs one CLI: docs/acp.md).
         self.refill_after = 1
         self._made = 0  # new sessions
+        # A first session made before the first spare was up (codecompanion sends
+        # session/new right after initialize) holds spares back as adopting one does.
+        self._held = False
         self._live = live
         self._make_spare = make_spare
         self._reaper: asyncio.Task[None] | None = None
@@ -114,6 +117,8 @@ class ProcessPool(Generic[M]):
         by processes about to start)."""
         if self._closed or self._make_spare is None:
             return
+        if self._held and self._made < self.refill_after:
+            return
         while len(self.spares) < self.prewarm and self.processes() + reserved < self.max_live:
             self.spares.append(self._make_spare())
 
@@ -140,6 +145,7 @@ class ProcessPool(Generic[M]):
         held back for it refills now, for the next one (its own process is about to
         start: its slot is reserved)."""
         self._made += 1
+        self._held = self._held or (spare is None and self._made == 1 < self.refill_after)
         if spare is None and self._made == self.refill_after > 1:
             self.ensure_spares(reserved=1)
         return self.ensure_spares if self._made >= self.refill_after else None
