@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Every VS Code test: npm ci, typecheck, lint, package the .vsix, then node --test over
+# Every VS Code test: npm ci, typecheck, lint, package the .vsix (with the dave-lsp wheel the
+# extension installs its own server from), then node --test over
 # the protocol client and chat controller (real server + fake model), the webview
 # (jsdom) and the package. Exits non-zero if anything fails.
 # DAVE_LSP_PYTHON: the Python that runs dave-lsp (default: the repo's .venv).
@@ -25,7 +26,7 @@ npx --no-install tsc --noEmit -p .
 step "lint (eslint, type-aware)"
 npm run --silent lint
 
-step "package (esbuild + vsce)"
+step "package (esbuild, the server wheel into server/, vsce)"
 npm run --silent package
 
 step "build tests"
