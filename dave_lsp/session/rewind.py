@@ -89,11 +89,16 @@ class Rewinds:
                 outcome.append(exc)
                 return False
 
+        live = actor.backend is not None
         await exclusive(actor, work)
         if not outcome:
             raise ev.BackendError(f"session {session_id} was deleted before it was rewound")
         if isinstance(outcome[0], BaseException):
             raise outcome[0]
+        if live and actor.backend is None and not actor.closing:
+            # A live session stays live: its backend starts again now, on the cut
+            # conversation, so the next query does not wait for it.
+            actor.warm()
         return outcome[0]
 
     async def _restore(self, session_id: str, turn: int, files: bool) -> Rewound:
