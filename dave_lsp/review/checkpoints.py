@@ -312,6 +312,8 @@ class TurnCheckpoint:
             )
             log.warning("%s", message)
             self._emit(ev.Status("working", message))
+        except Exception:  # not meant to happen (`take` never raises): logged by _tell
+            return
 
     async def changes(self, tool_names: Iterable[str] | None) -> list[FileChange]:
         """What changed since the checkpoint, after a turn that ran `tool_names` (None:
@@ -323,7 +325,11 @@ class TurnCheckpoint:
         await self._ready(task)
         if not task.done() or task.cancelled() or task.exception() is not None:
             return []
-        return await self._checkpoints.changes(task.result())
+        try:
+            return await self._checkpoints.changes(task.result())
+        except Exception:  # a bug here must not fail the turn: its file tools' changes stay
+            log.exception("the changes since the turn's checkpoint are unknown")
+            return []
 
 
 async def _in_thread(work: Callable[..., _T], *args: Any) -> _T:
