@@ -8,13 +8,15 @@ tool or a client names does it here, so `~` and `..` mean the same everywhere.
 
 Also where Claude Code keeps the user's settings and transcripts (`claude_config_dir`):
 the Claude backend reads its transcripts there, and the permission policy the user's
-rules, whichever backend runs the session."""
+rules, whichever backend runs the session. And the server's state folder as a session's
+environment names it (`state_dir`), where a backend keeps what it must remember."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Final
 
 # What the model is told instead of a file's text it may only get by asking.
 OUTSIDE = "outside the session's folder: read it with Read (asks)"
@@ -57,3 +59,25 @@ def claude_config_dir(env: Mapping[str, str]) -> Path:
         return Path(merged["CLAUDE_CONFIG_DIR"]).expanduser()
     home = merged.get("HOME") or str(Path.home())
     return Path(home) / ".claude"
+
+
+# The server's state folder (`stateDir`) in a session's environment: the session manager
+# puts it there, so what a backend keeps in it is found from the `env` it is handed, as
+# Claude Code's transcripts are found from CLAUDE_CONFIG_DIR.
+STATE_DIR_ENV: Final = "DAVE_LSP_STATE_DIR"
+
+
+def default_state_dir() -> Path:
+    """`$XDG_STATE_HOME/dave-lsp`, else `~/.local/state/dave-lsp`."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
+    return Path(base) / "dave-lsp"
+
+
+def state_dir(env: Mapping[str, str]) -> Path:
+    """The state folder of a session run with `env` (its `STATE_DIR_ENV`, else the
+    default; the server's own environment is not asked, so a dave-lsp started by a
+    session's command does not take that session's folder)."""
+    named = env.get(STATE_DIR_ENV)
+    return Path(named) if named else default_state_dir()

@@ -22,6 +22,7 @@ from typing import Any
 import attrs
 
 from dave_lsp import events as ev
+from dave_lsp import paths
 from dave_lsp.backends import registry
 from dave_lsp.backends.base import ChatMessage, SessionConfig
 from dave_lsp.config import InitOptions
@@ -54,11 +55,14 @@ def build_manager(
     """The one way both front ends make their manager: the options' state folder
     (`stateDir`, else the XDG default) and permission timeout, the front end's broker."""
     state_dir = Path(options.state_dir).expanduser() if options.state_dir else None
+    store = SessionStore(state_dir)
+    # Backends find what they keep in the state folder from their env (paths.state_dir).
+    env = {**options.env, paths.STATE_DIR_ENV: str(store.root.parent)}
     return SessionManager(
-        options,
+        attrs.evolve(options, env=env),
         PermissionPolicy(broker, options.permission_timeout_seconds),
         default_cwd,
-        SessionStore(state_dir),
+        store,
         editor,
     )
 

@@ -124,8 +124,10 @@ class Rewinds:
         (its next start then resumes the cut)."""
         backend = actor.backend
         if isinstance(backend, HeldConversation):
+            # Continued as a copy (its id reported by the next turn); until then a new
+            # backend (a restart) continues the record's conversation cut here.
             backend.restore(backend.conversation.first(keep))
-            actor.settings.rewind(keep, cut=False)
+            actor.settings.rewind(keep, cut=True)
             return False
         actor.settings.rewind(keep, cut=True)
         return True

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import attrs
 
 from dave_lsp.fsio import write_atomic
+from dave_lsp.paths import default_state_dir
 from dave_lsp.permissions import rules as allow_rules
 from dave_lsp.permissions.rules import Rule
 
@@ -66,13 +66,6 @@ class SessionRecord:
         values = {k: v for k, v in data.items() if k in names}
         values["rules"] = allow_rules.load(values.get("rules"), str(values.get("session_id")))
         return cls(**values)
-
-
-def default_state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "state"
-    )
-    return Path(base) / "dave-lsp"
 
 
 class SessionStore:

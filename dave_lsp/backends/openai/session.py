@@ -5,7 +5,9 @@ that runs tools.
 The HTTP API is stateless, so `OpenAISession` owns the session's conversation: an optional
 system prompt, then the user's prompts and the model's answers (with their tool calls and
 tool results), sent whole on every request. The history is seeded from the editor's
-transcript on the first query and dropped by `close()`.
+transcript on the first query and dropped by `close()`. It is written to a transcript
+file as the turn goes (transcript.py), from which a later session of the same
+conversation (`SessionConfig.resume`: after a restart or an eviction) continues.
 
 A turn is a loop of requests: each streamed answer's `tool_calls` are assembled from
 their deltas (stream.py) and run in order by the tool loop (calls.py: the mode's gate,
@@ -39,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final
 
@@ -56,7 +57,7 @@ from dave_lsp.backends.base import (
     ToolObserver,
 )
 from dave_lsp.backends.common import Ended, finished, pump
-from dave_lsp.backends.openai import endpoint, errors, stream
+from dave_lsp.backends.openai import endpoint, errors, stream, transcript
 from dave_lsp.backends.openai.calls import call_tool
 from dave_lsp.backends.openai.history import Conversation
 from dave_lsp.backends.openai.messages import Trail, assistant, message, user_message
@@ -94,7 +95,8 @@ class OpenAISession:
         self._starts: list[int] = []  # where each turn's prompt is in the history
         self._seeded = False
         self._turn: Turn | None = None
-        self._backend_session_id = _new_conversation_id()
+        self._backend_session_id = transcript.new_id()
+        self._kept = transcript.Kept(config.env)  # the conversation on disk
         # Why tools are off for this session ("" while they are on), and whether the user
         # has been told.
         self._tools_off = "" if self._settings.tools else "openai.tools is false"
@@ -128,8 +130,12 @@ class OpenAISession:
         """The history with its turns (dave/rewind and dave/fork cut it: `first`)."""
         return Conversation(tuple(self._history), tuple(self._starts))
 
-    def restore(self, conversation: Conversation) -> None:
-        """Continue `conversation` from here on (a cut of this one, or a fork's copy)."""
+    def restore(self, conversation: Conversation, write: bool = True) -> None:
+        """Continue `conversation` from here on (a cut of this one, or a fork's copy), as
+        a new one in a file of its own: the original's stays for what still reads it."""
+        if write and conversation != self.conversation:
+            self._backend_session_id = transcript.new_id()
+            self._kept.rewrite(self._backend_session_id, conversation)
         self._history, self._starts = list(conversation.messages), list(conversation.starts)
         self._seeded = bool(conversation.starts)
 
@@ -138,12 +144,20 @@ class OpenAISession:
         """Whether the next request offers the model tools."""
         return not self._tools_off
 
-    async def open(self, warm_up: bool = False) -> None:
-        """Check the settings and build the client. No request is sent: an endpoint is
-        only known to be alive once it answers a turn, and probing (`GET /models`) is not
-        something every compatible server implements."""
+    async def open(self, warm_up: bool = False) -> str | None:
+        """Check the settings, build the client, read back the conversation to resume. No
+        request is sent: an endpoint is only known to be alive once it answers a turn,
+        and probing (`GET /models`) is not something every compatible server implements."""
         if self._client is None:
             self._client, self._api_key = endpoint.connect(self._config, self._settings)
+        if self._kept.resumed or self._seeded:
+            return None
+        base = _base_history(self._settings)
+        found = await asyncio.to_thread(self._kept.resume, self._config, base)
+        if found.conversation is not None:
+            self._backend_session_id = found.conversation_id
+            self.restore(found.conversation, write=False)
+        return found.notice
 
     async def query(
         self,
@@ -205,6 +219,9 @@ class OpenAISession:
                     )
                     async for event in tool_call:
                         yield event
+                # The round is on disk before the next request: a crash keeps what ran.
+                so_far, starts = [*earlier, user, *trail.messages], [*self._starts, len(earlier)]
+                self._kept.sync(self._backend_session_id, so_far, starts)
                 if number == self._settings.max_steps:
                     bound = self._settings.max_steps
                     ending = f"[stopped: the turn reached openai.maxSteps ({bound} requests)]"
@@ -263,7 +280,7 @@ class OpenAISession:
             offered = self.tools_on
             turn.queue = asyncio.Queue()
             turn.pump = asyncio.create_task(
-                pump(self._request(client, messages, offered), turn.queue.put_nowait)
+                pump(_request(client, self._config, messages, offered), turn.queue.put_nowait)
             )
             while True:
                 item = await turn.queue.get()
@@ -291,13 +308,13 @@ class OpenAISession:
             # endpoint echoing it in a 401 body), and a logged traceback would show it;
             # the BackendError says everything, redacted.
             log.debug("turn failed: %s", type(error).__name__)
-            raise self._backend_error(error) from None
+            raise _backend_error(error, self._config, self._settings, self._api_key) from None
         if step.finish_reason is None:
             # Every compatible server sends a finish_reason; a stream that ends without
             # one was cut off (proxy, crash), and its answer is incomplete.
             raise BackendError(
-                f"the stream from {self._display_url()} ended before the answer was"
-                " complete; retry, or check the server's logs"
+                f"the stream from {endpoint.display_url(self._config, self._settings)} ended"
+                " before the answer was complete; retry, or check the server's logs"
             )
 
     async def configure(self, *, permission_mode: str | None, model: str | None) -> None:
@@ -347,18 +364,9 @@ class OpenAISession:
         self._history = _base_history(self._settings)
         self._starts = []
         self._seeded = False
-        self._backend_session_id = _new_conversation_id()
+        self._backend_session_id = transcript.new_id()
 
     # -- internals -------------------------------------------------------------------------
-
-    def _request(
-        self,
-        client: openai.AsyncOpenAI,
-        messages: list[ChatCompletionMessageParam],
-        offer_tools: bool,
-    ) -> AsyncIterator[ChatCompletionChunk]:
-        config = self._config
-        return stream.request(client, config.model, messages, config.editor, offer_tools)
 
     def _commit(
         self,
@@ -370,14 +378,24 @@ class OpenAISession:
         self._history = [*earlier, user, *trail, message("assistant", answer)]
         self._starts.append(len(earlier))
         self._seeded = True
+        self._kept.sync(self._backend_session_id, self._history, self._starts, done=True)
 
-    def _display_url(self) -> str:
-        return endpoint.display_url(self._config, self._settings)
 
-    def _backend_error(self, err: BaseException) -> BackendError:
-        """One line a person can act on; the key redacted whatever the endpoint echoed."""
-        text = errors.describe(err, self._display_url(), self._config, self._settings)
-        return BackendError(logs.redact(text, self._api_key))
+def _request(
+    client: openai.AsyncOpenAI,
+    config: SessionConfig,
+    messages: list[ChatCompletionMessageParam],
+    offer_tools: bool,
+) -> AsyncIterator[ChatCompletionChunk]:
+    return stream.request(client, config.model, messages, config.editor, offer_tools)
+
+
+def _backend_error(
+    err: BaseException, config: SessionConfig, settings: OpenAIOptions, api_key: str
+) -> BackendError:
+    """One line a person can act on; the key redacted whatever the endpoint echoed."""
+    url = endpoint.display_url(config, settings)
+    return BackendError(logs.redact(errors.describe(err, url, config, settings), api_key))
 
 
 def _tools_off_notice(config: SessionConfig, why: str) -> str:
@@ -388,7 +406,3 @@ def _tools_off_notice(config: SessionConfig, why: str) -> str:
 def _base_history(settings: OpenAIOptions) -> list[ChatCompletionMessageParam]:
     prompt = settings.system_prompt
     return [message("system", prompt)] if prompt else []
-
-
-def _new_conversation_id() -> str:
-    return f"openai-{uuid.uuid4()}"
