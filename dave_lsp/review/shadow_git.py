@@ -143,6 +143,21 @@ class ShadowRepo:
             raise GitError(f"git {args[0]} failed: {error[0] if error else done.returncode}")
         return done.stdout
 
+    def _popen(self, args: list[str], stdin: int) -> subprocess.Popen[bytes]:
+        """git running `args`, its output read as it comes (the caller kills it at its
+        deadline: `_killed_at`)."""
+        try:
+            return subprocess.Popen(
+                ["git", *args],
+                env=self._env(),
+                cwd=self.work_tree,
+                stdin=stdin,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+            )
+        except OSError as exc:
+            raise GitError(f"git could not run: {exc}") from exc
+
     def ensure(self, deadline: float) -> None:
         """Make the repository when it is not there; (re)write dave-lsp's settings."""
         if not (self.git_dir / "HEAD").exists():
@@ -176,15 +191,8 @@ class ShadowRepo:
     def check_bounds(self, max_files: int, max_bytes: int, deadline: float) -> None:
         """OverBound when the files a checkpoint would take (.gitignore honoured) are
         more than `max_files` or `max_bytes`; stops reading as soon as they are."""
-        args = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
-        with subprocess.Popen(
-            args,
-            env=self._env(),
-            cwd=self.work_tree,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        ) as process:
+        args = ["ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+        with self._popen(args, stdin=subprocess.DEVNULL) as process:
             assert process.stdout is not None
             with _killed_at(process, deadline, "ls-files"):
                 self._count(process.stdout, max_files, max_bytes, deadline)
@@ -263,14 +271,7 @@ class ShadowRepo:
         found: dict[str, Snapshot] = {}
         if not wanted:
             return found
-        with subprocess.Popen(
-            ["git", "cat-file", "--batch"],
-            env=self._env(),
-            cwd=self.work_tree,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-        ) as process:
+        with self._popen(["cat-file", "--batch"], stdin=subprocess.PIPE) as process:
             assert process.stdin is not None and process.stdout is not None
             with _killed_at(process, deadline, "cat-file"):
                 for blob, mode in wanted.items():
