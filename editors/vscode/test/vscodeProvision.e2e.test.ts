@@ -5,7 +5,8 @@
  * carries (from scratch: code-server's HOME, and so pip's cache, is new; the
  * dependencies come from the package index this machine's pip uses), under a
  * progress notification; then the chat answers. Show Server Info names it. A
- * second start (the window reloaded) reuses the venv: no pip, no progress. A
+ * second start (the window reloaded) reuses the venv: no pip, no progress;
+ * Reinstall Server installs it again. A
  * PATH without Python 3.11+ gets one message with Retry and Open Settings.
  * Skips without the e2e tools, as vscode.e2e.test.ts does.
  */
@@ -131,6 +132,21 @@ describe('the extension installs its own server in a real VS Code', { skip }, ()
       assert.doesNotMatch(log, /pip:/);
       assert.equal(await page.locator('.notification-toast', { hasText: 'installing its server' }).count(), 0);
     });
+
+    it('Reinstall Server installs it again under progress, and the chat answers', { timeout: 300_000 }, async () => {
+      const before = JSON.parse(readFileSync(marker, 'utf8')) as { installedAt: string };
+      await page.keyboard.press('F1');
+      const palette = page.locator('.quick-input-widget input');
+      await palette.waitFor({ timeout: 10_000 });
+      await palette.fill('>Dave: Reinstall Server');
+      await page.locator('.quick-input-list .monaco-list-row', { hasText: 'Reinstall Server' }).first().waitFor({ timeout: 10_000 });
+      await palette.press('Enter');
+      await toast(page, 'Dave: installing its server').waitFor({ timeout: 60_000 });
+      await toast(page, 'Dave: the server is reinstalled').waitFor({ timeout: 240_000 });
+      const after = JSON.parse(readFileSync(marker, 'utf8')) as { installedAt: string };
+      assert.notEqual(after.installedAt, before.installedAt);
+      await ask(chat, 'hello after reinstalling');
+    });
   });
 
   describe('no Python 3.11 or newer on PATH', () => {
@@ -170,6 +186,13 @@ describe('the extension installs its own server in a real VS Code', { skip }, ()
       // One message: not a second error for the same failure.
       assert.equal(await page.locator('.notification-toast', { hasText: 'Dave needs Python' }).count(), 1);
       await idle(chat);
+      // Retry tries again (still no Python) and says so once more, in one message.
+      await message.getByRole('button', { name: 'Retry', exact: true }).click();
+      await message.waitFor({ state: 'hidden', timeout: 10_000 });
+      await toast(page, 'Dave needs Python 3.11 or newer').waitFor({ timeout: 60_000 });
+      await sleep(1000);
+      assert.equal(await page.locator('.notification-toast', { hasText: 'Dave needs Python' }).count(), 1);
+      assert.equal(await page.locator('.notification-toast', { hasText: 'could not start' }).count(), 0);
     });
   });
 });
