@@ -299,3 +299,25 @@ def test_the_option_is_checked() -> None:
     assert unknown == ["checkpoints.maxFile"]  # a typo is logged, not ignored
     with pytest.raises(ParamsError, match="checkpoints"):
         parse_options({"checkpoints": {"maxMegabytes": "lots"}})
+
+
+async def test_a_file_both_a_file_tool_and_bash_changed_is_one_change(
+    server: Server, tmp_path: Path
+) -> None:
+    (tmp_path / "m.txt").write_text("original\n")
+    steps = [
+        ["Bash", {"command": "echo bash >> m.txt", "description": "append"}],
+        ["Read", {"file_path": str(tmp_path / "m.txt")}],
+        ["Write", {"file_path": str(tmp_path / "m.txt"), "content": "written\n"}],
+        ["Bash", {"command": "echo again >> m.txt", "description": "append"}],
+    ]
+    session = new_session()
+    async with server(permissionMode="acceptEdits") as client:
+        result, _ = await allowed(client, session, "steps " + json.dumps(steps))
+        assert (tmp_path / "m.txt").read_text() == "written\nagain\n"
+        assert listed(result["changes"], tmp_path) == [("m.txt", "modified", 2, 1)]
+        [file] = (await client.request("dave/changes", {"sessionId": session}))["files"]
+        assert (file["before"], file["after"]) == ("original\n", "written\nagain\n")
+        undone = await client.request("dave/revertChanges", {"sessionId": session})
+    assert undone == {"reverted": [str(tmp_path / "m.txt")], "conflicts": []}
+    assert (tmp_path / "m.txt").read_text() == "original\n"
