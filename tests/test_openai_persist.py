@@ -21,6 +21,7 @@ from dave_lsp.backends.openai import transcript
 from dave_lsp.backends.openai.history import Conversation
 from dave_lsp.testing import FakeModelServer
 from tests.conftest import Server
+from tests.harness.acp import agent_starter, allow
 from tests.harness.lsp import DaveClient, new_session
 from tests.test_history import history
 from tests.test_openai_backend import marker
@@ -218,3 +219,33 @@ async def test_the_users_claude_code_rules_hold_for_the_openai_agent(
         assert (resolved["decision"], resolved["by"]) == ("allow", "settings")
         assert resolved["rule"] == "Bash(echo parity-ok)"
         assert result["text"] == "Tool said: parity-ok"
+
+
+async def test_acp_loads_an_openai_session_after_a_restart(
+    backend_env: dict[str, str], fake_model: FakeModelServer, tmp_path: Path
+) -> None:
+    """session/load replays the OpenAI agent's transcript: prompts, answers, the tool
+    call and its result; its next prompt continues the conversation."""
+    config = tmp_path / "acp.json"
+    config.write_text(json.dumps({"openai": {"baseUrl": fake_model.url + "/v1"}}))
+    flags = ("--backend=openai", "--model=fake-model", f"--config={config}")
+    start = agent_starter({**backend_env, **KEY}, tmp_path)
+    async with start(*flags) as client:
+        session = await client.new_session(tmp_path)
+        client.choose = allow("allow_once")
+        await client.prompt(session, "hello acp")
+        await client.prompt(session, f"write {tmp_path / 'k.txt'} kept")
+    async with start(*flags) as client:
+        params = {"sessionId": session, "cwd": str(tmp_path), "mcpServers": []}
+        await client.request("session/load", params)
+        replayed = client.updates[session]
+        said = client.text(session, "user_message_chunk")
+        assert said == f"hello acpwrite {tmp_path / 'k.txt'} kept"
+        [write] = [u for u in replayed if u["sessionUpdate"] == "tool_call"]
+        assert write["title"] == "Write"
+        [done] = [u for u in replayed if u["sessionUpdate"] == "tool_call_update"]
+        assert done["status"] == "completed" and done["toolCallId"] == write["toolCallId"]
+        before = len(client.text(session))
+        await client.prompt(session, "recall")
+        recalled = client.text(session)[before:]
+    assert recalled == f"Seen: hello acp | write {tmp_path / 'k.txt'} kept"

@@ -113,6 +113,7 @@ def chat_messages(conversation: Sequence[Mapping[str, Any]]) -> list[Message]:
     """Chat-completions messages in the Messages API's shape (system prompts left out):
     a tool message is the user's `tool_result`, as Claude Code's transcripts hold it."""
     found: list[Message] = []
+    blocks: list[dict[str, Any]]
     for message in conversation:
         role, content = message.get("role"), message.get("content")
         if role == "user":
@@ -124,9 +125,8 @@ def chat_messages(conversation: Sequence[Mapping[str, Any]]) -> list[Message]:
             ]
             found.append(Message("user", blocks))
         elif role == "assistant":
-            blocks = (
-                [{"type": "text", "text": content}] if isinstance(content, str) and content else []
-            )
+            said = isinstance(content, str) and content
+            blocks = [{"type": "text", "text": content}] if said else []
             for call in message.get("tool_calls") or []:
                 function = call.get("function") or {}
                 blocks.append(
