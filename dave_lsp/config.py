@@ -50,6 +50,9 @@ class InitOptions:
     # Checkpoints of the session folders before each turn, so Bash's changes are
     # recorded too (review/checkpoints.py): on/off, and the bounds of a folder.
     checkpoints: CheckpointOptions = attrs.field(factory=CheckpointOptions)
+    # MCP servers every session gets, by name, in the shapes of ACP's (stdio: command,
+    # args, env; http and sse: type, url, headers): Claude Code and the OpenAI agent.
+    mcp_servers: dict[str, Any] = attrs.field(factory=dict)
     # Each backend's group by backend name, structured as the registry's options type.
     backend_options: dict[str, Any] = attrs.field(factory=_default_backend_options)
 
@@ -97,6 +100,13 @@ def parse_options(raw: Any) -> tuple[InitOptions, list[str]]:
     for name, least in (("max_queued_queries", 1), ("max_live_sessions", 1), ("prewarm", 0)):
         if getattr(options, name) < least:
             raise ParamsError(f"initializationOptions.{camel(name)}: must be at least {least}")
+    if options.mcp_servers:
+        # Imported here: only a client that names servers pays for it at initialize.
+        from dave_lsp.backends.openai.mcp_tools import problem
+
+        for name, spec in options.mcp_servers.items():
+            if why := problem(name, spec):
+                raise ParamsError(f"initializationOptions.mcpServers.{name}: {why}")
     try:
         trust.normalized(options.trusted_folders)
     except trust.TrustError as exc:

@@ -2,6 +2,10 @@
 named on the command line. A test offers it to a session as a client's MCP server and
 looks for the file: it exists only if the tool ran.
 
+More words after the file name: `read-only` annotates the tool readOnlyHint; `child`
+starts a process that outlives the server's stdin (its command line names the file),
+as a server's helper can.
+
 Newline-delimited JSON-RPC on stdin/stdout (the MCP stdio transport), with just
 `initialize`, `tools/list` and `tools/call`: no dependency on an MCP library version.
 """
@@ -9,6 +13,7 @@ Newline-delimited JSON-RPC on stdin/stdout (the MCP stdio transport), with just
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,7 +36,8 @@ def answer(request: dict[str, Any], marker: Path) -> dict[str, Any] | None:
             "serverInfo": {"name": "marker", "version": "0"},
         }
     elif method == "tools/list":
-        result = {"tools": [TOOL]}
+        read_only = {"annotations": {"readOnlyHint": True}} if "read-only" in sys.argv else {}
+        result = {"tools": [{**TOOL, **read_only}]}
     elif method == "tools/call":
         marker.write_text("the client's tool ran\n")
         result = {"content": [{"type": "text", "text": "touched"}]}
@@ -42,6 +48,9 @@ def answer(request: dict[str, Any], marker: Path) -> dict[str, Any] | None:
 
 def main() -> None:
     marker = Path(sys.argv[1])
+    if "child" in sys.argv:
+        sleep = "import time; time.sleep(600)"
+        subprocess.Popen([sys.executable, "-c", sleep, str(marker)], stdin=subprocess.DEVNULL)
     for line in sys.stdin:
         if not line.strip():
             continue

@@ -141,7 +141,8 @@ class SessionManager:
             request_timeout_seconds=options.request_timeout_seconds,
             editor=self.editor,
             resume=resume,
-            mcp_servers=dict(mcp_servers or {}),
+            # initializationOptions' servers, the client's (ACP) over them.
+            mcp_servers={**options.mcp_servers, **(mcp_servers or {})},
             trusted=self.trust.is_trusted(folder),
             additional_directories=tuple(additional_directories),
         )
@@ -317,6 +318,8 @@ class SessionManager:
         model client is not connected yet: it starts with them (ACP)."""
         actor = self.sessions.get(session_id)
         if actor is not None:
+            if mcp_servers is not None:  # over initializationOptions' servers
+                mcp_servers = {**self.options.mcp_servers, **mcp_servers}
             actor.settings.attach_client(files=files, mcp_servers=mcp_servers)
 
     def review_of(self, session_id: str) -> Review | None:
@@ -389,13 +392,14 @@ def _with_files_of(spare: SessionActor | None, config: SessionConfig) -> Session
 
 def _fits(have: SessionConfig, config: SessionConfig) -> bool:
     """Whether a spare made with `have` can become the session `config` describes."""
-    # A spare was connected without the client's MCP servers (ACP's session/new), and
-    # with the client's file tools or without (`client_files`): a session needs the
-    # same. Nor with another trust than the folder's now (the pool replaces spares made
-    # before a change, so a trusted folder still gets a warm one).
+    # A spare was connected with initializationOptions' MCP servers only (not the
+    # client's: ACP's session/new), and with the client's file tools or without
+    # (`client_files`): a session needs the same. Nor with another trust than the
+    # folder's now (the pool replaces spares made before a change, so a trusted folder
+    # still gets a warm one).
     return (
         config.resume is None
-        and not config.mcp_servers
+        and config.mcp_servers == have.mcp_servers
         and (config.files is None) == (have.files is None)
         and (have.backend, have.folders, have.model, have.permission_mode, have.trusted)
         == (config.backend, config.folders, config.model, config.permission_mode, config.trusted)

@@ -2,11 +2,14 @@
 or refused by the permission mode (permissions/modes.py), else asked through the
 session's permission callback, run, and answered in the turn's trail.
 
-The editor's tools only read, and run unasked. A built-in tool the mode lets through
-still asks when the user's settings rules speak of it (a deny or ask rule: the policy
-applies it). An allowed file edit runs between the observer's hooks, so the session
-snapshots the file first and lands the user's edited version after. A running tool or
-permission question is a task `interrupt` can cancel.
+The editor's tools only read, and run unasked. An MCP server's tool (mcp_tools.py) has
+an effect the mode cannot judge: it asks (bypassPermissions lets it through, plan mode
+refuses it), unless it is annotated read-only, which runs unasked as Read does in the
+session's folder. A built-in or MCP tool the mode lets through still asks when the
+user's settings rules speak of it (a deny or ask rule: the policy applies it). An
+allowed file edit runs between the observer's hooks, so the session snapshots the file
+first and lands the user's edited version after. A running tool or permission question
+is a task `interrupt` can cancel.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import attrs
 from dave_lsp.backends.base import PermissionAnswer, PermissionAsker, SessionConfig, ToolObserver
 from dave_lsp.backends.common import one_line
 from dave_lsp.backends.openai import tools
+from dave_lsp.backends.openai.mcp_tools import McpTool, McpTools
 from dave_lsp.backends.openai.messages import Trail
 from dave_lsp.backends.openai.stream import Call, Turn, arguments
 from dave_lsp.events import (
@@ -50,26 +54,28 @@ async def call_tool(
     config: SessionConfig,
     ask: PermissionAsker,
     observer: ToolObserver | None,
+    mcp: McpTools | None = None,
 ) -> AsyncIterator[Event]:
     """Report, permit, run and answer one tool call; its result joins `trail`."""
     cwd = config.cwd
     call_input, bad_arguments = arguments(call)
     yield ToolUse(call.id, call.name, call_input, describe_tool_use(call.name, call_input, cwd))
     editor = config.editor
+    mcp_tool = mcp.find(call.name) if mcp is not None else None
     if bad_arguments:
         output = tools.Output(bad_arguments, is_error=True)
-    elif call.name not in tools.BUILTIN and not tools.is_editor_tool(call.name, editor):
-        output = tools.Output(f"No such tool: {call.name}.", is_error=True)
+    elif (
+        call.name not in tools.BUILTIN
+        and not tools.is_editor_tool(call.name, editor)
+        and mcp_tool is None
+    ):
+        why = mcp.missing(call.name) if mcp is not None else ""
+        output = tools.Output(f"No such tool: {call.name}. {why}".strip(), is_error=True)
     else:
-        target = catalog.target_of(call.name, call_input)
-        verdict: modes.Verdict = (
-            "allow"
-            if call.name not in tools.BUILTIN  # the editor's tools only read
-            else modes.gate(call.name, target, config.permission_mode, config.folders)
-        )
+        verdict = _verdict(call, call_input, config, mcp_tool)
         if (
             verdict == "allow"
-            and call.name in tools.BUILTIN
+            and (call.name in tools.BUILTIN or mcp_tool is not None)
             and await asyncio.to_thread(
                 settings_rules.speaks, call.name, call_input, cwd, config.env, config.trusted
             )
@@ -89,7 +95,7 @@ async def call_tool(
                 raise BackendError(f"the turn was stopped: {answer.reason or 'denied'}")
         if answer.allow:
             call_input = answer.updated_input or call_input
-            work = _run(turn, call, call_input, config, observer)
+            work = _run(turn, call, call_input, config, observer, mcp)
             output = await interruptible(turn, work)
         else:
             output = tools.Output(_denied(answer.reason), is_error=True)
@@ -98,6 +104,23 @@ async def call_tool(
     )
     trail.answer(call.id, output.text)
     yield ToolResult(call.id, call.name, summary, output.is_error)
+
+
+def _verdict(
+    call: Call, call_input: dict[str, Any], config: SessionConfig, mcp_tool: McpTool | None
+) -> modes.Verdict:
+    """What the mode says before any rule: the editor's tools only read; an MCP tool
+    asks unless the mode bypasses permissions or the tool is annotated read-only (plan
+    mode refuses the others); a built-in tool is the mode gate's."""
+    mode = config.permission_mode
+    if mcp_tool is not None:
+        if mode == modes.BYPASS or mcp_tool.read_only:
+            return "allow"
+        return "deny" if mode == modes.PLAN else "ask"
+    if call.name not in tools.BUILTIN:
+        return "allow"
+    target = catalog.target_of(call.name, call_input)
+    return modes.gate(call.name, target, mode, config.folders)
 
 
 async def interruptible(turn: Turn, work: Awaitable[T]) -> T:
@@ -121,14 +144,19 @@ async def _run(
     call_input: dict[str, Any],
     config: SessionConfig,
     observer: ToolObserver | None,
+    mcp: McpTools | None = None,
 ) -> tools.Output:
-    """Run an allowed tool; file tools between the observer's hooks, so the session
-    snapshots the file first and lands the user's edited version after."""
+    """Run an allowed tool (`mcp`: the MCP servers, when it is one of theirs); file tools
+    between the observer's hooks, so the session snapshots the file first and lands the
+    user's edited version after."""
     if observer is not None:  # every tool: the session's checkpoint is taken first
         await observer.before_tool(call.id, call.name, call_input)
     observer = observer if call.name in catalog.FILE_EDITS else None
     files = config.files
-    if call.name == catalog.BASH and files is not None and catalog.BASH in files.replaces:
+    mcp_tool = mcp.find(call.name) if mcp is not None else None
+    if mcp is not None and mcp_tool is not None:
+        output = await mcp.call(mcp_tool, call_input)
+    elif call.name == catalog.BASH and files is not None and catalog.BASH in files.replaces:
         # The client's terminal runs it (ACP: acp/terminals.py), where the user sees it.
         try:
             output = tools.Output(await files.call(call.name, call_input, config.cwd))

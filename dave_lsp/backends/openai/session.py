@@ -58,8 +58,9 @@ from dave_lsp.backends.base import (
 )
 from dave_lsp.backends.common import Ended, finished, pump
 from dave_lsp.backends.openai import endpoint, errors, stream, transcript
-from dave_lsp.backends.openai.calls import call_tool
+from dave_lsp.backends.openai.calls import call_tool, interruptible
 from dave_lsp.backends.openai.history import Conversation
+from dave_lsp.backends.openai.mcp_tools import McpTools
 from dave_lsp.backends.openai.messages import Trail, assistant, message, user_message
 from dave_lsp.backends.openai.stream import (
     CANCELLED,
@@ -101,6 +102,7 @@ class OpenAISession:
         # has been told.
         self._tools_off = "" if self._settings.tools else "openai.tools is false"
         self._told_tools_off = False
+        self._mcp = McpTools(config)  # its servers start at the first turn
 
     # -- the BackendSession protocol -------------------------------------------------------
 
@@ -190,9 +192,8 @@ class OpenAISession:
         ending = ""  # how a failed turn that ran tools ended, for the history
         try:
             yield Status("working")
-            if self._tools_off and not self._told_tools_off:
-                self._told_tools_off = True
-                yield Status("working", _tools_off_notice(self._config, self._tools_off))
+            for notice in await _notices(self, turn):
+                yield Status("working", notice)
             usage = Usage()
             for number in range(1, self._settings.max_steps + 1):
                 if turn.cancelled:
@@ -215,7 +216,7 @@ class OpenAISession:
                 step = Step()  # its text is in the trail now
                 for call in calls:
                     tool_call = call_tool(
-                        turn, call, trail, self._config, self._ask, self._observer
+                        turn, call, trail, self._config, self._ask, self._observer, self._mcp
                     )
                     async for event in tool_call:
                         yield event
@@ -278,10 +279,9 @@ class OpenAISession:
         the tools (before anything arrived) turns them off and sends the request again."""
         while True:
             offered = self.tools_on
+            request = _request(client, self._config, messages, offered, self._mcp)
             turn.queue = asyncio.Queue()
-            turn.pump = asyncio.create_task(
-                pump(_request(client, self._config, messages, offered), turn.queue.put_nowait)
-            )
+            turn.pump = asyncio.create_task(pump(request, turn.queue.put_nowait))
             while True:
                 item = await turn.queue.get()
                 if turn.closed or item is CLOSED:
@@ -360,6 +360,7 @@ class OpenAISession:
         client, self._client = self._client, None
         if client is not None:
             await client.close()
+        await self._mcp.close()
         self._api_key = ""
         self._history = _base_history(self._settings)
         self._starts = []
@@ -386,8 +387,19 @@ def _request(
     config: SessionConfig,
     messages: list[ChatCompletionMessageParam],
     offer_tools: bool,
+    mcp: McpTools,
 ) -> AsyncIterator[ChatCompletionChunk]:
-    return stream.request(client, config.model, messages, config.editor, offer_tools)
+    more = mcp.specs()  # the MCP servers' tools
+    return stream.request(client, config.model, messages, config.editor, offer_tools, more)
+
+
+async def _notices(session: OpenAISession, turn: Turn) -> list[str]:
+    """What the user is told before a turn's first request: that tools are off (once),
+    which MCP servers were refused or failed to start (at the first turn)."""
+    if session._tools_off:
+        told, session._told_tools_off = session._told_tools_off, True
+        return [] if told else [_tools_off_notice(session._config, session._tools_off)]
+    return await interruptible(turn, session._mcp.start())
 
 
 def _backend_error(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final
 
 import attrs
@@ -95,6 +95,7 @@ async def request(
     messages: list[ChatCompletionMessageParam],
     editor: EditorTools | None,
     offer_tools: bool,
+    more_tools: Sequence[dict[str, Any]] = (),
 ) -> AsyncIterator[ChatCompletionChunk]:
     """One request's stream, closed however it ends. It is pumped into the turn's queue
     by a task of its own, so `interrupt` can cancel it while it waits on the network
@@ -102,7 +103,8 @@ async def request(
     woken from."""
     # No tool_choice or parallel_tool_calls: "auto" is the default, and several
     # servers reject or ignore those fields.
-    extra: dict[str, Any] = {"tools": tools.specs(editor)} if offer_tools else {}
+    # `more_tools`: the session's MCP servers' (mcp_tools.py).
+    extra: dict[str, Any] = {"tools": [*tools.specs(editor), *more_tools]} if offer_tools else {}
     stream = await client.chat.completions.create(
         model=model or DEFAULT_MODEL,
         messages=messages,
