@@ -110,6 +110,35 @@ async def test_an_init_option_server_asks_runs_and_ends_with_its_session(
         assert running(touched) == []  # the child too: the server's group is killed
 
 
+async def test_the_users_claude_code_rules_hold_for_mcp_tools(
+    server: Server, fake_model: FakeModelServer, backend_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A deny rule for a server is never asked; an ask rule asks for a read-only tool,
+    which would run unasked otherwise."""
+    home = tmp_path / "home"
+    (home / ".claude").mkdir(parents=True)
+    rules = {"permissions": {"deny": ["mcp__marker"], "ask": ["mcp__ro__touch"]}}
+    (home / ".claude" / "settings.json").write_text(json.dumps(rules))
+    denied, asked = tmp_path / "denied.txt", tmp_path / "asked.txt"
+    servers = {"marker": stdio(denied), "ro": stdio(asked, "read-only")}
+    env = {**backend_env, **KEY, "HOME": str(home)}
+    async with server(**openai_options(fake_model), env=env, mcpServers=servers) as client:
+        session = new_session()
+        result, token = await client.query(session, tool_call(TOUCH, {}))
+        assert not client.of_type(token, "permissionRequest")
+        [resolved] = client.of_type(token, "permissionResolved")
+        assert (resolved["decision"], resolved["by"], resolved["rule"]) == (
+            "deny",
+            "settings",
+            "mcp__marker",
+        )
+        assert not denied.exists() and "mcp__marker" in result["text"]
+        future, token = client.start_query(session, tool_call("mcp__ro__touch", {}))
+        await permission(client, token, "allow")
+        await asyncio.wait_for(future, 60)
+        assert asked.exists()
+
+
 async def test_an_acp_clients_server_asks_and_runs(
     backend_env: dict[str, str], fake_model: FakeModelServer, tmp_path: Path
 ) -> None:
