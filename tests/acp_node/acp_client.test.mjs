@@ -19,9 +19,13 @@ import * as acp from "@agentclientprotocol/sdk";
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, "../..");
 const python = process.env.DAVE_LSP_PYTHON || join(repo, ".venv/bin/python");
-// The SDK's generated validators; not in its exports map, so imported by file.
+// The SDK's generated validators; not in its exports map, so imported by file. The
+// unstable ones: a superset of the stable schema that also knows what dave-lsp offers
+// from the spec's unstable part (`sessionCapabilities.fork` and `session/fork`).
 const zod = await import(
-  pathToFileURL(join(here, "node_modules/@agentclientprotocol/sdk/dist/v1/schema/zod.gen.js")).href
+  pathToFileURL(
+    join(here, "node_modules/@agentclientprotocol/sdk/dist/v1/unstable/schema/zod.gen.js"),
+  ).href
 );
 
 const RESPONSES = {
@@ -34,6 +38,7 @@ const RESPONSES = {
   "session/set_mode": zod.zSetSessionModeResponse,
   "session/set_config_option": zod.zSetSessionConfigOptionResponse,
   "session/delete": zod.zDeleteSessionResponse,
+  "session/fork": zod.zForkSessionResponse,
 };
 const INCOMING = {
   "session/update": zod.zSessionNotification,
@@ -414,7 +419,7 @@ test("a client's file system: reads see its buffers, edits go through it", async
   }
 });
 
-test("a first prompt's title and message ids, permission option ids, session/delete", async () => {
+test("a first prompt's title and message ids, permission option ids, session/fork and delete", async () => {
   const asked = [];
   const peer = startAgent({
     onPermission: (params) => {
@@ -474,7 +479,17 @@ test("a first prompt's title and message ids, permission option ids, session/del
     assert.ok(!later.some((u) => u.messageId === said), "the next turn's messages have new ids");
     assert.equal(ofKind(peer.updates, titled, "session_info_update").length, 1); // title unchanged
 
+    // session/fork (unstable in the spec): a new session holding this one's turns.
+    const forked = await peer.agent.request("session/fork", {
+      sessionId: titled,
+      cwd: folder,
+      mcpServers: [],
+    });
+    assert.ok(forked.sessionId && forked.sessionId !== titled);
+    assert.equal(forked.modes.currentModeId, "default");
+
     const listed = await peer.agent.request("session/list", {});
+    assert.ok(listed.sessions.some((s) => s.sessionId === forked.sessionId));
     assert.equal(listed.sessions.find((s) => s.sessionId === titled)?.title, "think about geese");
     assert.deepEqual(await peer.agent.request("session/delete", { sessionId: titled }), {});
     const after = await peer.agent.request("session/list", {});
