@@ -105,7 +105,8 @@ describe('installing the server into a venv', () => {
         return true;
       },
     );
-    assert.ok(lines.some((l) => l.startsWith('ERROR:')), 'pip’s output reached the log');
+    assert.ok(lines.some((l) => l.startsWith('pip: ERROR:')), 'pip’s output reached the log');
+    assert.ok(lines.some((l) => l.startsWith("Making the Dave server's venv")), lines[0]);
     assert.equal(existsSync(venvDir(storage)), false, 'the half-made venv was removed');
     assert.equal(readInstalled(storage), undefined);
     assert.equal(existsSync(path.join(storage, 'server', 'install.lock')), false, 'the lock was released');

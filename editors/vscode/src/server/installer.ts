@@ -129,7 +129,7 @@ export class ServerInstaller {
               wheel,
               extensionVersion: this.version,
               python,
-              log: (line) => this.output.info(`pip: ${line}`),
+              log: (line) => this.output.info(line),
               progress: (message) => progress.report({ message }),
               signal: abort.signal,
             });

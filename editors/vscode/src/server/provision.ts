@@ -97,7 +97,7 @@ export interface ProvisionOptions {
   python: PythonInfo;
   /** The environment pip runs in (the user's: their index settings). */
   env?: NodeJS.ProcessEnv;
-  /** Every line venv and pip print. */
+  /** Every line venv and pip print (as `venv: ...`, `pip: ...`), and what this does. */
   log: (line: string) => void;
   /** A short phrase for the progress notification. */
   progress?: (message: string) => void;
@@ -157,8 +157,9 @@ function cancelled(): ProvisionError {
   return new ProvisionError('Installing the Dave server was cancelled. Retry, or ask again, to install it.', true);
 }
 
-/** Runs a step, its output line by line into `log`; rejects with its last lines. */
+/** Runs a step, its output line by line into `log` after `label:`; rejects with its last lines. */
 function run(
+  label: string,
   command: string,
   args: string[],
   options: ProvisionOptions,
@@ -182,7 +183,7 @@ function run(
       partial = lines.pop() ?? '';
       for (const line of lines) {
         if (line.trim() === '') continue;
-        options.log(line);
+        options.log(`${label}: ${line}`);
         onLine(line);
       }
     };
@@ -198,7 +199,7 @@ function run(
     });
     child.once('close', (code, signal) => {
       options.signal?.removeEventListener('abort', abort);
-      if (partial.trim() !== '') options.log(partial);
+      if (partial.trim() !== '') options.log(`${label}: ${partial}`);
       if (options.signal?.aborted) reject(cancelled());
       else if (code === 0) resolve();
       else {
@@ -241,7 +242,7 @@ export async function provision(options: ProvisionOptions): Promise<Installed> {
     options.progress?.(`making a venv with Python ${python.version}`);
     options.log(`Making the Dave server's venv in ${venv} with ${python.executable} (Python ${python.version}, ${python.source}).`);
     try {
-      await run(python.executable, ['-m', 'venv', venv], options);
+      await run('venv', python.executable, ['-m', 'venv', venv], options);
     } catch (error) {
       if (error instanceof ProvisionError) throw error;
       throw new ProvisionError(
@@ -253,6 +254,7 @@ export async function provision(options: ProvisionOptions): Promise<Installed> {
     options.log(`Installing ${options.wheel} and its dependencies with pip.`);
     try {
       await run(
+        'pip',
         venvPython(venv),
         ['-m', 'pip', 'install', '--disable-pip-version-check', '--no-input', '--progress-bar', 'off', options.wheel],
         options,
