@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -249,3 +250,23 @@ async def test_acp_loads_an_openai_session_after_a_restart(
         await client.prompt(session, "recall")
         recalled = client.text(session)[before:]
     assert recalled == f"Seen: hello acp | write {tmp_path / 'k.txt'} kept"
+
+
+async def test_transcripts_older_than_cleanup_period_days_are_deleted(
+    server: Server, fake_model: FakeModelServer, tmp_path: Path
+) -> None:
+    """As the CLI cleans up its own: the user's `cleanupPeriodDays` (default 30)."""
+    home = tmp_path / "home"
+    (home / ".claude").mkdir(parents=True)
+    assert transcript.cleanup_days({"HOME": str(home)}) == 30
+    (home / ".claude" / "settings.json").write_text(json.dumps({"cleanupPeriodDays": 20}))
+    folder = tmp_path / "state" / transcript.FOLDER
+    folder.mkdir(parents=True)
+    old, recent = folder / "old.jsonl", folder / "recent.jsonl"
+    for path, days in ((old, 25), (recent, 10)):
+        path.write_text("")
+        then = time.time() - days * 86400
+        os.utime(path, (then, then))
+    async with server(**options(fake_model, env={**KEY, "HOME": str(home)})) as client:
+        await client.query(new_session(), "hello")
+    assert not old.exists() and recent.exists()

@@ -24,7 +24,9 @@ Bounds, as Claude Code bounds what its transcripts hold: a message's text is cut
 Read's bound (`READ_MAX_BYTES` characters) with a note, and when the file would pass
 `MAX_BYTES`, it is rewritten with its oldest turns shortened (their tool rounds and
 images dropped, the prompt and the final answer cut to `SHORT_CHARS`) until it fits,
-so the turns keep their numbers. A file over `READ_LIMIT`, or a broken record before
+so the turns keep their numbers. Transcripts not written to for the user's Claude Code
+`cleanupPeriodDays` (default 30, as the CLI cleans its own) are deleted when this
+process first opens a session. A file over `READ_LIMIT`, or a broken record before
 its last line, is not read: the log says why and the session starts afresh (a new
 conversation, in a new file; the old one is left for the user to look at).
 """
@@ -36,6 +38,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -61,7 +64,11 @@ CUT_OFF: Final = "[the turn was cut off: dave-lsp stopped before it ended]"
 # while the session's import runs finds it half made).
 NEVER_ANSWERED: Final = "[cut off] dave-lsp stopped before this tool's result was kept."
 
+CLEANUP_DAYS: Final = 30  # Claude Code's default `cleanupPeriodDays`
+
 Message = dict[str, Any]
+
+_pruned: set[Path] = set()  # the folders this process has cleaned up
 
 
 @attrs.frozen
@@ -171,6 +178,32 @@ def _record(line: bytes) -> dict[str, Any] | None:
     return record
 
 
+def prune(root: Path, env: Mapping[str, str]) -> None:
+    """Delete the transcripts in `root` last written before the user's Claude Code
+    `cleanupPeriodDays` (once per folder and process)."""
+    if root in _pruned:
+        return
+    _pruned.add(root)
+    cutoff = time.time() - cleanup_days(env) * 86400
+    with contextlib.suppress(OSError):
+        for path in root.glob("*.jsonl"):
+            with contextlib.suppress(OSError):
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    log.info("deleted the transcript %s (older than cleanupPeriodDays)", path)
+
+
+def cleanup_days(env: Mapping[str, str]) -> int:
+    """`cleanupPeriodDays` of the user's Claude Code settings, else 30."""
+    try:
+        raw = (paths.claude_config_dir(env) / "settings.json").read_text("utf-8")
+        days = json.loads(raw).get("cleanupPeriodDays")
+    except (OSError, ValueError, AttributeError):
+        return CLEANUP_DAYS
+    valid = isinstance(days, int) and not isinstance(days, bool) and days >= 1
+    return days if valid else CLEANUP_DAYS
+
+
 def _closed(messages: list[Message], starts: list[int]) -> tuple[list[Message], list[int]]:
     """The last turn, which never ended, closed as a failed turn is (module docstring)."""
     start = starts[-1]
@@ -201,6 +234,7 @@ class Kept:
         messages (its system prompt); with `config.resume_turns`, a copy of its first
         turns under a new id (the original left as it was). Reads files."""
         self.resumed = True
+        prune(self.root, config.env)
         resume, keep = config.resume, config.resume_turns
         found = load(self.root, resume) if resume else Loaded(None)
         if found.conversation is None or not resume:
