@@ -41,7 +41,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from dave_lsp.fsio import write_atomic
 from dave_lsp.logs import remember_secret
-from dave_lsp.session.store import default_state_dir
+from dave_lsp.paths import default_state_dir
 from dave_lsp.stdio import FrameReader, PipeReader, ProtocolWriter
 
 log = logging.getLogger(__name__)
