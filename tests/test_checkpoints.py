@@ -321,3 +321,16 @@ async def test_a_file_both_a_file_tool_and_bash_changed_is_one_change(
         undone = await client.request("dave/revertChanges", {"sessionId": session})
     assert undone == {"reverted": [str(tmp_path / "m.txt")], "conflicts": []}
     assert (tmp_path / "m.txt").read_text() == "original\n"
+
+
+async def test_a_lock_left_by_a_killed_git_does_not_stop_checkpoints(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("a\n")
+    checkpoints = Checkpoints(tmp_path / "state" / "checkpoints")
+    assert (await checkpoints.take([str(tmp_path)])).trees
+    [repo] = (tmp_path / "state" / "checkpoints").iterdir()
+    lock = repo / "index.lock"
+    lock.write_bytes(b"")  # the server was killed while its git held the index
+    os.utime(lock, (time.time() - 3600, time.time() - 3600))
+    checkpoint = await checkpoints.take([str(tmp_path)])
+    (tmp_path / "a.txt").write_text("b\n")
+    assert [c.status for c in await checkpoints.changes(checkpoint)] == ["modified"]

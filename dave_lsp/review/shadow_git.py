@@ -62,6 +62,8 @@ _CONFIG = """\
 \tdirectory = *
 """
 _ATTRIBUTES = "* -text -eol -filter -diff -merge -ident -working-tree-encoding -export-subst\n"
+# A lock file this old was left by a git that died (one of ours is killed long before).
+STALE_LOCK_SECONDS = 600.0
 _REGULAR = (b"100644", b"100755")
 _ABSENT = b"000000"
 _CHUNK = 1024 * 1024
@@ -226,6 +228,11 @@ class ShadowRepo:
     def _add(self, deadline: float) -> None:
         """The index made the folder as it is now (files that cannot be read are left
         out; only files whose stat changed are read)."""
+        lock = Path(f"{self._index}.lock")
+        with contextlib.suppress(OSError):
+            if time.time() - lock.stat().st_mtime > STALE_LOCK_SECONDS:
+                # Left by a git killed with its server: it would refuse every add.
+                lock.unlink()
         self._run(["add", "--all", "--ignore-errors", "--", "."], deadline, ok=(0, 1))
 
     def snapshot(self, deadline: float) -> str:
