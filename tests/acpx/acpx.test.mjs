@@ -8,7 +8,7 @@
 // file on the registry's Node 24.
 // Run: `bash tests/acpx/run.sh`.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { after, before, test } from "node:test";
@@ -55,7 +55,10 @@ before(async () => {
     .join(" ");
 });
 
-after(() => fake?.kill("SIGTERM"));
+after(() => {
+  fake?.kill("SIGTERM");
+  rmSync(work, { recursive: true, force: true });
+});
 
 /** Run acpx with the agent, in the project; its exit code, JSON lines and stderr. */
 function acpx(args, { timeoutMs = 60_000 } = {}) {
@@ -247,6 +250,7 @@ test("after the agent has gone, acpx restarts it and session/resume brings the s
     ["model", "mode"],
   );
   assert.equal(answerText(run.messages), "Seen: first words | second words | recall");
-  // Nothing left running once acpx's owner has timed out.
+  // Nothing left running once acpx's owner has timed out, the owner included.
   await until(() => agentsAlive().length === 0, "no agent left", 20_000);
+  await until(async () => (await acpx(["status"])).messages.at(-1)?.status === "idle", "no owner");
 });
