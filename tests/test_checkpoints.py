@@ -334,3 +334,19 @@ async def test_a_lock_left_by_a_killed_git_does_not_stop_checkpoints(tmp_path: P
     checkpoint = await checkpoints.take([str(tmp_path)])
     (tmp_path / "a.txt").write_text("b\n")
     assert [c.status for c in await checkpoints.changes(checkpoint)] == ["modified"]
+
+
+async def test_a_notice_after_its_turn_ended_is_said_by_the_next_turn(tmp_path: Path) -> None:
+    for i in range(3):
+        (tmp_path / f"f{i}.txt").write_text("x\n")
+    checkpoints = Checkpoints(tmp_path / "state" / "checkpoints", CheckpointOptions(max_files=2))
+    first: list[ev.Event] = []
+    turn = TurnCheckpoint(checkpoints, [str(tmp_path)], first.append)  # a new folder: started
+    assert await turn.changes([]) == []  # a turn without tools ends before the count does
+    assert turn._task is not None
+    await turn._task  # the count ends after the turn's reports were closed
+    assert first == [] and checkpoints.unsaid
+    second: list[ev.Event] = []
+    TurnCheckpoint(checkpoints, [str(tmp_path)], second.append)
+    said = [e.message for e in first + second if isinstance(e, ev.Status)]
+    assert len(said) == 1 and "over 2 files" in (said[0] or "")

@@ -127,6 +127,9 @@ class Checkpoints:
         self._guard = threading.Lock()
         self._git = shutil.which("git") is not None
         self._told_no_git = False
+        # Notices of a checkpoint that finished after its turn had ended: the next turn
+        # says them (only the event loop touches this).
+        self.unsaid: list[str] = []
 
     def known(self, folders: Sequence[str]) -> bool:
         """Whether this server has checkpointed (or given up on) each of the folders
@@ -266,7 +269,11 @@ class TurnCheckpoint:
         self._folders = tuple(folders)
         self._emit = emit
         self._late = False
+        self._ended = False
         self._task: asyncio.Task[Checkpoint] | None = None
+        unsaid, checkpoints.unsaid = checkpoints.unsaid, []
+        for notice in unsaid:
+            emit(ev.Status("working", notice))
         if not checkpoints.known(self._folders):
             # A folder's first checkpoint reads every file: start it now, alongside the
             # connecting and the model's answer (it is this turn's: no tool ran yet).
@@ -293,6 +300,9 @@ class TurnCheckpoint:
         if (error := task.exception()) is not None:
             log.error("the turn's checkpoint failed", exc_info=error)
             return
+        if self._ended:  # the turn's reports are closed: the next turn says them
+            self._checkpoints.unsaid += task.result().notices
+            return
         for notice in task.result().notices:
             self._emit(ev.Status("working", notice))
 
@@ -318,7 +328,13 @@ class TurnCheckpoint:
     async def changes(self, tool_names: Iterable[str] | None) -> list[FileChange]:
         """What changed since the checkpoint, after a turn that ran `tool_names` (None:
         not known); nothing when those cannot change files unseen, or when the
-        checkpoint was not ready in time."""
+        checkpoint was not ready in time. The turn ends with it."""
+        try:
+            return await self._changes(tool_names)
+        finally:
+            self._ended = True
+
+    async def _changes(self, tool_names: Iterable[str] | None) -> list[FileChange]:
         task = self._task
         if task is None or self._late or not needs_scan(tool_names):
             return []  # (no task: no tool that changes files ran)
