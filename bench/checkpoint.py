@@ -54,7 +54,7 @@ async def checkpoint(bench: Bench) -> list[FigureResult]:
             "follow-up running Bash in 5,000 files / 20 MB, checkpoints on",
             "the same, checkpoints off",
             "<=",
-            1.15,
+            1.5,  # context: the issue sets no target for a turn that runs Bash
             "s",
         ),
     ]
