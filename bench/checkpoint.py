@@ -75,9 +75,12 @@ async def checkpoint(bench: Bench) -> list[FigureResult]:
             # The first turn builds the checkpoint's index (0.6 s for 20 MB): not a follow-up.
             await server.client.query("cp", HELLO)
             await server.client.query("cp", BASH)
-        for _ in range(bench.reps.followup):
+        for rep in range(bench.reps.followup):
             for prompt in (HELLO, BASH):
-                for enabled, server in servers.items():
+                # Which server goes first alternates, so neither always runs right
+                # after the other's turn.
+                for enabled in (True, False) if rep % 2 == 0 else (False, True):
+                    server = servers[enabled]
                     await bench.quiet()
                     query = await server.client.query("cp", prompt)
                     times.setdefault((prompt, enabled), []).append(query.latency)
