@@ -304,7 +304,9 @@ class Transcript:
         if not data:
             return
         if self._size + len(data) > MAX_BYTES:
-            self.rewrite(Conversation(tuple(messages), tuple(starts)), ended=done)
+            # Shortened to 3/4 of the bound, so the next turns append again.
+            whole = Conversation(tuple(messages), tuple(starts))
+            self.rewrite(whole, ended=done, room=MAX_BYTES * 3 // 4)
             return
         try:
             self._append(data)
@@ -314,16 +316,15 @@ class Transcript:
         self._written = len(messages)
         self._size += len(data)
 
-    def rewrite(self, conversation: Conversation, *, ended: bool = True) -> None:
+    def rewrite(
+        self, conversation: Conversation, *, ended: bool = True, room: int = MAX_BYTES
+    ) -> None:
         """The file holds `conversation` and nothing else (a cut, a copy, a repair, or
-        the size bound's shortening: see the module docstring)."""
+        the size bound's shortening: see the module docstring), within `room` bytes."""
         messages, starts = list(conversation.messages), list(conversation.starts)
         data = _whole(messages, starts, ended)
-        shorten = 0
-        while len(data) > MAX_BYTES and shorten < len(starts):
-            shorten += 1
-            short, short_starts = _shortened(messages, starts, shorten)
-            data = _whole(short, short_starts, ended)
+        if len(data) > room:
+            data = _fitted(messages, starts, ended, room)
         try:
             _private(self.root)
             write_atomic(self.path, data, 0o600, prefix=".tmp-", suffix=".jsonl")
@@ -385,6 +386,23 @@ def _bounded(message: Any) -> Message:
             parts.append(part)
         return {**message, "content": parts}
     return dict(message)
+
+
+def _fitted(messages: list[Message], starts: list[int], ended: bool, room: int) -> bytes:
+    """The file with the fewest oldest turns shortened that fits in `room` (all of
+    them when nothing fits): a binary search, each probe one serialization."""
+    if not starts:  # no turn to shorten
+        return _whole(messages, starts, ended)
+    low, high = 1, len(starts)
+    best = _whole(*_shortened(messages, starts, high), ended)
+    while low < high:
+        middle = (low + high) // 2
+        data = _whole(*_shortened(messages, starts, middle), ended)
+        if len(data) <= room:
+            high, best = middle, data
+        else:
+            low = middle + 1
+    return best
 
 
 def _shortened(
