@@ -135,14 +135,18 @@ async def test_a_turn_cut_off_by_a_crash_and_a_torn_last_line_are_repaired(
 async def test_a_broken_or_oversized_transcript_is_a_log_line_and_a_fresh_start(
     server: Server, fake_model: FakeModelServer, tmp_path: Path
 ) -> None:
-    broken, big = new_session(), new_session()
+    broken, shaped, big = new_session(), new_session(), new_session()
     async with server(**options(fake_model)) as client:
         await client.query(broken, "first of broken")
+        await client.query(shaped, "first of shaped")
         await client.query(big, "first of big")
     for path in files(tmp_path):
-        if b"first of broken" in path.read_bytes():
-            lines = path.read_bytes().splitlines(keepends=True)
+        lines = path.read_bytes().splitlines(keepends=True)
+        if b"first of broken" in lines[0]:
             path.write_bytes(lines[0] + b"not json\n" + b"".join(lines[1:]))
+        elif b"first of shaped" in lines[0]:  # JSON, but not a message's shape
+            wrong = {"message": {"role": "assistant", "content": "x", "tool_calls": "oops"}}
+            path.write_bytes(lines[0] + json.dumps(wrong).encode() + b"\n" + lines[-1])
         else:
             with path.open("r+b") as out:  # sparse: over the bound without writing it
                 out.truncate(transcript.READ_LIMIT + 1)
@@ -155,6 +159,9 @@ async def test_a_broken_or_oversized_transcript_is_a_log_line_and_a_fresh_start(
         notices = [s.get("message", "") for s in client.of_type(token, "status")]
         assert any("could not be read back" in n for n in notices), notices
         assert (await client.query(big, "recall"))[0]["text"] == "Seen: (nothing)"
+        wrong = await history(client, shaped)
+        assert "line 2 is not a transcript record" in wrong["reason"]
+        assert (await client.query(shaped, "recall"))[0]["text"] == "Seen: (nothing)"
         # Both go on as new conversations, kept from now on.
         assert await recall(client, broken) == "Seen: recall"
         log = logged(client)

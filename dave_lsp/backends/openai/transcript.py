@@ -168,14 +168,34 @@ def _record(line: bytes) -> dict[str, Any] | None:
     if record.get("end") is True:
         return record
     message = record.get("message")
-    if not isinstance(message, dict) or message.get("role") not in (
-        "system",
-        "user",
-        "assistant",
-        "tool",
-    ):
-        return None
-    return record
+    return record if isinstance(message, dict) and _well_formed(message) else None
+
+
+def _well_formed(message: dict[str, Any]) -> bool:
+    """Whether `message` has the shape the session and the history reader rely on (the
+    file is the user's to edit: a wrong shape is a broken record, not a crash later)."""
+    role, content = message.get("role"), message.get("content")
+    if role == "tool":
+        return isinstance(message.get("tool_call_id"), str) and isinstance(content, str)
+    if role == "user" and isinstance(content, list):
+        return all(isinstance(part, dict) and isinstance(part.get("type"), str) for part in content)
+    if role == "assistant":
+        calls = message.get("tool_calls", [])
+        return (content is None or isinstance(content, str)) and (
+            isinstance(calls, list) and all(_well_formed_call(call) for call in calls)
+        )
+    return role in ("system", "user") and isinstance(content, str)
+
+
+def _well_formed_call(call: Any) -> bool:
+    function = call.get("function") if isinstance(call, dict) else None
+    return (
+        isinstance(call, dict)
+        and isinstance(call.get("id"), str)
+        and isinstance(function, dict)
+        and isinstance(function.get("name"), str)
+        and isinstance(function.get("arguments", ""), str)
+    )
 
 
 def prune(root: Path, env: Mapping[str, str]) -> None:
