@@ -208,7 +208,9 @@ async def test_the_users_claude_code_rules_hold_for_the_openai_agent(
     victim.write_text("keep me\n")
     env = {**KEY, "HOME": str(home)}
     session = new_session()
-    async with server(**options(fake_model, env=env, permissionMode="default")) as client:
+    # An unanswered question ends in 5 s: with the rules ignored, this fails fast.
+    rules_on = options(fake_model, env=env, permissionMode="default", permissionTimeoutSeconds=5)
+    async with server(**rules_on) as client:
         rm = json.dumps({"command": f"rm -f {victim}"})
         result, token = await client.query(session, f"tool Bash {rm}")
         assert not client.of_type(token, "permissionRequest")
