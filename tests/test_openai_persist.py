@@ -166,7 +166,7 @@ async def test_a_broken_or_oversized_transcript_is_a_log_line_and_a_fresh_start(
         assert await recall(client, broken) == "Seen: recall"
         log = logged(client)
     assert "line 2 is not a transcript record" in log
-    assert f"over the {transcript.READ_LIMIT} read" in log
+    assert f"over the {transcript.READ_LIMIT} read back" in log
 
 
 def test_the_file_stays_within_its_bound_and_keeps_every_turn(tmp_path: Path) -> None:

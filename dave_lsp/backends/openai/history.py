@@ -59,7 +59,7 @@ def read(
         return History(backend, chat_entries(found.conversation.messages, cwd))
     if not turns:
         return History(backend, [])
-    why = f"its transcript {found.problem}" if found.problem else "no transcript of it is kept"
+    why = f"its transcript: {found.problem}" if found.problem else "no transcript of it is kept"
     return History(
         backend,
         [],

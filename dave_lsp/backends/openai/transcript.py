@@ -117,12 +117,12 @@ def load(root: Path, conversation_id: str) -> Loaded:
     try:
         size = path.stat().st_size
         if size > READ_LIMIT:
-            return Loaded(None, problem=f"it is {size} bytes, over the {READ_LIMIT} read")
+            return Loaded(None, problem=f"{size} bytes, over the {READ_LIMIT} read back")
         data = path.read_bytes()
     except FileNotFoundError:
         return Loaded(None)
     except OSError as exc:
-        return Loaded(None, problem=f"it could not be read ({exc.strerror or exc})")
+        return Loaded(None, problem=f"unreadable ({exc.strerror or exc})")
     return _parse(data)
 
 
