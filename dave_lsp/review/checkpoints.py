@@ -49,6 +49,7 @@ from dave_lsp.paths import within
 from dave_lsp.review.changes import FileChange, NotAFile, Snapshot, file_change, take_snapshot
 from dave_lsp.review.shadow_git import GitError, OverBound, ShadowRepo
 from dave_lsp.tools import catalog
+from dave_lsp.tools.editor import TOOL_PREFIX as EDITOR_TOOLS
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -69,20 +70,24 @@ READS = frozenset(
         "TodoWrite",
         "AskUserQuestion",
         "ExitPlanMode",
+        f"mcp__{catalog.CLIENT_FILES_SERVER}__{catalog.READ}",  # an ACP client's Read
     }
 )
-"""The tools that change no file of the session's folders: no checkpoint is taken for
-them."""
+"""The tools that change no file of the session's folders (and the editor's tools,
+`reads`): no checkpoint is taken for them."""
 
-UNSEEN_NONE = READS | catalog.FILE_EDITS
-"""The tools after which a turn's folders need not be recorded again: the file tools'
-changes are followed by the hooks already."""
+
+def reads(tool_name: str) -> bool:
+    """Whether the tool changes no file: no checkpoint is needed before it."""
+    return tool_name in READS or tool_name.startswith(EDITOR_TOOLS)
 
 
 def needs_scan(tool_names: Iterable[str] | None) -> bool:
     """Whether a turn that ran these tools (None: not known, say a failed turn) may
-    have changed files the hooks did not see."""
-    return tool_names is None or any(name not in UNSEEN_NONE for name in tool_names)
+    have changed files the hooks did not see (the file tools' they do see)."""
+    return tool_names is None or any(
+        not reads(name) and name not in catalog.FILE_EDITS for name in tool_names
+    )
 
 
 @attrs.frozen
@@ -288,7 +293,7 @@ class TurnCheckpoint:
     async def before(self, tool_name: str) -> None:
         """`tool_name` is about to run: the checkpoint is taken first (a tool waits at
         most `timeoutSeconds` for it)."""
-        if tool_name in READS:
+        if reads(tool_name):
             return
         # Before any tool that could change a file: the file tools' earlier sides are
         # never older than the checkpoint's.
