@@ -2,14 +2,16 @@
 too), not only what the file tools' hooks saw (changes.py).
 
 Before a turn's first tool that may change a file runs, `Checkpoints.take` records each
-of the session's folders (its cwd and additional folders) as a tree in that folder's shadow git
-repository (shadow_git.py, under `<stateDir>/checkpoints/`, .gitignore honoured). When
-the turn ends, `Checkpoints.changes` records the folders again and gives the regular
-files that differ as `FileChange`s (their earlier bytes from the checkpoint, kept under
-the Snapshot rules; their bytes now from disk), which review.py merges with the file
-tools' changes into the turn's one ChangeSet. A turn that runs no tool, or only reads,
-takes no checkpoint; one whose tools were only reads and the file tools (which the
-hooks already follow) skips the second record (`needs_scan`).
+of the session's folders (its cwd and additional folders) as a tree in that folder's
+shadow git repository (shadow_git.py, under `<stateDir>/checkpoints/`, .gitignore
+honoured); a folder's first checkpoint in a server run, which reads every file, starts
+with the turn, in the background. When the turn ends, `Checkpoints.changes` records the
+folders again and gives the regular files that differ as `FileChange`s (their earlier
+bytes from the checkpoint, kept under the Snapshot rules; their bytes now from disk),
+which review.py merges with the file tools' changes into the turn's one ChangeSet. A
+turn that runs no tool, or only reads, takes no checkpoint; one whose tools were only
+reads and the file tools (which the hooks already follow) skips the second record
+(`needs_scan`).
 
 `TurnCheckpoint.before`, called before every tool runs (the backends' before-tool
 hook, in every permission mode), starts the checkpoint and waits for it, at most
