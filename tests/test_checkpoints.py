@@ -351,3 +351,26 @@ async def test_a_notice_after_its_turn_ended_is_said_by_the_next_turn(tmp_path: 
     TurnCheckpoint(checkpoints, [str(tmp_path)], second.append)
     said = [e.message for e in first + second if isinstance(e, ev.Status)]
     assert len(said) == 1 and "over 2 files" in (said[0] or "")
+
+
+async def test_a_cancelled_turn_does_not_wait_for_a_first_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A cancelled turn's tools are not known (None). When none of them waited for the
+    # checkpoint (nothing that changes files ran), its end has nothing to compare: it
+    # must not wait for a big folder's first checkpoint, or the cancel stalls.
+    checkpoints = Checkpoints(tmp_path / "state" / "checkpoints", CheckpointOptions())
+    take = checkpoints._take
+    release = threading.Event()
+
+    def slow(folders: list[str]) -> Checkpoint:
+        release.wait(10)
+        return take(folders)
+
+    monkeypatch.setattr(checkpoints, "_take", slow)
+    turn = TurnCheckpoint(checkpoints, [str(tmp_path)], lambda event: None)  # started
+    await turn.before("Read")
+    started = time.monotonic()
+    assert await turn.changes(None) == []
+    assert time.monotonic() - started < 1
+    release.set()

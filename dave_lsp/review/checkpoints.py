@@ -34,6 +34,7 @@ daemon threads, so a server that exits never waits for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -277,6 +278,10 @@ class TurnCheckpoint:
         self._emit = emit
         self._late = False
         self._ended = False
+        # Set once a tool that may change a file waited for the checkpoint: without one,
+        # the turn's end has nothing to compare and must not wait for a first checkpoint
+        # (a cancelled turn would stall on a big folder's).
+        self._needed = False
         self._task: asyncio.Task[Checkpoint] | None = None
         unsaid, checkpoints.unsaid = checkpoints.unsaid, []
         for notice in unsaid:
@@ -299,6 +304,7 @@ class TurnCheckpoint:
             return
         # Before any tool that could change a file: the file tools' earlier sides are
         # never older than the checkpoint's.
+        self._needed = True
         await self._ready(self._start())
 
     def _tell(self, task: asyncio.Task[Checkpoint]) -> None:
@@ -343,8 +349,8 @@ class TurnCheckpoint:
 
     async def _changes(self, tool_names: Iterable[str] | None) -> list[FileChange]:
         task = self._task
-        if task is None or self._late or not needs_scan(tool_names):
-            return []  # (no task: no tool that changes files ran)
+        if task is None or self._late or not self._needed or not needs_scan(tool_names):
+            return []  # (not needed: no tool that changes files ran)
         await self._ready(task)
         if not task.done() or task.cancelled() or task.exception() is not None:
             return []
@@ -363,11 +369,11 @@ async def _in_thread(work: Callable[..., _T], *args: Any) -> _T:
 
     def run() -> None:
         try:
-            result = work(*args)
+            outcome: tuple[_T | None, BaseException | None] = (work(*args), None)
         except BaseException as exc:  # handed to the awaiting task
-            loop.call_soon_threadsafe(_settle, future, None, exc)
-        else:
-            loop.call_soon_threadsafe(_settle, future, result, None)
+            outcome = (None, exc)
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle, future, *outcome)
 
     threading.Thread(target=run, name="checkpoint", daemon=True).start()
     return await future
