@@ -53,18 +53,23 @@ class Message:
     blocks: list[dict[str, Any]]
 
 
+@attrs.frozen
+class HistoryQuery:
+    """Which conversation `read` reads back, and what the session knows of it."""
+
+    backend: str
+    conversation_id: str  # the backend's id of it ("" before a turn has ended)
+    cwd: str  # the session's folder, that tool uses' paths are shown against
+    env: Mapping[str, str]  # the session's environment (where its backend keeps records)
+    turns: int  # how many turns the session has run
+    # The live session's own messages when it keeps them in memory (`ChatHistory`).
+    chat: Sequence[Mapping[str, Any]] | None = None
+
+
 class HistoryModule(Protocol):
     """What a `BackendSpec.history` module provides (registry.py has mypy check each)."""
 
-    def read(
-        self,
-        backend: str,
-        conversation_id: str,
-        cwd: str,
-        env: Mapping[str, str],
-        turns: int,
-        chat: Sequence[Mapping[str, Any]] | None,
-    ) -> History:
+    def read(self, query: HistoryQuery) -> History:
         """The conversation as `dave/history` entries, or why there is none."""
         ...
 
@@ -86,22 +91,13 @@ class ChatHistory(Protocol):
     def history(self) -> Sequence[Mapping[str, Any]]: ...
 
 
-def read(
-    backend: str,
-    conversation_id: str,
-    cwd: str,
-    env: Mapping[str, str],
-    turns: int,
-    chat: Sequence[Mapping[str, Any]] | None = None,
-) -> History:
-    """A session's history, read by its backend: `chat` is the live session's own
-    messages when it keeps them in memory (`ChatHistory`), `conversation_id` the
-    backend's id of the conversation, `turns` how many the session has run. Reads files:
-    call it off the event loop."""
-    spec = registry.BACKENDS.get(backend)
+def read(query: HistoryQuery) -> History:
+    """A session's history, read by its backend. Reads files: call it off the event
+    loop."""
+    spec = registry.BACKENDS.get(query.backend)
     if spec is None:
-        return History(backend, [], f"dave-lsp has no {backend} backend")
-    return spec.history_module().read(backend, conversation_id, cwd, env, turns, chat)
+        return History(query.backend, [], f"dave-lsp has no {query.backend} backend")
+    return spec.history_module().read(query)
 
 
 def kept(backend: str, conversation_id: str, env: Mapping[str, str]) -> bool:

@@ -90,8 +90,7 @@ class Kept:
         backend = live.backend if live is not None else None
         # Copied here, on the loop: the actor's task may change it while the file is read.
         chat = list(backend.history) if isinstance(backend, conversation.ChatHistory) else None
-        found = await asyncio.to_thread(
-            conversation.read,
+        query = conversation.HistoryQuery(
             record.backend,
             record.backend_session_id,
             record.cwd,
@@ -99,6 +98,7 @@ class Kept:
             record.turns,
             chat,
         )
+        found = await asyncio.to_thread(conversation.read, query)
         if record.resume_turns is not None and chat is None:
             # Rewound or forked, and not queried since: the backend's record still holds
             # the turns its next start leaves out (session/rewind.py).

@@ -18,7 +18,7 @@ and tests/test_policy_inprocess.py use it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,7 +34,7 @@ from dave_lsp.backends.base import (
     SessionConfig,
     ToolObserver,
 )
-from dave_lsp.backends.history import History
+from dave_lsp.backends.history import History, HistoryQuery
 
 # -- what a turn does, step by step ---------------------------------------------------
 
@@ -242,16 +242,9 @@ class FakeBackend:
         self.closed = True
 
 
-def read(
-    backend: str,
-    conversation_id: str,
-    cwd: str,
-    env: Mapping[str, str],
-    turns: int,
-    chat: Sequence[Mapping[str, Any]] | None = None,
-) -> History:
+def read(query: HistoryQuery) -> History:
     """`dave/history` of a fake session (its `BackendSpec.history`): it keeps no record."""
-    return History(backend, [], "the fake backend keeps no record")
+    return History(query.backend, [], "the fake backend keeps no record")
 
 
 SPEC = registry.BackendSpec(

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from dave_lsp.backends.history import Entries, Entry, History, Message
+from dave_lsp.backends.history import Entries, Entry, History, HistoryQuery, Message
 from dave_lsp.paths import claude_config_dir as config_dir
 from dave_lsp.tools.summaries import describe_tool_use, format_tool_summary, result_text
 
@@ -30,20 +30,14 @@ _CONVERSATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 _MARKER = re.compile(r"^\[(?:Request interrupted by user[^\]]*|Image: source: [^\]]*)\]$")
 
 
-def read(
-    backend: str,
-    conversation_id: str,
-    cwd: str,
-    env: Mapping[str, str],
-    turns: int,
-    chat: Sequence[Mapping[str, Any]] | None,
-) -> History:
-    """Claude Code's transcript of `conversation_id` as entries (`chat` is never given:
-    the CLI keeps the conversation, not the session). Reads files."""
+def read(query: HistoryQuery) -> History:
+    """Claude Code's transcript of the conversation as entries (`query.chat` is never
+    given: the CLI keeps the conversation, not the session). Reads files."""
+    backend, conversation_id, env = query.backend, query.conversation_id, query.env
     if not conversation_id:
         return History(backend, [])  # no turn has ended yet
     if transcript_path(conversation_id, env) is None:
-        if not turns:
+        if not query.turns:
             return History(backend, [])
         where = config_dir(env) / "projects"
         return History(
@@ -53,7 +47,7 @@ def read(
             f" {where} (it was deleted, or the CLI ran with another HOME or"
             " CLAUDE_CONFIG_DIR); there is no history to show",
         )
-    return History(backend, entries(messages(conversation_id, env), cwd))
+    return History(backend, entries(messages(conversation_id, env), query.cwd))
 
 
 def transcript_paths(conversation_id: str, env: Mapping[str, str]) -> list[Path]:

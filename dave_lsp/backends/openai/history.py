@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from dave_lsp.backends.history import Entries, Entry, History, Message
+from dave_lsp.backends.history import Entries, Entry, History, HistoryQuery, Message
 from dave_lsp.tools.summaries import describe_tool_use
 
 if TYPE_CHECKING:
@@ -43,21 +43,16 @@ class Conversation:
         return Conversation(self.messages[: self.starts[turns]], self.starts[:turns])
 
 
-def read(
-    backend: str,
-    conversation_id: str,
-    cwd: str,
-    env: Mapping[str, str],
-    turns: int,
-    chat: Sequence[Mapping[str, Any]] | None,
-) -> History:
-    """`chat`, the live session's messages; without them, why there is no history."""
-    if chat is not None:
-        return History(backend, chat_entries(chat, cwd))
-    found = _load(conversation_id, env)
+def read(query: HistoryQuery) -> History:
+    """The live session's messages (`query.chat`), else its transcript's; without either,
+    why there is no history."""
+    backend = query.backend
+    if query.chat is not None:
+        return History(backend, chat_entries(query.chat, query.cwd))
+    found = _load(query.conversation_id, query.env)
     if found.conversation is not None:
-        return History(backend, chat_entries(found.conversation.messages, cwd))
-    if not turns:
+        return History(backend, chat_entries(found.conversation.messages, query.cwd))
+    if not query.turns:
         return History(backend, [])
     why = f"its transcript: {found.problem}" if found.problem else "no transcript of it is kept"
     return History(
