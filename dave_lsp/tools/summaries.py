@@ -11,6 +11,7 @@ import os
 import re
 from typing import Any
 
+from dave_lsp import paths
 from dave_lsp.tools import catalog
 
 
@@ -18,11 +19,9 @@ def display_path(path: str, cwd: str) -> str:
     """`path` relative to `cwd` when it lies inside it, else as given."""
     if not path:
         return path
-    absolute = os.path.normpath(os.path.join(cwd, path))
     root = os.path.normpath(cwd)
-    if absolute == root or absolute.startswith(root.rstrip(os.sep) + os.sep):
-        return os.path.relpath(absolute, root)
-    return path
+    target = paths.absolute(path, root)
+    return os.path.relpath(target, root) if paths.within(target, root) else path
 
 
 def result_text(content: Any) -> str:
