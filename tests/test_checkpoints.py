@@ -2,18 +2,22 @@
 through the real server, the real CLI (and the OpenAI backend) and the fake model: listed
 in the query's result and dave/changes, reverted under the review's rules (a file the
 user changed since is a conflict, kept), after a restart; a folder over the bound says so
-once; the user's own .git is never touched. Then the shadow repository against hostile
-folders and a hostile environment, in process."""
+once; the user's own .git is never touched; without git on PATH, the same by a walk.
+Then the shadow repository and the walk against hostile folders and a hostile
+environment, in process."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import subprocess
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,7 @@ import pytest
 
 from dave_lsp import events as ev
 from dave_lsp.config import parse_options
+from dave_lsp.review.changes import KEEP_BYTES
 from dave_lsp.review.checkpoints import (
     Checkpoint,
     CheckpointOptions,
@@ -30,7 +35,7 @@ from dave_lsp.review.checkpoints import (
 from dave_lsp.rpc import ParamsError
 from dave_lsp.testing import FakeModelServer
 from tests.conftest import Server
-from tests.harness.lsp import DaveClient, new_session
+from tests.harness.lsp import DaveClient, config, initialize, new_session
 from tests.test_openai_agent import openai_options
 
 BASH = "sed -i s/dave/bash/ a.txt && echo made > b.txt && rm -f seed.txt"
@@ -89,6 +94,35 @@ def listed(changes: list[dict[str, Any]], folder: Path) -> list[tuple[str, str, 
     )
 
 
+async def bash_turn(client: DaveClient, session: str, folder: Path) -> dict[str, Any]:
+    """Run BASH as the session's second turn; check it is listed and reviewed. Its
+    result."""
+    await client.query(session, "hello")
+    result, _ = await allowed(client, session, bash(BASH))
+    assert (folder / "b.txt").read_text() == "made\n"
+    assert listed(result["changes"], folder) == EXPECTED
+    review = await client.request("dave/changes", {"sessionId": session, "turn": 2})
+    files = {Path(f["path"]).name: f for f in review["files"]}
+    assert (files["a.txt"]["before"], files["a.txt"]["after"]) == (
+        "dave was here\n",
+        "bash was here\n",
+    )
+    assert files["seed.txt"]["before"] == "seed\n" and files["seed.txt"]["after"] is None
+    assert "-dave was here\n+bash was here\n" in files["a.txt"]["diff"]
+    return result
+
+
+def check_reverted_but_mine(undone: dict[str, Any], folder: Path) -> None:
+    """The revert of the BASH turn after the user changed b.txt: b.txt is a conflict."""
+    assert sorted(undone["reverted"]) == [str(folder / "a.txt"), str(folder / "seed.txt")]
+    [conflict] = undone["conflicts"]
+    assert conflict["path"] == str(folder / "b.txt")
+    assert "b.txt has changed since turn 2" in conflict["message"]
+    assert (folder / "a.txt").read_text() == "dave was here\n"
+    assert (folder / "seed.txt").read_text() == "seed\n"
+    assert (folder / "b.txt").read_text() == "made, then mine\n"
+
+
 async def test_a_bash_turn_is_listed_and_reverted_and_the_users_git_is_untouched(
     server: Server, tmp_path: Path
 ) -> None:
@@ -97,30 +131,13 @@ async def test_a_bash_turn_is_listed_and_reverted_and_the_users_git_is_untouched
     before_git = git_state(tmp_path)
     session = new_session()
     async with server() as client:
-        await client.query(session, "hello")
-        result, _ = await allowed(client, session, bash(BASH))
-        assert (tmp_path / "b.txt").read_text() == "made\n"
-        assert listed(result["changes"], tmp_path) == EXPECTED
-        review = await client.request("dave/changes", {"sessionId": session, "turn": 2})
-        files = {Path(f["path"]).name: f for f in review["files"]}
-        assert (files["a.txt"]["before"], files["a.txt"]["after"]) == (
-            "dave was here\n",
-            "bash was here\n",
-        )
-        assert files["seed.txt"]["before"] == "seed\n" and files["seed.txt"]["after"] is None
-        assert "-dave was here\n+bash was here\n" in files["a.txt"]["diff"]
+        await bash_turn(client, session, tmp_path)
     assert git_state(tmp_path) == before_git, "the user's .git was changed"
     # The user changes the created file; then, in a new server, the turn is reverted.
     (tmp_path / "b.txt").write_text("made, then mine\n")
     async with server() as client:
         undone = await client.request("dave/revertChanges", {"sessionId": session, "turn": 2})
-    assert sorted(undone["reverted"]) == [str(tmp_path / "a.txt"), str(tmp_path / "seed.txt")]
-    [conflict] = undone["conflicts"]
-    assert conflict["path"] == str(tmp_path / "b.txt")
-    assert "b.txt has changed since turn 2" in conflict["message"]
-    assert (tmp_path / "a.txt").read_text() == "dave was here\n"
-    assert (tmp_path / "seed.txt").read_text() == "seed\n"
-    assert (tmp_path / "b.txt").read_text() == "made, then mine\n"
+    check_reverted_but_mine(undone, tmp_path)
     assert git_state(tmp_path) == before_git, "the user's .git was changed"
 
 
@@ -278,18 +295,125 @@ async def test_every_session_folder_is_checkpointed_once(tmp_path: Path) -> None
     assert not [c for c in found if "state" in Path(c.path).parts]
 
 
-async def test_without_git_it_says_so_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path / "no-git-here"))
-    checkpoints = Checkpoints(tmp_path / "state" / "checkpoints")
+def without_git(bin_dir: Path) -> str:
+    """A PATH with every command of this one but git's: what a machine without git has."""
+    bin_dir.mkdir()
+    for folder in os.environ["PATH"].split(os.pathsep):
+        with contextlib.suppress(OSError):
+            for name in os.listdir(folder):
+                if not name.startswith("git") and not (bin_dir / name).exists():
+                    (bin_dir / name).symlink_to(os.path.join(folder, name))
+    return str(bin_dir)
+
+
+@asynccontextmanager
+async def no_git_server(
+    env: dict[str, str], path: str, folder: Path, **options: Any
+) -> AsyncIterator[DaveClient]:
+    client = await config({**os.environ, "PATH": path}).start()
+    assert isinstance(client, DaveClient)
+    base = {"env": env, "cwd": str(folder), "stateDir": str(folder / "state"), "prewarm": 0}
+    await initialize(client, {**base, **options})
+    try:
+        yield client
+    finally:
+        await client.shutdown_session()
+
+
+async def test_without_git_a_bash_turn_is_listed_and_reverted_by_a_walk(
+    backend_env: dict[str, str], tmp_path: Path
+) -> None:
+    path = without_git(tmp_path / "bin")
+    folder = tmp_path / "project"
+    folder.mkdir()
+    seed(folder)
+    session = new_session()
+    async with no_git_server(backend_env, path, folder) as client:
+        await bash_turn(client, session, folder)
+        notices = [
+            r.get("message") or "" for t in client.reports for r in client.of_type(t, "status")
+        ]
+        assert not [n for n in notices if "checkpoints" in n]
+        # No shadow git repository was made: the folder was walked.
+        assert [p.suffix for p in (folder / "state" / "checkpoints").iterdir()] == [".walk"]
+        (folder / "b.txt").write_text("made, then mine\n")
+        undone = await client.request("dave/revertChanges", {"sessionId": session, "turn": 2})
+    check_reverted_but_mine(undone, folder)
+
+
+def walked(folder: Path, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Checkpoints:
+    """Checkpoints made where git is not on PATH (the commands of the test still are)."""
+    with monkeypatch.context() as patched:
+        patched.setenv("PATH", str(folder / "no-git-here"))
+        return Checkpoints(folder / "state" / "checkpoints", CheckpointOptions(**options))
+
+
+async def test_without_git_the_walk_keeps_the_bound_and_says_so_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(6):
+        (tmp_path / f"many{i}.txt").write_text(f"{i}\n")
+    checkpoints = walked(tmp_path, monkeypatch, max_files=5)
     said: list[ev.Event] = []
     turn = TurnCheckpoint(checkpoints, [str(tmp_path)], said.append)
     await turn.before("Bash")
+    (tmp_path / "many0.txt").write_text("changed\n")
     assert await turn.changes(["Bash"]) == []
     [status] = said
     assert isinstance(status, ev.Status)
-    assert "git was not found on PATH" in (status.message or "")
+    assert f"checkpoints are off for {tmp_path}: over 5 files" in (status.message or "")
     await TurnCheckpoint(checkpoints, [str(tmp_path)], said.append).before("Bash")
     assert len(said) == 1
+    # Under the bound (the state folder and skipped folders not counted), it records.
+    (tmp_path / "many5.txt").unlink()
+    (tmp_path / "node_modules").mkdir()
+    (tmp_path / "node_modules" / "m.js").write_text("m\n")
+    checkpoints = walked(tmp_path, monkeypatch, max_files=5)
+    checkpoint = await checkpoints.take([str(tmp_path)])
+    (tmp_path / "many1.txt").write_text("changed\n")
+    assert [c.status for c in await checkpoints.changes(checkpoint)] == ["modified"]
+
+
+async def test_without_git_the_walk_follows_the_same_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("outside\n")
+    folder = tmp_path / "project"
+    (folder / "nested" / ".git").mkdir(parents=True)
+    (folder / "build").mkdir()
+    (folder / "crlf.txt").write_bytes(b"one\r\ntwo\r\n")
+    (folder / "link.txt").symlink_to(outside)
+    (folder / "ignored.log").write_text("x\n")
+    (folder / "kept.log").write_text("x\n")
+    (folder / ".gitignore").write_text("# logs\n*.log\n!kept.log\n/build/\n")
+    (folder / "big.bin").write_bytes(b"\0" * (KEEP_BYTES + 1))
+    (folder / "same-size.txt").write_text("dave\n")
+    checkpoints = walked(folder, monkeypatch)
+    checkpoint = await checkpoints.take([str(folder)])
+    command = (
+        "printf 'one\\r\\nTWO\\r\\n' > crlf.txt && echo through >> link.txt && "
+        "echo y >> ignored.log && echo y >> kept.log && echo n > nested/n.txt && "
+        "echo b > build/b.txt && echo new > new.txt && mkfifo fifo && "
+        "echo more >> big.bin && echo bash > same-size.txt && "
+        "touch \"$(printf 'not-utf8-\\377')\""
+    )
+    await asyncio.to_thread(subprocess.run, command, shell=True, cwd=folder, check=True)
+    found = {
+        str(Path(c.path).relative_to(folder)): c for c in await checkpoints.changes(checkpoint)
+    }
+    assert sorted((path, c.status) for path, c in found.items()) == [
+        ("big.bin", "modified"),
+        ("crlf.txt", "modified"),
+        ("kept.log", "modified"),
+        ("new.txt", "created"),
+        ("same-size.txt", "modified"),  # same size, same mtime tick: read again all the same
+    ]
+    before = found["crlf.txt"].before
+    assert before is not None and before.data == b"one\r\ntwo\r\n"  # the bytes, as they were
+    assert not found["big.bin"].kept  # over 1 MiB: listed by its hash, not revertable
+    assert found["same-size.txt"].texts() == ("dave\n", "bash\n")
+    assert outside.read_text() == "outside\nthrough\n"
 
 
 def test_the_option_is_checked() -> None:

@@ -23,7 +23,7 @@ import logging
 import os
 import stat
 import time
-from typing import Any
+from typing import Any, BinaryIO
 
 import attrs
 
@@ -84,22 +84,27 @@ def take_snapshot(path: str) -> Snapshot | None:
         raise NotAFile(str(exc)) from exc
     if not stat.S_ISREG(info.st_mode):
         raise NotAFile("not a regular file")
-    digest = hashlib.sha256()
-    chunks: list[bytes] = []
-    size = 0
     try:
         with open(path, "rb") as handle:
-            while chunk := handle.read(_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                if size <= KEEP_BYTES:
-                    chunks.append(chunk)
+            size, sha256, data = read_kept(handle)
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise NotAFile(str(exc)) from exc
-    data = b"".join(chunks) if size <= KEEP_BYTES else None
-    return Snapshot(size, digest.hexdigest(), stat.S_IMODE(info.st_mode), data)
+    return Snapshot(size, sha256, stat.S_IMODE(info.st_mode), data)
+
+
+def read_kept(handle: BinaryIO) -> tuple[int, str, bytes | None]:
+    """The rest of `handle`: its size, its SHA-256 and its bytes (None past KEEP_BYTES)."""
+    digest = hashlib.sha256()
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := handle.read(_CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+        if size <= KEEP_BYTES:
+            chunks.append(chunk)
+    return size, digest.hexdigest(), b"".join(chunks) if size <= KEEP_BYTES else None
 
 
 def same_file(a: Snapshot | None, b: Snapshot | None) -> bool:

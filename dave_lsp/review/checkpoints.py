@@ -4,14 +4,15 @@ too), not only what the file tools' hooks saw (changes.py).
 Before a turn's first tool that may change a file runs, `Checkpoints.take` records each
 of the session's folders (its cwd and additional folders) as a tree in that folder's
 shadow git repository (shadow_git.py, under `<stateDir>/checkpoints/`, .gitignore
-honoured); a folder's first checkpoint in a server run, which reads every file, starts
-with the turn, in the background. When the turn ends, `Checkpoints.changes` records the
-folders again and gives the regular files that differ as `FileChange`s (their earlier
-bytes from the checkpoint, kept under the Snapshot rules; their bytes now from disk),
-which review.py merges with the file tools' changes into the turn's one ChangeSet. A
-turn that runs no tool, or only reads, takes no checkpoint; one whose tools were only
-reads and the file tools (which the hooks already follow) skips the second record
-(`needs_scan`).
+honoured), or, where git is not installed, as a walk of its files by stat and hash
+(walk_checkpoint.py: same bounds, same changes); a folder's first checkpoint in a
+server run, which reads every file, starts with the turn, in the background. When the
+turn ends, `Checkpoints.changes` records the folders again and gives the regular files
+that differ as `FileChange`s (their earlier bytes from the checkpoint, kept under the
+Snapshot rules; their bytes now from disk), which review.py merges with the file
+tools' changes into the turn's one ChangeSet. A turn that runs no tool, or only reads,
+takes no checkpoint; one whose tools were only reads and the file tools (which the
+hooks already follow) skips the second record (`needs_scan`).
 
 `TurnCheckpoint.before`, called before every tool runs (the backends' before-tool
 hook, in every permission mode), starts the checkpoint and waits for it, at most
@@ -22,9 +23,9 @@ later ones only read the files whose stat changed).
 
 Bounds (`initializationOptions.checkpoints`, `CheckpointOptions`): a folder over
 `maxFiles` files or `maxMegabytes` (counted, .gitignore honoured, the first time the
-server checkpoints it and again every `RECHECK_SECONDS`), a folder whose git work took
-over `HARD_FACTOR` times `timeoutSeconds` (then killed), and every folder when git is
-not installed, get no checkpoints for the server's life: said once, as a notice
+server checkpoints it and again every `RECHECK_SECONDS`; a walk counts every time),
+and a folder whose git work (or walk) took over `HARD_FACTOR` times `timeoutSeconds`
+(then killed), get no checkpoints for the server's life: said once, as a notice
 (checkpoints are then off there, and the file tools' changes are still recorded).
 Symlinks and nested repositories are not followed: a change through a link is recorded
 where the link leads, when that is inside a session folder. The git work runs in
@@ -51,6 +52,7 @@ from dave_lsp import events as ev
 from dave_lsp.paths import within
 from dave_lsp.review.changes import FileChange, NotAFile, Snapshot, file_change, take_snapshot
 from dave_lsp.review.shadow_git import GitError, OverBound, ShadowRepo
+from dave_lsp.review.walk_checkpoint import WalkRepo
 from dave_lsp.tools import catalog
 from dave_lsp.tools.editor import TOOL_PREFIX as EDITOR_TOOLS
 
@@ -115,7 +117,7 @@ class Checkpoint:
 class _Folder:
     """One folder's shadow repository and what the server knows of it."""
 
-    def __init__(self, repo: ShadowRepo) -> None:
+    def __init__(self, repo: ShadowRepo | WalkRepo) -> None:
         self.repo = repo
         self.lock = threading.Lock()
         self.ready = False
@@ -133,8 +135,10 @@ class Checkpoints:
         self.options = options or CheckpointOptions()
         self._folders: dict[str, _Folder] = {}
         self._guard = threading.Lock()
+        # Without git, each folder is walked instead (walk_checkpoint.py).
         self._git = shutil.which("git") is not None
-        self._told_no_git = False
+        if not self._git and self.options.enabled:
+            log.info("git was not found on PATH: checkpoints walk the session folders")
         # Notices of a checkpoint that finished after its turn had ended: the next turn
         # says them (only the event loop touches this).
         self.unsaid: list[str] = []
@@ -142,7 +146,7 @@ class Checkpoints:
     def known(self, folders: Sequence[str]) -> bool:
         """Whether this server has checkpointed (or given up on) each of the folders
         before: a first checkpoint reads every file, a later one only what changed."""
-        if not self.options.enabled or not self._git:
+        if not self.options.enabled:
             return True
         with self._guard:
             return all(folder in self._folders for folder in _distinct(folders))
@@ -152,16 +156,6 @@ class Checkpoints:
         recorded is left out, and said so once."""
         if not self.options.enabled:
             return Checkpoint()
-        if not self._git:
-            if self._told_no_git:
-                return Checkpoint()
-            self._told_no_git = True
-            message = (
-                "checkpoints are off: git was not found on PATH, so changes made by Bash "
-                "are not recorded (the file tools' changes are); install git to have them"
-            )
-            log.warning("%s", message)
-            return Checkpoint(notices=(message,))
         return await _in_thread(self._take, _distinct(folders))
 
     async def changes(self, checkpoint: Checkpoint) -> list[FileChange]:
@@ -181,7 +175,18 @@ class Checkpoints:
                 state = str(self.root.parent.resolve())
                 inside = within(state, folder) and state != folder
                 exclude = [os.path.relpath(state, folder)] if inside else []
-                repo = ShadowRepo(self.root / digest[:32], folder, exclude)
+                options = self.options
+                repo: ShadowRepo | WalkRepo = (
+                    ShadowRepo(self.root / digest[:32], folder, exclude)
+                    if self._git
+                    else WalkRepo(
+                        self.root / f"{digest[:32]}.walk",
+                        folder,
+                        exclude,
+                        options.max_files,
+                        options.max_megabytes * 1024 * 1024,
+                    )
+                )
                 known = self._folders[folder] = _Folder(repo)
             return known
 
