@@ -17,7 +17,7 @@ import os
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import attrs
 
@@ -44,6 +44,20 @@ from dave_lsp.tools.editor import EditorTools, FileTools
 from dave_lsp.trust import TrustStore
 
 log = logging.getLogger(__name__)
+
+
+class Requested(TypedDict, total=False):
+    """What a new session is asked to start with (`new_config`'s keywords, each of them
+    the server's default when not given): a front end's request, or a remembered
+    session's record (settings.py's `settings_of`)."""
+
+    cwd: str | None
+    model: str | None
+    permission_mode: str | None
+    backend: str | None
+    resume: str | None
+    mcp_servers: dict[str, Any] | None
+    additional_directories: Sequence[str]
 
 
 def build_manager(
@@ -115,36 +129,26 @@ class SessionManager:
 
     # -- configuration ---------------------------------------------------------------
 
-    def new_config(
-        self,
-        session_id: str,
-        *,
-        cwd: str | None = None,
-        model: str | None = None,
-        permission_mode: str | None = None,
-        backend: str | None = None,
-        resume: str | None = None,
-        mcp_servers: dict[str, Any] | None = None,
-        additional_directories: Sequence[str] = (),
-    ) -> SessionConfig:
+    def new_config(self, session_id: str, **asked: Unpack[Requested]) -> SessionConfig:
+        """The config of a new session: what is `asked`, the server's options for the rest."""
         options = self.options
-        folder = self._folder(cwd)
-        name = backend or options.backend
+        folder = self._folder(asked.get("cwd"))
+        name = asked.get("backend") or options.backend
         return SessionConfig(
             session_id=session_id,
             backend=name,
             cwd=folder,
-            model=model or options.model,
-            permission_mode=permission_mode or options.permission_mode,
+            model=asked.get("model") or options.model,
+            permission_mode=asked.get("permission_mode") or options.permission_mode,
             env=dict(options.env),
             backend_options=options.backend_options.get(name),
             request_timeout_seconds=options.request_timeout_seconds,
             editor=self.editor,
-            resume=resume,
+            resume=asked.get("resume"),
             # initializationOptions' servers, the client's (ACP) over them.
-            mcp_servers={**options.mcp_servers, **(mcp_servers or {})},
+            mcp_servers={**options.mcp_servers, **(asked.get("mcp_servers") or {})},
             trusted=self.trust.is_trusted(folder),
-            additional_directories=tuple(additional_directories),
+            additional_directories=tuple(asked.get("additional_directories", ())),
         )
 
     def _folder(self, cwd: str | None) -> str:
@@ -236,32 +240,13 @@ class SessionManager:
         actor.submit(job)
         return job
 
-    def new_session(
-        self,
-        session_id: str | None,
-        *,
-        cwd: str | None,
-        model: str | None,
-        permission_mode: str | None,
-        backend: str | None,
-        resume: str | None,
-        mcp_servers: dict[str, Any] | None = None,
-    ) -> str:
+    def new_session(self, session_id: str | None, **asked: Unpack[Requested]) -> str:
         """`dave/newSession`: a session made and connected now; its sessionId.
         ValueError for one that exists."""
         session_id = session_id or str(uuid.uuid4())
         if self.get(session_id) is not None:
             raise ValueError(f"session {session_id} already exists; query it, or delete it first")
-        config = self.new_config(
-            session_id,
-            cwd=cwd,
-            model=model,
-            permission_mode=permission_mode,
-            backend=backend,
-            resume=resume,
-            mcp_servers=mcp_servers,
-        )
-        actor = self.create(config)
+        actor = self.create(self.new_config(session_id, **asked))
         actor.warm()  # connect now, so the first query does not wait for it
         return session_id
 
