@@ -16,6 +16,7 @@ from pygls.exceptions import JsonRpcException
 from dave_lsp.testing import FakeModelServer
 from tests.conftest import Server
 from tests.harness.lsp import DaveClient, new_session
+from tests.harness.openai import openai_options
 from tests.harness.processes import cli_processes
 from tests.test_chat import chat
 
@@ -154,12 +155,7 @@ async def test_an_adopted_id_that_is_a_pattern_reads_no_other_conversation(
 async def test_the_openai_backend_answers_while_it_lives_and_after_a_restart(
     server: Server, fake_model: FakeModelServer, tmp_path: Path
 ) -> None:
-    options = {
-        "backend": "openai",
-        "model": "fake-model",
-        "openai": {"baseUrl": fake_model.url + "/v1"},
-        "env": {"OPENAI_API_KEY": "sk-fake-for-tests"},
-    }
+    options = openai_options(fake_model)
     session = new_session()
     async with server(**options) as first:
         said, _ = await first.query(session, "hello openai")

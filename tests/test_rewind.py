@@ -22,6 +22,7 @@ from dave_lsp.testing import FakeModelServer
 from tests.conftest import Server
 from tests.harness.acp import AcpError, agent_starter, strict
 from tests.harness.lsp import DaveClient, new_session
+from tests.harness.openai import openai_options
 
 
 def rewrite(path: Path, old: str, new: str) -> str:
@@ -146,13 +147,7 @@ async def test_a_fork_holds_its_turns_while_the_original_goes_on(
 async def test_the_openai_backend_rewinds_and_forks(
     server: Server, fake_model: FakeModelServer, tmp_path: Path
 ) -> None:
-    options = {
-        "backend": "openai",
-        "model": "fake-model",
-        "permissionMode": "acceptEdits",
-        "openai": {"baseUrl": fake_model.url + "/v1"},
-        "env": {"OPENAI_API_KEY": "sk-fake-for-tests"},
-    }
+    options = openai_options(fake_model, permissionMode="acceptEdits")
     a = tmp_path / "oa.txt"
     session = new_session()
     async with server(**options) as client:
@@ -226,12 +221,7 @@ async def test_acp_forks_rewinds_and_reviews_through_its_methods(
 
 
 async def test_bad_params_are_one_line_errors(server: Server, fake_model: FakeModelServer) -> None:
-    options = {
-        "backend": "openai",
-        "model": "fake-model",
-        "openai": {"baseUrl": fake_model.url + "/v1"},
-        "env": {"OPENAI_API_KEY": "sk-fake-for-tests"},
-    }
+    options = openai_options(fake_model)
     session = new_session()
     async with server(**options) as client:
         await client.query(session, "one")
