@@ -24,11 +24,12 @@ import attrs
 from dave_lsp import __version__
 from dave_lsp import events as ev
 from dave_lsp.acp import history, schema
+from dave_lsp.acp import outgoing as out
 from dave_lsp.acp.config_options import SessionConfigs
 from dave_lsp.acp.content import additional_directories, mcp_servers, prompt_content
 from dave_lsp.acp.files import ClientFiles, client_tools
 from dave_lsp.acp.questions import offers_forms
-from dave_lsp.acp.running import RunningPrompts
+from dave_lsp.acp.running import CANCELLED, RunningPrompts
 from dave_lsp.acp.schema import acp
 from dave_lsp.acp.session_list import session_list
 from dave_lsp.acp.transport import Connection, RpcError
@@ -89,23 +90,25 @@ class Agent:
         if not self._initialized:
             self._initialized = True
             self.manager.start_background()
-        return {
+        return out.InitializeResponse(
             # ACP has one version so far; a client asking for a later one gets ours.
-            "protocolVersion": schema.PROTOCOL_VERSION,
-            "agentCapabilities": {
-                "loadSession": True,
-                "promptCapabilities": {"image": True, "audio": False, "embeddedContext": True},
-                "mcpCapabilities": {"http": True, "sse": True},
-                "sessionCapabilities": schema.SESSION_CAPABILITIES,
-            },
-            "agentInfo": {"name": "dave-lsp", "title": "dave-lsp", "version": __version__},
-            "authMethods": schema.AUTH_METHODS,
-        }
+            schema.PROTOCOL_VERSION,
+            out.AgentCapabilities(
+                load_session=True,
+                prompt_capabilities=out.PromptCapabilities(
+                    image=True, audio=False, embedded_context=True
+                ),
+                mcp_capabilities=out.McpCapabilities(http=True, sse=True),
+                session_capabilities=schema.SESSION_CAPABILITIES,
+            ),
+            out.Implementation("dave-lsp", "dave-lsp", __version__),
+            schema.AUTH_METHODS,
+        )
 
     async def authenticate(self, params: Any) -> Any:
         request = schema.parse("authenticate", params, acp.AuthenticateRequest)
         schema.authenticate(request.method_id, {**os.environ, **self.options.env})
-        return {}
+        return out.Empty()
 
     async def close(self) -> None:
         for task in list(self._background):
@@ -129,7 +132,7 @@ class Agent:
         # Adopts a warm spare when one fits (made with this client's file tools).
         self.manager.create(config)
         self._start(config.session_id)
-        return {"sessionId": config.session_id, **self._setup(config)}
+        return schema.new_session(config.session_id, config.permission_mode, config.model)
 
     async def load_session(self, params: Any) -> Any:
         request = schema.parse("session/load", params, acp.LoadSessionRequest)
@@ -216,7 +219,7 @@ class Agent:
         """A new session's config with the client's file tools (`_files`)."""
         return attrs.evolve(config, files=self._files(config))
 
-    def _setup(self, config: SessionConfig) -> dict[str, Any]:
+    def _setup(self, config: SessionConfig) -> out.SessionSetup:
         return schema.session_setup(config.permission_mode, config.model)
 
     async def list_sessions(self, params: Any) -> Any:
@@ -226,16 +229,16 @@ class Agent:
     async def close_session(self, params: Any) -> Any:
         request = schema.parse("session/close", params, acp.CloseSessionRequest)
         if not self.manager.is_live(request.session_id):
-            return {}
+            return out.Empty()
         await self.prompts.cancel_all(request.session_id)
         # Its process ends; the record stays for session/load.
         await self.manager.clients.evict(request.session_id)
-        return {}
+        return out.Empty()
 
     async def delete_session(self, params: Any) -> Any:
         request = schema.parse("session/delete", params, acp.DeleteSessionRequest)
         await self.manager.delete(request.session_id)
-        return {}
+        return out.Empty()
 
     def _start(self, session_id: str) -> None:
         """Connect the session's client ahead of its first prompt when a process slot is
@@ -286,7 +289,7 @@ class Agent:
             raise RpcError(RESOURCE_NOT_FOUND, f"session/prompt: no session {session_id}")
         text, images = prompt_content(request.prompt)
         if not await self.prompts.before_turn(self._trust.ask(config)):
-            return {"stopReason": "cancelled"}
+            return CANCELLED
         if not self.manager.clients.connected(session_id) and config.files is None:
             # Revived from the store without session/load: its client starts with
             # this client's file system too.

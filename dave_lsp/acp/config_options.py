@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from dave_lsp import events as ev
+from dave_lsp.acp import outgoing as out
 from dave_lsp.acp import schema
 from dave_lsp.acp.schema import acp
 from dave_lsp.acp.transport import Connection, RpcError
@@ -40,7 +41,7 @@ class SessionConfigs:
             "session/set_mode", request.session_id, permission_mode=request.mode_id
         )
         self.announce(request.session_id)
-        return {}
+        return out.Empty()
 
     async def set_config_option(self, params: Any) -> Any:
         method = "session/set_config_option"
@@ -54,9 +55,9 @@ class SessionConfigs:
         if setting == "permission_mode":
             _check_mode(method, "value", request.value)
         await self._configure(method, request.session_id, **{setting: request.value})
-        return {"configOptions": self.options(request.session_id)}
+        return out.SetConfigOptionResponse(self.options(request.session_id))
 
-    def options(self, session_id: str, mode: str | None = None) -> list[dict[str, Any]]:
+    def options(self, session_id: str, mode: str | None = None) -> list[out.SelectConfigOption]:
         """The session's config options now (with `mode` for its mode when given)."""
         config = self.manager.find(session_id)
         if config is None:
@@ -68,7 +69,7 @@ class SessionConfigs:
         session layer has not taken it yet: a plan approved a moment ago)."""
         options = self.options(session_id, mode)
         if options:
-            body = {"sessionUpdate": "config_option_update", "configOptions": options}
+            body = out.ConfigOptionUpdate(options)
             self.conn.notify(UPDATE, schema.update(session_id, body))
 
     async def _configure(self, method: str, session_id: str, **change: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any, Protocol
 
+from dave_lsp.acp import outgoing as out
 from dave_lsp.acp import schema
 from dave_lsp.acp.content import additional_directories, mcp_servers
 from dave_lsp.acp.files import client_tools
@@ -68,7 +69,7 @@ class Methods:
         files = client_tools(self._conn, self._agent.client_capabilities, config)
         servers = mcp_servers(request.mcp_servers or [])
         self._manager.attach_client(fork_id, files=files, mcp_servers=servers)
-        return {"sessionId": fork_id, **schema.session_setup(config.permission_mode, config.model)}
+        return schema.new_session(fork_id, config.permission_mode, config.model)
 
     async def rewind(self, params: Any) -> Any:
         """`_dave/rewind {sessionId, turn, files?}` → `{turn, restored, conflicts}`."""
@@ -82,11 +83,9 @@ class Methods:
             )
         except ParamsError as exc:
             raise ParamsError(f"_dave/rewind: {exc}") from None
-        return {
-            "turn": rewound.turn,
-            "restored": list(rewound.restored),
-            "conflicts": _conflicts(rewound.conflicts),
-        }
+        return out.RewindResponse(
+            rewound.turn, list(rewound.restored), _conflicts(rewound.conflicts)
+        )
 
     async def changes(self, params: Any) -> Any:
         """`_dave/changes {sessionId, turn?}` → `{sessionId, turn, files: [{path, status,
@@ -111,7 +110,7 @@ class Methods:
             result = await self._manager.kept.revert(session_id, values.get("turn"), paths, hunks)
         except ParamsError as exc:
             raise ParamsError(f"{method}: {exc}") from None
-        return {"reverted": list(result.reverted), "conflicts": _conflicts(result.conflicts)}
+        return out.RevertChangesResponse(list(result.reverted), _conflicts(result.conflicts))
 
 
 def _same_folder(one: str, other: str) -> bool:
@@ -151,23 +150,17 @@ def _hunks(method: str, raw: list[Any]) -> list[HunkRef]:
     return hunks
 
 
-def _conflicts(conflicts: tuple[Conflict, ...]) -> list[dict[str, str]]:
-    return [{"path": c.path, "message": c.message} for c in conflicts]
+def _conflicts(conflicts: tuple[Conflict, ...]) -> list[out.Conflict]:
+    return [out.Conflict(c.path, c.message) for c in conflicts]
 
 
-def _changes(session_id: str, change_set: ChangeSet | None) -> dict[str, Any]:
+def _changes(session_id: str, change_set: ChangeSet | None) -> out.ChangesResponse:
     if change_set is None:
-        return {"sessionId": session_id, "turn": None, "files": []}
+        return out.ChangesResponse(session_id, None, [])
     files = [_file(change, change_set.cwd) for change in change_set.files]
-    return {"sessionId": session_id, "turn": change_set.turn, "files": files}
+    return out.ChangesResponse(session_id, change_set.turn, files)
 
 
-def _file(change: FileChange, cwd: str) -> dict[str, Any]:
+def _file(change: FileChange, cwd: str) -> out.ChangedFile:
     diff, _cut = cut_diff(change.diff(cwd), MAX_DIFF_BYTES)
-    return {
-        "path": change.path,
-        "status": change.status,
-        "added": change.added,
-        "removed": change.removed,
-        "diff": diff,
-    }
+    return out.ChangedFile(change.path, change.status, change.added, change.removed, diff)

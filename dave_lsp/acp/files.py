@@ -33,6 +33,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dave_lsp import paths
+from dave_lsp.acp import outgoing as out
 from dave_lsp.acp.schema import acp
 from dave_lsp.acp.terminals import SPEC as BASH_SPEC
 from dave_lsp.acp.terminals import ClientTerminals
@@ -192,7 +193,7 @@ class ClientFiles:
         if self._plan_file(path):
             await asyncio.to_thread(_write_disk, path, proposed)
         else:
-            await self._ask(WRITE_FILE, {"path": path, "content": proposed})
+            await self._ask(WRITE_FILE, out.WriteTextFileRequest(self._session(), path, proposed))
         self._written[path] = (before, proposed)
         label = display_path(path, cwd)
         if not file.exists:
@@ -213,7 +214,7 @@ class ClientFiles:
                 raise EditorToolError(f"cannot read {display_path(path, cwd)}")
             lines = file.text.splitlines()[offset - 1 : offset - 1 + limit]
         else:
-            params = {"path": path, "line": offset, "limit": limit}
+            params = out.ReadTextFileRequest(self._session(), path, offset, limit)
             lines = _content(await self._ask(READ_FILE, params)).splitlines()
         if not lines:
             return "(the file is empty)" if offset == 1 else f"(no lines from line {offset})"
@@ -233,7 +234,8 @@ class ClientFiles:
         a new one."""
         if not self._plan_file(path):
             try:
-                text = _content(await self._ask(READ_FILE, {"path": path}))
+                params = out.ReadTextFileRequest(self._session(), path)
+                text = _content(await self._ask(READ_FILE, params))
                 return FileText(exists=True, text=text, size=len(text.encode("utf-8")))
             except EditorToolError:
                 if await asyncio.to_thread(os.path.lexists, path):
@@ -247,10 +249,11 @@ class ClientFiles:
     def _session(self) -> str:
         return self._session_id if isinstance(self._session_id, str) else self._session_id()
 
-    async def _ask(self, method: str, params: dict[str, Any]) -> Any:
-        request = {"sessionId": self._session(), **params}
+    async def _ask(
+        self, method: str, params: out.ReadTextFileRequest | out.WriteTextFileRequest
+    ) -> Any:
         return await ask_editor(
-            self._conn.request(method, request), method, self._timeout, (RpcError,)
+            self._conn.request(method, params), method, self._timeout, (RpcError,)
         )
 
 

@@ -11,13 +11,14 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
+from dave_lsp.acp import outgoing as out
 from dave_lsp.acp import schema
 from dave_lsp.backends.history import Message, conversation, kept
 
 __all__ = ["conversation", "kept", "replay"]
 
 
-def replay(messages: list[Message], cwd: str) -> Iterator[dict[str, Any]]:
+def replay(messages: list[Message], cwd: str) -> Iterator[out.SessionUpdate]:
     """The conversation as `session/update` bodies: user and agent text, thinking, and
     each tool use with its result. Each chunk carries a `messageId`, as a live turn's do:
     one per user message, and one per run of the model's text or of its thinking (a new
@@ -30,6 +31,7 @@ def replay(messages: list[Message], cwd: str) -> Iterator[dict[str, Any]]:
         for block in message.blocks:
             kind = block.get("type")
             if kind in ("text", "thinking") and isinstance(block.get(kind), str):
+                update: out.ChunkKind
                 if kind == "thinking":
                     update = "agent_thought_chunk"
                 else:

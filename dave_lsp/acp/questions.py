@@ -20,6 +20,7 @@ from typing import Any
 import attrs
 import pydantic
 
+from dave_lsp.acp import outgoing as out
 from dave_lsp.acp.schema import acp
 from dave_lsp.acp.transport import Connection
 from dave_lsp.permissions.policy import DECLINED_QUESTIONS, Reply
@@ -140,13 +141,12 @@ async def ask(
     """Ask the questions as one form; the broker's decision and reply. RpcError when
     the client could not ask (-32601: it has no forms after all)."""
     asked = questions(details)
-    params = {
-        "mode": "form",
-        "sessionId": session_id,
-        "toolCallId": tool_use_id,
-        "message": _message(asked),
-        "requestedSchema": form(asked),
-    }
+    params = out.CreateElicitationRequest(
+        session_id=session_id,
+        tool_call_id=tool_use_id,
+        message=_message(asked),
+        requested_schema=form(asked),
+    )
     result = await conn.request(ELICIT, params)
     try:
         response = _RESPONSE.validate_python(result if result is not None else {})

@@ -12,11 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable
-from typing import Any
 
 import attrs
 
 from dave_lsp import events as ev
+from dave_lsp.acp import outgoing as out
 from dave_lsp.acp import schema
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.acp.updates import TurnUpdates
@@ -30,6 +30,8 @@ CANCEL_GRACE = 1.5
 # The requests of a running turn that wait for the user, stopped when it is cancelled
 # (a terminal's wait is its own: ClientTerminals.cancel).
 WAITING = frozenset({"session/request_permission", "elicitation/create"})
+# A prompt's answer once the client cancelled it (the spec's rule, whatever the turn did).
+CANCELLED = out.PromptResponse("cancelled")
 
 
 @attrs.define(eq=False)
@@ -62,7 +64,7 @@ class RunningPrompts:
                 raise  # the agent is closing
             return False
 
-    async def run(self, job: QueryJob, sink: TurnUpdates) -> dict[str, Any]:
+    async def run(self, job: QueryJob, sink: TurnUpdates) -> out.PromptResponse:
         """Wait for the job's turn; the `session/prompt` result. `$/cancel_request` of
         the prompt ends it as `session/cancel` does (that prompt only)."""
         running = _Prompt(job, sink)
@@ -77,7 +79,7 @@ class RunningPrompts:
             if not waiting:
                 self._by_session.pop(job.session_id, None)
 
-    async def _outcome(self, running: _Prompt, sink: TurnUpdates) -> dict[str, Any]:
+    async def _outcome(self, running: _Prompt, sink: TurnUpdates) -> out.PromptResponse:
         """The prompt's answer: its turn's stop reason, or `cancelled` once the client
         cancelled (after a grace for the turn to end cleanly)."""
         job = running.job
@@ -95,18 +97,18 @@ class RunningPrompts:
             # answer is `cancelled` whatever the turn did meanwhile (the spec's rule).
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(job.finished), CANCEL_GRACE)
-            return {"stopReason": "cancelled"}
+            return CANCELLED
         try:
             result = job.future.result()
         except ev.TurnCancelled:
-            return {"stopReason": "cancelled"}
+            return CANCELLED
         except ev.BackendError as exc:
             code, message = schema.turn_failure(exc)
             raise RpcError(
                 code, f"session/prompt: {message}", {"partialText": "".join(job.text)}
             ) from None
         sink.usage(result.usage, self._manager.cost_usd(job.session_id))
-        return {"stopReason": schema.stop_reason(result.stop_reason)}
+        return out.PromptResponse(schema.stop_reason(result.stop_reason))
 
     def _cancel_soon(self, running: _Prompt) -> None:
         """`$/cancel_request` of one prompt (on the reader, so not awaited): it answers

@@ -3,10 +3,11 @@
 Incoming params are parsed with the schema types of the `agent-client-protocol`
 package (pydantic models generated from ACP's schema.json), so field names and
 unions are the spec's; a mismatch is a one-line `ParamsError` naming the field.
-Outgoing messages are built here as plain dicts: a `session/update` goes out per
-coalesced text chunk, and building a model per chunk would cost the stream more
-than the JSON does. The tests check every builder's output against the same schema
-types and against the official TypeScript SDK's validators.
+Outgoing messages are built here as the attrs types of acp/outgoing.py (a pydantic
+model per coalesced text chunk would cost the stream more than the JSON does), which
+the transport writes through that module's one converter. The tests check every
+message against the same schema types and against the official TypeScript SDK's
+validators.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pydantic
 from acp import schema as acp
 
 from dave_lsp import paths
+from dave_lsp.acp import outgoing as out
 from dave_lsp.acp.transport import RpcError
 from dave_lsp.review.proposals import Proposal
 from dave_lsp.rpc import INTERNAL_ERROR, ParamsError
@@ -41,17 +43,13 @@ def parse(method: str, params: Any, model: type[M]) -> M:
 
 # -- permission modes and tool kinds ------------------------------------------------
 
-MODES: list[dict[str, str]] = [
-    {"id": "default", "name": "Default", "description": "Ask before edits and commands"},
-    {"id": "acceptEdits", "name": "Accept edits", "description": "Edit files without asking"},
-    {"id": "plan", "name": "Plan", "description": "Read and plan; change nothing"},
-    {
-        "id": "bypassPermissions",
-        "name": "Bypass permissions",
-        "description": "Run every tool without asking",
-    },
+MODES: list[out.SessionMode] = [
+    out.SessionMode("default", "Default", "Ask before edits and commands"),
+    out.SessionMode("acceptEdits", "Accept edits", "Edit files without asking"),
+    out.SessionMode("plan", "Plan", "Read and plan; change nothing"),
+    out.SessionMode("bypassPermissions", "Bypass permissions", "Run every tool without asking"),
 ]
-MODE_IDS = frozenset(m["id"] for m in MODES)
+MODE_IDS = frozenset(m.id for m in MODES)
 
 # The Claude Code model aliases a client can pick from; the current model is added
 # when it is not one of them.
@@ -88,61 +86,49 @@ def tool_kind(tool_name: str) -> str:
     return _KINDS.get(tool_name, "other")
 
 
-def locations(tool_input: dict[str, Any], cwd: str) -> list[dict[str, Any]]:
+def locations(tool_input: dict[str, Any], cwd: str) -> list[out.Location]:
     """The files a tool use touches, absolute, for the client's follow-along."""
     for key in _PATH_KEYS:
         path = tool_input.get(key)
         if isinstance(path, str) and path:
-            return [{"path": paths.absolute(path, cwd)}]
+            return [out.Location(paths.absolute(path, cwd))]
     return []
 
 
-def modes_state(current: str) -> dict[str, Any]:
-    return {"currentModeId": current, "availableModes": MODES}
+def modes_state(current: str) -> out.SessionModeState:
+    return out.SessionModeState(current, MODES)
 
 
-def model_option(current: str | None) -> dict[str, Any]:
+def model_option(current: str | None) -> out.SelectConfigOption:
     """The session's model as a `select` config option (category model)."""
     value = current or "default"
-    options = [{"value": v, "name": n} for v, n in MODELS]
+    options = [out.SelectOption(v, n) for v, n in MODELS]
     if all(v != value for v, _ in MODELS):
-        options.insert(0, {"value": value, "name": value})
-    return {
-        "id": "model",
-        "name": "Model",
-        "category": "model",
-        "type": "select",
-        "currentValue": value,
-        "options": options,
-    }
+        options.insert(0, out.SelectOption(value, value))
+    return out.SelectConfigOption("model", "Model", "model", current_value=value, options=options)
 
 
-def mode_option(current: str) -> dict[str, Any]:
+def mode_option(current: str) -> out.SelectConfigOption:
     """The session's permission mode as a `select` config option (category mode)."""
-    return {
-        "id": "mode",
-        "name": "Mode",
-        "category": "mode",
-        "type": "select",
-        "currentValue": current,
-        "options": [
-            {"value": m["id"], "name": m["name"], "description": m["description"]} for m in MODES
-        ],
-    }
+    options = [out.SelectOption(m.id, m.name, m.description) for m in MODES]
+    return out.SelectConfigOption("mode", "Mode", "mode", current_value=current, options=options)
 
 
-def config_options(permission_mode: str, model: str | None) -> list[dict[str, Any]]:
+def config_options(permission_mode: str, model: str | None) -> list[out.SelectConfigOption]:
     """Every config option of a session, as `configOptions` lists them."""
     return [model_option(model), mode_option(permission_mode)]
 
 
-def session_setup(permission_mode: str, model: str | None) -> dict[str, Any]:
-    """What session/new, load and resume answer besides the id: the modes (for older
-    clients) and the config options (model and mode)."""
-    return {
-        "modes": modes_state(permission_mode),
-        "configOptions": config_options(permission_mode, model),
-    }
+def session_setup(permission_mode: str, model: str | None) -> out.SessionSetup:
+    """What session/load and resume answer (and session/new and fork besides the id:
+    `new_session`): the modes (for older clients) and the config options."""
+    return out.SessionSetup(modes_state(permission_mode), config_options(permission_mode, model))
+
+
+def new_session(session_id: str, permission_mode: str, model: str | None) -> out.NewSessionResponse:
+    """What session/new and session/fork answer: the new session's id and setup."""
+    setup = session_setup(permission_mode, model)
+    return out.NewSessionResponse(session_id, setup.modes, setup.config_options)
 
 
 # -- authentication ----------------------------------------------------------------
@@ -152,18 +138,18 @@ API_KEY = "ANTHROPIC_API_KEY"
 AUTH_REQUIRED = -32000
 # `authMethods` of `initialize`: how the backend authenticates. Both are the agent's own
 # (no `type`): the client has nothing to run; `authenticate` checks the method.
-AUTH_METHODS: list[dict[str, str]] = [
-    {
-        "id": "anthropic-api-key",
-        "name": API_KEY,
-        "description": f"Set {API_KEY} in the agent's env in your client's config",
-    },
-    {
-        "id": "claude-login",
-        "name": "Claude Code login",
-        "description": "Log in once with `claude /login` in a terminal, as the same user "
+AUTH_METHODS: list[out.AuthMethod] = [
+    out.AuthMethod(
+        "anthropic-api-key",
+        API_KEY,
+        f"Set {API_KEY} in the agent's env in your client's config",
+    ),
+    out.AuthMethod(
+        "claude-login",
+        "Claude Code login",
+        "Log in once with `claude /login` in a terminal, as the same user "
         "and with the same HOME as the agent (pass HOME in the agent's env)",
-    },
+    ),
 ]
 
 
@@ -172,10 +158,10 @@ def authenticate(method_id: str, env: dict[str, str]) -> None:
     ParamsError for a method not offered; for the API key, `auth_required` saying where
     to set it when the agent's environment lacks it. The CLI's own login is the CLI's:
     a turn says when it is missing."""
-    if method_id not in {m["id"] for m in AUTH_METHODS}:
+    if method_id not in {m.id for m in AUTH_METHODS}:
         raise ParamsError(
             f"authenticate: invalid params: methodId: {method_id!r} is not one of "
-            + ", ".join(m["id"] for m in AUTH_METHODS)
+            + ", ".join(m.id for m in AUTH_METHODS)
         )
     if method_id == "anthropic-api-key" and not env.get(API_KEY):
         missing = f"authenticate: {API_KEY} is not set: {where_to_set(API_KEY)}"
@@ -214,36 +200,32 @@ SESSION_CAPABILITIES: dict[str, Any] = {
 # -- session/update ------------------------------------------------------------------
 
 
-def update(session_id: str, body: dict[str, Any]) -> dict[str, Any]:
-    return {"sessionId": session_id, "update": body}
+def update(session_id: str, body: out.SessionUpdate) -> out.SessionNotification:
+    return out.SessionNotification(session_id, body)
 
 
-def chunk(kind: str, text: str, message_id: str | None = None) -> dict[str, Any]:
+def chunk(kind: out.ChunkKind, text: str, message_id: str | None = None) -> out.ContentChunk:
     """`agent_message_chunk`, `agent_thought_chunk` or `user_message_chunk` of text;
     the chunks of one message share its `messageId`."""
-    body = {"sessionUpdate": kind, "content": {"type": "text", "text": text}}
-    if message_id is not None:
-        body["messageId"] = message_id
-    return body
+    return out.ContentChunk(kind, out.TextBlock(text), message_id)
 
 
-def session_info(title: str, updated_at: str) -> dict[str, Any]:
+def session_info(title: str, updated_at: str) -> out.SessionInfoUpdate:
     """`session_info_update`: the session's title and when it was last active."""
-    return {"sessionUpdate": "session_info_update", "title": title, "updatedAt": updated_at}
+    return out.SessionInfoUpdate(title, updated_at)
 
 
-def text_content(text: str) -> dict[str, Any]:
-    return {"type": "content", "content": {"type": "text", "text": text}}
+def text_content(text: str) -> out.Content:
+    return out.Content(out.TextBlock(text))
 
 
-def diff_content(proposal: Proposal | None) -> list[dict[str, Any]]:
+def diff_content(proposal: Proposal | None) -> list[out.ToolCallContent]:
     """A file tool's proposal as ACP `diff` content (none without its whole text)."""
     if proposal is None or proposal.proposed is None:
         return []
-    diff: dict[str, Any] = {"type": "diff", "path": proposal.path, "newText": proposal.proposed}
     # A new file has no old text: the spec's `oldText` is then null.
-    diff["oldText"] = proposal.original if proposal.exists else None
-    return [diff]
+    old_text = proposal.original if proposal.exists else None
+    return [out.Diff(proposal.path, proposal.proposed, old_text)]
 
 
 def fenced(text: str, language: str = "") -> str:
@@ -254,7 +236,7 @@ def fenced(text: str, language: str = "") -> str:
     return f"{fence}{language}\n{text}\n{fence}"
 
 
-def asked_in_full(tool_name: str, tool_input: dict[str, Any]) -> list[dict[str, Any]]:
+def asked_in_full(tool_name: str, tool_input: dict[str, Any]) -> list[out.ToolCallContent]:
     """What a permission request asks about, whole, as text content. The title is one
     short line (cut at 120 characters with "…", whitespace folded) and `rawInput` is
     for machines, which a client need not show: the `; curl … | sh` at the end of a
@@ -283,34 +265,55 @@ def tool_call(
     tool_input: dict[str, Any],
     cwd: str,
     status: str = "pending",
-) -> dict[str, Any]:
-    return {
-        "sessionUpdate": "tool_call",
-        "toolCallId": tool_call_id,
-        "title": title or tool_name,
-        "kind": tool_kind(tool_name),
-        "status": status,
-        "rawInput": tool_input,
-        "locations": locations(tool_input, cwd),
-    }
+) -> out.ToolCall:
+    return out.ToolCall(
+        tool_call_id,
+        title or tool_name,
+        tool_kind(tool_name),
+        status,
+        tool_input,
+        locations(tool_input, cwd),
+    )
 
 
-def tool_call_update(tool_call_id: str, **fields: Any) -> dict[str, Any]:
-    return {"sessionUpdate": "tool_call_update", "toolCallId": tool_call_id, **fields}
+def asked_tool_call(
+    tool_call_id: str, title: str, tool_name: str, tool_input: dict[str, Any], cwd: str
+) -> out.PermissionToolCall:
+    """The tool call a permission request asks about: `tool_call`'s, pending."""
+    return out.PermissionToolCall(
+        tool_call_id,
+        title or tool_name,
+        tool_kind(tool_name),
+        "pending",
+        tool_input,
+        locations(tool_input, cwd),
+    )
 
 
-def commands_update(commands: Sequence[dict[str, str]]) -> dict[str, Any]:
+def tool_call_update(
+    tool_call_id: str,
+    status: str | None = None,
+    content: list[out.ToolCallContent] | None = None,
+) -> out.ToolCallUpdate:
+    return out.ToolCallUpdate(tool_call_id, status, content)
+
+
+def commands_update(commands: Sequence[dict[str, str]]) -> out.AvailableCommandsUpdate:
     """The CLI's slash commands (SessionManager.list_commands) as ACP commands."""
     listed = []
     for command in commands:
         name = command.get("name", "").lstrip("/")
         if not name:
             continue
-        entry: dict[str, Any] = {"name": name, "description": command.get("description") or name}
-        if command.get("argumentHint"):
-            entry["input"] = {"hint": command["argumentHint"]}
-        listed.append(entry)
-    return {"sessionUpdate": "available_commands_update", "availableCommands": listed}
+        hint = command.get("argumentHint")
+        listed.append(
+            out.AvailableCommand(
+                name,
+                command.get("description") or name,
+                out.CommandInput(hint) if hint else None,
+            )
+        )
+    return out.AvailableCommandsUpdate(listed)
 
 
 # -- permission options ----------------------------------------------------------------
@@ -323,19 +326,18 @@ REJECT = "reject_once"
 DECISIONS = {ALLOW_ONCE: "allow", ALLOW_ALWAYS: "allowAlways"}
 
 
-def permission_options(always_label: str | None) -> list[dict[str, str]]:
+def option(option_id: str, name: str) -> out.PermissionOption:
+    """A permission option whose id is its kind."""
+    return out.PermissionOption(option_id, name, option_id)
+
+
+def permission_options(always_label: str | None) -> list[out.PermissionOption]:
     """Allow once, allow always (named for the rule it adds), reject; each option's id
     is its kind."""
-    options = [{"optionId": ALLOW_ONCE, "name": "Allow", "kind": ALLOW_ONCE}]
+    options = [option(ALLOW_ONCE, "Allow")]
     if always_label:
-        options.append(
-            {
-                "optionId": ALLOW_ALWAYS,
-                "name": f"Always allow {always_label}",
-                "kind": ALLOW_ALWAYS,
-            }
-        )
-    options.append({"optionId": REJECT, "name": "Reject", "kind": REJECT})
+        options.append(option(ALLOW_ALWAYS, f"Always allow {always_label}"))
+    options.append(option(REJECT, "Reject"))
     return options
 
 
@@ -344,11 +346,11 @@ def permission_options(always_label: str | None) -> list[dict[str, str]]:
 PLAN_MODES = {ALLOW_ALWAYS: "acceptEdits", ALLOW_ONCE: "default"}
 
 
-def plan_options() -> list[dict[str, str]]:
+def plan_options() -> list[out.PermissionOption]:
     return [
-        {"optionId": ALLOW_ALWAYS, "name": "Yes, and accept edits", "kind": ALLOW_ALWAYS},
-        {"optionId": ALLOW_ONCE, "name": "Yes, and ask before edits", "kind": ALLOW_ONCE},
-        {"optionId": REJECT, "name": "No, keep planning", "kind": REJECT},
+        option(ALLOW_ALWAYS, "Yes, and accept edits"),
+        option(ALLOW_ONCE, "Yes, and ask before edits"),
+        option(REJECT, "No, keep planning"),
     ]
 
 

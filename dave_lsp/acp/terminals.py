@@ -35,6 +35,7 @@ from typing import Any
 
 import attrs
 
+from dave_lsp.acp import outgoing as out
 from dave_lsp.acp import schema
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.tools.catalog import BASH
@@ -126,7 +127,7 @@ class ClientTerminals:
         else:
             self._pair(run, tool_use_id)
 
-    def content(self, tool_use_id: str) -> list[dict[str, Any]]:
+    def content(self, tool_use_id: str) -> list[out.ToolCallContent]:
         """The terminal content of a finished tool use ([] if it ran in none): the
         client shows a released terminal's output still."""
         self._unpaired_uses.pop(tool_use_id, None)  # denied, or failed before its terminal
@@ -183,12 +184,9 @@ class ClientTerminals:
         try:
             created = await self._ask(
                 CREATE,
-                {
-                    "command": "bash",
-                    "args": ["-c", command],
-                    "cwd": cwd,
-                    "outputByteLimit": OUTPUT_LIMIT,
-                },
+                out.CreateTerminalRequest(
+                    self._session_id(), "bash", ["-c", command], cwd, OUTPUT_LIMIT
+                ),
             )
             terminal_id = created.get("terminalId") if isinstance(created, dict) else None
             if not isinstance(terminal_id, str) or not terminal_id:
@@ -209,9 +207,9 @@ class ClientTerminals:
                 raise EditorToolError("The command was cancelled; its terminal was killed.")
             exited = status is not None
             if timed_out:
-                await self._ask(KILL, {"terminalId": terminal_id})
+                await self._ask(KILL, self._terminal(terminal_id))
                 exited = True
-            output = await self._ask(OUTPUT, {"terminalId": terminal_id})
+            output = await self._ask(OUTPUT, self._terminal(terminal_id))
             return _result(output, status, seconds if timed_out else None)
         finally:
             closing = asyncio.ensure_future(self._close(terminal_id, kill=not exited))
@@ -226,8 +224,7 @@ class ClientTerminals:
         """The command's exit status and whether it timed out; (None, False) when the
         turn was cancelled first. A wait given up is cancelled at the client too
         (`$/cancel_request`: transport.py)."""
-        params = {"sessionId": self._session_id(), "terminalId": terminal_id}
-        waiting = asyncio.ensure_future(self._conn.request(WAIT, params))
+        waiting = asyncio.ensure_future(self._conn.request(WAIT, self._terminal(terminal_id)))
         stopped = asyncio.ensure_future(run.stopped.wait())
         try:
             done, _ = await asyncio.wait(
@@ -254,17 +251,21 @@ class ClientTerminals:
         methods = (KILL, RELEASE) if kill else (RELEASE,)
         for method in methods:
             with contextlib.suppress(EditorToolError):
-                await self._ask(method, {"terminalId": terminal_id})
+                await self._ask(method, self._terminal(terminal_id))
 
-    async def _ask(self, method: str, params: dict[str, Any]) -> Any:
-        request = {"sessionId": self._session_id(), **params}
+    def _terminal(self, terminal_id: str) -> out.TerminalRequest:
+        return out.TerminalRequest(self._session_id(), terminal_id)
+
+    async def _ask(
+        self, method: str, params: out.CreateTerminalRequest | out.TerminalRequest
+    ) -> Any:
         return await ask_editor(
-            self._conn.request(method, request), method, self._timeout, (RpcError,)
+            self._conn.request(method, params), method, self._timeout, (RpcError,)
         )
 
 
-def terminal_content(terminal_id: str) -> dict[str, Any]:
-    return {"type": "terminal", "terminalId": terminal_id}
+def terminal_content(terminal_id: str) -> out.Terminal:
+    return out.Terminal(terminal_id)
 
 
 def _key(tool_input: dict[str, Any]) -> str:

@@ -35,6 +35,7 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, BinaryIO
 
+from dave_lsp.acp.outgoing import CancelRequestNotification, unstructure
 from dave_lsp.logs import redact
 from dave_lsp.rpc import (
     INTERNAL_ERROR,
@@ -158,10 +159,13 @@ class Connection:
             self.gone = True
 
     def notify(self, method: str, params: Any) -> None:
-        self._write({"jsonrpc": "2.0", "method": method, "params": params})
+        """`params`: a message of acp/outgoing.py (or a plain JSON value)."""
+        self._write({"jsonrpc": "2.0", "method": method, "params": unstructure(params)})
 
     async def request(self, method: str, params: Any) -> Any:
-        """Send a request to the client and wait for its result (RpcError on its error)."""
+        """Send a request to the client and wait for its result (RpcError on its error).
+        `params`: a message of acp/outgoing.py (or a plain JSON value)."""
+        params = unstructure(params)
         msg_id = next(self._ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[msg_id] = future
@@ -199,11 +203,11 @@ class Connection:
 
     def _give_up(self, msg_id: int) -> None:
         self._given_up.add(msg_id)
-        self.notify(CANCEL_REQUEST, {"requestId": msg_id})
+        self.notify(CANCEL_REQUEST, CancelRequestNotification(msg_id))
 
     def _respond(self, msg_id: Any, result: Any = None, error: RpcError | None = None) -> None:
         if error is None:
-            self._write({"jsonrpc": "2.0", "id": msg_id, "result": result})
+            self._write({"jsonrpc": "2.0", "id": msg_id, "result": unstructure(result)})
             return
         body: dict[str, Any] = {"code": error.code, "message": one_line(str(error))}
         if error.data is not None:

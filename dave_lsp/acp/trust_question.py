@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from dave_lsp.acp import outgoing as out
 from dave_lsp.acp import schema
 from dave_lsp.acp.schema import acp
 from dave_lsp.acp.transport import Connection, RpcError
@@ -59,26 +60,24 @@ class TrustQuestions:
         if trusted or not found.runs_code:
             return True
         listing = "\n".join(found.would_run)
-        params = {
-            "sessionId": config.session_id,
-            "toolCall": {
-                "toolCallId": f"trust-{config.session_id}",
-                "title": f"Trust this folder's Claude Code settings? {found.summary()}",
-                "kind": "execute",
-                "status": "pending",
-                "content": [
-                    schema.text_content(
-                        f"{found.path} is not trusted. Trusting it loads its Claude Code "
-                        f"settings, which run:\n{listing}"
-                    )
-                ],
-                "rawInput": {"folder": found.path, "wouldRun": found.would_run},
-            },
-            "options": [
-                {"optionId": TRUST_FOLDER, "name": "Trust this folder", "kind": "allow_always"},
-                {"optionId": schema.REJECT, "name": "Run without them", "kind": "reject_once"},
+        tool_call = out.PermissionToolCall(
+            f"trust-{config.session_id}",
+            f"Trust this folder's Claude Code settings? {found.summary()}",
+            "execute",
+            "pending",
+            {"folder": found.path, "wouldRun": found.would_run},
+            content=[
+                schema.text_content(
+                    f"{found.path} is not trusted. Trusting it loads its Claude Code "
+                    f"settings, which run:\n{listing}"
+                )
             ],
-        }
+        )
+        options = [
+            schema.option(TRUST_FOLDER, "Trust this folder"),
+            schema.option(schema.REJECT, "Run without them"),
+        ]
+        params = out.RequestPermissionRequest(config.session_id, tool_call, options)
         try:
             result = await asyncio.wait_for(
                 self.conn.request(REQUEST_PERMISSION, params),

@@ -28,8 +28,11 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from dave_lsp import events as ev
 from dave_lsp import paths
+from dave_lsp.acp import outgoing as out
 from dave_lsp.acp import questions, schema
 from dave_lsp.acp.transport import Connection, RpcError
 from dave_lsp.permissions.policy import PermissionBroker, Reply, UnknownRequest
@@ -47,7 +50,10 @@ log = logging.getLogger(__name__)
 
 UPDATE = "session/update"
 REQUEST_PERMISSION = "session/request_permission"
-_KIND = {"token": "agent_message_chunk", "thinking": "agent_thought_chunk"}
+_KIND: dict[str, out.ChunkKind] = {
+    "token": "agent_message_chunk",
+    "thinking": "agent_thought_chunk",
+}
 
 # (path) -> the text before and after the latest write of that file by the session's
 # client file tools (acp/files.py), or None.
@@ -89,7 +95,7 @@ class TurnUpdates:
     def can_ask(self) -> bool:
         return not self._closed and not self._conn.gone
 
-    def _send(self, body: dict[str, Any]) -> None:
+    def _send(self, body: out.SessionUpdate) -> None:
         if not self._closed:
             self._conn.notify(UPDATE, schema.update(self._session_id, body))
 
@@ -119,7 +125,9 @@ class TurnUpdates:
                     self.terminals.tool_use(tool_use_id, tool_name, tool_input)
                 self._send(schema.tool_call(tool_use_id, message, tool_name, tool_input, self._cwd))
             case ev.ToolResult(tool_use_id, _, summary, is_error, _):
-                content = [] if is_error else self._unasked_diff(tool_use_id)
+                content: list[out.ToolCallContent] = (
+                    [] if is_error else self._unasked_diff(tool_use_id)
+                )
                 if self.terminals is not None:  # kept: the client shows its output
                     content[:0] = self.terminals.content(tool_use_id)
                 if summary:
@@ -143,7 +151,7 @@ class TurnUpdates:
             case _:
                 pass  # status changes and Done: the prompt's response says how it ended
 
-    def _unasked_diff(self, tool_use_id: str) -> list[dict[str, Any]]:
+    def _unasked_diff(self, tool_use_id: str) -> list[out.ToolCallContent]:
         """The `diff` of a Write or Edit that ran without a permission request showing
         one; [] for other tools or when the texts are unknown (binary, too large)."""
         tool_name, tool_input = self._inputs.get(tool_use_id, ("", {}))
@@ -187,14 +195,8 @@ class TurnUpdates:
         if usage.context_tokens is None or not usage.context_window:
             return
         self.flush()
-        self._send(
-            {
-                "sessionUpdate": "usage_update",
-                "used": usage.context_tokens,
-                "size": usage.context_window,
-                "cost": {"amount": round(cost_usd, 6), "currency": "USD"},
-            }
-        )
+        cost = out.Cost(round(cost_usd, 6), "USD")
+        self._send(out.UsageUpdate(usage.context_tokens, usage.context_window, cost))
 
     # -- text ------------------------------------------------------------------------
 
@@ -209,39 +211,14 @@ class TurnUpdates:
     # -- permissions -----------------------------------------------------------------
 
     async def _ask(self, request: ev.PermissionRequested) -> None:
-        tool_call = schema.tool_call(
-            request.tool_use_id,
-            self._titles.get(request.tool_use_id) or request.message,
-            request.tool_name,
-            request.input,
-            self._cwd,
-        )
-        del tool_call["sessionUpdate"]
-        diff = schema.diff_content(request.proposal)
-        if diff:
-            self._diffed.add(request.tool_use_id)
-            tool_call["content"] = diff
-            # The diff on the tool call itself too, for clients that show the card.
-            self._send(schema.tool_call_update(request.tool_use_id, content=diff))
-        elif request.tool_name == "ExitPlanMode":
-            plan = (request.details or {}).get("plan")
-            if isinstance(plan, str) and plan.strip():
-                tool_call["content"] = [schema.text_content(plan)]  # markdown, shown as such
-        elif request.tool_name != "AskUserQuestion":  # its questions are the titles
-            # Never cut: the title is one short line, the content the whole input.
-            tool_call["title"] = schema.asked_title(
-                tool_call["title"], request.tool_name, request.input
-            )
-            tool_call["content"] = schema.asked_in_full(request.tool_name, request.input)
+        tool_call = self._asked(request)
         try:
             if request.tool_name == "AskUserQuestion":
                 decision, reply = await self._questions(request, tool_call)
             else:
-                params = {
-                    "sessionId": self._session_id,
-                    "toolCall": tool_call,
-                    "options": _options(request),
-                }
+                params = out.RequestPermissionRequest(
+                    self._session_id, tool_call, _options(request)
+                )
                 result = await self._conn.request(REQUEST_PERMISSION, params)
                 plan = request.tool_name == "ExitPlanMode"
                 decision, reply = (_plan_decision if plan else _decision)(result)
@@ -257,9 +234,37 @@ class TurnUpdates:
         if request.tool_name == "ExitPlanMode" and decision == "allow":
             # The CLI leaves plan mode on an approval (for `default` without a mode).
             mode = reply.permission_mode or "default"
-            self._send({"sessionUpdate": "current_mode_update", "currentModeId": mode})
+            self._send(out.CurrentModeUpdate(mode))
             if self.mode_changed is not None:
                 self.mode_changed(mode)  # config_option_update (config_options.py)
+
+    def _asked(self, request: ev.PermissionRequested) -> out.PermissionToolCall:
+        """The tool call a permission request asks about, with what it would do in
+        full: a file tool's diff (sent on the tool call too), a plan, or the input."""
+        title = self._titles.get(request.tool_use_id) or request.message
+        tool_call = schema.asked_tool_call(
+            request.tool_use_id, title, request.tool_name, request.input, self._cwd
+        )
+        diff = schema.diff_content(request.proposal)
+        if diff:
+            self._diffed.add(request.tool_use_id)
+            # The diff on the tool call itself too, for clients that show the card.
+            self._send(schema.tool_call_update(request.tool_use_id, content=diff))
+            return attrs.evolve(tool_call, content=diff)
+        if request.tool_name == "ExitPlanMode":
+            plan = (request.details or {}).get("plan")
+            if isinstance(plan, str) and plan.strip():
+                # Markdown, shown as such.
+                return attrs.evolve(tool_call, content=[schema.text_content(plan)])
+            return tool_call
+        if request.tool_name == "AskUserQuestion":  # its questions are the titles
+            return tool_call
+        # Never cut: the title is one short line, the content the whole input.
+        return attrs.evolve(
+            tool_call,
+            title=schema.asked_title(tool_call.title, request.tool_name, request.input),
+            content=schema.asked_in_full(request.tool_name, request.input),
+        )
 
     # The client renders elicitation forms: the questions are one (acp/questions.py).
     forms = False
@@ -269,7 +274,7 @@ class TurnUpdates:
     mode_changed: Callable[[str], None] | None = None
 
     async def _questions(
-        self, request: ev.PermissionRequested, tool_call: dict[str, Any]
+        self, request: ev.PermissionRequested, tool_call: out.PermissionToolCall
     ) -> tuple[str, Reply]:
         """AskUserQuestion: one form when the client offers them, else (or when it has
         no `elicitation/create` after all) one permission request per question, in
@@ -285,15 +290,12 @@ class TurnUpdates:
         answers: dict[str, str | list[str]] = {}
         for question, labels in _questions(request.details or {}):
             options = [
-                {"optionId": f"answer:{label}", "name": label, "kind": "allow_once"}
+                out.PermissionOption(f"answer:{label}", label, schema.ALLOW_ONCE)
                 for label in labels
             ]
-            options.append({"optionId": schema.REJECT, "name": "Decline", "kind": "reject_once"})
-            params = {
-                "sessionId": self._session_id,
-                "toolCall": {**tool_call, "title": question or tool_call["title"]},
-                "options": options,
-            }
+            options.append(schema.option(schema.REJECT, "Decline"))
+            asked = attrs.evolve(tool_call, title=question or tool_call.title)
+            params = out.RequestPermissionRequest(self._session_id, asked, options)
             decision, reply = _decision(await self._conn.request(REQUEST_PERMISSION, params))
             if decision != "allow" or reply.answers is None:
                 return decision, reply
@@ -318,7 +320,7 @@ class SessionTitles:
         self._conn.notify(UPDATE, schema.update(session_id, body))
 
 
-def _options(request: ev.PermissionRequested) -> list[dict[str, str]]:
+def _options(request: ev.PermissionRequested) -> list[out.PermissionOption]:
     if request.tool_name == "ExitPlanMode":
         return schema.plan_options()
     label = request.allow_always.label if request.allow_always is not None else None
