@@ -416,6 +416,32 @@ async def test_without_git_the_walk_follows_the_same_rules(
     assert outside.read_text() == "outside\nthrough\n"
 
 
+async def test_without_git_a_new_server_finds_the_kept_bytes_past_a_torn_tail(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a.txt").write_text("a\n")
+    checkpoints = walked(tmp_path, monkeypatch)
+    await checkpoints.take([str(tmp_path)])
+    [store] = (tmp_path / "state" / "checkpoints").iterdir()
+    pack = store / "pack"
+    whole = pack.stat().st_size
+    with pack.open("ab") as handle:
+        handle.write(b"\x01" * 40)  # a record the killed server had begun
+    (tmp_path / "b.txt").write_text("b\n")
+    checkpoints = walked(tmp_path, monkeypatch)  # the next server
+    checkpoint = await checkpoints.take([str(tmp_path)])
+    (tmp_path / "a.txt").write_text("changed\n")
+    (tmp_path / "b.txt").write_text("changed\n")
+    found = {Path(c.path).name: c.before for c in await checkpoints.changes(checkpoint)}
+    assert {name: side and side.data for name, side in found.items()} == {
+        "a.txt": b"a\n",  # kept by the first server, not written again
+        "b.txt": b"b\n",  # appended after the torn tail was cut off
+    }
+    # The pack: a.txt once, the torn tail gone, then b.txt and "changed\n" (once for both
+    # files), each after a header of 40 bytes.
+    assert pack.stat().st_size == whole + (40 + 2) + (40 + len("changed\n"))
+
+
 def test_the_option_is_checked() -> None:
     options, unknown = parse_options({"checkpoints": {"maxFiles": 10, "enabled": False}})
     assert options.checkpoints == CheckpointOptions(enabled=False, max_files=10)

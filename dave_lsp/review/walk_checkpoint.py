@@ -15,26 +15,25 @@ so checkpoints.py treats both alike (and gives the same `FileChange`s).
   ctime and inode are unchanged is not read again (unless its mtime was too recent to
   trust: `RACY_NS`, as git's "racily clean" entries), and the last few walks by id
   (what a checkpoint names). A restart reads every file again once.
-- The bytes of each file up to KEEP_BYTES are kept on disk, by hash
-  (`<stateDir>/checkpoints/<folder>.walk/blobs/`, zlib-compressed, written once per
-  content, checked against their hash when read): a change's earlier side comes from
-  there, so it can be reverted; a bigger file's is its size and hash only (listed,
-  not reverted), as changes.py's Snapshot rules say. Like the shadow repositories,
-  these are never pruned.
+- The bytes of each file up to KEEP_BYTES are kept on disk, once per content, in one
+  append-only file (`<stateDir>/checkpoints/<folder>.walk/pack`: a file each would
+  cost the first walk of 5,000 files (20 MB) 2.4 s instead of 0.3 s), found by hash
+  (an index in memory, made again from the pack by a new server) and checked against
+  it when read: a change's earlier side comes from there, so it can be reverted; a
+  bigger file's is its size and hash only (listed, not reverted), as changes.py's
+  Snapshot rules say. Like the shadow repositories, the pack is never pruned.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import hashlib
 import logging
 import os
 import re
 import stat
-import threading
+import struct
 import time
-import zlib
 from collections import OrderedDict
 from pathlib import Path
 
@@ -68,6 +67,9 @@ RACY_NS = 2_000_000_000
 KEPT_WALKS = 8
 # The .gitignore read: at most this many bytes.
 IGNORE_BYTES = 64 * 1024
+_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+# Before each file's bytes in the pack: their SHA-256 and their size.
+_HEADER = struct.Struct(">32sQ")
 _OPEN = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -112,16 +114,22 @@ class WalkRepo:
         self.exclude = frozenset(os.path.normpath(path) for path in exclude)
         self.max_files = max_files
         self.max_bytes = max_bytes
-        self._blobs = store / "blobs"
+        self._pack = store / "pack"
+        self._fd: int | None = None
+        self._kept: dict[str, tuple[int, int]] = {}  # the pack's (offset, size), by hash
+        self._scanned = False
         self._last: dict[str, Record] = {}
         self._walks: OrderedDict[str, dict[str, Record]] = OrderedDict()
 
     def ensure(self, deadline: float) -> None:
-        """Make the folder of kept bytes."""
+        """Make the folder of kept bytes; find what an earlier server kept there."""
         try:
-            self._blobs.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise GitError(f"the checkpoint folder cannot be made: {exc}") from exc
+            self.store.mkdir(parents=True, exist_ok=True)
+            if not self._scanned:
+                self._kept = self._scan()
+                self._scanned = True
+        except (OSError, ValueError, struct.error) as exc:
+            raise GitError(f"the checkpoint folder cannot be read: {exc}") from exc
 
     def check_bounds(self, max_files: int, max_bytes: int, deadline: float) -> None:
         """The bounds every walk holds to (it counts as it goes: no walk of its own)."""
@@ -263,28 +271,56 @@ class WalkRepo:
 
     # -- kept bytes -------------------------------------------------------------------
 
-    def _blob_path(self, sha: str) -> Path:
-        return self._blobs / sha[:2] / sha[2:]
+    def _scan(self) -> dict[str, tuple[int, int]]:
+        """The bytes an earlier server kept in the pack: their places, by hash. A tail
+        that is not a whole record (a server killed while writing) is cut off, so what
+        is appended next can be found again."""
+        kept: dict[str, tuple[int, int]] = {}
+        offset = 0
+        try:
+            with open(self._pack, "rb") as handle:
+                end = os.fstat(handle.fileno()).st_size
+                while offset + _HEADER.size <= end:
+                    handle.seek(offset)
+                    digest, size = _HEADER.unpack(handle.read(_HEADER.size))
+                    start = offset + _HEADER.size
+                    if size > KEEP_BYTES or start + size > end:
+                        break
+                    kept[digest.hex()] = (start, size)
+                    offset = start + size
+            if offset < end:
+                os.truncate(self._pack, offset)
+        except FileNotFoundError:
+            pass
+        return kept
 
     def _store(self, sha: str, data: bytes) -> None:
-        """Keep `data` under its hash, once (written whole, then renamed)."""
-        target = self._blob_path(sha)
-        if target.exists():
+        """Keep `data` under its hash, once: appended to the pack in one write (whole,
+        even beside another server appending to it)."""
+        if sha in self._kept:
             return
-        part = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}")
+        record = _HEADER.pack(bytes.fromhex(sha), len(data)) + data
         try:
-            target.parent.mkdir(exist_ok=True)
-            part.write_bytes(zlib.compress(data, 1))
-            os.replace(part, target)
+            if self._fd is None:
+                self._fd = os.open(self._pack, _APPEND, 0o600)
+            written = os.write(self._fd, record)
+            end = os.lseek(self._fd, 0, os.SEEK_CUR)  # after our record, whoever else wrote
         except OSError as exc:  # a full disk: that file's change is listed, not reverted
             log.debug("the bytes of %s are not kept: %s", sha, exc)
-            with contextlib.suppress(OSError):
-                part.unlink()
+            return
+        if written == len(record):
+            self._kept[sha] = (end - len(data), len(data))
 
     def _load(self, sha: str) -> bytes | None:
+        place = self._kept.get(sha)
+        if place is None:
+            return None
+        offset, size = place
         try:
-            data = zlib.decompress(self._blob_path(sha).read_bytes())
-        except (OSError, zlib.error):
+            with open(self._pack, "rb") as handle:
+                handle.seek(offset)
+                data = handle.read(size)
+        except OSError:
             return None
         return data if hashlib.sha256(data).hexdigest() == sha else None
 
