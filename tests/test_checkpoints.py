@@ -387,6 +387,8 @@ async def test_without_git_the_walk_follows_the_same_rules(
     (folder / "ignored.log").write_text("x\n")
     (folder / "kept.log").write_text("x\n")
     (folder / ".gitignore").write_text("# logs\n*.log\n!kept.log\n/build/\n")
+    (folder / "sub").mkdir()
+    (folder / "sub" / ".gitignore").write_text("*.tmp\n!again.log\n")  # deeper: first
     (folder / "big.bin").write_bytes(b"\0" * (KEEP_BYTES + 1))
     (folder / "same-size.txt").write_text("dave\n")
     checkpoints = walked(folder, monkeypatch)
@@ -395,7 +397,8 @@ async def test_without_git_the_walk_follows_the_same_rules(
         "printf 'one\\r\\nTWO\\r\\n' > crlf.txt && echo through >> link.txt && "
         "echo y >> ignored.log && echo y >> kept.log && echo n > nested/n.txt && "
         "echo b > build/b.txt && echo new > new.txt && mkfifo fifo && "
-        "echo more >> big.bin && echo bash > same-size.txt && "
+        "echo more >> big.bin && echo bash > same-size.txt && echo t > sub/t.tmp && "
+        "echo t > t.tmp && echo a > sub/again.log && echo i > sub/ignored.log && "
         "touch \"$(printf 'not-utf8-\\377')\""
     )
     await asyncio.to_thread(subprocess.run, command, shell=True, cwd=folder, check=True)
@@ -408,6 +411,8 @@ async def test_without_git_the_walk_follows_the_same_rules(
         ("kept.log", "modified"),
         ("new.txt", "created"),
         ("same-size.txt", "modified"),  # same size, same mtime tick: read again all the same
+        ("sub/again.log", "created"),
+        ("t.tmp", "created"),
     ]
     before = found["crlf.txt"].before
     assert before is not None and before.data == b"one\r\ntwo\r\n"  # the bytes, as they were

@@ -7,8 +7,9 @@ so checkpoints.py treats both alike (and gives the same `FileChange`s).
   `.venv`, caches: what a checkpoint of a repository without git would mostly take
   in vain), dave-lsp's state folder when it lies inside, a nested repository (a
   directory holding a `.git`), names that are not UTF-8, files that cannot be read,
-  and what the folder's top-level `.gitignore` ignores (`Ignore`: its patterns, `!`
-  included; a nested `.gitignore` is not read).
+  and what the folder's `.gitignore` files ignore (`Ignore`: their patterns, `!`
+  included, a deeper file's first, as git reads them; not `info/exclude` nor the
+  user's global excludes).
 - Bounds: the walk counts files and bytes as it goes and stops at `max_files` or
   `max_bytes` (`OverBound`), and at the deadline (`GitError`, as git's work does).
 - Between turns (in memory): the last walk's records, so a file whose size, mtime,
@@ -195,12 +196,12 @@ class WalkRepo:
 
     def _walk(self, deadline: float) -> dict[str, Record]:
         started = time.time_ns()
-        ignore = Ignore.of(self.work_tree)
         found: dict[str, Record] = {}
         files = size = 0
-        pending = [""]
+        # Each folder still to walk, with the .gitignore files above it and theirs.
+        pending: list[tuple[str, _Ignores]] = [("", ())]
         while pending:
-            folder = pending.pop()
+            folder, ignores = pending.pop()
             try:
                 with os.scandir(os.path.join(self.work_tree, folder)) as listing:
                     children = list(listing)
@@ -208,6 +209,8 @@ class WalkRepo:
                 continue  # gone, or not readable: as git's --ignore-errors
             if folder and any(child.name == ".git" for child in children):
                 continue  # a nested repository: not followed, as git does not
+            if any(child.name == ".gitignore" for child in children):
+                ignores = (*ignores, (folder, Ignore.of(os.path.join(self.work_tree, folder))))
             for child in children:
                 if time.monotonic() > deadline:
                     raise GitError("walking the folder took too long")
@@ -217,11 +220,11 @@ class WalkRepo:
                 try:
                     path.encode("utf-8")  # a name that is not UTF-8 could not be sent
                     is_dir = child.is_dir(follow_symlinks=False)
-                    if ignore.ignored(path, child.name, is_dir):
+                    if _ignored(ignores, path, child.name, is_dir):
                         continue
                     if is_dir:
                         if child.name not in SKIPPED and path not in self.exclude:
-                            pending.append(path)
+                            pending.append((path, ignores))
                         continue
                     if not child.is_file(follow_symlinks=False):
                         continue  # a link, a FIFO, a socket, a device
@@ -335,8 +338,8 @@ class _Pattern:
 
 @attrs.frozen
 class Ignore:
-    """The patterns of a folder's top-level .gitignore; the last one that matches a
-    path decides, as in git. A subset of git's rules: `*` also matches `/` in a
+    """The patterns of one .gitignore; the last one that matches a path decides, as in
+    git. A subset of git's rules: `*` also matches `/` in a
     pattern that holds one; a directory ignored is not walked, so `!` cannot bring
     back a file below it (as in git)."""
 
@@ -357,13 +360,29 @@ class Ignore:
                 return cls()
         return cls(tuple(p for line in text.splitlines() if (p := _pattern(line))))
 
-    def ignored(self, path: str, name: str, is_dir: bool) -> bool:
+    def decides(self, path: str, name: str, is_dir: bool) -> bool | None:
+        """Whether `path` (relative to the .gitignore's folder) is ignored; None when
+        no pattern matches it."""
         for pattern in reversed(self.patterns):
             if pattern.dirs_only and not is_dir:
                 continue
             if pattern.regex.match(path if pattern.anchored else name):
                 return not pattern.negated
-        return False
+        return None
+
+
+# The .gitignore files above a folder, each with its folder (relative), top first.
+_Ignores = tuple[tuple[str, Ignore], ...]
+
+
+def _ignored(ignores: _Ignores, path: str, name: str, is_dir: bool) -> bool:
+    """Whether `path` is ignored: the deepest .gitignore with a pattern that matches
+    it decides."""
+    for folder, ignore in reversed(ignores):
+        decided = ignore.decides(path[len(folder) + 1 :] if folder else path, name, is_dir)
+        if decided is not None:
+            return decided
+    return False
 
 
 def _pattern(line: str) -> _Pattern | None:
