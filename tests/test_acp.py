@@ -8,43 +8,20 @@ import argparse
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness.acp import AcpClient, AcpError, allow
+from tests.harness.acp import AcpClient, AcpError, Start, agent_starter, allow
 from tests.harness.processes import cli_processes
-
-Start = Callable[..., Any]
 
 
 @pytest.fixture
 def agent(backend_env: dict[str, str], tmp_path: Path) -> Start:
-    """`agent(*flags)`: an initialized AcpClient; every agent of a test shares one state
-    dir, as an editor restarting its agent would."""
-
-    @asynccontextmanager
-    async def start(
-        *flags: str, fs: bool = False, write: bool | None = None
-    ) -> AsyncIterator[AcpClient]:
-        env_flags = [f"--env={k}={v}" for k, v in backend_env.items()]
-        client = await AcpClient.start(
-            *env_flags,
-            f"--state-dir={tmp_path / 'state'}",
-            f"--cwd={tmp_path}",
-            "--prewarm=0",
-            *flags,
-        )
-        try:
-            await client.initialize(fs=fs, write=write)
-            yield client
-        finally:
-            assert await client.stop() == 0
-
-    return start
+    """`agent(*flags, fs=False, write=None)`: an initialized AcpClient; every agent of a
+    test shares one state dir, as an editor restarting its agent would."""
+    return agent_starter(backend_env, tmp_path)
 
 
 async def test_initialize_advertises_what_the_agent_does(agent: Start) -> None:

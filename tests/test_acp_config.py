@@ -6,37 +6,19 @@ checked against the ACP schema types (tests/harness/acp.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.harness.acp import AcpClient, AcpError, allow
+from tests.harness.acp import AcpError, Start, agent_starter, allow
 
-Start = Callable[..., Any]
 MODES = ["default", "acceptEdits", "plan", "bypassPermissions"]
 
 
 @pytest.fixture
 def agent(backend_env: dict[str, str], tmp_path: Path) -> Start:
-    @asynccontextmanager
-    async def start(*flags: str) -> AsyncIterator[AcpClient]:
-        client = await AcpClient.start(
-            *[f"--env={k}={v}" for k, v in backend_env.items()],
-            f"--state-dir={tmp_path / 'state'}",
-            f"--cwd={tmp_path}",
-            "--prewarm=0",
-            *flags,
-        )
-        try:
-            await client.initialize()
-            yield client
-        finally:
-            assert await client.stop() == 0  # and every message fit the schema
-
-    return start
+    return agent_starter(backend_env, tmp_path)  # every message must fit the schema
 
 
 def by_id(options: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:

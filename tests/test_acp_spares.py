@@ -7,19 +7,15 @@ still finds a warm spare for each new session after its first two."""
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.harness.acp import AcpClient
+from tests.harness.acp import AcpClient, Start, agent_starter
 from tests.harness.inprocess import eventually
 from tests.harness.processes import cli_processes
-
-Start = Callable[..., Any]
 
 # A CLI starts in a second or two; a spare warms up with a prompt of its own.
 STARTED = 30.0
@@ -29,24 +25,7 @@ STARTED = 30.0
 def agent(backend_env: dict[str, str], tmp_path: Path) -> Start:
     """`agent(*flags, fs=...)`: an initialized AcpClient, with one spare (`--prewarm=1`,
     the default)."""
-
-    @asynccontextmanager
-    async def start(*flags: str, fs: bool = False) -> AsyncIterator[AcpClient]:
-        env_flags = [f"--env={k}={v}" for k, v in backend_env.items()]
-        client = await AcpClient.start(
-            *env_flags,
-            f"--state-dir={tmp_path / 'state'}",
-            f"--cwd={tmp_path}",
-            "--prewarm=1",
-            *flags,
-        )
-        try:
-            await client.initialize(fs=fs)
-            yield client
-        finally:
-            assert await client.stop() == 0
-
-    return start
+    return functools.partial(agent_starter(backend_env, tmp_path), "--prewarm=1")
 
 
 def clis(client: AcpClient) -> set[int]:

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,36 +23,22 @@ import pytest
 from acp import schema as acp
 
 from dave_lsp.testing.fake_server import FakeModelServer
-from tests.harness.acp import AcpClient, AcpError, allow, strict
+from tests.harness.acp import AcpError, Start, agent_starter, allow, strict
 
-Start = Callable[..., Any]
 WHERE = "set ANTHROPIC_API_KEY in the agent's env in your client's config"
 
 
 @pytest.fixture
 def agent(backend_env: dict[str, str], tmp_path: Path) -> Start:
     """`agent(*flags, key=True)`: an initialized AcpClient. `key=False` leaves the API
-    key out of the agent's environment."""
-
-    @asynccontextmanager
-    async def start(*flags: str, key: bool = True) -> AsyncIterator[AcpClient]:
-        given = backend_env if key else {k: v for k, v in backend_env.items() if "KEY" not in k}
-        env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
-        client = await AcpClient.start(
-            *(f"--env={k}={v}" for k, v in given.items()),
-            f"--state-dir={tmp_path / 'state'}",
-            f"--cwd={tmp_path}",
-            "--prewarm=0",
-            *flags,
-            env=env,
-        )
-        try:
-            await client.initialize()
-            yield client
-        finally:
-            assert await client.stop() == 0
-
-    return start
+    key out of the agent's environment; it never inherits the tests' ANTHROPIC_API_KEY."""
+    process_env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
+    keyless = {k: v for k, v in backend_env.items() if "KEY" not in k}
+    starts = {
+        True: agent_starter(backend_env, tmp_path, process_env),
+        False: agent_starter(keyless, tmp_path, process_env),
+    }
+    return lambda *flags, key=True: starts[key](*flags)
 
 
 def by_kind(kind: str) -> Callable[[dict[str, Any]], dict[str, Any]]:

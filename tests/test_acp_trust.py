@@ -9,19 +9,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from dave_lsp.testing import FakeModelServer
-from tests.harness.acp import AcpClient, allow
+from tests.harness.acp import AcpClient, Start, agent_starter, allow
 from tests.test_lifecycle import eventually
 from tests.test_trust import Hostile, hook_runs, hostile, would_run
-
-Start = Callable[..., Any]
 
 
 @pytest.fixture
@@ -32,23 +28,9 @@ def repo(tmp_path: Path, fake_model: FakeModelServer) -> Hostile:
 @pytest.fixture
 def agent(repo: Hostile, tmp_path: Path) -> Start:
     """`agent(*flags)`: an initialized AcpClient with the repository's HOME; every agent
-    of a test shares one state folder."""
-
-    @asynccontextmanager
-    async def start(*flags: str) -> AsyncIterator[AcpClient]:
-        client = await AcpClient.start(
-            *(f"--env={k}={v}" for k, v in repo.env.items()),
-            f"--state-dir={tmp_path / 'state'}",
-            "--prewarm=0",
-            *flags,
-        )
-        try:
-            await client.initialize()
-            yield client
-        finally:
-            assert await client.stop() == 0  # and nothing but protocol on stdout
-
-    return start
+    of a test shares one state folder. On leaving it must exit 0, having sent nothing
+    but protocol on stdout."""
+    return agent_starter(repo.env, tmp_path)
 
 
 def trust_requests(client: AcpClient) -> list[dict[str, Any]]:

@@ -235,20 +235,25 @@ def tool(name: str, **tool_input: Any) -> str:
     return f"tool {name} {json.dumps(tool_input)}"
 
 
-# What an `agent` fixture returns: `start(*flags, home=None, fs=False)`.
+# What an `agent` fixture returns: `start(*flags, home=None, fs=False, write=None)`.
 Start = Callable[..., AbstractAsyncContextManager[AcpClient]]
 
 
-def agent_starter(backend_env: dict[str, str], folder: Path) -> Start:
-    """`start(*flags, home=None, fs=False)`: an initialized AcpClient, for `async with`,
-    on the fake model's environment (`home`: another HOME, whose Claude Code settings its
-    sessions read), in `folder`, with `folder/state` as its state dir (every agent of a
-    test shares it, as an editor restarting its agent would) and no spare; on leaving it
-    is stopped and must exit 0 (and every message it sent must have fit the schema)."""
+def agent_starter(
+    backend_env: dict[str, str], folder: Path, process_env: dict[str, str] | None = None
+) -> Start:
+    """`start(*flags, home=None, fs=False, write=None)`: an initialized AcpClient, for
+    `async with`, on the fake model's environment (`home`: another HOME, whose Claude
+    Code settings its sessions read), in `folder`, with `folder/state` as its state dir
+    (every agent of a test shares it, as an editor restarting its agent would) and no
+    spare (a later `--prewarm=N` flag makes N); `fs` and `write`: the file system it
+    offers at `initialize`; `process_env`: the agent process's own environment (default:
+    the tests'). On leaving it is stopped and must exit 0 (and every message it sent
+    must have fit the schema)."""
 
     @asynccontextmanager
     async def start(
-        *flags: str, home: Path | None = None, fs: bool = False
+        *flags: str, home: Path | None = None, fs: bool = False, write: bool | None = None
     ) -> AsyncIterator[AcpClient]:
         env = {**backend_env, **({"HOME": str(home)} if home else {})}
         client = await AcpClient.start(
@@ -257,9 +262,10 @@ def agent_starter(backend_env: dict[str, str], folder: Path) -> Start:
             f"--cwd={folder}",
             "--prewarm=0",
             *flags,
+            env=process_env,
         )
         try:
-            await client.initialize(fs=fs)
+            await client.initialize(fs=fs, write=write)
             yield client
         finally:
             assert await client.stop() == 0
