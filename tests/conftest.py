@@ -54,6 +54,17 @@ def backend_env(fake_model: FakeModelServer, backend_home: Path) -> dict[str, st
     return backend_env_for(fake_model.url, backend_home)
 
 
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A session's folder (`project`), one to add to it (`extra`) and one that is neither
+    (`elsewhere`), each with a note.txt naming it."""
+    made = (tmp_path / "project", tmp_path / "extra", tmp_path / "elsewhere")
+    for folder in made:
+        folder.mkdir()
+        (folder / "note.txt").write_text(f"note in {folder.name}\n")
+    return made
+
+
 # `server(**options)`: an async context manager giving an initialized DaveClient.
 Server = Callable[..., Any]
 

@@ -17,15 +17,6 @@ def agent(backend_env: dict[str, str], tmp_path: Path) -> Start:
     return agent_starter(backend_env, tmp_path)
 
 
-@pytest.fixture
-def folders(tmp_path: Path) -> tuple[Path, Path, Path]:
-    """The session's folder, an additional one, and a third that is neither."""
-    made = tuple(tmp_path / name for name in ("project", "extra", "elsewhere"))
-    for folder in made:
-        folder.mkdir()
-    return made  # type: ignore[return-value]
-
-
 async def new_session(client: AcpClient, cwd: Path, *extra: Path) -> str:
     params = {"cwd": str(cwd), "mcpServers": [], "additionalDirectories": [str(e) for e in extra]}
     return str((await client.request("session/new", params))["sessionId"])

@@ -25,16 +25,6 @@ def agent(backend_env: dict[str, str], tmp_path: Path) -> Start:
     return agent_starter(backend_env, tmp_path)
 
 
-@pytest.fixture
-def folders(tmp_path: Path) -> tuple[Path, Path, Path]:
-    """The session's folder and two others, each with a note."""
-    made = tuple(tmp_path / name for name in ("project", "extra", "elsewhere"))
-    for folder in made:
-        folder.mkdir()
-        (folder / "note.txt").write_text(f"note in {folder.name}\n")
-    return made  # type: ignore[return-value]
-
-
 async def listed(client: AcpClient, session: str) -> dict[str, Any]:
     [entry] = [
         s
