@@ -447,6 +447,23 @@ async def test_without_git_a_new_server_finds_the_kept_bytes_past_a_torn_tail(
     assert pack.stat().st_size == whole + (40 + 2) + (40 + len("changed\n"))
 
 
+async def test_without_git_a_pack_that_is_a_link_is_never_written_through(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a\n")
+    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()
+    store = folder / "state" / "checkpoints" / f"{digest[:32]}.walk"
+    store.mkdir(parents=True)
+    (store / "pack").symlink_to(victim)  # planted in a state folder inside the folder
+    checkpoints = walked(folder, monkeypatch)
+    assert (await checkpoints.take([str(folder)])).trees == {}
+    assert victim.read_text() == "mine\n"
+
+
 def test_the_option_is_checked() -> None:
     options, unknown = parse_options({"checkpoints": {"maxFiles": 10, "enabled": False}})
     assert options.checkpoints == CheckpointOptions(enabled=False, max_files=10)

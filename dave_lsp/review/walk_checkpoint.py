@@ -68,10 +68,13 @@ RACY_NS = 2_000_000_000
 KEPT_WALKS = 8
 # The .gitignore read: at most this many bytes.
 IGNORE_BYTES = 64 * 1024
-_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+# The pack is opened without following a link (a state folder inside a cloned folder
+# could hold one): never a write to a file elsewhere, nor a wait on a FIFO.
+_APPEND = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | _NOFOLLOW
 # Before each file's bytes in the pack: their SHA-256 and their size.
 _HEADER = struct.Struct(">32sQ")
-_OPEN = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+_OPEN = os.O_RDONLY | os.O_NONBLOCK | _NOFOLLOW
 
 
 @attrs.frozen
@@ -281,7 +284,7 @@ class WalkRepo:
         kept: dict[str, tuple[int, int]] = {}
         offset = 0
         try:
-            with open(self._pack, "rb") as handle:
+            with os.fdopen(os.open(self._pack, os.O_RDWR | _NOFOLLOW), "r+b") as handle:
                 end = os.fstat(handle.fileno()).st_size
                 while offset + _HEADER.size <= end:
                     handle.seek(offset)
@@ -291,8 +294,8 @@ class WalkRepo:
                         break
                     kept[digest.hex()] = (start, size)
                     offset = start + size
-            if offset < end:
-                os.truncate(self._pack, offset)
+                if offset < end:
+                    handle.truncate(offset)
         except FileNotFoundError:
             pass
         return kept
@@ -320,7 +323,7 @@ class WalkRepo:
             return None
         offset, size = place
         try:
-            with open(self._pack, "rb") as handle:
+            with os.fdopen(os.open(self._pack, _OPEN), "rb") as handle:
                 handle.seek(offset)
                 data = handle.read(size)
         except OSError:
