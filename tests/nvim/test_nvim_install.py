@@ -2,11 +2,14 @@
 find the server): a Neovim with fresh XDG folders and no dave-lsp on PATH, the plugin in a
 fresh copy of the checkout (no .venv), provisions the server from that checkout with the real
 Python, venv and pip (pip's own cache allowed), then the chat answers through it (the real
-Claude Code CLI of the installed claude-agent-sdk, the shipped fake model)."""
+Claude Code CLI of the installed claude-agent-sdk, the shipped fake model). A plugin outside a
+checkout gets `pip install dave-lsp` from a package index (here a folder with a wheel of the
+checkout); two Neovims that install at once take turns through the install lock."""
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -19,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from dave_lsp.testing import FakeModelServer
-from tests.harness.nvim import REPO, Editor, editor
+from tests.harness.nvim import REPO, Editor, editor, wait_until
 from tests.harness.nvim_plugin import answer
 
 # The events of :Dave install, recorded as they fire.
@@ -34,6 +37,7 @@ vim.api.nvim_create_autocmd("User", {
 """
 
 INSTALL_TIMEOUT = 600  # from scratch it took 31-46 s on the loaded 2-core test machine
+INDEX_VERSION = "999.0"  # the package index's dave-lsp: above any release, so pip takes it
 
 
 @pytest.fixture(scope="module")
@@ -250,3 +254,122 @@ def test_pip_failing_offline_fires_install_failed_with_pips_error_and_installs_n
         e.command("Dave ask hello")
         e.wait_idle(timeout=10)
         assert "no server found: run :Dave install" in e.text()
+
+
+def lock_notices(e: Editor) -> list[str]:
+    return [n["msg"] for n in e.notes() if "an install is already running" in n["msg"]]
+
+
+def test_install_waits_while_a_live_process_holds_the_lock_and_takes_over_a_dead_ones(
+    checkout: Path, tmp_path: Path, backend_env: dict[str, str]
+) -> None:
+    # No Python 3.11+: once it has the lock, the install fails at once (no venv, no pip).
+    env = {**xdg(tmp_path / "xdg"), "PATH": path_with(tmp_path, {"python3": old_python()})}
+    lock = tmp_path / "xdg" / "data" / "nvim" / "dave-lsp" / "install.lock"
+    lock.mkdir(parents=True)
+    holder = subprocess.Popen(["sleep", "300"])  # another Neovim's install, as its lock says
+    try:
+        (lock / "pid").write_text(str(holder.pid))
+        with editor(env, plugin=checkout / "editors" / "nvim") as e:
+            e.setup(init_options={"env": backend_env, "cwd": str(tmp_path)})
+            e.lua(EVENTS)
+            e.command("Dave install")
+            notices = e.wait(lambda: lock_notices(e), 10, "the notice that it waits")
+            assert notices == [
+                f"dave: an install is already running (pid {holder.pid}, another Neovim); "
+                "this one goes on once it ends"
+            ]
+            time.sleep(1.5)  # three looks at the lock
+            assert installs(e) == [] and e.lua("return require('dave.install').running()")
+            assert (lock / "pid").read_text() == str(holder.pid)
+            assert not e.processes()  # nothing started while it waits: no Python probed
+
+            holder.kill()  # gone without releasing it: the lock is stale
+            holder.wait()
+            done = e.wait(lambda: installs(e), 30, "DaveInstallFailed")
+            assert done[0]["event"] == "DaveInstallFailed", done
+            assert done[0]["data"]["reason"].startswith("no Python 3.11")  # type: ignore[index]
+            assert not lock.exists()  # taken over, then released
+            assert len(lock_notices(e)) == 1
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.fixture(scope="module")
+def package_index(checkout: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with one wheel, dave-lsp INDEX_VERSION built from the checkout: the package
+    index that `pip install dave-lsp` finds it in (PIP_FIND_LINKS)."""
+    root = tmp_path_factory.mktemp("index")
+    src = root / "src"
+    shutil.copytree(checkout / "dave_lsp", src / "dave_lsp")
+    shutil.copy(checkout / "README.md", src / "README.md")
+    pyproject = (checkout / "pyproject.toml").read_text()
+    released = pyproject.replace('\nversion = "0.1.0"\n', f'\nversion = "{INDEX_VERSION}"\n', 1)
+    assert released != pyproject
+    (src / "pyproject.toml").write_text(released)
+    build = "import sys; from setuptools import build_meta as b; b.build_wheel(sys.argv[1])"
+    wheels = root / "wheels"
+    subprocess.run(
+        [sys.executable, "-c", build, str(wheels)], cwd=src, check=True, capture_output=True
+    )
+    assert [w.name for w in wheels.iterdir()] == [f"dave_lsp-{INDEX_VERSION}-py3-none-any.whl"]
+    return wheels
+
+
+def test_outside_a_checkout_two_neovims_install_dave_lsp_from_the_index_once(
+    install_env: dict[str, str],
+    package_index: Path,
+    tmp_path: Path,
+    backend_env: dict[str, str],
+    fake_model: FakeModelServer,
+) -> None:
+    # A plugin manager's copy of the plugin alone: no dave-lsp pyproject.toml above it.
+    plugin = tmp_path / "plugins" / "dave.nvim"
+    shutil.copytree(REPO / "editors" / "nvim", plugin, ignore=shutil.ignore_patterns("*.pyc"))
+    links = [str(package_index), *filter(None, [os.environ.get("PIP_FIND_LINKS")])]
+    env = {**install_env, "PIP_FIND_LINKS": " ".join(links)}
+    data = Path(install_env["XDG_DATA_HOME"]) / "nvim" / "dave-lsp"
+    with editor(env, plugin=plugin) as a, editor(env, plugin=plugin) as b:
+        for e in (a, b):
+            e.setup(init_options={"env": backend_env, "cwd": str(tmp_path)})
+            e.lua(EVENTS)
+        a.command("Dave install")
+        wait_until(lambda: (data / "install.lock" / "pid").exists(), 10, "a's install lock")
+        b.command("Dave install")
+        assert b.wait(lambda: lock_notices(b), 10, "b's notice that it waits") == [
+            f"dave: an install is already running (pid {a.pid}, another Neovim); "
+            "this one goes on once it ends"
+        ]
+
+        started = time.monotonic()
+        done = a.wait(lambda: installs(a), INSTALL_TIMEOUT, "a's DaveInstalled")
+        print(
+            f"\n:Dave install of dave-lsp from a package index: {time.monotonic() - started:.1f} s"
+        )
+        assert done[0]["event"] == "DaveInstalled", done
+        event = done[0]["data"]
+        assert isinstance(event, dict) and event["fresh"] is True
+        assert event["source"] == "index" and event["version"] == INDEX_VERSION
+        log = (data / "install.log").read_text()
+        assert "Successfully installed" in log and f"dave-lsp-{INDEX_VERSION}" in log
+        stamp = json.loads((data / "installed.json").read_text())
+        assert stamp["version"] == INDEX_VERSION and stamp["source"] == "index"
+
+        # b waited, then found it installed: no pip of its own, the log is a's.
+        done = b.wait(lambda: installs(b), 30, "b's DaveInstalled")
+        assert done[0]["event"] == "DaveInstalled", done
+        assert done[0]["data"]["fresh"] is False  # type: ignore[index]
+        assert done[0]["data"]["version"] == INDEX_VERSION  # type: ignore[index]
+        assert b.notes()[-1]["msg"].startswith(
+            f"dave: dave-lsp {INDEX_VERSION} is installed from the package index: "
+        )
+        assert (data / "install.log").read_text() == log
+        assert log.count(" -m pip install ") == 1
+        assert not (data / "install.lock").exists()
+
+        b.command("Dave ask hello")
+        b.wait_text("You said: hello", timeout=60)
+        b.wait_idle()
+        assert b.lua("return require('dave.client').cmd()") == [str(data / "venv/bin/dave-lsp")]
+        assert f"dave-lsp {INDEX_VERSION}, Python" in health(b)

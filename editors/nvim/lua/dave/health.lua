@@ -255,8 +255,10 @@ local function check_install(health, server_found)
     health.ok(("installed in %s on %s from %s (dave-lsp %s, Python %s, %s s); pip's output was in %s"):format(
       paths.venv, tostring(stamp.installed), tostring(stamp.from), tostring(stamp.version),
       tostring(stamp.python_version), tostring(stamp.seconds), paths.log))
-    if stamp.hash ~= install.source().hash then
-      health.warn("the plugin's checkout changed since: run :Dave install to update the server")
+    local source = install.source()
+    if stamp.hash ~= source.hash then
+      health.warn(("what the plugin installs changed since (now %s): run :Dave install to update the server"):format(
+        source.from))
     end
   else
     health.info("nothing installed (in " .. paths.venv .. ")")

@@ -3,8 +3,12 @@
 --- the dave-lsp of the checkout this plugin is in (else `pip install dave-lsp`). Asynchronous
 --- (vim.system), with notifications and pip's output in a log file; ends with
 --- `User DaveInstalled` or `User DaveInstallFailed` (data.reason). A stamp file records what
---- was installed, so a second `:Dave install` with nothing to do ends at once.
+--- was installed (and the version pip installed), so a second `:Dave install` with nothing to
+--- do ends at once. A lock (lock.lua) keeps two Neovims from installing into one venv at once:
+--- the second waits for the first, then finds the server installed.
 local M = {}
+
+local lock = require("dave.lock")
 
 local WIN = vim.fn.has("win32") == 1
 
@@ -13,6 +17,8 @@ local WIN = vim.fn.has("win32") == 1
 ---@field log file*?
 ---@field started number
 ---@field tail string[] pip's last lines, for the reason of a failure
+---@field locked boolean? this Neovim holds the install lock
+---@field stop_waiting fun()? stops waiting for another Neovim's install
 
 ---@type dave.InstallJob?
 local job
@@ -34,6 +40,7 @@ function M.paths()
     src = dir .. "/src", -- a copy of the checkout's package: pip builds it there, not in the checkout
     stamp = dir .. "/installed.json",
     log = dir .. "/install.log",
+    lock = dir .. "/install.lock",
   }
 end
 
@@ -146,11 +153,24 @@ function M.running()
   return job ~= nil
 end
 
+--- Lets another Neovim's install go on: stops waiting for the lock, or releases it.
+local function unlock(current)
+  if current.stop_waiting then
+    current.stop_waiting()
+  end
+  if current.locked then
+    lock.release(M.paths().lock)
+  end
+end
+
 local function finish(ok, data)
   local current = job
   job = nil
   if current and current.log then
     current.log:close()
+  end
+  if current then
+    unlock(current)
   end
   vim.api.nvim_exec_autocmds("User", {
     pattern = ok and "DaveInstalled" or "DaveInstallFailed",
@@ -231,7 +251,9 @@ local function step(cmd, what, after)
       fail(("%s: %s"):format(what, tostring(err)))
     end
   end)
-  local ok, proc = pcall(vim.system, cmd, { stdout = reader(), stderr = reader(), text = true }, on_exit)
+  -- In the install's folder: pip and Python would take what is in Neovim's (a checkout) first.
+  local opts = { cwd = M.paths().dir, stdout = reader(), stderr = reader(), text = true }
+  local ok, proc = pcall(vim.system, cmd, opts, on_exit)
   if not ok then
     return fail(("%s could not start: %s"):format(what, tostring(proc)))
   end
@@ -252,6 +274,9 @@ local function on_leave()
   if job and job.proc then
     job.proc:kill("sigterm")
   end
+  if job then
+    unlock(job)
+  end
   job = nil
 end
 
@@ -263,29 +288,31 @@ local function stop_installed_server()
   end
 end
 
---- `:Dave install` (force: `:Dave install!`, a reinstall even if nothing changed).
----@param force boolean?
-function M.run(force)
+--- Ends at once (DaveInstalled, fresh = false) when what `source` is installed already.
+local function installed_already(source)
+  local paths, stamp = M.paths(), M.stamp()
+  if not stamp or stamp.hash ~= source.hash or vim.fn.executable(paths.server) ~= 1 then
+    return false
+  end
+  local index = "dave: dave-lsp %s is installed from the package index: %s (:Dave install! upgrades it)"
+  notify(source.kind == "index" and index:format(tostring(stamp.version), paths.server) -- a newer one may be out
+    or ("dave: the server is installed and up to date: %s (:Dave install! reinstalls it)"):format(paths.server))
+  finish(true, vim.tbl_extend("force", stamp, { server = paths.server, fresh = false }))
+  return true
+end
+
+-- The version pip installed (the checkout's or the index's), not __version__: the stamp tells
+-- builds apart by it. Isolated (-I): a folder's own dave-lsp metadata (egg-info) is not read.
+local VERSION_PROBE = "import importlib.metadata as m; print(m.version('dave-lsp'))"
+
+--- Installs source (the install lock held): a venv, pip, then the stamp.
+local function install(force, source)
   local paths = M.paths()
-  if job then
-    return notify("dave: :Dave install is already running; pip's output: " .. paths.log)
-  end
-  local source = M.source()
-  local stamp = M.stamp()
-  if not force and stamp and stamp.hash == source.hash and vim.fn.executable(paths.server) == 1 then
-    notify(("dave: the server is installed and up to date: %s (:Dave install! reinstalls it)"):format(paths.server))
-    return finish(true, vim.tbl_extend("force", stamp, { server = paths.server, fresh = false }))
-  end
-  job = { started = vim.uv.hrtime(), tail = {} }
-  local group = vim.api.nvim_create_augroup("dave_install", { clear = true })
-  vim.api.nvim_create_autocmd("VimLeavePre", { group = group, once = true, callback = on_leave })
-  -- Scheduled: the command returns first, and a failure is never an error of `:Dave install`.
   require("dave.python").find(vim.schedule_wrap(function(python, version)
     if not python then
       return fail(version)
     end
     local ok, err = pcall(function()
-      vim.fn.mkdir(paths.dir, "p")
       os.remove(paths.stamp) -- a half-done install is never used
       job.log = assert(io.open(paths.log, "w"))
       if source.files then -- pip builds a copy, so the checkout (maybe read-only) stays clean
@@ -308,26 +335,66 @@ function M.run(force)
         table.insert(pip, 5, "--upgrade")
       end
       step(pip, "pip install " .. target, function()
-        step({ paths.server, "--version" }, "the installed dave-lsp", function(out)
-          local seconds = math.floor((vim.uv.hrtime() - job.started) / 1e7 + 0.5) / 100
-          local record = {
-            version = out:match("dave%-lsp (%S+)") or source.version,
-            source = source.kind,
-            from = source.from,
-            hash = source.hash,
-            python = python,
-            python_version = version,
-            installed = os.date("!%Y-%m-%d %H:%M UTC"),
-            seconds = seconds,
-          }
-          write(paths.stamp, vim.json.encode(record))
-          notify(("dave: the server is installed (dave-lsp %s, in %.0f s): %s"):format(record.version, seconds,
-            paths.server))
-          finish(true, vim.tbl_extend("force", record, { server = paths.server, fresh = true }))
+        step({ paths.server, "--version" }, "the installed dave-lsp", function()
+          step({ paths.python, "-I", "-c", VERSION_PROBE }, "the installed dave-lsp's version", function(out)
+            local seconds = math.floor((vim.uv.hrtime() - job.started) / 1e7 + 0.5) / 100
+            local record = {
+              version = out:match("(%S+)%s*$") or source.version,
+              source = source.kind,
+              from = source.from,
+              hash = source.hash,
+              python = python,
+              python_version = version,
+              installed = os.date("!%Y-%m-%d %H:%M UTC"),
+              seconds = seconds,
+            }
+            write(paths.stamp, vim.json.encode(record))
+            notify(("dave: the server is installed (dave-lsp %s, in %.0f s): %s"):format(record.version, seconds,
+              paths.server))
+            finish(true, vim.tbl_extend("force", record, { server = paths.server, fresh = true }))
+          end)
         end)
       end)
     end)
   end))
+end
+
+--- `:Dave install` (force: `:Dave install!`, a reinstall even if nothing changed).
+---@param force boolean?
+function M.run(force)
+  local paths = M.paths()
+  if job then
+    return notify("dave: :Dave install is already running; pip's output: " .. paths.log)
+  end
+  local source = M.source()
+  if not force and installed_already(source) then
+    return
+  end
+  job = { started = vim.uv.hrtime(), tail = {} }
+  local current = job
+  local group = vim.api.nvim_create_augroup("dave_install", { clear = true })
+  vim.api.nvim_create_autocmd("VimLeavePre", { group = group, once = true, callback = on_leave })
+  pcall(vim.fn.mkdir, paths.dir, "p") -- if it fails, taking the lock says why
+  -- Scheduled: the command returns first, and a failure is never an error of `:Dave install`.
+  vim.schedule(function()
+    if job ~= current then
+      return
+    end
+    current.stop_waiting = lock.acquire(paths.lock, function(pid)
+      local who = pid and ("pid %d, another Neovim"):format(pid) or "another Neovim"
+      notify(("dave: an install is already running (%s); this one goes on once it ends"):format(who))
+    end, function(err) -- never called once stopped (Neovim quits)
+      current.stop_waiting = nil
+      if err then
+        return fail(("cannot lock %s: %s"):format(paths.lock, err))
+      end
+      current.locked = true
+      -- The other Neovim may have installed the same server meanwhile.
+      if force or not installed_already(M.source()) then
+        install(force, source)
+      end
+    end)
+  end)
 end
 
 return M
