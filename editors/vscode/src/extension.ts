@@ -44,7 +44,7 @@ export function activate(context: vscode.ExtensionContext): void {
     cwd: vscode.workspace.workspaceFolders?.[0]?.uri.fsPath,
     proposals,
     changesUi: review,
-    getClient: () => connection.client(),
+    getClient: (onInstalling) => connection.client(onInstalling),
     post: (message) => view.post(message),
     store: context.workspaceState,
     log: (message) => output.warn(message),

@@ -112,13 +112,21 @@ export class ServerConnection implements vscode.Disposable {
     return this.languageClient?.state === State.Running;
   }
 
-  /** The client, starting the server on first use. Rejects with one readable line. */
-  client(): Promise<DaveClient> {
+  /**
+   * The client, starting the server on first use. Rejects with one readable line.
+   * onInstalling: called if the extension installs its own server before this start ends.
+   */
+  client(onInstalling?: () => void): Promise<DaveClient> {
     if (this.daveClient !== undefined && this.isRunning) return Promise.resolve(this.daveClient);
     this.starting ??= this.start().finally(() => {
       this.starting = undefined;
     });
-    return this.starting;
+    const starting = this.starting;
+    if (onInstalling !== undefined && this.installer !== undefined) {
+      const unwatch = this.installer.whileInstalling(onInstalling);
+      void starting.then(unwatch, unwatch);
+    }
+    return starting;
   }
 
   async restart(): Promise<DaveClient> {

@@ -207,6 +207,25 @@ describe('ChatController with the real server', () => {
     assert.match(error?.kind === 'error' ? error.message : '', /"nope" was not found on PATH/);
   });
 
+  it('a server the extension installs first says so in the status line while the question waits', T, async () => {
+    // The host's getClient as ServerConnection's: onInstalling when pip starts (installer.ts).
+    const h = host(async (onInstalling?: () => void) => {
+      onInstalling?.();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return suite.dave.server.client;
+    });
+    const chat = new ChatController(h);
+    const outcome = await chat.send('hello from a new install');
+    assert.equal(outcome?.kind, 'done');
+    const statuses = h.posted.flatMap((m) => (m.type === 'status' ? [m.text] : []));
+    assert.deepEqual(statuses.slice(0, 3), [
+      'Starting the Dave server…',
+      'Installing the Dave server (first start, about a minute)…',
+      'Working…',
+    ]);
+    assert.equal(statuses.at(-1), '');
+  });
+
   it('lists the sessions the server keeps as resumed ones, once, and resumes one', T, async () => {
     // Two conversations the server holds, as another window (or a session before a
     // reload whose view state is gone) left them.

@@ -157,6 +157,7 @@ describe('the .vsix package', { skip: existsSync(VSIX) ? false : `no ${VSIX}: ru
     const untrusted = capabilities?.untrustedWorkspaces;
     assert.equal(untrusted?.supported, 'limited');
     assert.match(untrusted?.description ?? '', /Claude Code settings .*not loaded until you trust/);
+    assert.match(untrusted?.description ?? '', /whether the extension installs its own server \(dave\.server\.install;/);
     // The same keys the extension itself reads from the user's settings only when untrusted.
     assert.deepEqual(untrusted?.restrictedConfigurations, RESTRICTED_SETTINGS.map((key) => `dave.${key}`));
     for (const key of untrusted?.restrictedConfigurations ?? []) {

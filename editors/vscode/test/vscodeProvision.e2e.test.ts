@@ -4,7 +4,7 @@
  * venv in the extension's global storage and pip installs the wheel the .vsix
  * carries (from scratch: code-server's HOME, and so pip's cache, is new; the
  * dependencies come from the package index this machine's pip uses), under a
- * progress notification; then the chat answers. Show Server Info names it. A
+ * progress notification and a chat status line that says so; then the chat answers. Show Server Info names it. A
  * second start (the window reloaded) reuses the venv: no pip, no progress;
  * Reinstall Server installs it again. A
  * PATH without Python 3.11+ gets one message with Retry and Open Settings.
@@ -81,6 +81,8 @@ describe('the extension installs its own server in a real VS Code', { skip }, ()
       const asked = Date.now();
       await send(chat, 'hello from my own server');
       await toast(page, 'Dave: installing its server').waitFor({ timeout: 60_000 });
+      // The chat's status line says why the question waits.
+      await chat.locator('#status', { hasText: 'Installing the Dave server (first start, about a minute)…' }).waitFor({ timeout: 30_000 });
       await screenshot(page, 'vscode-own-server-installing.png');
       await chat.locator('.item.assistant', { hasText: 'You said: hello from my own server' }).waitFor({ timeout: 360_000 });
       await idle(chat);

@@ -70,8 +70,11 @@ export { answerNote } from './turnReducer';
 export const CHIPS_ONLY_PROMPT = 'Explain this code.';
 
 export interface ChatHost {
-  /** The connected client, starting the server if needed; rejects with a readable error. */
-  getClient(): Promise<DaveClient>;
+  /**
+   * The connected client, starting the server if needed; rejects with a readable error.
+   * onInstalling: called if the server must be installed first (a minute, once).
+   */
+  getClient(onInstalling?: () => void): Promise<DaveClient>;
   /** Posts to the webview; a no-op while no view is shown. */
   post(message: ToWebview): void;
   store: StateStore;

@@ -21,9 +21,12 @@ import { titleFrom, type Session, type SessionStore } from './sessionStore';
 import { reduceTurn, startTurn, type TurnEffect, type TurnEvent } from './turnReducer';
 import type { ViewUpdates } from './viewUpdates';
 
+/** The status line while the extension installs its own server before it starts (issue 28). */
+export const INSTALLING_STATUS = 'Installing the Dave server (first start, about a minute)…';
+
 /** The part of the chat's host (ChatHost) that a turn needs. */
 export interface TurnHost {
-  getClient(): Promise<DaveClient>;
+  getClient(onInstalling?: () => void): Promise<DaveClient>;
   log?(message: string): void;
   cwd?: string;
   proposals?: ProposalReview;
@@ -68,7 +71,7 @@ export class TurnRunner {
       let client: DaveClient;
       try {
         view.setStatus(session, 'Starting the Dave server…');
-        client = await this.host.getClient();
+        client = await this.host.getClient(() => view.setStatus(session, INSTALLING_STATUS));
       } catch (error) {
         view.setStatus(session, '');
         view.addItem(session, { id: store.itemId(), kind: 'error', message: errorMessage(error) });

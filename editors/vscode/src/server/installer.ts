@@ -48,6 +48,9 @@ interface PythonExtensionApi {
 
 export class ServerInstaller {
   private installing: Promise<Installed> | undefined;
+  /** Whether pip runs now (an install under its progress notification), and who is told. */
+  private provisioning = false;
+  private readonly installWatchers = new Set<() => void>();
   private readonly storage: string;
   private readonly root: string;
   private readonly version: string;
@@ -76,6 +79,16 @@ export class ServerInstaller {
       this.installing = undefined;
     });
     return this.installing;
+  }
+
+  /**
+   * Calls `listener` when an install starts (at once if one runs), until the returned
+   * function is called: the chat says so while its question waits (issue 28).
+   */
+  whileInstalling(listener: () => void): () => void {
+    this.installWatchers.add(listener);
+    if (this.provisioning) listener();
+    return () => this.installWatchers.delete(listener);
   }
 
   /** Removes the install (the server must be stopped first), then installs it again. */
@@ -123,6 +136,8 @@ export class ServerInstaller {
           const abort = new AbortController();
           const cancel = token.onCancellationRequested(() => abort.abort());
           this.output.show(true);
+          this.provisioning = true;
+          for (const watcher of [...this.installWatchers]) watcher();
           try {
             return await provision({
               storage: this.storage,
@@ -134,6 +149,7 @@ export class ServerInstaller {
               signal: abort.signal,
             });
           } finally {
+            this.provisioning = false;
             cancel.dispose();
           }
         },
