@@ -15,8 +15,14 @@ LIVE_PIDS: set[int] = set()
 
 
 def kill_pid(pid: int) -> None:
+    """SIGKILL `pid`; when it leads a process group of its own (an MCP server started in
+    a new session), the whole group, so what it started ends with it. Never our own
+    group: a process started in ours leads none."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signal.SIGKILL)
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
     LIVE_PIDS.discard(pid)
 
 
