@@ -1,6 +1,7 @@
 """The package's layout rules (issue 25), checked so they keep holding: at most 12
 modules at the top of dave_lsp/, no module over 500 lines and no class over 300, the
-domain imports neither front end, and the ACP front end does not import the LSP one.
+domain imports neither front end, the ACP front end does not import the LSP one, and
+front ends reach sessions through manager methods only.
 Editors too: no VS Code source file over 500 lines (the webview's chatApp.ts at most
 400) and no Neovim Lua file over 400."""
 
@@ -73,6 +74,24 @@ def test_the_acp_front_end_does_not_import_the_lsp_one() -> None:
         for name in sorted(_imports(path))
         if name == "dave_lsp.lsp" or name.startswith("dave_lsp.lsp.")
     ]
+    assert wrong == []
+
+
+def test_front_ends_call_manager_methods_only() -> None:
+    # Never the manager's sessions, pool or private members, nor an actor's: what a
+    # front end needs is a manager method (issue 25), so the session layer can change.
+    wrong = []
+    for folder in ("lsp", "acp"):
+        for path in sorted((PACKAGE / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if not isinstance(node, ast.Attribute):
+                    continue
+                owner = node.value
+                name = owner.attr if isinstance(owner, ast.Attribute) else getattr(owner, "id", "")
+                if name == "manager" and (
+                    node.attr in ("sessions", "pool") or node.attr.startswith("_")
+                ):
+                    wrong.append(f"{path.relative_to(ROOT)}:{node.lineno} manager.{node.attr}")
     assert wrong == []
 
 

@@ -53,11 +53,11 @@ class Agent:
         self.conn = conn
         self.options = options
         self.broker = PermissionBroker()
-        self.manager = build_manager(options, self.broker, options.cwd or os.getcwd())
         # Spares fit this client: made with its file tools (as `initialize` announced
         # them), and held back until its second session (docs/acp.md: Spares).
+        cwd = options.cwd or os.getcwd()
+        self.manager = build_manager(options, self.broker, cwd, refill_after=2)
         self.manager.client_files = self._files
-        self.manager.pool.refill_after = 2
         self.prompts = RunningPrompts(self.manager, conn)
         self.configs = SessionConfigs(conn, self.manager)
         self.client_capabilities: acp.ClientCapabilities | None = None
@@ -320,8 +320,7 @@ class Agent:
             self._after_turn(session_id)
 
     def _after_turn(self, session_id: str) -> None:
-        actor = self.manager.sessions.get(session_id)
-        self._titles.send(session_id, actor.record if actor is not None else None)
+        self._titles.send(session_id, self.manager.live_record(session_id))
         self.manager.clients.keep_within_limit(session_id)
         if session_id not in self._announced:
             self._background_task(self._announce_commands(session_id), "acp commands")

@@ -65,20 +65,24 @@ def build_manager(
     broker: PermissionBroker,
     default_cwd: str,
     editor: EditorTools | None = None,
+    refill_after: int = 1,
 ) -> SessionManager:
     """The one way both front ends make their manager: the options' state folder
-    (`stateDir`, else the XDG default) and permission timeout, the front end's broker."""
+    (`stateDir`, else the XDG default) and permission timeout, the front end's broker;
+    spares refilled from the `refill_after`-th new session on (pool.py)."""
     state_dir = Path(options.state_dir).expanduser() if options.state_dir else None
     store = SessionStore(state_dir)
     # Backends find what they keep in the state folder from their env (paths.state_dir).
     env = {**options.env, paths.STATE_DIR_ENV: str(store.root.parent)}
-    return SessionManager(
+    manager = SessionManager(
         attrs.evolve(options, env=env),
         PermissionPolicy(broker, options.permission_timeout_seconds),
         default_cwd,
         store,
         editor,
     )
+    manager.pool.refill_after = refill_after
+    return manager
 
 
 class SessionManager:
@@ -287,6 +291,11 @@ class SessionManager:
     def _live(self, session_id: str) -> SessionActor | None:
         actor = self.sessions.get(session_id)
         return actor if actor is not None and not actor.closing else None
+
+    def live_record(self, session_id: str) -> SessionRecord | None:
+        """A live session's record (title, turns); None when it is not live. Reviving none."""
+        actor = self._live(session_id)
+        return None if actor is None else actor.record
 
     def is_live(self, session_id: str) -> bool:
         """Whether the session has an actor now (connected or not); reviving none."""
