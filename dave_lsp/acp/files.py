@@ -108,9 +108,7 @@ class ClientFiles:
         # then (the id it is adopted under: session/manager.py).
         self._session_id = session_id
         self._timeout = timeout
-        home = env.get("HOME") or os.path.expanduser("~")
-        config_dir = env.get("CLAUDE_CONFIG_DIR") or os.path.join(home, ".claude")
-        self._plans = os.path.realpath(os.path.join(config_dir, "plans"))
+        self._plans = os.path.realpath(paths.claude_config_dir(env) / "plans")
         # (path, the tool's input) -> the text an asked Write/Edit's proposal was made
         # from (None: no file).
         self._shown: dict[tuple[str, str], str | None] = {}
