@@ -282,11 +282,23 @@ export function messageBox(chat: Frame): Locator {
   return chat.locator('textarea[aria-label="Message Dave"]');
 }
 
-/** Types `prompt` into the message box and presses Enter. */
+/**
+ * Types `prompt` into the message box and presses Enter, until the chat takes it (the
+ * box empties). A chat still settling as it opens keeps the text, as it does while Dave
+ * answers (Enter never sends a half-typed message then): Enter again, as a user would.
+ */
 export async function send(chat: Frame, prompt: string): Promise<void> {
   const box = messageBox(chat);
   await box.fill(prompt);
-  await box.press('Enter');
+  for (let attempt = 0; attempt < 6; attempt++) {
+    await box.press('Enter');
+    const deadline = Date.now() + 5_000;
+    while (Date.now() < deadline) {
+      if ((await box.inputValue()) === '') return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  throw new Error(`the chat never took the message ${JSON.stringify(prompt)}`);
 }
 
 /** Waits until the turn is over (Send shows again). */
